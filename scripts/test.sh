@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install taskflow with its test dependencies, then run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q -e '.[test]'
+python3 -m pytest "$@"

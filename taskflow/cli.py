@@ -1,0 +1,326 @@
+"""The `taskflow` command: a thin layer over the library, and the only place
+that maps errors to exit codes and configures logging.
+
+Exit codes:
+  0    every task finished (check: all finished)
+  1    a task failed (check: not all finished)
+  2    usage error, or a taskfile that cannot be loaded
+  3    tasks remain that this worker could not run (limits, STOP, --wait, SIGTERM)
+  130  interrupted with Ctrl-C
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+import click
+
+from ._version import __version__
+from .errors import TaskflowError
+from .store import Store
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REMAINING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    every task finished
+  1    a task failed
+  2    usage error, or the taskfile cannot be loaded
+  3    tasks remain that this worker could not run
+       (--max-tasks, --max-time, --wait, a STOP file, SIGTERM)
+  130  interrupted with Ctrl-C"""
+
+log = logging.getLogger("taskflow")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "taskflow: " if record.levelno < logging.WARNING else f"taskflow: {record.levelname.lower()}: "
+        return prefix + record.getMessage()
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    root = logging.getLogger("taskflow")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+def _handle_errors(f: Callable) -> Callable:
+    """Turn library errors into one line on stderr and an exit code; tracebacks only with --debug."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug") or os.environ.get("TASKFLOW_DEBUG") == "1"
+        try:
+            return f(*args, **kwargs)
+        except TaskflowError as e:
+            if debug:
+                raise
+            click.echo(f"taskflow: error: {e}", err=True)
+            sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            click.echo("taskflow: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+    return wrapper
+
+
+def _store_option(f: Callable) -> Callable:
+    return click.option("--store", "store", metavar="DIR", envvar="TASKFLOW_STORE",
+                        help="Store folder [default: <taskfile stem>.taskflow beside the taskfile; "
+                             "env TASKFLOW_STORE].")(f)
+
+
+def _common(f: Callable) -> Callable:
+    f = click.argument("args", nargs=-1, type=click.UNPROCESSED)(f)
+    f = click.argument("taskfile", metavar="FILE")(f)
+    f = _store_option(f)
+    f = click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
+    f = click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")(f)
+    return f
+
+
+def _open_store(taskfile: str, store: str | None, fsync: bool = False) -> Store:
+    from .taskfile import store_path
+
+    s = Store(store_path(taskfile, store), fsync=fsync)
+    s.check_format()
+    return s
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="taskflow")
+def main() -> None:
+    """Run task graphs on one machine or many batch-cluster nodes, coordinated
+    through a shared folder (the store).
+
+    \b
+    Example:
+      taskflow execute taskfile.py --jobs 4
+      taskflow status taskfile.py
+    """
+
+
+def _duration(option: str) -> Callable:
+    def convert(ctx, param, text):
+        from .units import parse_duration
+
+        if text is None:
+            return None
+        try:
+            return parse_duration(text, option)
+        except TaskflowError as e:
+            raise click.BadParameter(str(e)) from None
+    return convert
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_common
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Start this many worker processes on this machine.")
+@click.option("--target", "targets", multiple=True, metavar="NAME",
+              help="Run only tasks named NAME (full name or the part after the last dot) and their "
+                   "dependencies. Repeatable.")
+@click.option("--keep-going", is_flag=True, help="After a task fails, run everything that does not depend on it.")
+@click.option("--retry-failed", is_flag=True, help="Run tasks that failed before again.")
+@click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),
+              default="300", show_default=True,
+              help="Claims not renewed for this long are stale and taken over [env TASKFLOW_LEASE].")
+@click.option("--wait", metavar="DURATION", callback=_duration("--wait"),
+              help="Give up (exit 3) after waiting this long for tasks other workers run [default: forever].")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="Take no new task after running N tasks.")
+@click.option("--max-time", metavar="DURATION", callback=_duration("--max-time"),
+              help="Take no new task after this much time, e.g. 3h30m (for batch walltime limits).")
+@click.option("--fsync", is_flag=True, envvar="TASKFLOW_FSYNC",
+              help="fsync each result and its folder before it counts as finished [env TASKFLOW_FSYNC=1].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("--progress-fd", type=int, hidden=True)
+@click.option("--rank", hidden=True)
+@_handle_errors
+def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
+            retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
+            max_time: float | None, fsync: bool, quiet: bool, verbose: bool, debug: bool,
+            progress_fd: int | None, rank: str | None) -> None:
+    """Run the taskfile's tasks until all are finished.
+
+    Start as many workers as you like, on this machine (--jobs) or on cluster
+    nodes sharing the store: they claim tasks through lock files in the store.
+    Arguments after FILE (put them after `--`) are the taskfile's sys.argv[1:].
+    Create a file named STOP in the store to make every worker take no new task.
+
+    \b
+    Example:
+      taskflow execute taskfile.py --jobs 4 -- --input data.csv
+    """
+    from .execute import execute as run_execute, run_pool
+    from .progress import LogReporter, PipeReporter, TerminalReporter
+    from .worker import Options, Outcome
+
+    _configure_logging(verbose, quiet and not verbose)
+    s = _open_store(taskfile, store, fsync)
+    if progress_fd is not None:
+        reporter = PipeReporter(progress_fd)
+    elif quiet:
+        from .worker import Reporter
+        reporter = Reporter()
+    elif sys.stderr.isatty():
+        reporter = TerminalReporter()
+    else:
+        reporter = LogReporter()
+
+    if jobs > 1:
+        child = [taskfile, "--store", s.path, "--lease", str(lease), "-q"]
+        for t in targets:
+            child += ["--target", t]
+        for flag, on in (("--keep-going", keep_going), ("--retry-failed", retry_failed), ("--fsync", fsync),
+                         ("--verbose", verbose), ("--debug", debug)):
+            if on:
+                child.append(flag)
+        for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time)):
+            if val is not None:
+                child += [opt, str(val)]
+        if args:
+            child += ["--", *args]
+        sys.exit(run_pool(jobs, child, reporter))
+
+    worker_rank = worker_size = None
+    if rank:
+        worker_rank, worker_size = (int(x) for x in rank.split("/"))
+    else:
+        worker_rank, worker_size = _array_rank()
+    options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
+                      wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size)
+    summary = run_execute(taskfile, s, args, options, reporter)
+    if summary.outcome is Outcome.FINISHED:
+        sys.exit(EXIT_OK)
+    if summary.outcome is Outcome.FAILED:
+        if summary.failed == 0 and progress_fd is None:
+            log.error("some tasks cannot run because tasks they depend on failed "
+                      "(see `taskflow status --failed`; rerun with --retry-failed)")
+        sys.exit(EXIT_FAILED)
+    sys.exit(EXIT_REMAINING)
+
+
+def _array_rank() -> tuple[int | None, int | None]:
+    """This worker's place in its batch array, to spread the workers' starting points."""
+    env = os.environ
+    for idx, first, last in (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"),
+                             ("SGE_TASK_ID", "SGE_TASK_FIRST", "SGE_TASK_LAST")):
+        try:
+            i, lo, hi = int(env[idx]), int(env[first]), int(env[last])
+        except (KeyError, ValueError):
+            continue
+        if hi >= lo:
+            return i - lo, hi - lo + 1
+    return None, None
+
+
+@main.command(epilog="Exit codes: 0 shown, 2 usage error or the taskfile cannot be loaded.")
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Print counts as JSON.")
+@click.option("--failed", "show_failed", is_flag=True, help="List failed tasks with their errors.")
+@click.option("--running", "show_running", is_flag=True,
+              help="List running tasks with their owner (host, pid, worker) and for how long.")
+@_handle_errors
+def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_failed: bool,
+           show_running: bool, verbose: bool, debug: bool) -> None:
+    """Count the tasks of each name: waiting, ready, running, finished, failed.
+
+    \b
+    Example:
+      taskflow status taskfile.py --running
+    """
+    from .status import compute, dumps, running_lines
+    from .taskfile import load
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    loaded = load(taskfile, s, args)
+    report = compute(loaded.tasks, s, loaded.complete, details=show_failed)
+    if as_json:
+        click.echo(dumps(report))
+        return
+    click.echo(report.table())
+    if show_running:
+        lines = running_lines(report)
+        click.echo("\n".join(lines) if lines else "no task is running")
+    if show_failed:
+        for task, record in report.failed:
+            click.echo(f"{task.name} {task.hash[:12]}: {record.get('type', '?')}: {record.get('message', '')}"
+                       f"\n    on {record.get('host', '?')}; traceback in {s.failure_path(task.hash)}")
+        if not report.failed:
+            click.echo("no task failed")
+
+
+@main.command(epilog="Exit codes: 0 all finished, 1 not all finished, 2 usage error.")
+@_common
+@_handle_errors
+def check(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+    """Exit 0 when every task is finished, 1 otherwise (silent unless -v).
+
+    \b
+    Example:
+      taskflow check taskfile.py && echo done
+    """
+    from .status import compute
+    from .taskfile import load
+
+    _configure_logging(verbose, not verbose)
+    s = _open_store(taskfile, store)
+    loaded = load(taskfile, s, args)
+    report = compute(loaded.tasks, s, loaded.complete)
+    if verbose:
+        click.echo(report.table())
+    sys.exit(EXIT_OK if report.all_finished else EXIT_FAILED)
+
+
+@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
+@_common
+@click.option("--locks", "locks_only", is_flag=True, help="Remove only stale claims of dead or frozen workers.")
+@click.option("-n", "--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@_handle_errors
+def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry_run: bool,
+            verbose: bool, debug: bool) -> None:
+    """Remove stale claims, leftover temp files, and results no task of FILE produces.
+
+    Never removes a live claim.
+
+    \b
+    Example:
+      taskflow cleanup taskfile.py --dry-run
+    """
+    from .cleanup import cleanup as run_cleanup
+    from .taskfile import load
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    if locks_only:
+        tasks, complete = [], True
+    else:
+        loaded = load(taskfile, s, args)
+        tasks, complete = loaded.tasks, loaded.complete
+    removed = run_cleanup(s, tasks, complete, dry_run=dry_run, locks_only=locks_only)
+    verb = "would remove" if dry_run else "removed"
+    for lock in removed.stale_locks:
+        click.echo(f"{verb} stale claim {lock}")
+    for h in removed.results:
+        click.echo(f"{verb} result {h}")
+    for h in removed.failures:
+        click.echo(f"{verb} failure record {h}")
+    for path in removed.tmp:
+        click.echo(f"{verb} temp file {path}")
+    if removed.kept_live:
+        click.echo(f"kept {len(removed.kept_live)} live claim(s)")
+    if not removed.count():
+        click.echo("nothing to remove")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,169 @@
+"""The on-disk format of one result: a checked header, then raw segments.
+
+    b"TFR1" | u32 header length | JSON header | segment 0 | segment 1 | ...
+
+The header lists the segment lengths, a CRC-32 over all segments, and the
+task's metadata (name, timing, host...). A numpy array (non-object dtype) is
+stored as a .npy header segment plus its raw data, so it is written straight
+from the array's memory and can be memory-mapped back. Anything else is
+pickled with protocol 5, its large buffers (arrays nested in containers)
+written out of band as their own segments; cloudpickle takes over when plain
+pickle cannot (lambdas, closures in results).
+
+CRC-32 runs at several GB/s here, so checking every read costs little next to
+the disk, and a file torn by a crash or truncated by a full disk is caught.
+"""
+from __future__ import annotations
+
+import io
+import json
+import mmap as mmap_module
+import os
+import pickle
+import struct
+import sys
+import zlib
+from typing import Any, BinaryIO
+
+from .errors import CorruptResultError
+
+MAGIC = b"TFR1"
+_PREFIX = struct.Struct("<4sI")
+# Headers are small; read this much first so most results need one read call.
+_FIRST_READ = 64 * 1024
+
+
+def _is_plain_array(value: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return (np is not None and type(value) in (np.ndarray, np.memmap)
+            and not value.dtype.hasobject)
+
+
+def _npy_segments(arr) -> tuple[str, list]:
+    import numpy as np
+
+    if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        arr = np.ascontiguousarray(arr)
+    header = np.lib.format.header_data_from_array_1_0(arr)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_2_0(buf, header)
+    data = arr.T if header["fortran_order"] else arr
+    return "npy", [buf.getvalue(), memoryview(np.ascontiguousarray(data)).cast("B")]
+
+
+def _pickle_segments(value: Any) -> tuple[str, list]:
+    buffers: list = []
+    try:
+        main = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        kind = "pickle"
+    except (pickle.PicklingError, TypeError, AttributeError):
+        import cloudpickle
+
+        buffers = []
+        main = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        kind = "cloudpickle"
+    # pickle hands out of band only buffers that are contiguous, so raw() works.
+    return kind, [main] + [pb.raw() for pb in buffers]
+
+
+def dump(value: Any, meta: dict, out: BinaryIO) -> int:
+    """Write `value` with `meta` to the open binary file; returns bytes written."""
+    kind, segments = _npy_segments(value) if _is_plain_array(value) else _pickle_segments(value)
+    crc = 0
+    sizes = []
+    for seg in segments:
+        crc = zlib.crc32(seg, crc)
+        sizes.append(len(seg) if isinstance(seg, bytes) else seg.nbytes)
+    header = json.dumps({"kind": kind, "segments": sizes, "crc32": crc, "meta": meta},
+                        separators=(",", ":")).encode()
+    out.write(_PREFIX.pack(MAGIC, len(header)))
+    out.write(header)
+    for seg in segments:
+        out.write(seg)
+    return _PREFIX.size + len(header) + sum(sizes)
+
+
+def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[dict, int]:
+    if len(first) < _PREFIX.size:
+        raise CorruptResultError(path, f"file is {size} bytes, too short for a header")
+    magic, hlen = _PREFIX.unpack_from(first)
+    if magic != MAGIC:
+        raise CorruptResultError(path, "not a taskflow result (bad magic bytes)")
+    end = _PREFIX.size + hlen
+    if end > len(first):
+        raise CorruptResultError(path, "header is truncated")
+    try:
+        header = json.loads(bytes(first[_PREFIX.size:end]))
+        expected = end + sum(header["segments"])
+    except (ValueError, KeyError, TypeError):
+        raise CorruptResultError(path, "header is unreadable") from None
+    if expected != size:
+        raise CorruptResultError(path, f"length is {size} bytes, header says {expected} (truncated or torn write)")
+    return header, end
+
+
+def read_meta(path: str) -> dict:
+    """The metadata of a result, reading only its header (length checked, not the CRC)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        first = f.read(_FIRST_READ)
+        if len(first) >= _PREFIX.size:
+            hlen = _PREFIX.unpack_from(first)[1]
+            if _PREFIX.size + hlen > len(first):
+                first += f.read(_PREFIX.size + hlen - len(first))
+    header, _ = _parse_header(path, first, size)
+    return header["meta"]
+
+
+def load(path: str, mmap: bool = False) -> tuple[Any, dict]:
+    """(value, meta) of the result at `path`.
+
+    Every byte is checked against the CRC unless `mmap` is true: then arrays
+    come back memory-mapped and read-only, and only the header and the total
+    length are checked, since reading every byte is what mmap avoids.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if mmap and size > 0:
+            buf = memoryview(mmap_module.mmap(f.fileno(), 0, access=mmap_module.ACCESS_READ))
+        else:
+            buf = bytearray(size)
+            if f.readinto(buf) != size:
+                raise CorruptResultError(path, "file changed size while being read")
+            buf = memoryview(buf)
+    header, offset = _parse_header(path, buf, size)
+    segments = []
+    for n in header["segments"]:
+        segments.append(buf[offset:offset + n])
+        offset += n
+    if not mmap:
+        crc = 0
+        for seg in segments:
+            crc = zlib.crc32(seg, crc)
+        if crc != header["crc32"]:
+            raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
+    try:
+        value = _decode(header["kind"], segments)
+    except CorruptResultError:
+        raise
+    except Exception as e:
+        if header["kind"] == "npy" or mmap:
+            raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
+        raise
+    return value, header["meta"]
+
+
+def _decode(kind: str, segments: list) -> Any:
+    if kind == "npy":
+        import numpy as np
+
+        stream = io.BytesIO(segments[0])
+        np.lib.format.read_magic(stream)
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        arr = np.frombuffer(segments[1], dtype=dtype)
+        return arr.reshape(shape, order="F" if fortran else "C")
+    if kind in ("pickle", "cloudpickle"):
+        if kind == "cloudpickle":
+            import cloudpickle  # noqa: F401  (registers what its pickles need)
+        return pickle.loads(segments[0], buffers=segments[1:])
+    raise ValueError(f"unknown result kind {kind!r}")

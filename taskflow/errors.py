@@ -1,0 +1,83 @@
+"""The one error hierarchy of taskflow.
+
+Every error a user can cause is a `TaskflowError` whose message is a single
+line naming the file, task or argument at fault. Only the CLI turns these into
+exit codes (see `taskflow.cli`).
+"""
+from __future__ import annotations
+
+
+class TaskflowError(Exception):
+    """Root of every error taskflow raises on purpose."""
+
+
+class UsageError(TaskflowError):
+    """A command-line option or API argument is invalid."""
+
+
+class TaskfileError(TaskflowError):
+    """The taskfile cannot be loaded: missing, syntax error, or it raised."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+
+
+class TaskDeclarationError(TaskflowError):
+    """A task was declared with something taskflow cannot name or hash."""
+
+    def __init__(self, message: str, task: str | None = None, argument: str | None = None):
+        self.task = task
+        self.argument = argument
+        super().__init__(message)
+
+
+class UnhashableArgumentError(TaskDeclarationError):
+    """An argument of a task has a type taskflow cannot hash stably."""
+
+
+class StoreError(TaskflowError):
+    """The store folder is unusable (not a taskflow store, wrong format, unwritable)."""
+
+    def __init__(self, message: str, path: str | None = None):
+        self.path = path
+        super().__init__(message)
+
+
+class ResultMissingError(TaskflowError):
+    """A result was asked for but the task has not finished."""
+
+    def __init__(self, task: str, task_hash: str):
+        self.task = task
+        self.task_hash = task_hash
+        super().__init__(f"task {task} ({task_hash[:12]}) has no result yet: run `taskflow execute` first")
+
+
+class CorruptResultError(TaskflowError):
+    """A stored result failed its integrity check (truncated or altered)."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"corrupt result {path}: {reason}")
+
+
+class TaskFailedError(TaskflowError):
+    """A result was asked for but the task failed; its failure record says why."""
+
+    def __init__(self, task: str, task_hash: str, message: str):
+        self.task = task
+        self.task_hash = task_hash
+        super().__init__(f"task {task} ({task_hash[:12]}) failed: {message}")
+
+
+class SchedulerError(TaskflowError):
+    """A batch scheduler is missing, rejected a job or answered something unreadable."""
+
+    def __init__(self, message: str, scheduler: str | None = None):
+        self.scheduler = scheduler
+        super().__init__(message)

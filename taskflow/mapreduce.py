@@ -1,0 +1,65 @@
+"""Building blocks that declare many tasks at once: `mapreduce` and a parallel `map`."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable
+
+from .errors import UsageError
+from .task import Task
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def map_chunk(mapper: Callable, reducer: Callable | None, chunk: list) -> Any:
+    """One task of `mapreduce`/`map`: map each input; combine them with `reducer` if given."""
+    mapped = [mapper(x) for x in chunk]
+    if reducer is None:
+        return mapped
+    return functools.reduce(reducer, mapped)
+
+
+def reduce_values(reducer: Callable, values: list) -> Any:
+    """One reduce task of `mapreduce`: combine partial results in order."""
+    return functools.reduce(reducer, values)
+
+
+def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: int = 4,
+              reduce_step: int = 8) -> Task:
+    """Declare tasks computing `reduce(reducer, map(mapper, inputs))`; returns the final task.
+
+    Each map task handles `map_step` inputs and already combines them; reduce
+    tasks then combine up to `reduce_step` partial results at a time, in a
+    tree, keeping the order of `inputs` (so `reducer` need not commute).
+    `mapper` and `reducer` must be module-level functions.
+    """
+    items = list(inputs)
+    if not items:
+        raise UsageError("mapreduce needs at least one input")
+    if map_step < 1 or reduce_step < 2:
+        raise UsageError("mapreduce needs map_step >= 1 and reduce_step >= 2")
+    level = [Task(map_chunk, mapper, reducer, chunk) for chunk in _chunks(items, map_step)]
+    while len(level) > 1:
+        level = [group[0] if len(group) == 1 else Task(reduce_values, reducer, group)
+                 for group in _chunks(level, reduce_step)]
+    return level[0]
+
+
+def map(mapper: Callable, inputs: Iterable, map_step: int = 1) -> list:  # noqa: A001 - mirrors builtins.map
+    """Declare tasks computing `mapper(x)` for each input; returns a list of task results.
+
+    With `map_step=1` each element of the returned list is a task; with a larger
+    step each task maps several inputs and the list holds task elements, so the
+    list lines up with `inputs` either way.
+    """
+    items = list(inputs)
+    if map_step < 1:
+        raise UsageError("map needs map_step >= 1")
+    if map_step == 1:
+        return [Task(mapper, x) for x in items]
+    out: list = []
+    for chunk in _chunks(items, map_step):
+        t = Task(map_chunk, mapper, None, chunk)
+        out.extend(t[i] for i in range(len(chunk)))
+    return out

@@ -1,0 +1,239 @@
+"""The store: one folder on a filesystem every worker sees.
+
+    STORE/
+      taskflow-store.json     format marker, written once
+      results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
+      failed/<hash>.json      failure record: exception, traceback, host, time
+      locks/<hash>            claim of a running task (see lease.py)
+      tmp/                    files being written; renamed into place when complete
+      clock/                  files touched to read the filesystem's own time
+      jobs/                   array jobs submitted for this store
+      STOP                    if present, workers take no new task
+
+Writes are atomic: write a uniquely named file in tmp/ then rename it into
+place, so readers see a whole file or none, and a crashed writer leaves at
+most a temp file, which `taskflow cleanup` removes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any, Iterable
+
+from . import encoding
+from ._version import __version__
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MARKER = "taskflow-store.json"
+HOST = socket.gethostname()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """A taskflow store folder. Creating the object touches nothing on disk."""
+
+    def __init__(self, path: str, fsync: bool = False):
+        self.path = os.path.abspath(path)
+        self.fsync = fsync
+        self.results_dir = os.path.join(self.path, "results")
+        self.failed_dir = os.path.join(self.path, "failed")
+        self.locks_dir = os.path.join(self.path, "locks")
+        self.tmp_dir = os.path.join(self.path, "tmp")
+        self.clock_dir = os.path.join(self.path, "clock")
+        self.jobs_dir = os.path.join(self.path, "jobs")
+        self.stop_file = os.path.join(self.path, "STOP")
+        self._ready = False
+        self._shards: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r})"
+
+    # -- layout ---------------------------------------------------------
+
+    def exists(self) -> bool:
+        return os.path.exists(os.path.join(self.path, MARKER))
+
+    def check_format(self) -> None:
+        """Refuse a folder that is not a taskflow store of a format we read."""
+        marker = os.path.join(self.path, MARKER)
+        try:
+            with open(marker) as f:
+                fmt = json.load(f).get("format")
+        except FileNotFoundError:
+            if os.path.isdir(self.path) and os.listdir(self.path):
+                raise StoreError(f"{self.path} exists and is not a taskflow store (no {MARKER})",
+                                 path=self.path) from None
+            return
+        except (ValueError, OSError) as e:
+            raise StoreError(f"{marker}: unreadable store marker ({e})", path=marker) from None
+        if fmt != FORMAT:
+            raise StoreError(f"{self.path} has store format {fmt!r}; this taskflow {__version__} "
+                             f"reads format {FORMAT}", path=self.path)
+
+    def ensure(self) -> None:
+        """Create the store's folders (idempotent, safe when workers race)."""
+        if self._ready:
+            return
+        self.check_format()
+        try:
+            for d in (self.results_dir, self.failed_dir, self.locks_dir, self.tmp_dir, self.clock_dir):
+                os.makedirs(d, exist_ok=True)
+            marker = os.path.join(self.path, MARKER)
+            if not os.path.exists(marker):
+                self.write_atomic(marker, json.dumps({"format": FORMAT, "created_by": __version__}).encode())
+        except OSError as e:
+            raise StoreError(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
+        self._ready = True
+
+    def result_path(self, task_hash: str) -> str:
+        return os.path.join(self.results_dir, task_hash[:2], task_hash)
+
+    def failure_path(self, task_hash: str) -> str:
+        return os.path.join(self.failed_dir, task_hash + ".json")
+
+    def lock_path(self, task_hash: str) -> str:
+        return os.path.join(self.locks_dir, task_hash)
+
+    def tmp_name(self, label: str) -> str:
+        # Host, pid and randomness: unique across every worker sharing the store,
+        # and cleanup can tell whose it was.
+        return os.path.join(self.tmp_dir, f"{label}.{HOST}.{os.getpid()}.{uuid.uuid4().hex[:12]}")
+
+    # -- atomic writes --------------------------------------------------
+
+    def write_atomic(self, final: str, data: bytes) -> None:
+        tmp = self.tmp_name(os.path.basename(final))
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, final)
+        if self.fsync:
+            _fsync_dir(os.path.dirname(final))
+
+    # -- results ----------------------------------------------------------
+
+    def save_result(self, task_hash: str, value: Any, meta: dict) -> int:
+        """Atomically store `value`; returns its size in bytes."""
+        self.ensure()
+        shard = task_hash[:2]
+        if shard not in self._shards:
+            os.makedirs(os.path.join(self.results_dir, shard), exist_ok=True)
+            self._shards.add(shard)
+        tmp = self.tmp_name(task_hash)
+        try:
+            with open(tmp, "wb") as f:
+                size = encoding.dump(value, meta, f)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, self.result_path(task_hash))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        if self.fsync:
+            _fsync_dir(os.path.join(self.results_dir, shard))
+        return size
+
+    def has_result(self, task_hash: str) -> bool:
+        return os.path.exists(self.result_path(task_hash))
+
+    def load_result(self, task_hash: str, mmap: bool = False) -> tuple[Any, dict]:
+        """(value, meta); FileNotFoundError when absent, CorruptResultError when damaged."""
+        return encoding.load(self.result_path(task_hash), mmap=mmap)
+
+    def result_meta(self, task_hash: str) -> dict:
+        return encoding.read_meta(self.result_path(task_hash))
+
+    def remove_result(self, task_hash: str) -> bool:
+        try:
+            os.unlink(self.result_path(task_hash))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def finished_hashes(self) -> set[str]:
+        """Hashes of every stored result: one listing per shard, no stat per file."""
+        found: set[str] = set()
+        try:
+            shards = os.listdir(self.results_dir)
+        except FileNotFoundError:
+            return found
+        for shard in shards:
+            try:
+                found.update(os.listdir(os.path.join(self.results_dir, shard)))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return found
+
+    # -- failures ---------------------------------------------------------
+
+    def save_failure(self, task_hash: str, record: dict) -> None:
+        self.ensure()
+        self.write_atomic(self.failure_path(task_hash), json.dumps(record, indent=1).encode())
+
+    def load_failure(self, task_hash: str) -> dict | None:
+        try:
+            with open(self.failure_path(task_hash)) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {"type": "?", "message": "(unreadable failure record)", "traceback": ""}
+
+    def remove_failure(self, task_hash: str) -> bool:
+        try:
+            os.unlink(self.failure_path(task_hash))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def failed_hashes(self) -> set[str]:
+        try:
+            return {n[:-5] for n in os.listdir(self.failed_dir) if n.endswith(".json")}
+        except FileNotFoundError:
+            return set()
+
+    # -- claims and housekeeping -----------------------------------------
+
+    def lock_names(self) -> list[str]:
+        try:
+            return os.listdir(self.locks_dir)
+        except FileNotFoundError:
+            return []
+
+    def stop_requested(self) -> bool:
+        return os.path.exists(self.stop_file)
+
+    def tmp_files(self) -> Iterable[os.DirEntry]:
+        try:
+            yield from os.scandir(self.tmp_dir)
+        except FileNotFoundError:
+            return
+
+
+def result_meta(task: Any, started: float, duration: float, worker: str, extra: dict | None = None) -> dict:
+    meta = {"name": task.name, "hash": task.hash, "started": started,
+            "finished": time.time(), "duration": duration, "host": HOST,
+            "pid": os.getpid(), "worker": worker, "taskflow": __version__}
+    if extra:
+        meta.update(extra)
+    return meta

@@ -1,0 +1,166 @@
+"""Tasks: deferred calls whose arguments may be other tasks.
+
+Declaring a task only names and hashes it; nothing runs. Every task declared
+while a taskfile loads is recorded, in declaration order, in the active
+`Declarations`, which is how `execute` and `status` learn the graph.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterator
+
+from .errors import TaskDeclarationError
+from .hashing import function_name, task_hash, value_hash
+
+
+class Declarations:
+    """The tasks declared by one load of a taskfile, in declaration order."""
+
+    def __init__(self, store: Any = None):
+        self.store = store
+        self.tasks: dict[str, Task] = {}
+        self.known_finished: set[str] = set()  # memo for barrier() checks
+
+    def add(self, task: "Task") -> None:
+        # The same call declared twice is the same task: keep the first.
+        self.tasks.setdefault(task.hash, task)
+
+
+_active = Declarations()
+
+
+def activate(declarations: Declarations) -> Declarations:
+    """Make `declarations` receive new tasks; returns the previously active one."""
+    global _active
+    previous, _active = _active, declarations
+    return previous
+
+
+def active() -> Declarations:
+    return _active
+
+
+class Task:
+    """A deferred call `f(*args, **kwargs)`; arguments may contain other tasks."""
+
+    __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "__weakref__")
+
+    def __init__(self, f: Callable, *args: Any, **kwargs: Any):
+        if isinstance(f, TaskGenerator):
+            name, f = f.name, f.f
+        elif not callable(f):
+            raise TaskDeclarationError(f"Task needs a function as its first argument, got {f!r}")
+        else:
+            name = function_name(f)
+        self.f = f
+        self.args = args
+        self.kwargs = kwargs
+        self.name = name
+        self.hash, deps = task_hash(name, args, kwargs)
+        self.deps: tuple[Task, ...] = tuple(deps.values())
+        self.store = _active.store
+        _active.add(self)
+
+    def __getitem__(self, key: Any) -> "TaskElement":
+        return TaskElement(self, (key,))
+
+    def __iter__(self):
+        raise TypeError(f"cannot iterate over task {self.name}: use iteratetask(task, n)")
+
+    def __repr__(self) -> str:
+        return f"Task({self.name}, {self.hash[:12]})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and other.hash == self.hash
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    def value(self, mmap: bool = False) -> Any:
+        """The stored result of this task (see `taskflow.value`)."""
+        from .results import value
+        return value(self, mmap=mmap)
+
+    def run(self, lookup: Callable[["Task"], Any]) -> Any:
+        """Call the function, with every task in the arguments replaced by `lookup(task)`."""
+        if not self.deps:
+            return self.f(*self.args, **self.kwargs)
+        args = substitute(self.args, lookup)
+        kwargs = substitute(self.kwargs, lookup)
+        return self.f(*args, **kwargs)
+
+
+class TaskElement:
+    """A lazy `task[key]` (possibly nested) usable as an argument of another task."""
+
+    __slots__ = ("task", "path", "hash")
+
+    def __init__(self, task: Task, path: tuple):
+        self.task = task
+        self.path = path
+        try:
+            self.hash = value_hash((task.hash, path))
+        except TaskDeclarationError as e:
+            raise TaskDeclarationError(f"task {task.name}: index {path[-1]!r}: {e}", task=task.name) from None
+
+    @property
+    def name(self) -> str:
+        return self.task.name + "".join(f"[{key!r}]" for key in self.path)
+
+    def __getitem__(self, key: Any) -> "TaskElement":
+        return TaskElement(self.task, self.path + (key,))
+
+    def __repr__(self) -> str:
+        return f"TaskElement({self.name}, {self.task.hash[:12]})"
+
+    def pick(self, base_value: Any) -> Any:
+        for key in self.path:
+            base_value = base_value[key]
+        return base_value
+
+    def value(self, mmap: bool = False) -> Any:
+        from .results import value
+        return value(self, mmap=mmap)
+
+
+class TaskGenerator:
+    """Decorator: calling the decorated function declares a Task instead of running it."""
+
+    def __init__(self, f: Callable):
+        if isinstance(f, TaskGenerator):
+            f = f.f
+        self.f = f
+        self.name = function_name(f)
+        functools.update_wrapper(self, f)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        return Task(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"TaskGenerator({self.name})"
+
+
+def iteratetask(task: Task | TaskElement, n: int) -> Iterator[TaskElement]:
+    """Yield `task[0] .. task[n-1]`, so a task returning a tuple can be unpacked."""
+    for i in range(n):
+        yield task[i]
+
+
+def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
+    """`obj` with each Task or TaskElement inside lists, tuples, dicts and sets replaced."""
+    kind = type(obj)
+    if kind is Task:
+        return lookup(obj)
+    if kind is TaskElement:
+        return obj.pick(lookup(obj.task))
+    if kind is list:
+        return [substitute(item, lookup) for item in obj]
+    if kind is tuple:
+        return tuple(substitute(item, lookup) for item in obj)
+    if kind is dict:
+        return {key: substitute(val, lookup) for key, val in obj.items()}
+    if kind is set or kind is frozenset:
+        return kind(substitute(item, lookup) for item in obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_make"):  # namedtuple
+        return kind._make(substitute(item, lookup) for item in obj)
+    return obj

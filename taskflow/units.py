@@ -1,0 +1,46 @@
+"""Durations and sizes as people type them: `3h30m`, `90s`, `1d`, `8G`."""
+from __future__ import annotations
+
+import re
+
+from .errors import UsageError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)?", re.IGNORECASE)
+_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, None: 1}
+
+
+def parse_duration(text: str | float | int, option: str = "duration") -> float:
+    """Seconds in `3h30m`, `45m`, `90s`, `1d2h`, `1:30:00` or a plain number of seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = text.strip()
+    if re.fullmatch(r"\d+(:\d{1,2}){1,3}", s):  # [D-]HH:MM:SS as batch schedulers write it
+        parts = [int(p) for p in s.split(":")]
+        seconds = 0
+        for p in parts:
+            seconds = seconds * 60 + p
+        return float(seconds)
+    pos, total, matched = 0, 0.0, False
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m or m.end() == pos:
+            break
+        total += float(m.group(1)) * _SECONDS[m.group(2).lower() if m.group(2) else None]
+        pos, matched = m.end(), True
+    if not matched or pos != len(s):
+        raise UsageError(f"{option}: cannot read {text!r} as a duration (examples: 90, 45m, 3h30m, 1d)")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    d, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    if d:
+        return f"{d}d{h}h{m}m"
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"

@@ -1,0 +1,369 @@
+"""The worker loop: claim a ready task, run it, save its result, repeat.
+
+Workers share nothing but the store. Each keeps its own view of the graph
+(which tasks are finished, which wait on what) and corrects it from the store
+when it meets evidence that others moved on: a claim held by someone else, a
+result that appeared, or nothing left to do while others still run.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import random
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .errors import CorruptResultError, UsageError
+from .lease import DEFAULT_LEASE, Claim, Heartbeat, Leases
+from .store import HOST, Store, result_meta
+from .task import Task
+
+log = logging.getLogger(__name__)
+
+# Re-list the whole store after this many collisions with other workers: one
+# listing costs about as much as a few dozen wasted claims.
+REFRESH_AFTER_COLLISIONS = 32
+IDLE_FIRST_SLEEP = 0.02
+IDLE_MAX_SLEEP = 2.0
+
+
+class Outcome(enum.Enum):
+    FINISHED = "finished"      # every task finished
+    FAILED = "failed"          # some task failed; nothing else could run (or not --keep-going)
+    REMAINING = "remaining"    # stopped early (limits, STOP, --wait) with work left
+    TERMINATED = "terminated"  # SIGTERM: claims released, work left
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM so that `finally` releases the claim."""
+
+
+class _DependencyGone(Exception):
+    def __init__(self, task_hash: str):
+        self.task_hash = task_hash
+
+
+@dataclass
+class Options:
+    keep_going: bool = False
+    retry_failed: bool = False
+    targets: Sequence[str] = ()
+    lease: float = DEFAULT_LEASE
+    wait: float | None = None        # seconds to wait for others before giving up; None: forever
+    max_tasks: int | None = None
+    max_time: float | None = None    # seconds after start: take no new task after this
+    rank: int | None = None          # this worker's place among `size`, to spread start points
+    size: int | None = None
+
+
+class Reporter:
+    """Receives progress events; the default one says nothing."""
+
+    def begin(self, total: int, finished: int, failed: int) -> None: ...
+    def task_started(self, task: Task) -> None: ...
+    def task_finished(self, task: Task, seconds: float) -> None: ...
+    def task_failed(self, task: Task, message: str) -> None: ...
+    def learned(self, finished: int, failed: int) -> None: ...
+    def end(self) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    outcome: Outcome
+    ran: int = 0
+    failed: int = 0
+    total: int = 0
+    failed_hashes: set = field(default_factory=set)
+
+
+def select_targets(tasks: list[Task], targets: Sequence[str]) -> list[Task]:
+    """Tasks named by `targets` (full name, or the part after the last dot) plus their dependencies."""
+    if not targets:
+        return tasks
+    wanted = set(targets)
+    roots = [t for t in tasks if t.name in wanted or t.name.rsplit(".", 1)[-1] in wanted]
+    if not roots:
+        names = sorted({t.name for t in tasks})
+        raise UsageError(f"--target {', '.join(targets)} matches no task; task names are: "
+                         + ", ".join(names[:20]) + (" ..." if len(names) > 20 else ""))
+    keep: set[str] = set()
+    stack = roots
+    while stack:
+        t = stack.pop()
+        if t.hash not in keep:
+            keep.add(t.hash)
+            stack.extend(t.deps)
+    return [t for t in tasks if t.hash in keep]
+
+
+class Worker:
+    def __init__(self, store: Store, options: Options | None = None, reporter: Reporter | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.store = store
+        self.options = options or Options()
+        self.reporter = reporter or Reporter()
+        self.leases = Leases(store, self.options.lease, clock=clock)
+        self._started = time.monotonic()
+        self._ran_total = 0
+        self._stop_checked = 0.0
+
+    # -- graph bookkeeping ----------------------------------------------
+
+    def _prepare(self, tasks: list[Task]) -> None:
+        self.index = {t.hash: t for t in tasks}
+        self.finished = self.store.finished_hashes() & self.index.keys()
+        failed = self.store.failed_hashes() & self.index.keys()
+        self.retrying = failed if self.options.retry_failed else set()
+        self.failed = set() if self.options.retry_failed else failed
+        # A failure recorded after this point came from a peer's retry in this run: keep it.
+        self.retry_cutoff = self.leases.fs_now() if self.retrying else 0.0
+        self.dependents: dict[str, list[str]] = {}
+        self.waiting_on: dict[str, int] = {}
+        for t in tasks:
+            if t.hash in self.finished:
+                continue
+            n = 0
+            for d in t.deps:
+                if d.hash not in self.finished:
+                    n += 1
+                    self.dependents.setdefault(d.hash, []).append(t.hash)
+            self.waiting_on[t.hash] = n
+        self.ready = deque(h for h, n in self.waiting_on.items() if n == 0 and h not in self.failed)
+        self.elsewhere: set[str] = set()
+        self.suspect: set[str] = set()  # judged stale: take over on the next attempt
+        self.collisions = 0
+        self.jumped = False
+        if self.options.rank is not None and self.options.size and self.ready:
+            self.ready.rotate(-(len(self.ready) * self.options.rank // self.options.size))
+
+    def _mark_finished(self, h: str) -> None:
+        if h in self.finished:
+            return
+        self.finished.add(h)
+        self.elsewhere.discard(h)
+        for d in self.dependents.pop(h, ()):
+            self.waiting_on[d] -= 1
+            if self.waiting_on[d] == 0 and d not in self.finished and d not in self.failed:
+                self.ready.appendleft(d)  # depth first: consume results while they are fresh
+
+    def _unfinish(self, h: str, waiter: str) -> None:
+        """A dependency's result vanished or was corrupt: run it again before `waiter`."""
+        self.finished.discard(h)
+        self.dependents.setdefault(h, []).append(waiter)
+        self.waiting_on[waiter] = self.waiting_on.get(waiter, 0) + 1
+        self.waiting_on.setdefault(h, 0)
+        self.ready.appendleft(h)
+
+    def _refresh(self) -> bool:
+        """Learn from the store what others finished or failed; True if anything changed."""
+        changed = False
+        listed = self.store.finished_hashes()
+        for h in listed & self.index.keys():
+            if h not in self.finished:
+                self._mark_finished(h)
+                changed = True
+        for h in list(self.elsewhere):
+            if h in self.finished:
+                continue
+            if self._failed_elsewhere(h):
+                self.elsewhere.discard(h)
+                self.failed.add(h)
+                changed = True
+                continue
+            info = self.leases.inspect(h)
+            if info is None or info.stale:
+                self.elsewhere.discard(h)
+                if info is not None:
+                    self.suspect.add(h)
+                self.ready.append(h)
+                changed = True
+        self.collisions = 0
+        if changed:
+            self.reporter.learned(len(self.finished), len(self.failed))
+        return changed
+
+    def _failed_elsewhere(self, h: str) -> bool:
+        try:
+            recorded = os.stat(self.store.failure_path(h)).st_mtime
+        except FileNotFoundError:
+            return False
+        return h not in self.retrying or recorded >= self.retry_cutoff
+
+    def _remaining(self) -> int:
+        return len(self.index) - len(self.finished)
+
+    # -- limits -----------------------------------------------------------
+
+    def _limit_reached(self) -> str | None:
+        o = self.options
+        if o.max_tasks is not None and self._ran_total >= o.max_tasks:
+            return f"--max-tasks {o.max_tasks} reached"
+        if o.max_time is not None and time.monotonic() - self._started >= o.max_time:
+            return f"--max-time {o.max_time:g}s reached"
+        now = time.monotonic()
+        if now - self._stop_checked > 1.0:
+            self._stop_checked = now
+            if self.store.stop_requested():
+                return f"{self.store.stop_file} exists"
+        return None
+
+    # -- running ------------------------------------------------------------
+
+    def _lookup(self, task: Task) -> Any:
+        try:
+            result, _ = self.store.load_result(task.hash)
+        except FileNotFoundError:
+            raise _DependencyGone(task.hash) from None
+        except CorruptResultError as e:
+            log.warning("%s; recomputing %s", e, task.name)
+            self.store.remove_result(task.hash)
+            raise _DependencyGone(task.hash) from None
+        return result
+
+    def _attempt(self, h: str, heartbeat: Heartbeat, summary: RunSummary) -> bool:
+        """Try to claim and run task h; returns False when the run must stop (a failure)."""
+        claim = self.leases.claim(h, take_over=h in self.suspect)
+        self.suspect.discard(h)
+        if claim is None:
+            self.elsewhere.add(h)
+            self.collisions += 1
+            if not self.jumped and self.ready:
+                # Probably started at the same point as another worker: go elsewhere.
+                self.jumped = True
+                self.ready.rotate(random.randrange(len(self.ready)))
+            return True
+        try:
+            if self.store.has_result(h):
+                self.collisions += 1
+                self._mark_finished(h)
+                return True
+            if self._failed_elsewhere(h):
+                self.failed.add(h)
+                return True
+            return self._run(self.index[h], claim, heartbeat, summary)
+        finally:
+            self.leases.release(claim)
+
+    def _run(self, task: Task, claim: Claim, heartbeat: Heartbeat, summary: RunSummary) -> bool:
+        self.reporter.task_started(task)
+        started = time.time()
+        t0 = time.monotonic()
+        heartbeat.watch(claim)
+        try:
+            result = task.run(self._lookup)
+            seconds = time.monotonic() - t0
+            if not self.leases.holds(claim):
+                log.warning("lost the claim on %s (%s) while running it: another worker took it over; "
+                            "discarding this result", task.name, task.hash[:12])
+                return True
+            self.store.save_result(task.hash, result, result_meta(task, started, seconds, self.leases.worker))
+        except _DependencyGone as e:
+            self._unfinish(e.task_hash, task.hash)
+            return True
+        except (KeyboardInterrupt, Terminated):
+            raise
+        except BaseException as e:  # noqa: B902 - a task's SystemExit is the task failing
+            return self._record_failure(task, claim, e, started, summary)
+        finally:
+            heartbeat.watch(None)
+        del result
+        if task.hash in self.retrying:
+            self.store.remove_failure(task.hash)
+            self.retrying.discard(task.hash)
+        self._ran_total += 1
+        summary.ran += 1
+        self._mark_finished(task.hash)
+        self.reporter.task_finished(task, seconds)
+        return True
+
+    def _record_failure(self, task: Task, claim: Claim, e: BaseException, started: float,
+                        summary: RunSummary) -> bool:
+        message = str(e) or type(e).__name__
+        if self.leases.holds(claim):
+            self.store.save_failure(task.hash, {
+                "name": task.name, "hash": task.hash, "type": type(e).__name__, "message": message,
+                "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+                "host": HOST, "pid": os.getpid(), "worker": self.leases.worker,
+                "started": started, "time": time.time()})
+        self.failed.add(task.hash)
+        self.retrying.discard(task.hash)
+        summary.failed += 1
+        summary.failed_hashes.add(task.hash)
+        self.reporter.task_failed(task, f"{type(e).__name__}: {message}")
+        return self.options.keep_going
+
+    def run(self, tasks: list[Task]) -> RunSummary:
+        """Run what can be run of `tasks` (already in declaration order) to the end."""
+        tasks = select_targets(tasks, self.options.targets)
+        self._prepare(tasks)
+        summary = RunSummary(Outcome.FINISHED, total=len(tasks))
+        if self._remaining() == 0:
+            return summary
+        self.store.ensure()
+        self.reporter.begin(len(tasks), len(self.finished), len(self.failed))
+        heartbeat = Heartbeat(self.leases)
+        restore = _install_sigterm()
+        try:
+            summary.outcome = self._loop(heartbeat, summary)
+        except Terminated:
+            summary.outcome = Outcome.TERMINATED
+        finally:
+            heartbeat.stop()
+            restore()
+            self.leases.close()
+            self.reporter.end()
+        return summary
+
+    def _loop(self, heartbeat: Heartbeat, summary: RunSummary) -> Outcome:
+        sleep = IDLE_FIRST_SLEEP
+        idle_since: float | None = None
+        while True:
+            if self._remaining() == 0:
+                return Outcome.FAILED if summary.failed else Outcome.FINISHED
+            if self.ready:
+                h = self.ready.popleft()
+                if h in self.finished or h in self.failed:
+                    continue
+                reason = self._limit_reached()
+                if reason:
+                    log.info("taking no new task: %s", reason)
+                    return Outcome.REMAINING
+                if not self._attempt(h, heartbeat, summary):
+                    return Outcome.FAILED
+                if self.collisions >= REFRESH_AFTER_COLLISIONS:
+                    self._refresh()
+                sleep, idle_since = IDLE_FIRST_SLEEP, None
+                continue
+            # Nothing we can start: others are running tasks, or failures block the rest.
+            if self._refresh():
+                continue
+            if not self.elsewhere:
+                return Outcome.FAILED
+            now = time.monotonic()
+            idle_since = idle_since or now
+            if self.options.wait is not None and now - idle_since >= self.options.wait:
+                log.info("waited %.0fs for other workers; %d tasks remain", now - idle_since, self._remaining())
+                return Outcome.REMAINING
+            reason = self._limit_reached()
+            if reason and reason.startswith(self.store.stop_file):
+                return Outcome.REMAINING
+            time.sleep(sleep * random.uniform(0.5, 1.0))
+            sleep = min(IDLE_MAX_SLEEP, sleep * 2)
+
+
+def _install_sigterm() -> Callable[[], None]:
+    """Turn SIGTERM into an exception in the main thread; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    return lambda: signal.signal(signal.SIGTERM, previous)
