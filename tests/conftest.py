@@ -1,0 +1,52 @@
+"""Shared helpers: write taskfiles into a temp folder and run the CLI in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+def write_taskfile(folder: Path, source: str, name: str = "taskfile.py") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120,
+            check: int | None = None) -> subprocess.CompletedProcess:
+    """`python -m taskflow ARGS` in a fresh process; asserts the exit code when `check` is given."""
+    full_env = dict(os.environ)
+    full_env.pop("TASKFLOW_STORE", None)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run([sys.executable, "-m", "taskflow", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, (
+            f"exit {proc.returncode} != {check}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def status_json(taskfile: Path, *extra: str) -> dict:
+    proc = run_cli("status", taskfile, "--json", *extra, check=0)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def taskdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_declarations():
+    """Tasks declared in one test must not leak into the next."""
+    from taskflow.task import Declarations, activate
+
+    previous = activate(Declarations())
+    yield
+    activate(previous)
