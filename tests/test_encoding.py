@@ -1,0 +1,114 @@
+"""The result file format: round trips, integrity checks, memory mapping."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from taskflow import encoding
+from taskflow.errors import CorruptResultError
+
+
+def roundtrip(tmp_path, value, mmap=False):
+    path = tmp_path / "r"
+    with open(path, "wb") as f:
+        size = encoding.dump(value, {"name": "m.f"}, f)
+    assert size == os.path.getsize(path)
+    return encoding.load(str(path), mmap=mmap)
+
+
+def make_closure():
+    factor = 3
+    return lambda x: x * factor
+
+
+@pytest.mark.parametrize("value", [
+    None, 0, 1.5, "text", b"", [], {}, (), set(), {"a": [1, (2, 3)], "b": None},
+    np.float32(2.5), np.array([], dtype=np.int8), np.arange(10).reshape(2, 5),
+])
+def test_roundtrip(tmp_path, value):
+    loaded, meta = roundtrip(tmp_path, value)
+    assert meta == {"name": "m.f"}
+    if isinstance(value, np.ndarray):
+        assert loaded.dtype == value.dtype and loaded.shape == value.shape
+        assert np.array_equal(loaded, value)
+    else:
+        assert loaded == value and type(loaded) is type(value)
+
+
+def test_arrays_in_containers_go_out_of_band_and_come_back_writable(tmp_path):
+    value = {"a": np.arange(100000, dtype=np.float64), "b": [np.ones((3, 4), order="F")]}
+    loaded, _ = roundtrip(tmp_path, value)
+    assert np.array_equal(loaded["a"], value["a"])
+    assert np.array_equal(loaded["b"][0], value["b"][0])
+    loaded["a"][0] = 42.0  # loaded results belong to the caller
+    header = encoding.read_meta(str(tmp_path / "r"))
+    assert header == {"name": "m.f"}
+
+
+def test_fortran_and_non_contiguous_arrays(tmp_path):
+    f = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    loaded, _ = roundtrip(tmp_path, f)
+    assert np.array_equal(loaded, f)
+    view = np.arange(20.0).reshape(4, 5)[::2, ::2]
+    loaded, _ = roundtrip(tmp_path, view)
+    assert np.array_equal(loaded, view)
+
+
+def test_cloudpickle_takes_over_for_lambdas(tmp_path):
+    loaded, _ = roundtrip(tmp_path, {"f": make_closure()})
+    assert loaded["f"](2) == 6
+
+
+def test_mmap_returns_read_only_arrays(tmp_path):
+    arr = np.arange(1000, dtype=np.int64)
+    loaded, _ = roundtrip(tmp_path, arr, mmap=True)
+    assert np.array_equal(loaded, arr)
+    assert not loaded.flags.writeable
+    nested, _ = roundtrip(tmp_path, {"x": arr}, mmap=True)
+    assert np.array_equal(nested["x"], arr)
+
+
+def test_truncated_file_is_detected(tmp_path):
+    path = tmp_path / "r"
+    with open(path, "wb") as f:
+        encoding.dump(np.arange(1000), {}, f)
+    size = os.path.getsize(path)
+    os.truncate(path, size - 10)
+    with pytest.raises(CorruptResultError, match="truncated"):
+        encoding.load(str(path))
+    with pytest.raises(CorruptResultError, match=str(path)):
+        encoding.load(str(path), mmap=True)
+    os.truncate(path, 3)
+    with pytest.raises(CorruptResultError, match="too short"):
+        encoding.load(str(path))
+
+
+def test_flipped_byte_is_detected(tmp_path):
+    path = tmp_path / "r"
+    with open(path, "wb") as f:
+        encoding.dump({"x": list(range(100))}, {}, f)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptResultError, match="checksum"):
+        encoding.load(str(path))
+
+
+def test_not_a_result_file(tmp_path):
+    path = tmp_path / "r"
+    path.write_bytes(b"hello world, this is not a result")
+    with pytest.raises(CorruptResultError, match="magic"):
+        encoding.load(str(path))
+
+
+def test_large_array_roundtrip_and_mmap(tmp_path):
+    # 200 MB of float64, as users store simulation outputs.
+    arr = np.random.default_rng(0).random(25_000_000)
+    loaded, _ = roundtrip(tmp_path, arr)
+    assert np.array_equal(loaded, arr)
+    del loaded
+    mapped, _ = roundtrip(tmp_path, arr, mmap=True)
+    assert mapped.shape == arr.shape and mapped[12345] == arr[12345]
+    assert isinstance(mapped.base, (memoryview, np.ndarray)) or mapped.base is not None

@@ -1,0 +1,437 @@
+"""`taskflow execute` through the CLI: graphs, barriers, failures, targets, damaged results."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli, status_json, write_taskfile
+
+LOGGING = """
+import os
+from taskflow import TaskGenerator, Task, barrier, bvalue, iteratetask, mapreduce
+
+LOG = os.environ.get("TF_TEST_LOG", os.devnull)
+
+def note(*parts):
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, (" ".join(map(str, parts)) + "\\n").encode())
+    os.close(fd)
+"""
+
+
+def log_lines(tmp_path):
+    path = tmp_path / "log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def env_for(tmp_path):
+    return {"TF_TEST_LOG": str(tmp_path / "log")}
+
+
+def test_diamond(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def source():
+    note("source")
+    return 10
+
+@TaskGenerator
+def left(x):
+    note("left")
+    return x + 1
+
+@TaskGenerator
+def right(x):
+    note("right")
+    return x * 2
+
+@TaskGenerator
+def join(a, b):
+    note("join")
+    return (a, b)
+
+s = source()
+result = join(left(s), right(s))
+""")
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["join", "left", "right", "source"]
+    assert log_lines(tmp_path)[0] == "source" and log_lines(tmp_path)[-1] == "join"
+    run_cli("execute", tf, env=env, check=0)
+    assert len(log_lines(tmp_path)) == 4, "a second execute must run nothing"
+    out = subprocess.run([sys.executable, "-c", (
+        "import taskflow; ns = taskflow.init(%r); print(taskflow.value(ns.result))" % str(tf))],
+        capture_output=True, text=True, env={**os.environ, **env}, check=True)
+    assert out.stdout.strip() == "(11, 20)"
+    counts = status_json(tf)
+    assert counts["total"] == {"waiting": 0, "ready": 0, "running": 0, "finished": 4, "failed": 0}
+
+
+def test_fan_out_fan_in_1000(tmp_path):
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def square(x):
+    return x * x
+
+@TaskGenerator
+def total(xs):
+    return sum(xs)
+
+result = total([square(i) for i in range(1000)])
+""")
+    before = status_json(tf)
+    assert before["tasks"]["taskfile.square"]["ready"] == 1000
+    assert before["tasks"]["taskfile.total"]["waiting"] == 1
+    run_cli("execute", tf, check=0)
+    import taskflow
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.result) == sum(i * i for i in range(1000))
+    assert status_json(tf)["total"]["finished"] == 1001
+
+
+def test_chain_500_deep(tmp_path):
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def step(x):
+    return x + 1
+
+t = 0
+for _ in range(500):
+    t = step(t)
+last = t
+""")
+    run_cli("execute", tf, check=0)
+    import taskflow
+    assert taskflow.value(taskflow.init(str(tf)).last) == 500
+
+
+def test_barrier_needs_several_passes_in_one_run(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def make(n):
+    note("make", n)
+    return list(range(n))
+
+@TaskGenerator
+def double(x):
+    note("double", x)
+    return 2 * x
+
+sizes = make(3)
+first = bvalue(sizes)            # pass 1 stops here
+doubled = [double(x) for x in first]
+barrier()                        # pass 2 stops here
+values = bvalue(doubled)
+final = make(sum(values))        # pass 3
+""")
+    env = env_for(tmp_path)
+    before = status_json(tf)
+    assert before["total"]["ready"] == 1 and sum(before["total"].values()) == 1
+    run_cli("execute", tf, env=env, check=0)
+    assert log_lines(tmp_path) == ["make 3", "double 0", "double 1", "double 2", "make 6"]
+    after = status_json(tf)
+    assert after["total"]["finished"] == 5 and sum(after["total"].values()) == 5
+    import taskflow
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.final) == [0, 1, 2, 3, 4, 5]
+
+
+def test_elements_iteratetask_and_mapreduce(tmp_path):
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator, Task, iteratetask, mapreduce, map as tmap
+
+@TaskGenerator
+def pair(x):
+    return (x, {"sq": x * x})
+
+@TaskGenerator
+def add(a, b):
+    return a + b
+
+def square(x):
+    return x * x
+
+def plus(a, b):
+    return a + b
+
+def concat(a, b):
+    return a + b
+
+a, b = iteratetask(pair(7), 2)
+s = add(a, b["sq"])
+mr = mapreduce(plus, square, range(25), map_step=3, reduce_step=3)
+ordered = mapreduce(concat, str, range(12), map_step=2, reduce_step=2)
+mapped = tmap(square, range(7), map_step=3)
+single = tmap(square, [5])
+""")
+    run_cli("execute", tf, check=0)
+    import taskflow
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.s) == 56
+    assert taskflow.value(ns.mr) == sum(i * i for i in range(25))
+    # The reducer need not commute: the tree keeps the inputs' order.
+    assert taskflow.value(ns.ordered) == "01234567891011"
+    assert taskflow.value(ns.mapped) == [i * i for i in range(7)]
+    assert taskflow.value(ns.single) == [25]
+
+
+FAILING = LOGGING + """
+@TaskGenerator
+def ok(x):
+    note("ok", x)
+    return x
+
+@TaskGenerator
+def boom(x):
+    note("boom", x)
+    raise ValueError(f"bad input {x}")
+
+@TaskGenerator
+def after(x):
+    note("after")
+    return x
+
+first = ok(1)
+bad = boom(2)
+downstream = after(bad)
+others = [ok(i) for i in range(10, 14)]
+"""
+
+
+def test_failure_stops_without_keep_going(tmp_path):
+    tf = write_taskfile(tmp_path, FAILING)
+    env = env_for(tmp_path)
+    proc = run_cli("execute", tf, env=env, check=1)
+    assert "ValueError: bad input 2" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert log_lines(tmp_path) == ["ok 1", "boom 2"]
+    counts = status_json(tf)
+    assert counts["tasks"]["taskfile.boom"]["failed"] == 1
+    assert counts["tasks"]["taskfile.after"]["waiting"] == 1
+    assert counts["tasks"]["taskfile.ok"] == {"waiting": 0, "ready": 4, "running": 0, "finished": 1, "failed": 0}
+    listing = run_cli("status", tf, "--failed", check=0).stdout
+    assert "taskfile.boom" in listing and "bad input 2" in listing and "failed" in listing
+
+    # A later execute does not retry the failure: it runs the rest and still exits 1.
+    run_cli("execute", tf, env=env, check=1)
+    assert log_lines(tmp_path).count("boom 2") == 1
+    assert sorted(log_lines(tmp_path)[2:]) == ["ok 10", "ok 11", "ok 12", "ok 13"]
+
+    # --retry-failed runs it again.
+    run_cli("execute", tf, "--retry-failed", env=env, check=1)
+    assert log_lines(tmp_path).count("boom 2") == 2
+
+
+def test_keep_going_runs_everything_else(tmp_path):
+    tf = write_taskfile(tmp_path, FAILING)
+    env = env_for(tmp_path)
+    run_cli("execute", tf, "--keep-going", env=env, check=1)
+    assert sorted(log_lines(tmp_path)) == sorted(["ok 1", "boom 2", "ok 10", "ok 11", "ok 12", "ok 13"])
+    counts = status_json(tf)
+    assert counts["total"] == {"waiting": 1, "ready": 0, "running": 0, "finished": 5, "failed": 1}
+    import taskflow
+    ns = taskflow.init(str(tf))
+    with pytest.raises(taskflow.TaskFailedError, match="bad input 2"):
+        taskflow.value(ns.bad)
+    with pytest.raises(taskflow.ResultMissingError, match="taskfile.after"):
+        taskflow.value(ns.downstream)
+
+
+def test_target(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def load(x):
+    note("load", x)
+    return x
+
+@TaskGenerator
+def analyse(x):
+    note("analyse", x)
+    return x
+
+@TaskGenerator
+def plot(x):
+    note("plot", x)
+    return x
+
+data = [load(i) for i in range(3)]
+analysis = analyse(data[0])
+plots = plot(data[1])
+""")
+    env = env_for(tmp_path)
+    run_cli("execute", tf, "--target", "analyse", env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["analyse 0", "load 0"]
+    run_cli("execute", tf, "--target", "taskfile.plot", env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["analyse 0", "load 0", "load 1", "plot 1"]
+    proc = run_cli("execute", tf, "--target", "nosuch", env=env, check=2)
+    assert "matches no task" in proc.stderr and "taskfile.plot" in proc.stderr
+
+
+DAMAGE = LOGGING + """
+@TaskGenerator
+def base(x):
+    note("base", x)
+    return list(range(x))
+
+@TaskGenerator
+def use(xs):
+    note("use")
+    return sum(xs)
+
+b = base(1000)
+u = use(b)
+"""
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_result_is_detected_and_recomputed(tmp_path, damage):
+    import taskflow
+    from taskflow.store import Store
+
+    tf = write_taskfile(tmp_path, DAMAGE)
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=0)
+    ns = taskflow.init(str(tf))
+    path = Store(str(tmp_path / "taskfile.taskflow")).result_path(ns.b.hash)
+    data = bytearray(open(path, "rb").read())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[-3] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+    with pytest.raises(taskflow.CorruptResultError, match=path):
+        taskflow.value(ns.b)
+    # The consumer must read the damaged result again: remove its own result.
+    os.unlink(Store(str(tmp_path / "taskfile.taskflow")).result_path(ns.u.hash))
+    proc = run_cli("execute", tf, env=env, check=0)
+    assert "corrupt result" in proc.stderr and path in proc.stderr
+    assert log_lines(tmp_path) == ["base 1000", "use", "base 1000", "use"]
+    assert taskflow.value(ns.u) == sum(range(1000))
+
+
+def test_taskfile_errors_exit_2_with_location(tmp_path):
+    bad = write_taskfile(tmp_path, "from taskflow import Task\nx = (\n", name="broken.py")
+    proc = run_cli("execute", bad, check=2)
+    assert f"{bad}:" in proc.stderr and "syntax error" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    raising = write_taskfile(tmp_path, "a = 1\nb = 2\nraise RuntimeError('no data dir')\n", name="raising.py")
+    proc = run_cli("execute", raising, check=2)
+    assert f"{raising}:3: RuntimeError: no data dir" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("execute", raising, "--debug", check=1)
+    assert "Traceback" in proc.stderr
+
+    proc = run_cli("execute", tmp_path / "missing.py", check=2)
+    assert "missing.py" in proc.stderr and "no such taskfile" in proc.stderr
+    proc = run_cli("status", tmp_path / "missing.py", check=2)
+    assert "no such taskfile" in proc.stderr
+
+
+def test_unhashable_argument_exits_2(tmp_path):
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator
+
+class Thing:
+    pass
+
+@TaskGenerator
+def f(x):
+    return x
+
+t = f({"key": Thing()})
+""")
+    proc = run_cli("execute", tf, check=2)
+    assert f"{tf}:11:" in proc.stderr  # the line declaring the task
+    assert "taskfile.f" in proc.stderr and "argument 1['key']" in proc.stderr
+    assert "__taskflow_hash__" in proc.stderr
+
+
+def test_taskfile_arguments_after_double_dash(tmp_path):
+    tf = write_taskfile(tmp_path, """
+import sys
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def echo(args):
+    return args
+
+out = echo(sys.argv[1:])
+""")
+    run_cli("execute", tf, "--", "--fetch", "x", check=0)
+    import taskflow
+    ns = taskflow.init(str(tf), argv=["--fetch", "x"])
+    assert taskflow.value(ns.out) == ["--fetch", "x"]
+
+
+def test_store_option_and_environment(tmp_path):
+    tf = write_taskfile(tmp_path, """
+from taskflow import Task
+
+def one():
+    return 1
+
+t = Task(one)
+""")
+    run_cli("execute", tf, "--store", tmp_path / "elsewhere", check=0)
+    assert (tmp_path / "elsewhere" / "results").is_dir()
+    assert not (tmp_path / "taskfile.taskflow").exists()
+    run_cli("execute", tf, env={"TASKFLOW_STORE": str(tmp_path / "viaenv")}, check=0)
+    assert (tmp_path / "viaenv" / "results").is_dir()
+    assert status_json(tf, "--store", str(tmp_path / "elsewhere"))["total"]["finished"] == 1
+    assert status_json(tf)["total"]["ready"] == 1
+
+
+def test_check_command(tmp_path):
+    tf = write_taskfile(tmp_path, """
+from taskflow import Task
+
+def one():
+    return 1
+
+t = Task(one)
+""")
+    proc = run_cli("check", tf, check=1)
+    assert proc.stdout == ""
+    run_cli("execute", tf, check=0)
+    assert run_cli("check", tf, check=0).stdout == ""
+    assert "Total" in run_cli("check", tf, "-v", check=0).stdout
+
+
+def test_large_array_result_and_mmap(tmp_path):
+    tf = write_taskfile(tmp_path, """
+import numpy as np
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def big():
+    return np.random.default_rng(1).random(25_000_000)
+
+@TaskGenerator
+def total(a):
+    return float(a.sum())
+
+arr = big()
+s = total(arr)
+""")
+    run_cli("execute", tf, check=0)
+    import time
+    import numpy as np
+    import taskflow
+    ns = taskflow.init(str(tf))
+    t0 = time.perf_counter()
+    mapped = taskflow.value(ns.arr, mmap=True)
+    elapsed = time.perf_counter() - t0
+    assert mapped.shape == (25_000_000,) and not mapped.flags.writeable
+    full = taskflow.value(ns.arr)
+    assert np.array_equal(full, mapped)
+    assert taskflow.value(ns.s) == pytest.approx(float(full.sum()))
+    assert elapsed < 5  # a sanity bound; the speed figure lives in bench/

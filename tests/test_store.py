@@ -1,0 +1,73 @@
+"""The store folder: atomic writes, listings, failure records, format marker."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from taskflow.errors import StoreError
+from taskflow.store import MARKER, Store
+
+
+def test_nothing_is_created_until_a_write(tmp_path):
+    store = Store(str(tmp_path / "s"))
+    assert store.finished_hashes() == set()
+    assert store.failed_hashes() == set()
+    assert not (tmp_path / "s").exists()
+
+
+def test_save_and_list_results(tmp_path):
+    store = Store(str(tmp_path / "s"))
+    hashes = [f"{i:02x}" + "0" * 30 for i in range(40)]
+    for h in hashes:
+        store.save_result(h, {"h": h}, {"hash": h})
+    assert store.finished_hashes() == set(hashes)
+    assert store.load_result(hashes[3])[0] == {"h": hashes[3]}
+    assert store.result_meta(hashes[3]) == {"hash": hashes[3]}
+    # Results live in shard folders and nothing is left in tmp/.
+    assert os.path.exists(os.path.join(store.results_dir, hashes[3][:2], hashes[3]))
+    assert os.listdir(store.tmp_dir) == []
+    assert store.remove_result(hashes[3]) and not store.remove_result(hashes[3])
+    assert hashes[3] not in store.finished_hashes()
+
+
+def test_failed_write_leaves_no_temp_file(tmp_path):
+    store = Store(str(tmp_path / "s"))
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        store.save_result("ab" * 16, Unpicklable(), {})
+    assert os.listdir(store.tmp_dir) == []
+    assert not store.has_result("ab" * 16)
+
+
+def test_fsync_mode_writes_the_same_result(tmp_path):
+    store = Store(str(tmp_path / "s"), fsync=True)
+    store.save_result("cd" * 16, [1, 2, 3], {})
+    assert store.load_result("cd" * 16)[0] == [1, 2, 3]
+
+
+def test_failure_records(tmp_path):
+    store = Store(str(tmp_path / "s"))
+    store.save_failure("ef" * 16, {"type": "ValueError", "message": "bad"})
+    assert store.failed_hashes() == {"ef" * 16}
+    assert store.load_failure("ef" * 16)["message"] == "bad"
+    assert store.remove_failure("ef" * 16)
+    assert store.load_failure("ef" * 16) is None
+
+
+def test_refuses_a_foreign_folder_and_other_formats(tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(StoreError, match="not a taskflow store"):
+        Store(str(foreign)).ensure()
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / MARKER).write_text(json.dumps({"format": 99}))
+    with pytest.raises(StoreError, match="format 99"):
+        Store(str(newer)).check_format()
