@@ -140,6 +140,7 @@ class Leases:
                            "token": uuid.uuid4().hex}).encode()
 
     def _create(self, task_hash: str) -> Claim | None:
+        self.store.ensure()
         path = self.store.lock_path(task_hash)
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -1,0 +1,80 @@
+"""The command line: help, version, exit codes, stdout for data and stderr for diagnostics."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli, write_taskfile
+from taskflow import __version__
+
+COMMANDS = ["execute", "status", "check", "cleanup"]
+
+
+def test_version_and_help():
+    assert run_cli("--version", check=0).stdout.strip().endswith(__version__)
+    top = run_cli("--help", check=0).stdout
+    for command in COMMANDS:
+        assert command in top
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    out = run_cli(command, "--help", check=0).stdout
+    assert "Example:" in out and f"taskflow {command}" in out
+    assert "Exit codes" in out
+
+
+def test_execute_help_documents_exit_codes():
+    out = run_cli("execute", "--help", check=0).stdout
+    for code in ("0", "1", "2", "3", "130"):
+        assert f"  {code} " in out
+
+
+def test_console_script_is_installed():
+    proc = subprocess.run(["taskflow", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_bad_option_is_a_usage_error():
+    proc = run_cli("execute", "x.py", "--max-time", "soon", check=2)
+    assert "duration" in proc.stderr
+    proc = run_cli("execute", "x.py", "--jobs", "0", check=2)
+    assert "--jobs" in proc.stderr
+
+
+def test_status_json_is_the_only_stdout(tmp_path):
+    tf = write_taskfile(tmp_path, """
+from taskflow import Task
+
+def one():
+    return 1
+
+t = Task(one)
+""")
+    proc = run_cli("execute", tf, check=0)
+    assert proc.stdout == ""  # progress and logs go to stderr
+    assert "finished taskfile.one" in proc.stderr
+    proc = run_cli("execute", tf, "-q", check=0)
+    assert proc.stderr == ""
+    data = json.loads(run_cli("status", tf, "--json", check=0).stdout)
+    assert data == {"tasks": {"taskfile.one": {"waiting": 0, "ready": 0, "running": 0, "finished": 1, "failed": 0}},
+                    "total": {"waiting": 0, "ready": 0, "running": 0, "finished": 1, "failed": 0}}
+
+
+def test_store_that_is_not_a_store_is_refused(tmp_path):
+    tf = write_taskfile(tmp_path, "x = 1\n")
+    other = tmp_path / "mydata"
+    other.mkdir()
+    (other / "important.csv").write_text("1,2,3")
+    proc = run_cli("execute", tf, "--store", other, check=2)
+    assert "not a taskflow store" in proc.stderr
+    assert (other / "important.csv").exists()
+
+
+def test_python_dash_m_matches_console_script(tmp_path):
+    out1 = subprocess.run([sys.executable, "-m", "taskflow", "--help"], capture_output=True, text=True).stdout
+    out2 = subprocess.run(["taskflow", "--help"], capture_output=True, text=True).stdout
+    assert out1 == out2

@@ -1,0 +1,80 @@
+"""Declaring tasks through the Python API."""
+from __future__ import annotations
+
+import pytest
+
+import taskflow
+from taskflow import Task, TaskElement, TaskGenerator, iteratetask
+from taskflow.task import Declarations, activate
+
+
+def add(a, b=0):
+    return a + b
+
+
+@TaskGenerator
+def gen(x):
+    return [x, x + 1]
+
+
+def test_task_names_and_declaration_order():
+    declared = Declarations()
+    previous = activate(declared)
+    try:
+        t1 = Task(add, 1, b=2)
+        t2 = gen(5)
+        t3 = Task(add, t1, t2[0])
+        Task(add, 1, b=2)  # the same call again is the same task
+    finally:
+        activate(previous)
+    assert t1.name == "test_task.add" and t2.name == "test_task.gen"
+    assert list(declared.tasks.values()) == [t1, t2, t3]
+    assert set(t3.deps) == {t1, t2}
+
+
+def test_task_generator_keeps_the_function_identity():
+    assert gen.__name__ == "gen" and gen.f(1) == [1, 2]
+    assert isinstance(gen(1), Task)
+    assert TaskGenerator(gen).name == gen.name
+
+
+def test_elements_and_iteratetask():
+    t = gen(3)
+    first, second = iteratetask(t, 2)
+    assert isinstance(first, TaskElement) and first.path == (0,)
+    nested = t[1]["key"][2]
+    assert nested.path == (1, "key", 2) and nested.task is t
+    assert "gen" in repr(nested)
+    assert t[0:1].hash != t[0].hash
+    with pytest.raises(TypeError, match="iteratetask"):
+        list(t)
+
+
+def test_run_substitutes_dependencies_everywhere():
+    inner = Task(add, 1)
+    outer = Task(add, {"a": [inner, (inner,)]}, b={"x": inner})
+    values = {inner.hash: 10}
+    seen = {}
+
+    def fake_f(a, b):
+        seen["a"], seen["b"] = a, b
+        return 0
+
+    outer.f = fake_f
+    outer.run(lambda task: values[task.hash])
+    assert seen == {"a": {"a": [10, (10,)]}, "b": {"x": 10}}
+
+
+def test_value_without_a_store_is_a_clear_error():
+    t = Task(add, 1)
+    with pytest.raises(taskflow.TaskflowError, match="taskflow.init"):
+        taskflow.value(t)
+
+
+def test_value_passes_plain_values_through():
+    assert taskflow.value({"a": [1, (2, None)]}) == {"a": [1, (2, None)]}
+
+
+def test_non_callable_is_refused():
+    with pytest.raises(taskflow.TaskDeclarationError, match="function"):
+        Task(42)
