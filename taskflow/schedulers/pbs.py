@@ -1,0 +1,79 @@
+"""PBS Pro / OpenPBS (`qsub -J 1-N`) and Torque (`qsub -t 1-N`), `#PBS` directives.
+
+Both call their command qsub and neither passes arguments to a job script, so
+the taskfile goes into the script itself (taskflow submit) or into
+TASKFLOW_TASKFILE (`qsub -v`). Which array option to use is asked of
+`qsub --version`: PBS Pro answers "pbs_version = ...", Torque "Version: ...".
+"""
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+from typing import Callable, Sequence
+
+from ..errors import UsageError
+from . import Scheduler, ScriptSpec, format_walltime, register
+
+log = logging.getLogger(__name__)
+
+
+def _qsub_version(qsub: str) -> str:
+    try:
+        proc = subprocess.run([qsub, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.debug("%s --version: %s", qsub, e)
+        return ""
+    return proc.stdout + proc.stderr
+
+
+class PBS(Scheduler):
+    name = "pbs"
+    title = "PBS"
+    template = "pbs.pbs"
+    script = "scripts/pbs/taskflow_array.pbs"
+    submit_command = "qsub"
+    detect_commands = ("qsub", "pbsnodes")
+    directive = "#PBS"
+    name_limit = 15  # Torque's limit; PBS Pro allows more
+
+    def is_torque(self, which: Callable[[str], str | None] = shutil.which) -> bool:
+        """True for Torque, False for PBS Pro/OpenPBS (also when there is no qsub to ask)."""
+        qsub = which("qsub")
+        answer = _qsub_version(qsub) if qsub else ""
+        torque = "pbs_version" not in answer and bool(re.search(r"version", answer, re.I))
+        log.debug("qsub --version says %r: %s", answer.strip(), "Torque" if torque else "PBS Pro")
+        return torque
+
+    def resource_lines(self, spec: ScriptSpec) -> list[str]:
+        lines = []
+        if spec.walltime is not None:
+            lines.append(f"#PBS -l walltime={format_walltime(spec.walltime)}")
+        if spec.memory is not None:
+            size = f"{spec.memory // 1024}gb" if spec.memory % 1024 == 0 else f"{spec.memory}mb"
+            lines.append(f"#PBS -l mem={size}")
+        if spec.queue:
+            lines.append(f"#PBS -q {spec.queue}")
+        return lines
+
+    def array_args(self, workers: int) -> list[str]:
+        if self.is_torque():
+            return ["-t", f"1-{workers}"]
+        if workers < 2:
+            raise UsageError("-n 1: PBS Pro job arrays need at least 2 array tasks; use -n 2 or more")
+        return ["-J", f"1-{workers}"]
+
+    def submit_args(self, script: str, workers: int, extra: Sequence[str] = ()) -> list[str]:
+        return [*self.array_args(workers), *extra, script]
+
+    def parse_reply(self, stdout: str) -> str:
+        # "123[].server" for an array, "123.server" for a single job
+        for line in stdout.splitlines():
+            m = re.fullmatch(r"\s*(\d+(\[\])?(\.[\w.-]+)?)\s*", line)
+            if m:
+                return m.group(1)
+        raise self.unreadable(stdout)
+
+
+register(PBS())
