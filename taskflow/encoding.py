@@ -66,8 +66,8 @@ def _pickle_segments(value: Any) -> tuple[str, list]:
     return kind, [main] + [pb.raw() for pb in buffers]
 
 
-def dump(value: Any, meta: dict, out: BinaryIO) -> int:
-    """Write `value` with `meta` to the open binary file; returns bytes written."""
+def encode(value: Any, meta: dict) -> list:
+    """The buffers that make up the result file of `value`, ready for one writev()."""
     kind, segments = _npy_segments(value) if _is_plain_array(value) else _pickle_segments(value)
     crc = 0
     sizes = []
@@ -76,11 +76,29 @@ def dump(value: Any, meta: dict, out: BinaryIO) -> int:
         sizes.append(len(seg) if isinstance(seg, bytes) else seg.nbytes)
     header = json.dumps({"kind": kind, "segments": sizes, "crc32": crc, "meta": meta},
                         separators=(",", ":")).encode()
-    out.write(_PREFIX.pack(MAGIC, len(header)))
-    out.write(header)
-    for seg in segments:
-        out.write(seg)
-    return _PREFIX.size + len(header) + sum(sizes)
+    return [_PREFIX.pack(MAGIC, len(header)) + header, *segments]
+
+
+def write_all(fd: int, buffers: list) -> int:
+    """Write every buffer to `fd`, in as few system calls as the kernel allows."""
+    views = [v for v in (memoryview(b).cast("B") for b in buffers) if v.nbytes]
+    total = sum(v.nbytes for v in views)
+    while views:
+        n = os.writev(fd, views[:1024])
+        while n and views:
+            if n >= views[0].nbytes:
+                n -= views[0].nbytes
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
+    return total
+
+
+def dump(value: Any, meta: dict, out: BinaryIO) -> int:
+    """Write `value` with `meta` to the open binary file; returns bytes written."""
+    out.flush()
+    return write_all(out.fileno(), encode(value, meta))
 
 
 def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[dict, int]:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import itertools
 import time
 import uuid
 from typing import Any, Iterable
@@ -33,6 +34,29 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 MARKER = "taskflow-store.json"
 HOST = socket.gethostname()
+
+
+class _Process:
+    """This process's pid and a unique-name source, renewed after fork.
+
+    Both are asked for several times per task; caching them saves system calls
+    (getpid, getrandom) on the hot path.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.pid = os.getpid()
+        self._prefix = uuid.uuid4().hex[:8]
+        self._counter = itertools.count()
+
+    def unique(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
+
+
+process = _Process()
+os.register_at_fork(after_in_child=process.reset)
 
 
 def _fsync_dir(path: str) -> None:
@@ -109,9 +133,9 @@ class Store:
         return os.path.join(self.locks_dir, task_hash)
 
     def tmp_name(self, label: str) -> str:
-        # Host, pid and randomness: unique across every worker sharing the store,
-        # and cleanup can tell whose it was.
-        return os.path.join(self.tmp_dir, f"{label}.{HOST}.{os.getpid()}.{uuid.uuid4().hex[:12]}")
+        # Host, pid and a per-process random part: unique across every worker
+        # sharing the store, and cleanup can tell whose it was.
+        return os.path.join(self.tmp_dir, f"{label}.{HOST}.{process.pid}.{process.unique()}")
 
     # -- atomic writes --------------------------------------------------
 
@@ -135,13 +159,16 @@ class Store:
         if shard not in self._shards:
             os.makedirs(os.path.join(self.results_dir, shard), exist_ok=True)
             self._shards.add(shard)
+        buffers = encoding.encode(value, meta)
         tmp = self.tmp_name(task_hash)
         try:
-            with open(tmp, "wb") as f:
-                size = encoding.dump(value, meta, f)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                size = encoding.write_all(fd, buffers)
                 if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, self.result_path(task_hash))
         except BaseException:
             try:
@@ -233,7 +260,7 @@ class Store:
 def result_meta(task: Any, started: float, duration: float, worker: str, extra: dict | None = None) -> dict:
     meta = {"name": task.name, "hash": task.hash, "started": started,
             "finished": time.time(), "duration": duration, "host": HOST,
-            "pid": os.getpid(), "worker": worker, "taskflow": __version__}
+            "pid": process.pid, "worker": worker, "taskflow": __version__}
     if extra:
         meta.update(extra)
     return meta
