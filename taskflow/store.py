@@ -8,6 +8,7 @@
       tmp/                    files being written; renamed into place when complete
       clock/                  files touched to read the filesystem's own time
       jobs/                   array jobs submitted for this store
+      code/<name>/<tag>       which code versions produced results of each task name
       STOP                    if present, workers take no new task
 
 Writes are atomic: write a uniquely named file in tmp/ then rename it into
@@ -26,6 +27,7 @@ import uuid
 from typing import Any, Iterable
 
 from . import encoding
+from .fingerprint import fingerprint
 from ._version import __version__
 from .errors import StoreError
 
@@ -80,8 +82,10 @@ class Store:
         self.clock_dir = os.path.join(self.path, "clock")
         self.jobs_dir = os.path.join(self.path, "jobs")
         self.stop_file = os.path.join(self.path, "STOP")
+        self.code_dir = os.path.join(self.path, "code")
         self._ready = False
         self._shards: set[str] = set()
+        self._noted_code: set[tuple] = set()
 
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
@@ -178,7 +182,42 @@ class Store:
             raise
         if self.fsync:
             _fsync_dir(os.path.join(self.results_dir, shard))
+        self._note_code(meta)
         return size
+
+    # -- which code produced results -------------------------------------
+
+    @staticmethod
+    def code_tag(code: str | None, version: str | None) -> str:
+        return f"{code}-v{version}" if version is not None else str(code)
+
+    def _note_code(self, meta: dict) -> None:
+        """Mark that some result of this name came from this code and version.
+
+        One empty file per (name, code, version), written once per process, lets
+        `status` see cheaply whether any stored result may come from other code.
+        """
+        key = (meta.get("name"), meta.get("code"), meta.get("version"))
+        if key in self._noted_code or key[1] is None:
+            return
+        self._noted_code.add(key)
+        folder = os.path.join(self.code_dir, key[0])
+        os.makedirs(folder, exist_ok=True)
+        marker = os.path.join(folder, self.code_tag(key[1], key[2]))
+        if not os.path.exists(marker):
+            open(marker, "ab").close()
+
+    def code_tags(self, name: str) -> set[str]:
+        try:
+            return set(os.listdir(os.path.join(self.code_dir, name)))
+        except FileNotFoundError:
+            return set()
+
+    def forget_code(self, name: str, tag: str) -> None:
+        try:
+            os.unlink(os.path.join(self.code_dir, name, tag))
+        except FileNotFoundError:
+            pass
 
     def has_result(self, task_hash: str) -> bool:
         return os.path.exists(self.result_path(task_hash))
@@ -260,7 +299,8 @@ class Store:
 def result_meta(task: Any, started: float, duration: float, worker: str, extra: dict | None = None) -> dict:
     meta = {"name": task.name, "hash": task.hash, "started": started,
             "finished": time.time(), "duration": duration, "host": HOST,
-            "pid": process.pid, "worker": worker, "taskflow": __version__}
+            "pid": process.pid, "worker": worker, "taskflow": __version__,
+            "code": fingerprint(task.f), "version": task.version}
     if extra:
         meta.update(extra)
     return meta

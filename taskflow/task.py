@@ -43,16 +43,19 @@ def active() -> Declarations:
 class Task:
     """A deferred call `f(*args, **kwargs)`; arguments may contain other tasks."""
 
-    __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "__weakref__")
+    __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "__weakref__")
 
     def __init__(self, f: Callable, *args: Any, **kwargs: Any):
         if isinstance(f, TaskGenerator):
-            name, f = f.name, f.f
+            name, version, f = f.name, f.version, f.f
         elif not callable(f):
             raise TaskDeclarationError(f"Task needs a function as its first argument, got {f!r}")
         else:
-            name = function_name(f)
+            # `version` is taskflow's here; a function with its own `version`
+            # keyword is declared through TaskGenerator instead.
+            name, version = function_name(f), kwargs.pop("version", None)
         self.f = f
+        self.version = None if version is None else str(version)
         self.args = args
         self.kwargs = kwargs
         self.name = name
@@ -124,13 +127,25 @@ class TaskElement:
 
 
 class TaskGenerator:
-    """Decorator: calling the decorated function declares a Task instead of running it."""
+    """Decorator: calling the decorated function declares a Task instead of running it.
 
-    def __init__(self, f: Callable):
+    `@TaskGenerator(version="2")` records a version with every result; bump it
+    to mark results of earlier versions as changed (see `taskflow status`).
+    Results stay keyed by name and arguments, not by version.
+    """
+
+    def __new__(cls, f: Callable | None = None, *, version: Any = None):
+        if f is None:
+            return functools.partial(cls, version=version)
+        return super().__new__(cls)
+
+    def __init__(self, f: Callable, *, version: Any = None):
         if isinstance(f, TaskGenerator):
+            version = f.version if version is None else version
             f = f.f
         self.f = f
         self.name = function_name(f)
+        self.version = None if version is None else str(version)
         functools.update_wrapper(self, f)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Task:

@@ -1,0 +1,111 @@
+"""Invalidate: remove results so that the next `execute` computes them again.
+
+Removing a result also removes everything downstream of it, since those were
+computed from it. A task whose claim is live is skipped and reported: its
+worker is about to write a result, and removing things under it would leave
+the store inconsistent.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .errors import CorruptResultError, UsageError
+from .fingerprint import fingerprint
+from .lease import Leases
+from .store import Store
+from .task import Task
+
+log = logging.getLogger(__name__)
+
+
+def match(tasks: Sequence[Task], pattern: str) -> list[Task]:
+    """Tasks named `pattern` (full name or the part after the last dot), or matching `/regex/`."""
+    if len(pattern) > 1 and pattern.startswith("/") and pattern.endswith("/"):
+        try:
+            rx = re.compile(pattern[1:-1])
+        except re.error as e:
+            raise UsageError(f"--target {pattern}: bad regular expression: {e}") from None
+        return [t for t in tasks if rx.search(t.name)]
+    return [t for t in tasks if t.name == pattern or t.name.rsplit(".", 1)[-1] == pattern]
+
+
+def downstream(tasks: Sequence[Task], roots: Iterable[Task]) -> list[Task]:
+    """`roots` and every task depending on them, directly or not, in declaration order."""
+    marked = {t.hash for t in roots}
+    for t in tasks:  # declaration order is a topological order
+        if t.hash not in marked and any(d.hash in marked for d in t.deps):
+            marked.add(t.hash)
+    return [t for t in tasks if t.hash in marked]
+
+
+def current_tag(task: Task) -> str:
+    return Store.code_tag(fingerprint(task.f), task.version)
+
+
+def changed(tasks: Sequence[Task], store: Store, finished: set[str] | None = None) -> dict[str, list[Task]]:
+    """Finished tasks whose stored result came from other code or another version, by name.
+
+    Reads result headers only for names whose markers show more than one code
+    version, so an unchanged store costs one listing per task name.
+    """
+    finished = store.finished_hashes() if finished is None else finished
+    by_name: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_name.setdefault(t.name, []).append(t)
+    out: dict[str, list[Task]] = {}
+    for name, group in by_name.items():
+        tags = store.code_tags(name)
+        current = current_tag(group[0])
+        if not tags or tags == {current}:
+            continue
+        stale = []
+        for t in group:
+            if t.hash not in finished:
+                continue
+            try:
+                meta = store.result_meta(t.hash)
+            except (FileNotFoundError, CorruptResultError):
+                continue
+            if Store.code_tag(meta.get("code"), meta.get("version")) != current:
+                stale.append(t)
+        if stale:
+            out[name] = stale
+        else:
+            for tag in tags - {current}:  # nothing left from that code: stop looking
+                store.forget_code(name, tag)
+    return out
+
+
+@dataclass
+class Invalidated:
+    results: Counter = field(default_factory=Counter)    # by task name
+    failures: Counter = field(default_factory=Counter)
+    skipped_live: list[Task] = field(default_factory=list)
+
+
+def invalidate(store: Store, tasks: Sequence[Task], roots: Sequence[Task], dry_run: bool = False) -> Invalidated:
+    """Remove results and failure records of `roots` and everything downstream."""
+    done = Invalidated()
+    doomed = downstream(tasks, roots)
+    finished = store.finished_hashes()
+    failed = store.failed_hashes()
+    locked = set(store.lock_names())
+    leases = Leases(store)
+    try:
+        for t in doomed:
+            if t.hash in locked:
+                info = leases.inspect(t.hash)
+                if info is not None and not info.stale:
+                    done.skipped_live.append(t)
+                    continue
+            if t.hash in finished and (dry_run or store.remove_result(t.hash)):
+                done.results[t.name] += 1
+            if t.hash in failed and (dry_run or store.remove_failure(t.hash)):
+                done.failures[t.name] += 1
+    finally:
+        leases.close()
+    return done
