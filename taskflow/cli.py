@@ -248,6 +248,9 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
         click.echo(dumps(report))
         return
     click.echo(report.table())
+    from .jobs import status_lines
+    for line in status_lines(s, report):
+        click.echo(line)
     if show_running:
         lines = running_lines(report)
         click.echo("\n".join(lines) if lines else "no task is running")
@@ -320,6 +323,9 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
         click.echo(f"kept {len(removed.kept_live)} live claim(s)")
     if not removed.count():
         click.echo("nothing to remove")
+
+
+from . import cli_cluster  # noqa: E402,F401  (registers submit and wait)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,161 @@
+"""The cluster commands `taskflow submit` and `taskflow wait`, registered on the `taskflow` group.
+
+Same conventions as cli.py: data on stdout (the job id; the script and
+command of a dry run), progress and messages on stderr, errors mapped to exit
+codes only here.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from .cli import (EXIT_FAILED, EXIT_OK, EXIT_REMAINING, _common, _configure_logging, _duration,
+                  _handle_errors, _open_store, _store_option, main)
+
+SUBMIT_EPILOG = """\b
+Settings not on the command line come from TASKFLOW_SCHEDULER,
+TASKFLOW_WORKERS, TASKFLOW_TIME, TASKFLOW_MEM, TASKFLOW_QUEUE,
+TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS, then from [tool.taskflow.submit]
+(scheduler, workers, time, mem, queue, name, args) in a pyproject.toml
+beside the taskfile.
+
+\b
+Exit codes:
+  0    submitted (or shown, with --dry-run)
+  2    usage error, no scheduler found, or the scheduler rejected the job
+       or answered something unreadable (nothing is recorded then)"""
+
+WAIT_EPILOG = """\b
+Exit codes:
+  0    every task finished
+  1    a task failed and nothing else can run
+  2    usage error, or the taskfile cannot be loaded
+  3    the timeout passed with tasks left
+  130  interrupted with Ctrl-C"""
+
+
+@main.command(epilog=SUBMIT_EPILOG)
+@click.argument("taskfile", metavar="FILE")
+@click.argument("scheduler_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SCHEDULER ARGS]...")
+@click.option("-n", "--workers", type=click.IntRange(min=1), help="Array tasks, each running one worker.")
+@click.option("--scheduler", type=click.Choice(["auto", "sge", "slurm", "pbs"]),
+              help="Batch scheduler [default: auto, the one whose commands are on PATH].")
+@click.option("--time", "walltime", metavar="DURATION",
+              help="Walltime per worker, e.g. 4h or 1:30:00; the worker stops taking tasks shortly before.")
+@click.option("--mem", metavar="SIZE", help="Memory per worker, e.g. 8G.")
+@click.option("--queue", metavar="QUEUE", help="Queue (SGE, PBS) or partition (Slurm).")
+@click.option("--name", metavar="NAME", help="Job name [default: taskflow-<taskfile stem>].")
+@click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
+@_store_option
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@_handle_errors
+def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
+           walltime: str | None, mem: str | None, queue: str | None, name: str | None, dry_run: bool,
+           store: str | None, verbose: bool, debug: bool) -> None:
+    """Submit workers for FILE as one array job (SGE, Slurm or PBS).
+
+    Writes a job script into the store's jobs/ folder (the one in the
+    repository's scripts/ folder, filled in for FILE), submits it with
+    qsub or sbatch, prints the job id and records the job in the store, so
+    that `taskflow status` can tell how many of its workers are busy.
+    Arguments after `--` go to qsub/sbatch as they are.
+
+    \b
+    Example:
+      taskflow submit taskfile.py -n 20 --time 4h --mem 8G -- --account=proj42
+      taskflow wait taskfile.py
+    """
+    from .submit import prepare, resolve_options, submit as run_submit
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
+                              queue=queue, name=name, extra=scheduler_args)
+    prepared = prepare(taskfile, s, options)
+    if dry_run:
+        click.echo(prepared.script_text, nl=False)
+        click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:")
+        click.echo(prepared.shell_command())
+        return
+    record = run_submit(prepared)
+    click.echo(record.job_id)
+    click.echo(f"taskflow: follow it with `taskflow status {taskfile}` or `taskflow wait {taskfile}`", err=True)
+
+
+class _ProgressPrinter:
+    """A progress line on stderr: redrawn in place on a terminal, else printed when it changes."""
+
+    REPEAT = 60.0  # seconds between unchanged lines in a log file, to show it is still alive
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+        self.printed_at = 0.0
+        self.drawn = False
+
+    def __call__(self, progress) -> None:
+        line = progress.line()
+        if self.tty:
+            click.echo("\r\033[K" + line, nl=False, err=True)
+            self.drawn = True
+            return
+        gist = line.rsplit("; waited", 1)[0]
+        now = time.monotonic()
+        if gist != self.last or now - self.printed_at >= self.REPEAT:
+            click.echo("taskflow: " + line, err=True)
+            self.last, self.printed_at = gist, now
+
+    def end(self) -> None:
+        if self.drawn:
+            click.echo("", err=True)
+
+
+@main.command(epilog=WAIT_EPILOG)
+@_common
+@click.option("--timeout", metavar="DURATION", callback=_duration("--timeout"),
+              help="Give up (exit 3) after this long, e.g. 2h [default: wait forever].")
+@click.option("--interval", metavar="DURATION", callback=_duration("--interval"), default="5", show_default=True,
+              help="Look at the store this often.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+@_handle_errors
+def wait(taskfile: str, args: tuple, store: str | None, timeout: float | None, interval: float,
+         quiet: bool, verbose: bool, debug: bool) -> None:
+    """Wait until every task of FILE is finished (exit 0), a failure blocks
+    the rest (exit 1), or --timeout passes (exit 3).
+
+    Prints a progress line on stderr while it waits. Arguments after FILE
+    (put them after `--`) are the taskfile's sys.argv[1:], as for execute.
+
+    \b
+    Example:
+      taskflow submit taskfile.py -n 20 && taskflow wait taskfile.py --timeout 12h
+    """
+    from .wait import WaitOutcome, wait as run_wait
+
+    _configure_logging(verbose, quiet and not verbose)
+    if interval <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--interval")
+    s = _open_store(taskfile, store)
+    printer = None if quiet else _ProgressPrinter()
+    try:
+        result = run_wait(taskfile, s, args, timeout=timeout, interval=interval, on_progress=printer)
+    finally:
+        if printer is not None:
+            printer.end()
+    t = result.report.total
+    total = sum(t.values())
+    if result.outcome is WaitOutcome.FINISHED:
+        if not quiet:
+            click.echo(f"taskflow: all {total} tasks finished", err=True)
+        sys.exit(EXIT_OK)
+    if result.outcome is WaitOutcome.FAILED:
+        blocked = total - t["finished"] - t["failed"]
+        click.echo(f"taskflow: {t['failed']} task(s) failed" + (f" and {blocked} cannot run" if blocked else "")
+                   + f"; see `taskflow status {taskfile} --failed`", err=True)
+        sys.exit(EXIT_FAILED)
+    if not quiet:
+        click.echo(f"taskflow: timed out with {total - t['finished']} of {total} tasks not finished", err=True)
+    sys.exit(EXIT_REMAINING)

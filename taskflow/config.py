@@ -1,0 +1,75 @@
+"""Settings from `[tool.taskflow.<section>]` of the pyproject.toml beside a taskfile.
+
+Python 3.10 has no tomllib and taskflow does not depend on tomli, so without
+either a pyproject.toml is only searched for the section header: a file that
+has no such section needs no parser, one that has it gets a clear error.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any, Callable
+
+from .errors import UsageError
+
+log = logging.getLogger(__name__)
+
+PYPROJECT = "pyproject.toml"
+
+
+def _toml_loads() -> Callable[[str], dict] | None:
+    try:
+        import tomllib
+        return tomllib.loads
+    except ModuleNotFoundError:
+        pass
+    try:
+        import tomli
+        return tomli.loads
+    except ModuleNotFoundError:
+        return None
+
+
+def pyproject_path(taskfile: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(taskfile)), PYPROJECT)
+
+
+def read_section(taskfile: str, section: str, loads: Callable[[str], dict] | None | str = "auto") -> tuple[dict, str | None]:
+    """(`[tool.taskflow.<section>]` of the pyproject.toml beside `taskfile`, that file's path).
+
+    ({}, None) when there is no such file or section. `loads` is for tests.
+    """
+    path = pyproject_path(taskfile)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}, None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror}") from None
+    if loads == "auto":
+        loads = _toml_loads()
+    if loads is None:
+        header = re.compile(rf"^\s*\[\s*tool\s*\.\s*taskflow\s*\.\s*{re.escape(section)}\s*\]", re.M)
+        if header.search(text):
+            raise UsageError(f"{path}: has [tool.taskflow.{section}] but this Python {_py()} cannot read TOML: "
+                             "install tomli (pip install tomli) or pass the settings on the command line")
+        return {}, None
+    try:
+        data: Any = loads(text)
+    except Exception as e:  # tomllib.TOMLDecodeError, or tomli's
+        raise UsageError(f"{path}: not valid TOML: {e}") from None
+    for key in ("tool", "taskflow", section):
+        data = data.get(key) if isinstance(data, dict) else None
+        if data is None:
+            return {}, None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: tool.taskflow.{section} must be a table")
+    log.debug("settings from %s: %s", path, data)
+    return data, path
+
+
+def _py() -> str:
+    import sys
+    return ".".join(map(str, sys.version_info[:2]))

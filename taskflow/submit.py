@@ -1,0 +1,215 @@
+"""`taskflow submit`: write the job script for a taskfile and submit it as one array job.
+
+Settings come from, the first that has one winning: the command line, the
+environment (TASKFLOW_SCHEDULER, TASKFLOW_WORKERS, TASKFLOW_TIME, TASKFLOW_MEM,
+TASKFLOW_QUEUE, TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS), then
+`[tool.taskflow.submit]` in a pyproject.toml beside the taskfile (keys
+scheduler, workers, time, mem, queue, name, args). Extra scheduler arguments
+add up instead, in that order reversed, so that on the qsub/sbatch command
+line the later, more specific ones override the earlier.
+
+Nothing is recorded until the scheduler accepted the job: a rejected or
+unreadable submission removes its script and leaves the store as it was.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from . import jobs
+from .config import read_section
+from .errors import SchedulerError, UsageError
+from .schedulers import Scheduler, ScriptSpec, choose, job_number, parse_memory, plain_path
+from .store import Store
+from .units import parse_duration
+
+log = logging.getLogger(__name__)
+
+ENV = {"scheduler": "TASKFLOW_SCHEDULER", "workers": "TASKFLOW_WORKERS", "time": "TASKFLOW_TIME",
+       "mem": "TASKFLOW_MEM", "queue": "TASKFLOW_QUEUE", "name": "TASKFLOW_JOB_NAME",
+       "args": "TASKFLOW_SUBMIT_ARGS"}
+SUBMIT_TIMEOUT = 120.0
+
+
+@dataclass
+class SubmitOptions:
+    workers: int
+    scheduler: str = "auto"
+    walltime: float | None = None   # seconds
+    memory: int | None = None       # megabytes
+    queue: str | None = None
+    name: str | None = None
+    extra: tuple[str, ...] = ()     # scheduler arguments
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
+
+
+def _args_list(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return shlex.split(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise UsageError(f"{where}: args must be a string or a list of strings")
+
+
+def resolve_options(taskfile: str, *, workers: int | None = None, scheduler: str | None = None,
+                    time: str | None = None, mem: str | None = None, queue: str | None = None,
+                    name: str | None = None, extra: Sequence[str] = (),
+                    environ: Mapping[str, str] | None = None) -> SubmitOptions:
+    """Combine command-line values (None: not given) with the environment and pyproject.toml."""
+    environ = os.environ if environ is None else environ
+    section, pyproject = read_section(taskfile, "submit")
+    where_py = f"{pyproject} [tool.taskflow.submit]"
+    unknown = set(section) - set(ENV)
+    if unknown:
+        raise UsageError(f"{where_py}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(ENV)}")
+    given = {"workers": workers, "scheduler": scheduler, "time": time, "mem": mem, "queue": queue, "name": name}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, cli_value in given.items():
+        if cli_value is not None:
+            values[key], sources[key] = cli_value, "command line"
+        elif environ.get(ENV[key]):
+            values[key], sources[key] = environ[ENV[key]], ENV[key]
+        elif key in section:
+            values[key], sources[key] = section[key], where_py
+
+    extra_all = _args_list(section.get("args", []), where_py)
+    if environ.get(ENV["args"]):
+        extra_all += shlex.split(environ[ENV["args"]])
+    extra_all += list(extra)
+
+    def where(key: str) -> str:
+        """The option, variable or file setting a bad value came from, for the error message."""
+        if sources[key] == "command line":
+            return "-n" if key == "workers" else f"--{key}"
+        if sources[key] == where_py:
+            return f"{where_py} {key}"
+        return sources[key]
+
+    if "workers" not in values:
+        raise UsageError("give the number of workers with -n N (or TASKFLOW_WORKERS, or workers in "
+                         "[tool.taskflow.submit] of pyproject.toml)")
+    try:
+        n = int(values["workers"])
+    except (TypeError, ValueError):
+        raise UsageError(f"{where('workers')}: {values['workers']!r} is not a number of workers") from None
+    if n < 1:
+        raise UsageError(f"{where('workers')}: {n} workers; give at least 1")
+    options = SubmitOptions(workers=n, extra=tuple(extra_all), sources=sources)
+    if "scheduler" in values:
+        options.scheduler = str(values["scheduler"])
+    if "time" in values:
+        options.walltime = parse_duration(values["time"], where("time"))
+        if options.walltime <= 0:
+            raise UsageError(f"{where('time')}: the walltime must be more than 0")
+    if "mem" in values:
+        options.memory = parse_memory(values["mem"], where("mem"))
+    if values.get("queue"):
+        options.queue = str(values["queue"])
+    if values.get("name"):
+        options.name = str(values["name"])
+    return options
+
+
+@dataclass
+class Prepared:
+    """A submission ready to go: the script, where it goes, and the command that submits it."""
+
+    scheduler: Scheduler
+    options: SubmitOptions
+    taskfile: str
+    store: Store
+    script_text: str
+    script_path: str
+    command: list[str]
+
+    def shell_command(self) -> str:
+        return shlex.join(self.command)
+
+
+def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
+            which: Callable[[str], str | None] | None = None) -> Prepared:
+    """Render the job script and the submit command; touches nothing on disk."""
+    import shutil
+
+    which = which or shutil.which
+    scheduler = choose(options.scheduler, which)
+    taskfile = os.path.abspath(taskfile)
+    if not os.path.isfile(taskfile):
+        raise UsageError(f"{taskfile}: no such taskfile")
+    log_dir = plain_path(jobs.logs_dir(store), "the store's log folder")
+    if scheduler.name == "slurm":
+        log_dir = log_dir.replace("%", "%%")
+    stem = os.path.splitext(os.path.basename(taskfile))[0]
+    spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
+                      arguments=(taskfile, "--store", store.path), walltime=options.walltime,
+                      memory=options.memory, queue=options.queue)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    script_path = os.path.join(jobs.jobs_dir(store),
+                               f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
+    command = [scheduler.submit_command, *scheduler.submit_args(script_path, options.workers, options.extra)]
+    return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command)
+
+
+def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None) -> jobs.JobRecord:
+    """Write the script, submit it, record the job in the store; returns the record."""
+    import shutil
+
+    scheduler = prepared.scheduler
+    program = scheduler.require(which or shutil.which)
+    jobs.prepare_folders(prepared.store)
+    path = prepared.script_path
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(prepared.script_text)
+    os.chmod(path, 0o755)
+    try:
+        job_id = _run(scheduler, [program, *prepared.command[1:]])
+    except BaseException:
+        _unlink(path)
+        raise
+    record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
+                            workers=prepared.options.workers, taskfile=prepared.taskfile,
+                            store=prepared.store.path, script=path, log_dir=jobs.logs_dir(prepared.store),
+                            command=prepared.command, cwd=os.getcwd(), host=socket.gethostname())
+    try:
+        jobs.save(prepared.store, record)
+    except Exception as e:  # the job runs regardless: say which one it is
+        raise SchedulerError(f"{scheduler.title} accepted job {job_id}, but it could not be recorded: {e}",
+                             scheduler.name) from None
+    log.info("submitted %s: %d workers; logs in %s", record.describe(), record.workers, record.log_dir)
+    return record
+
+
+def _run(scheduler: Scheduler, command: list[str]) -> str:
+    name = scheduler.submit_command
+    log.debug("running %s", shlex.join(command))
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=SUBMIT_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise SchedulerError(f"{command[0]}: not found; is {scheduler.title} installed here?", scheduler.name) from None
+    except OSError as e:
+        raise SchedulerError(f"cannot run {command[0]}: {e.strerror}", scheduler.name) from None
+    except subprocess.TimeoutExpired:
+        raise SchedulerError(f"{name} gave no answer within {SUBMIT_TIMEOUT:.0f}s; a job may have been "
+                             f"submitted anyway: check the {scheduler.title} queue", scheduler.name) from None
+    if proc.returncode != 0:
+        said = (proc.stderr.strip() or proc.stdout.strip() or "(no message)").replace("\n", " | ")
+        raise SchedulerError(f"{name} rejected the job (exit {proc.returncode}): {said}", scheduler.name)
+    return scheduler.parse_reply(proc.stdout)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
