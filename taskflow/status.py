@@ -15,6 +15,7 @@ from .lease import Leases, LockInfo
 from .store import Store
 from .task import Task
 from .taskfile import load, store_path
+from .units import format_duration
 
 STATES = ("waiting", "ready", "running", "finished", "failed")
 
@@ -34,6 +35,7 @@ class StatusReport:
     failed: list[tuple[Task, dict]] = field(default_factory=list)
     complete: bool = True  # False: the taskfile stopped at a barrier
     store: Store | None = None
+    changed: dict[str, int] = field(default_factory=dict)  # results from other code, by name
 
     @property
     def all_finished(self) -> bool:
@@ -41,6 +43,12 @@ class StatusReport:
 
     def to_json(self) -> dict:
         return {"tasks": self.counts, "total": self.total}
+
+    @property
+    def stuck(self) -> bool:
+        """Nothing can make progress: what is not finished failed or waits on a failure."""
+        t = self.total
+        return self.complete and t["ready"] == 0 and t["running"] == 0 and not self.stale and t["failed"] > 0
 
     def table(self) -> str:
         names = list(self.counts)
@@ -54,6 +62,9 @@ class StatusReport:
         if self.stale:
             rows.append(f"{len(self.stale)} stale claim(s) of dead or frozen workers "
                         "(their tasks count as ready; `taskflow cleanup --locks` removes them)")
+        for name, n in self.changed.items():
+            rows.append(f"code changed: {n} finished {name} result(s) came from other code or another "
+                        "version (`taskflow invalidate FILE --changed` removes them)")
         if not self.complete:
             rows.append("loading stopped at a barrier: tasks below it appear once those above are finished")
         return "\n".join(rows)
@@ -71,43 +82,59 @@ class StatusReport:
         return f"<table>{''.join(rows)}</table>{note}"
 
 
-def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details: bool = False) -> StatusReport:
-    """Status of `tasks` in `store`. With `details`, also read failure records."""
-    finished = store.finished_hashes()
-    failed = store.failed_hashes()
-    index = {t.hash: t for t in tasks}
-    locked = [n for n in store.lock_names() if n in index]
-    live: set[str] = set()
+def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) -> tuple[list, list]:
     running: list[Running] = []
     stale: list[Running] = []
-    if locked:
-        leases = Leases(store)
-        try:
-            for h in locked:
-                info = leases.inspect(h)
-                if info is None or h in finished:
-                    continue
-                (stale if info.stale else running).append(Running(index[h], info))
-                if not info.stale:
-                    live.add(h)
-        finally:
-            leases.close()
-    counts: dict[str, dict[str, int]] = {}
-    failed_list = []
+    locked = [n for n in store.lock_names() if n in tasks_by_hash]
+    if not locked:
+        return running, stale
+    leases = Leases(store)
+    try:
+        for h in locked:
+            info = leases.inspect(h)
+            if info is None or h in finished:
+                continue
+            (stale if info.stale else running).append(Running(tasks_by_hash[h], info))
+    finally:
+        leases.close()
+    return running, stale
+
+
+def task_states(tasks: Sequence[Task], store: Store) -> tuple[dict[str, str], list[Running], list[Running]]:
+    """State of every task by hash, plus the live and the stale claims."""
+    finished = store.finished_hashes()
+    failed = store.failed_hashes()
+    running, stale = _claims({t.hash: t for t in tasks}, store, finished)
+    live = {r.task.hash for r in running}
+    states: dict[str, str] = {}
     for t in tasks:
         h = t.hash
         if h in finished:
-            state = "finished"
+            states[h] = "finished"
         elif h in failed:
-            state = "failed"
-            if details:
-                failed_list.append((t, store.load_failure(h) or {}))
+            states[h] = "failed"
         elif h in live:
-            state = "running"
+            states[h] = "running"
         elif all(d.hash in finished for d in t.deps):
-            state = "ready"
+            states[h] = "ready"
         else:
-            state = "waiting"
+            states[h] = "waiting"
+    return states, running, stale
+
+
+def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details: bool = False) -> StatusReport:
+    """Status of `tasks` in `store`. With `details`, also read failure records."""
+    from .invalidate import changed
+
+    states, running, stale = task_states(tasks, store)
+    finished = {h for h, state in states.items() if state == "finished"}
+    code_changed = {name: len(group) for name, group in changed(tasks, store, finished).items()}
+    counts: dict[str, dict[str, int]] = {}
+    failed_list = []
+    for t in tasks:
+        state = states[t.hash]
+        if details and state == "failed":
+            failed_list.append((t, store.load_failure(t.hash) or {}))
         row = counts.get(t.name)
         if row is None:
             row = counts[t.name] = dict.fromkeys(STATES, 0)
@@ -116,7 +143,7 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
     for row in counts.values():
         for s in STATES:
             total[s] += row[s]
-    return StatusReport(counts, total, running, stale, failed_list, complete, store)
+    return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed)
 
 
 def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), details: bool = False) -> StatusReport:
@@ -143,3 +170,56 @@ def running_lines(report: StatusReport) -> list[str]:
 
 def dumps(report: StatusReport) -> str:
     return json.dumps(report.to_json(), indent=1)
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = int(round(width * done / total)) if total else width
+    return "#" * filled + "." * (width - filled)
+
+
+def watch_frame(report: StatusReport, rate_per_min: float | None) -> str:
+    """One screen of `status --watch`: the table with a progress bar per name, rate and time left."""
+    names = list(report.counts)
+    width = max([len(n) for n in names] + [5])
+    lines = []
+    for name in names:
+        c = report.counts[name]
+        total = sum(c.values())
+        lines.append(f"{name:<{width}} [{_bar(c['finished'], total)}] {c['finished']:>7}/{total:<7}"
+                     + "".join(f" {s} {c[s]}" for s in ("running", "ready", "waiting", "failed") if c[s]))
+    t = report.total
+    total = sum(t.values())
+    lines.append("")
+    lines.append(f"{'Total':<{width}} [{_bar(t['finished'], total)}] {t['finished']:>7}/{total:<7}"
+                 + "".join(f" {s} {t[s]}" for s in ("running", "ready", "waiting", "failed") if t[s]))
+    if rate_per_min is not None:
+        left = total - t["finished"] - t["failed"]
+        eta = f", about {format_duration(60.0 * left / rate_per_min)} left" if rate_per_min > 0 and left else ""
+        lines.append(f"{rate_per_min:.1f} tasks/min{eta}")
+    if report.stale:
+        lines.append(f"{len(report.stale)} stale claim(s)")
+    if not report.complete:
+        lines.append("(loading stopped at a barrier)")
+    return "\n".join(lines)
+
+
+def watch(taskfile: str, store: Store, argv: Sequence[str], interval: float, out, clear: bool) -> StatusReport:
+    """Redraw the status until every task is finished or nothing can progress."""
+    loaded = load(taskfile, store, argv)
+    first: tuple[float, int] | None = None
+    while True:
+        report = compute(loaded.tasks, store, loaded.complete)
+        now = time.monotonic()
+        if first is None:
+            first = (now, report.total["finished"])
+        elapsed = now - first[0]
+        rate = 60.0 * (report.total["finished"] - first[1]) / elapsed if elapsed > 0 else None
+        frame = watch_frame(report, rate)
+        out.write(("\x1b[H\x1b[2J" if clear else "") + frame + "\n" + ("" if clear else "\n"))
+        out.flush()
+        if report.all_finished or report.stuck:
+            return report
+        if not report.complete and report.total["finished"] == sum(report.total.values()):
+            loaded = load(taskfile, store, argv)  # the barrier opened: see the tasks below it
+            continue
+        time.sleep(interval)

@@ -1,0 +1,158 @@
+"""Commands for operating a run: invalidate, report, show, graph, shell."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .cli import _common, _configure_logging, _handle_errors, _open_store, _store_option, main
+
+
+@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
+@_common
+@click.option("--target", "targets", multiple=True, metavar="NAME",
+              help="Tasks named NAME (full name or the part after the last dot) or matching /REGEX/. Repeatable.")
+@click.option("--changed", is_flag=True, help="Results produced by other code or another version= of their function.")
+@click.option("-n", "--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@_handle_errors
+def invalidate(taskfile: str, args: tuple, store: str | None, targets: tuple, changed: bool, dry_run: bool,
+               verbose: bool, debug: bool) -> None:
+    """Remove results of matching tasks and of everything downstream of them.
+
+    The next `execute` computes them again. Tasks a live worker is running are
+    skipped and reported.
+
+    \b
+    Example:
+      taskflow invalidate taskfile.py --target countwords --dry-run
+      taskflow invalidate taskfile.py --changed
+    """
+    from .errors import UsageError
+    from .invalidate import changed as changed_tasks, invalidate as run_invalidate, match
+    from .taskfile import load
+
+    _configure_logging(verbose, False)
+    if not targets and not changed:
+        raise UsageError("say what to invalidate: --target NAME (or /REGEX/), or --changed")
+    s = _open_store(taskfile, store)
+    loaded = load(taskfile, s, args)
+    roots = []
+    for pattern in targets:
+        found = match(loaded.tasks, pattern)
+        if not found:
+            raise UsageError(f"--target {pattern} matches no task")
+        roots.extend(found)
+    if changed:
+        for group in changed_tasks(loaded.tasks, s).values():
+            roots.extend(group)
+    done = run_invalidate(s, loaded.tasks, roots, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for name, n in done.results.items():
+        click.echo(f"{verb} {n} {name} result(s)")
+    for name, n in done.failures.items():
+        click.echo(f"{verb} {n} {name} failure record(s)")
+    for t in done.skipped_live:
+        click.echo(f"skipped {t.name} {t.hash[:12]}: a live worker is running it")
+    if not done.results and not done.failures:
+        click.echo("nothing to remove")
+    if not loaded.complete:
+        click.echo("note: the taskfile stops at a barrier; tasks below it were not examined", err=True)
+
+
+@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--slowest", default=10, show_default=True, help="How many of the slowest tasks to list.")
+@_handle_errors
+def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest: int, verbose: bool,
+           debug: bool) -> None:
+    """Per task name: how many finished, run times, peak memory, hosts; the slowest tasks.
+
+    \b
+    Example:
+      taskflow report taskfile.py --slowest 5
+    """
+    from .report import report as make_report
+    from .taskfile import load
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    loaded = load(taskfile, s, args)
+    rep = make_report(loaded.tasks, s, slowest)
+    click.echo(json.dumps(rep.to_json(), indent=1) if as_json else rep.table())
+
+
+@main.command(epilog="Exit codes: 0 shown, 2 no such task, usage error or the taskfile cannot be loaded.")
+@click.argument("taskfile", metavar="FILE")
+@click.argument("target")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@_store_option
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@_handle_errors
+def show(taskfile: str, target: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+    """Everything known about a task: arguments, dependencies, state, metadata, traceback.
+
+    TARGET is NAME (every task of that name), NAME[i] (the i-th of that name,
+    in declaration order) or a hash prefix.
+
+    \b
+    Example:
+      taskflow show taskfile.py 'countwords[3]'
+    """
+    from .report import describe, find
+    from .taskfile import load
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    loaded = load(taskfile, s, args)
+    click.echo("\n\n".join(describe(t, loaded.tasks, s) for t in find(loaded.tasks, target)))
+
+
+@main.command(epilog="Exit codes: 0 written, 2 usage error, no Graphviz for .svg/.png (the .dot is written), "
+                     "or the taskfile cannot be loaded.")
+@_common
+@click.option("-o", "--output", required=True, metavar="FILE", help="graph.svg, graph.png or graph.dot.")
+@click.option("--full", is_flag=True, help="One node per task instead of per task name (small graphs only).")
+@_handle_errors
+def graph(taskfile: str, args: tuple, store: str | None, output: str, full: bool, verbose: bool,
+          debug: bool) -> None:
+    """Draw the task graph, coloured by state (SVG/PNG need Graphviz: apt-get install graphviz).
+
+    \b
+    Example:
+      taskflow graph taskfile.py -o graph.svg
+    """
+    from .graph import collapsed_dot, full_dot, write
+    from .status import compute, task_states
+    from .taskfile import load
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    loaded = load(taskfile, s, args)
+    if full:
+        source = full_dot(loaded.tasks, task_states(loaded.tasks, s)[0])
+    else:
+        source = collapsed_dot(loaded.tasks, compute(loaded.tasks, s, loaded.complete))
+    click.echo(f"wrote {write(source, output)}")
+
+
+@main.command(epilog="Exit codes: 0 on exit, 2 the taskfile cannot be loaded.")
+@_common
+@_handle_errors
+def shell(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+    """An interactive Python session with the taskfile loaded, plus value, show and invalidate.
+
+    IPython when installed and in a terminal, the standard console otherwise.
+
+    \b
+    Example:
+      taskflow shell taskfile.py
+      echo 'print(value(result))' | taskflow shell taskfile.py
+    """
+    from .shell import run
+
+    _configure_logging(verbose, False)
+    run(taskfile, _open_store(taskfile, store), args)
+    sys.exit(0)
