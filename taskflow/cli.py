@@ -228,20 +228,26 @@ def _array_rank() -> tuple[int | None, int | None]:
 @click.option("--failed", "show_failed", is_flag=True, help="List failed tasks with their errors.")
 @click.option("--running", "show_running", is_flag=True,
               help="List running tasks with their owner (host, pid, worker) and for how long.")
+@click.option("--watch", "watch_every", is_flag=False, flag_value=2.0, type=float, default=None, metavar="[SECONDS]",
+              help="Redraw every SECONDS (default 2) with progress bars, rate and time left, until all finish.")
 @_handle_errors
 def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_failed: bool,
-           show_running: bool, verbose: bool, debug: bool) -> None:
+           show_running: bool, watch_every: float | None, verbose: bool, debug: bool) -> None:
     """Count the tasks of each name: waiting, ready, running, finished, failed.
 
     \b
     Example:
       taskflow status taskfile.py --running
+      taskflow status taskfile.py --watch 5
     """
-    from .status import compute, dumps, running_lines
+    from .status import compute, dumps, running_lines, watch
     from .taskfile import load
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)
+    if watch_every is not None:
+        watch(taskfile, s, args, max(watch_every, 0.2), sys.stdout, clear=sys.stdout.isatty())
+        return
     loaded = load(taskfile, s, args)
     report = compute(loaded.tasks, s, loaded.complete, details=show_failed)
     if as_json:
@@ -326,6 +332,7 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
 
 
 from . import cli_cluster  # noqa: E402,F401  (registers submit and wait)
+from . import cli_operate  # noqa: E402,F401  (registers invalidate, report, show, graph, shell)
 
 
 if __name__ == "__main__":  # pragma: no cover
