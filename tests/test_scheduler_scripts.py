@@ -233,6 +233,24 @@ def test_default_python_is_the_one_on_path(fake):
     assert out.read_text().split() == ["-m", "taskflow", "execute", "t.py"]
 
 
+@pytest.mark.parametrize("name, variable", [("sge", "SGE_O_PATH"), ("pbs", "PBS_O_PATH")])
+def test_submitting_path_comes_first_again_after_a_login_shell(fake, name, variable):
+    # SGE and PBS start jobs in login shells whose profiles may reset PATH; the submitting
+    # shell's PATH, which they keep in SGE_O_PATH/PBS_O_PATH, must decide which python3 runs.
+    submitter = fake.folder / "venv-bin"
+    submitter.mkdir()
+    (submitter / "python3").symlink_to(fake.folder / "bin" / "python-fake")
+    script = fake.folder / "job"
+    script.write_text(SCHEDULERS[name].render())
+    out = fake.folder / "args"
+    work = fake.folder / "work"
+    env = {"PATH": "/usr/bin:/bin", variable: f"{submitter}:/usr/bin:/bin", "FAKE_OUT": str(out),
+           "PBS_O_WORKDIR": str(work), "TASKFLOW_TASKFILE": "t.py"}
+    proc = subprocess.run(["bash", str(script)], cwd=work, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().split() == ["-m", "taskflow", "execute", "t.py"]
+
+
 def test_package_ships_the_templates():
     # Package data: rendering must work from an installed copy, not only from the repository.
     from importlib import resources
