@@ -62,3 +62,11 @@ def test_live_and_stale_claims(tmp_path):
     assert "kept 1 live claim" in removed
     assert os.path.exists(live.path) and not os.path.exists(dead.path)
     assert leases.release(live)
+
+
+def test_watch_ends_when_all_finished(tmp_path):
+    tf = write_taskfile(tmp_path, GRAPH)
+    run_cli("execute", tf, check=0)
+    out = run_cli("status", tf, "--watch", "0.2", check=0, timeout=30).stdout
+    assert "[####################]       5/5" in out
+    assert "Total" in out
