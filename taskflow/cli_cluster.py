@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +27,9 @@ Exit codes:
   0    submitted (or shown, with --dry-run)
   2    usage error, no scheduler found, or the scheduler rejected the job
        or answered something unreadable (nothing is recorded then)"""
+
+if TYPE_CHECKING:
+    from .wait import Progress
 
 WAIT_EPILOG = """\b
 Exit codes:
@@ -96,7 +100,7 @@ class _ProgressPrinter:
         self.printed_at = 0.0
         self.drawn = False
 
-    def __call__(self, progress) -> None:
+    def __call__(self, progress: "Progress") -> None:
         line = progress.line()
         if self.tty:
             click.echo("\r\033[K" + line, nl=False, err=True)

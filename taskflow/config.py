@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Literal
 
 from .errors import UsageError
 
@@ -35,7 +36,8 @@ def pyproject_path(taskfile: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(taskfile)), PYPROJECT)
 
 
-def read_section(taskfile: str, section: str, loads: Callable[[str], dict] | None | str = "auto") -> tuple[dict, str | None]:
+def read_section(taskfile: str, section: str,
+                 loads: Callable[[str], dict] | None | Literal["auto"] = "auto") -> tuple[dict, str | None]:
     """(`[tool.taskflow.<section>]` of the pyproject.toml beside `taskfile`, that file's path).
 
     ({}, None) when there is no such file or section. `loads` is for tests.
@@ -48,12 +50,12 @@ def read_section(taskfile: str, section: str, loads: Callable[[str], dict] | Non
         return {}, None
     except OSError as e:
         raise UsageError(f"{path}: cannot read: {e.strerror}") from None
-    if loads == "auto":
+    if isinstance(loads, str):
         loads = _toml_loads()
     if loads is None:
         header = re.compile(rf"^\s*\[\s*tool\s*\.\s*taskflow\s*\.\s*{re.escape(section)}\s*\]", re.M)
         if header.search(text):
-            raise UsageError(f"{path}: has [tool.taskflow.{section}] but this Python {_py()} cannot read TOML: "
+            raise UsageError(f"{path}: has [tool.taskflow.{section}] but this Python {sys.version_info[0]}.{sys.version_info[1]} cannot read TOML: "
                              "install tomli (pip install tomli) or pass the settings on the command line")
         return {}, None
     try:
@@ -68,8 +70,3 @@ def read_section(taskfile: str, section: str, loads: Callable[[str], dict] | Non
         raise UsageError(f"{path}: tool.taskflow.{section} must be a table")
     log.debug("settings from %s: %s", path, data)
     return data, path
-
-
-def _py() -> str:
-    import sys
-    return ".".join(map(str, sys.version_info[:2]))

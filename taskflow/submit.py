@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -117,6 +118,7 @@ def resolve_options(taskfile: str, *, workers: int | None = None, scheduler: str
         options.queue = str(values["queue"])
     if values.get("name"):
         options.name = str(values["name"])
+    log.debug("submit settings: %s", ", ".join(f"{k}={values[k]!r} ({sources[k]})" for k in values))
     return options
 
 
@@ -139,10 +141,7 @@ class Prepared:
 def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
             which: Callable[[str], str | None] | None = None) -> Prepared:
     """Render the job script and the submit command; touches nothing on disk."""
-    import shutil
-
-    which = which or shutil.which
-    scheduler = choose(options.scheduler, which)
+    scheduler = choose(options.scheduler, which or shutil.which)
     taskfile = os.path.abspath(taskfile)
     if not os.path.isfile(taskfile):
         raise UsageError(f"{taskfile}: no such taskfile")
@@ -162,8 +161,6 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
 
 def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None) -> jobs.JobRecord:
     """Write the script, submit it, record the job in the store; returns the record."""
-    import shutil
-
     scheduler = prepared.scheduler
     program = scheduler.require(which or shutil.which)
     jobs.prepare_folders(prepared.store)

@@ -97,6 +97,7 @@ def wait(taskfile: str, store: str | Store | None = None, argv: Sequence[str] = 
     while True:
         report = look(taskfile, store, argv)
         elapsed = clock() - start
+        log.debug("%s after %.1fs: %s", store.path, elapsed, report.total)
         if on_progress is not None:
             on_progress(Progress(report, elapsed, jobs.summary(store, jobs.live_workers(report))))
         outcome = judge(report)
