@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MARKER = "taskflow-store.json"
+_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "jobs", "code", "STOP"}
 HOST = socket.gethostname()
 
 
@@ -102,7 +103,8 @@ class Store:
             with open(marker) as f:
                 fmt = json.load(f).get("format")
         except FileNotFoundError:
-            if os.path.isdir(self.path) and os.listdir(self.path):
+            # A store being created by another worker right now holds only our own folders.
+            if os.path.isdir(self.path) and not set(os.listdir(self.path)) <= _OWN_ENTRIES:
                 raise StoreError(f"{self.path} exists and is not a taskflow store (no {MARKER})",
                                  path=self.path) from None
             return
@@ -118,11 +120,14 @@ class Store:
             return
         self.check_format()
         try:
-            for d in (self.results_dir, self.failed_dir, self.locks_dir, self.tmp_dir, self.clock_dir):
-                os.makedirs(d, exist_ok=True)
+            # The marker first (through tmp/), so that a folder other workers see
+            # half-created is already recognisably a store.
+            os.makedirs(self.tmp_dir, exist_ok=True)
             marker = os.path.join(self.path, MARKER)
             if not os.path.exists(marker):
                 self.write_atomic(marker, json.dumps({"format": FORMAT, "created_by": __version__}).encode())
+            for d in (self.results_dir, self.failed_dir, self.locks_dir, self.clock_dir):
+                os.makedirs(d, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
         self._ready = True

@@ -1,4 +1,4 @@
-"""Durations and sizes as people type them: `3h30m`, `90s`, `1d`, `8G`."""
+"""Durations as people and batch schedulers write them: `3h30m`, `90s`, `1d`, `1-12:00:00`."""
 from __future__ import annotations
 
 import re
@@ -10,15 +10,19 @@ _SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1, None: 1}
 
 
 def parse_duration(text: str | float | int, option: str = "duration") -> float:
-    """Seconds in `3h30m`, `45m`, `90s`, `1d2h`, `1:30:00` or a plain number of seconds."""
+    """Seconds in `3h30m`, `45m`, `90s`, `1d2h`, `1:30:00`, `2-00:00:00` or a plain number of seconds."""
     if isinstance(text, (int, float)):
         return float(text)
     s = text.strip()
-    if re.fullmatch(r"\d+(:\d{1,2}){1,3}", s):  # [D-]HH:MM:SS as batch schedulers write it
-        parts = [int(p) for p in s.split(":")]
+    # As schedulers write it: MM:SS, HH:MM:SS, or with days D-HH, D-HH:MM, D-HH:MM:SS.
+    clock = re.fullmatch(r"(?:(\d+)-(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?)|(?:(\d+(?::\d{1,2}){1,2}))", s)
+    if clock:
+        if clock.group(1) is not None:
+            days, hours, minutes, secs = (int(g or 0) for g in clock.group(1, 2, 3, 4))
+            return float(((days * 24 + hours) * 60 + minutes) * 60 + secs)
         seconds = 0
-        for p in parts:
-            seconds = seconds * 60 + p
+        for part in clock.group(5).split(":"):
+            seconds = seconds * 60 + int(part)
         return float(seconds)
     pos, total, matched = 0, 0.0, False
     while pos < len(s):

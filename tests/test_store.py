@@ -71,3 +71,28 @@ def test_refuses_a_foreign_folder_and_other_formats(tmp_path):
     (newer / MARKER).write_text(json.dumps({"format": 99}))
     with pytest.raises(StoreError, match="format 99"):
         Store(str(newer)).check_format()
+
+
+def test_many_processes_open_a_fresh_store_together(tmp_path):
+    import multiprocessing as mp
+
+    path = str(tmp_path / "fresh")
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    errors = ctx.Queue()
+
+    def opener():
+        start.wait()
+        try:
+            Store(path).ensure()
+        except StoreError as e:
+            errors.put(str(e))
+
+    procs = [ctx.Process(target=opener) for _ in range(40)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(30)
+    assert errors.empty(), errors.get()
+    assert Store(path).exists()

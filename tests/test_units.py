@@ -6,7 +6,7 @@ from taskflow.units import format_duration, parse_duration
 
 @pytest.mark.parametrize("text, seconds", [
     ("90", 90), ("90s", 90), ("45m", 2700), ("3h30m", 12600), ("1d2h", 93600), ("1.5h", 5400),
-    ("01:30:00", 5400), ("10:00", 600), (12, 12.0),
+    ("01:30:00", 5400), ("10:00", 600), ("1-12:00:00", 129600), ("2-1:30", 178200), ("3-4", 273600), (12, 12.0),
 ])
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
