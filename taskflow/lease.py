@@ -11,16 +11,24 @@ lease. A claim is stale when its file was not touched within its lease, or,
 at once, when its owner ran on this host (same hostname and boot id) and the
 pid is gone. Age is measured against the filesystem's clock (the mtime of a
 file this worker just touched in the store), never against this host's wall
-clock, so hosts whose clocks disagree still agree on staleness.
+clock, so hosts whose clocks disagree still agree on staleness. Touching means
+rewriting a byte in place, not utime(): the time of a write is set by the
+filesystem, while utime(path, None) takes the caller's clock on some network
+filesystems and under time-faking libraries.
 
 Taking over a stale claim: rename it to a unique name, then check that the
-renamed file is the very one judged stale (same inode, same mtime). Rename is
-atomic, so among any number of racers exactly one moves that file; a racer
-that moved a fresh claim instead (the file changed under it) puts it back with
-link(), which cannot overwrite. The winner then claims with O_EXCL like anyone.
+renamed file is the very one judged stale (same inode, mtime and content).
+Rename is atomic, so exactly one racer moves that file. Racers that judged the
+same file stale first compete for a token named after that file (O_EXCL), so
+only one of them renames at all: a loser renaming after the winner would move
+the winner's new claim away, and while it is away a third worker could claim
+the task too. If the owner renews between the winner's look and its rename,
+the winner puts the file back with link(), which cannot overwrite. The winner
+then claims with O_EXCL like anyone.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -94,6 +102,25 @@ class LockInfo:
     stale: bool
     reason: str
     stat: os.stat_result = field(repr=False)
+    raw: bytes = field(default=b"", repr=False)  # the file's content as judged
+
+    def identity(self) -> tuple:
+        return _identity(self.stat, self.raw)
+
+
+def _identity(st: os.stat_result, raw: bytes) -> tuple:
+    # Inode numbers are reused at once and mtimes are coarse, so a claim made
+    # right after another was removed can share both: the content tells them apart.
+    return st.st_ino, st.st_dev, st.st_mtime_ns, raw
+
+
+def _read(path: str) -> tuple[os.stat_result, bytes] | None:
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())  # after open: fresh attributes even on NFS
+            return st, f.read()
+    except FileNotFoundError:
+        return None
 
 
 class Leases:
@@ -117,11 +144,11 @@ class Leases:
             self.store.ensure()
             if self._clock_file is None:
                 self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+            fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
-                os.utime(self._clock_file, None)
-            except FileNotFoundError:
-                with open(self._clock_file, "wb"):
-                    pass
+                os.pwrite(fd, b"t", 0)
+            finally:
+                os.close(fd)
             self._fs_ref = (os.stat(self._clock_file).st_mtime, time.monotonic())
         return self._fs_ref[0] + (time.monotonic() - self._fs_ref[1])
 
@@ -173,23 +200,69 @@ class Leases:
     def remove_stale(self, info: LockInfo) -> bool:
         """Remove the claim judged stale in `info`, if it is still that very file."""
         path = self.store.lock_path(info.task_hash)
+        token = self._take_token(path, info)
+        if token is None:
+            return False
+        try:
+            return self._move_away(path, info)
+        finally:
+            self._drop_token(*token)
+
+    def _take_token(self, path: str, info: LockInfo) -> tuple[str, bytes] | None:
+        """The right to take over the very file judged in `info`, or None if another racer has it."""
+        digest = hashlib.blake2b(repr(info.identity()).encode(), digest_size=10).hexdigest()
+        token = f"{path}.takeover.{digest}"
+        content = self._record(info.task_hash)
+        for _ in range(3):
+            try:
+                fd = os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                held = self._judge(info.task_hash, token)
+                if held is not None and not held.stale:
+                    return None
+                # Its holder died, or froze for a whole lease, in the middle of a takeover.
+                try:
+                    os.unlink(token)
+                except FileNotFoundError:
+                    pass
+                continue
+            try:
+                os.write(fd, content)
+            finally:
+                os.close(fd)
+            return token, content
+        return None
+
+    def _drop_token(self, token: str, content: bytes) -> None:
+        got = _read(token)
+        if got is not None and got[1] == content:  # not one that replaced ours as abandoned
+            try:
+                os.unlink(token)
+            except FileNotFoundError:
+                pass
+
+    def _move_away(self, path: str, info: LockInfo) -> bool:
+        judged = info.identity()
+        now = _read(path)
+        if now is None or _identity(*now) != judged:
+            return False  # renewed, released or taken over since we judged it
         grave = f"{path}.stale.{uuid.uuid4().hex[:12]}"
         try:
             os.rename(path, grave)
         except FileNotFoundError:
             return False
-        moved = os.stat(grave)
-        if (moved.st_ino, moved.st_dev, moved.st_mtime_ns) != (info.stat.st_ino, info.stat.st_dev,
-                                                              info.stat.st_mtime_ns):
-            # Someone replaced or renewed the claim between our look and our rename.
+        moved = _read(grave)
+        if moved is not None and _identity(*moved) == judged:
+            os.unlink(grave)
+            return True
+        if moved is not None:
+            # The owner renewed it between our look and our rename: put it back.
             try:
                 os.link(grave, path)
             except FileExistsError:
-                log.warning("claim on %s changed during takeover and could not be put back", info.task_hash)
+                log.warning("claim on %s was renewed during takeover and could not be put back", info.task_hash)
             os.unlink(grave)
-            return False
-        os.unlink(grave)
-        return True
+        return False
 
     def _take_over(self, info: LockInfo) -> Claim | None:
         if not self.remove_stale(info):
@@ -200,13 +273,13 @@ class Leases:
 
     def inspect(self, task_hash: str) -> LockInfo | None:
         """Read and judge the claim on `task_hash`; None if there is none."""
-        path = self.store.lock_path(task_hash)
-        try:
-            with open(path, "rb") as f:
-                st = os.fstat(f.fileno())  # after open: fresh attributes even on NFS
-                raw = f.read()
-        except FileNotFoundError:
+        return self._judge(task_hash, self.store.lock_path(task_hash))
+
+    def _judge(self, task_hash: str, path: str) -> LockInfo | None:
+        got = _read(path)
+        if got is None:
             return None
+        st, raw = got
         try:
             owner = json.loads(raw)
             if not isinstance(owner, dict):
@@ -214,48 +287,52 @@ class Leases:
         except ValueError:
             owner = {}  # being written right now, or damaged: judged by age alone
         age = self.fs_now() - st.st_mtime
-        lease = float(owner.get("lease") or self.lease)
+        try:
+            lease = float(owner.get("lease") or self.lease)
+        except (TypeError, ValueError):
+            lease = self.lease
         if owner.get("host") == HOST and owner.get("boot", "") == BOOT_ID and isinstance(owner.get("pid"), int) \
                 and not pid_alive(owner["pid"]):
-            return LockInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", st)
+            return LockInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", st, raw)
         if age > lease:
-            return LockInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", st)
-        return LockInfo(task_hash, owner, age, False, "live", st)
+            return LockInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", st, raw)
+        return LockInfo(task_hash, owner, age, False, "live", st, raw)
 
     def still_ours(self, claim: Claim) -> bool:
-        try:
-            with open(claim.path, "rb") as f:
-                return f.read() == claim.content
-        except FileNotFoundError:
-            return False
+        got = _read(claim.path)
+        return got is not None and got[1] == claim.content
 
     def holds(self, claim: Claim) -> bool:
-        """Whether the claim is still ours, reading it only when it could have gone stale.
+        """Whether the claim is still ours, read from the file.
 
-        Nobody may take a claim over before it goes unrenewed for a whole
-        lease, and the monotonic clock keeps counting while a process is
-        frozen, so a claim created or renewed less than half a lease ago is
-        still ours.
+        Not inferred from the time since the last renewal: an owner that froze
+        past its lease and renewed just as a takeover began can lose the claim
+        right after renewing (see _move_away), and the monotonic clock stops
+        while the machine is suspended.
         """
-        if claim.lost:
-            return False
-        if time.monotonic() - claim.confirmed < self.lease / 2:
-            return True
-        return self.still_ours(claim)
+        return not claim.lost and self.still_ours(claim)
+
+    def _lose(self, claim: Claim) -> bool:
+        claim.lost = True
+        log.warning("lost claim on %s: another worker took it over", claim.task_hash)
+        return False
 
     def renew(self, claim: Claim) -> bool:
         """Touch our claim if it is still ours; mark it lost otherwise."""
         if claim.lost:
             return False
-        if not self.still_ours(claim):
-            claim.lost = True
-            log.warning("lost claim on %s: another worker took it over", claim.task_hash)
-            return False
         try:
-            os.utime(claim.path, None)  # None: the filesystem's time, not ours
+            fd = os.open(claim.path, os.O_RDWR)
         except FileNotFoundError:
-            claim.lost = True
-            return False
+            return self._lose(claim)
+        try:
+            # Check and touch through one descriptor: if a takeover renames the
+            # file meanwhile, the write still lands on our own file.
+            if os.pread(fd, len(claim.content) + 1, 0) != claim.content:
+                return self._lose(claim)
+            os.pwrite(fd, claim.content[:1], 0)
+        finally:
+            os.close(fd)
         claim.confirmed = time.monotonic()
         return True
 
