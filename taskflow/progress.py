@@ -35,6 +35,7 @@ class Counter:
         self.failed = max(self.failed, failed)
 
     def line(self) -> str:
+        self.finished = min(self.finished, self.total)  # other workers' tasks may be counted twice
         elapsed = max(time.monotonic() - self.t0, 1e-9)
         pct = 100.0 * self.finished / self.total if self.total else 100.0
         parts = [f"{self.finished}/{self.total} finished ({pct:.1f}%)"]
@@ -85,8 +86,15 @@ class TerminalReporter(Reporter):
         self.stream.write(f"\nfailed: {task.name} ({task.hash[:12]}): {message}\n")
 
     def learned(self, finished, failed):
-        self.counter.finished = finished
-        self.counter.failed = failed
+        self.counter.finished = max(self.counter.finished, finished)
+        self.counter.failed = max(self.counter.failed, failed)
+        self._draw()
+
+    def progress(self, done: int, current: str) -> None:
+        """Tasks finished by other processes (the workers of --jobs)."""
+        self.counter.finished += done
+        self.counter.ran += done
+        self.counter.current = current
         self._draw()
 
     def end(self):
@@ -97,34 +105,72 @@ class TerminalReporter(Reporter):
 
 
 class LogReporter(Reporter):
-    """One plain line per finished or failed task, for batch logs."""
+    """One plain line per finished or failed task, for batch logs.
 
-    def __init__(self) -> None:
+    Lines are buffered and flushed at most twice a second (and at once for a
+    failure), so ten thousand tiny tasks do not cost ten thousand writes.
+    """
+
+    FLUSH_EVERY = 0.5
+
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.counter = Counter()
+        target = stream or sys.stderr
+        self.stream = open(target.fileno(), "w", buffering=1 << 16, closefd=False,
+                           encoding=getattr(target, "encoding", None) or "utf-8", errors="replace")
+        self._flushed = time.monotonic()
+
+    def _line(self, text: str, urgent: bool = False) -> None:
+        self.stream.write(f"taskflow: {text}\n")
+        now = time.monotonic()
+        if urgent or now - self._flushed > self.FLUSH_EVERY:
+            self.stream.flush()
+            self._flushed = now
 
     def begin(self, total, finished, failed):
         self.counter.begin(total, finished, failed)
-        log.info("%d tasks, %d already finished, %d failed", total, finished, failed)
+        self._line(f"{total} tasks, {finished} already finished, {failed} failed", urgent=True)
 
     def task_finished(self, task, seconds):
         self.counter.finished += 1
-        log.info("finished %s %s in %.3fs [%d/%d]", task.name, task.hash[:12], seconds,
-                 self.counter.finished, self.counter.total)
+        self.counter.ran += 1
+        self._line(f"finished {task.name} {task.hash[:12]} in {seconds:.3f}s "
+                   f"[{self.counter.finished}/{self.counter.total}]")
 
     def task_failed(self, task, message):
         self.counter.failed += 1
-        log.error("failed %s %s: %s", task.name, task.hash[:12], message)
+        self._line(f"failed {task.name} {task.hash[:12]}: {message}", urgent=True)
 
     def learned(self, finished, failed):
-        self.counter.finished = finished
-        self.counter.failed = failed
+        self.counter.finished = max(self.counter.finished, finished)
+        self.counter.failed = max(self.counter.failed, failed)
+
+    def progress(self, done: int, current: str) -> None:
+        """Tasks finished by other processes (the workers of --jobs)."""
+        self.counter.finished += done
+        self.counter.ran += done
+        self._line(self.counter.line())
+
+    def end(self):
+        self.stream.flush()
 
 
 class PipeReporter(Reporter):
-    """Sends events as JSON lines to a file descriptor the parent reads."""
+    """Sends events to the --jobs parent through a pipe, as JSON lines.
+
+    Finished tasks are sent as counts at most five times a second: one write
+    per task would cost the parent as much CPU as a worker's tasks. What a
+    worker learns from the store is not sent: the parent counts its
+    siblings' work from their own messages.
+    """
+
+    SEND_EVERY = 0.2
 
     def __init__(self, fd: int):
         self.fd = fd
+        self._done = 0
+        self._current = ""
+        self._sent = time.monotonic()
 
     def _send(self, *event) -> None:
         try:
@@ -132,47 +178,47 @@ class PipeReporter(Reporter):
         except OSError:
             pass  # the parent went away; the work goes on
 
+    def _flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._sent > self.SEND_EVERY:
+            if self._done or self._current:
+                self._send("progress", self._done, self._current)
+            self._done = 0
+            self._sent = now
+
     def begin(self, total, finished, failed):
         self._send("begin", total, finished, failed)
 
     def task_started(self, task):
-        self._send("start", task.name)
+        self._current = f"running {task.name}"
+        self._flush()
 
     def task_finished(self, task, seconds):
-        self._send("done", task.name)
+        self._done += 1
+        self._current = ""
+        self._flush()
 
     def task_failed(self, task, message):
+        self._flush(force=True)
         self._send("fail", task.name, task.hash, message)
 
-    def learned(self, finished, failed):
-        self._send("learned", finished, failed)
+    def end(self):
+        self._flush(force=True)
 
 
 def replay(reporter: Reporter, line: bytes) -> None:
-    """Feed one event line from a PipeReporter into a local reporter."""
+    """Feed one event line from a PipeReporter into the parent's reporter."""
     try:
         kind, *args = json.loads(line)
     except ValueError:
         return
-    counter = getattr(reporter, "counter", None)
     if kind == "begin":
         reporter.begin(*args)
-    elif kind == "done" and counter is not None:
-        counter.finished += 1
-        counter.ran += 1
-        if isinstance(reporter, TerminalReporter):
-            reporter._draw()
-        else:
-            log.info("finished %s [%d/%d]", args[0], counter.finished, counter.total)
+    elif kind == "progress":
+        reporter.progress(*args)
     elif kind == "fail":
         name, task_hash, message = args
         reporter.task_failed(_Named(name, task_hash), message)
-    elif kind == "start" and isinstance(reporter, TerminalReporter):
-        counter.current = f"running {args[0]}"
-        reporter._draw()
-    elif kind == "learned" and counter is not None:
-        counter.finished = max(counter.finished, args[0])
-        counter.failed = max(counter.failed, args[1])
 
 
 class _Named:
