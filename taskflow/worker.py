@@ -112,6 +112,7 @@ class Worker:
         self._started = time.monotonic()
         self._ran_total = 0
         self._stop_checked = 0.0
+        self._signals = _Signals()
 
     # -- graph bookkeeping ----------------------------------------------
 
@@ -188,6 +189,11 @@ class Worker:
             self.reporter.learned(len(self.finished), len(self.failed))
         return changed
 
+    def _lost(self, h: str) -> None:
+        # The task is now another worker's: wait for its outcome like for any
+        # task run elsewhere, rather than conclude that nothing is left to wait for.
+        self.elsewhere.add(h)
+
     def _failed_elsewhere(self, h: str) -> bool:
         try:
             recorded = os.stat(self.store.failure_path(h)).st_mtime
@@ -256,11 +262,16 @@ class Worker:
         t0 = time.monotonic()
         heartbeat.watch(claim)
         try:
-            result = task.run(self._lookup)
+            self._signals.allow()
+            try:
+                result = task.run(self._lookup)
+            finally:
+                self._signals.interruptible = False  # first thing: no call may come before it
             seconds = time.monotonic() - t0
             if not self.leases.holds(claim):
                 log.warning("lost the claim on %s (%s) while running it: another worker took it over; "
                             "discarding this result", task.name, task.hash[:12])
+                self._lost(task.hash)
                 return True
             self.store.save_result(task.hash, result, result_meta(task, started, seconds, self.leases.worker))
         except _DependencyGone as e:
@@ -285,12 +296,16 @@ class Worker:
     def _record_failure(self, task: Task, claim: Claim, e: BaseException, started: float,
                         summary: RunSummary) -> bool:
         message = str(e) or type(e).__name__
-        if self.leases.holds(claim):
-            self.store.save_failure(task.hash, {
-                "name": task.name, "hash": task.hash, "type": type(e).__name__, "message": message,
-                "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__)),
-                "host": HOST, "pid": os.getpid(), "worker": self.leases.worker,
-                "started": started, "time": time.time()})
+        if not self.leases.holds(claim):
+            log.warning("lost the claim on %s (%s) while running it: another worker took it over; "
+                        "discarding this failure (%s: %s)", task.name, task.hash[:12], type(e).__name__, message)
+            self._lost(task.hash)
+            return True
+        self.store.save_failure(task.hash, {
+            "name": task.name, "hash": task.hash, "type": type(e).__name__, "message": message,
+            "traceback": "".join(traceback.format_exception(type(e), e, e.__traceback__)),
+            "host": HOST, "pid": os.getpid(), "worker": self.leases.worker,
+            "started": started, "time": time.time()})
         self.failed.add(task.hash)
         self.retrying.discard(task.hash)
         summary.failed += 1
@@ -308,9 +323,11 @@ class Worker:
         self.store.ensure()
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))
         heartbeat = Heartbeat(self.leases)
-        restore = _install_sigterm()
+        self._signals = _Signals()
+        restore = self._signals.install()
         try:
             summary.outcome = self._loop(heartbeat, summary)
+            self._signals.deliver()  # one that came while the last claim was given back
         except Terminated:
             summary.outcome = Outcome.TERMINATED
         finally:
@@ -324,6 +341,7 @@ class Worker:
         sleep = IDLE_FIRST_SLEEP
         idle_since: float | None = None
         while True:
+            self._signals.deliver()
             if self._remaining() == 0:
                 return Outcome.FAILED if summary.failed else Outcome.FINISHED
             if self.ready:
@@ -353,17 +371,61 @@ class Worker:
             reason = self._limit_reached()
             if reason and reason.startswith(self.store.stop_file):
                 return Outcome.REMAINING
-            time.sleep(sleep * random.uniform(0.5, 1.0))
+            self._signals.allow()
+            try:
+                time.sleep(sleep * random.uniform(0.5, 1.0))
+            finally:
+                self._signals.interruptible = False
             sleep = min(IDLE_MAX_SLEEP, sleep * 2)
 
 
-def _install_sigterm() -> Callable[[], None]:
-    """Turn SIGTERM into an exception in the main thread; returns the undo."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+class _Signals:
+    """SIGINT and SIGTERM in the main thread while a worker runs.
 
-    def on_term(signum, frame):
-        raise Terminated()
+    They raise KeyboardInterrupt or Terminated at once while a task runs or the
+    worker sleeps; anywhere else they wait for the next pass of the loop. Raised
+    while a claim is being taken or given back, they would leave a lock file
+    nobody releases, which workers on other hosts respect for a whole lease;
+    and Ctrl-C under --jobs often arrives twice (from the terminal and from
+    the parent), the second while the first is being handled.
+    """
 
-    previous = signal.signal(signal.SIGTERM, on_term)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.interruptible = False
+        self.pending: int | None = None
+
+    def install(self) -> Callable[[], None]:
+        """Take over the signals; returns the undo."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(signum)
+            if signum == signal.SIGINT and current is not signal.default_int_handler:
+                continue  # ignored (a background job) or someone else's: leave it so
+            previous[signum] = signal.signal(signum, self._on_signal)
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        return restore
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.interruptible:
+            raise _exception_for(signum)
+        if self.pending is None:
+            self.pending = signum
+
+    def allow(self) -> None:
+        """Let signals raise from now on (until `interruptible` is reset), starting with a held one."""
+        self.interruptible = True
+        self.deliver()
+
+    def deliver(self) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise _exception_for(signum)
+
+
+def _exception_for(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
