@@ -320,7 +320,7 @@ def nap(i):
 naps = [nap(i) for i in range(40)]
 """, lease=None)
     t0 = time.monotonic()
-    env.run("--jobs", "2").expect(0)
+    env.run("--jobs", "2", "-q").expect(0)
     elapsed = time.monotonic() - t0
     serial = 40 * 0.2
     assert elapsed < 0.75 * serial, f"--jobs 2 took {elapsed:.1f}s for {serial:.0f}s of serial work"
