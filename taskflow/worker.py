@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import CorruptResultError, UsageError
 from .lease import DEFAULT_LEASE, Claim, Heartbeat, Leases
+from .memory import task_peak_bytes
 from .store import HOST, Store, result_meta
 from .task import Task
 
@@ -269,12 +270,14 @@ class Worker:
             finally:
                 self._signals.interruptible = False  # first thing: no call may come before it
             seconds = time.monotonic() - t0
+            peak = task_peak_bytes()
             if not self.leases.holds(claim):
                 log.warning("lost the claim on %s (%s) while running it: another worker took it over; "
                             "discarding this result", task.name, task.hash[:12])
                 self._lost(task.hash)
                 return True
-            self.store.save_result(task.hash, result, result_meta(task, started, seconds, self.leases.worker))
+            self.store.save_result(task.hash, result, result_meta(task, started, seconds, self.leases.worker,
+                                                                  {"max_rss_bytes": peak}))
         except _DependencyGone as e:
             self._unfinish(e.task_hash, task.hash)
             return True
@@ -322,6 +325,7 @@ class Worker:
         if self._remaining() == 0:
             return summary
         self.store.ensure()
+        task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))
         heartbeat = Heartbeat(self.leases)
         self._signals = _Signals()
