@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -61,49 +60,56 @@ def worst_exit_code(codes: Sequence[int]) -> int:
 
 def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter) -> int:
     """Start `jobs` worker processes (`python -m taskflow execute ...child_args`) and
-    show their combined progress; returns the worst of their exit codes."""
+    show their combined progress; returns the worst of their exit codes.
+
+    Ctrl-C and SIGTERM reach every worker (each then gives back its claim and
+    exits), and the pool waits for all of them before it returns.
+    """
     read_fd, write_fd = os.pipe()
-    procs = []
+    procs: list[subprocess.Popen] = []
+    forwarded: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        forwarded.append(signum)
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    p.send_signal(signum)
+                except ProcessLookupError:
+                    pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for rank in range(jobs):
-            cmd = [sys.executable, "-m", "taskflow", "execute", *child_args,
-                   "--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}"]
-            procs.append(subprocess.Popen(cmd, pass_fds=(write_fd,)))
+        try:
+            for rank in range(jobs):
+                cmd = [sys.executable, "-m", "taskflow", "execute", *child_args,
+                       "--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}"]
+                procs.append(subprocess.Popen(cmd, pass_fds=(write_fd,)))
+        finally:
+            os.close(write_fd)
+        _relay_progress(read_fd, reporter)
+        codes = [p.wait() for p in procs]
     finally:
-        os.close(write_fd)
-    interrupted = False
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    reporter.end()
+    codes = [130 if c in (-signal.SIGINT, 130) else 3 if c == -signal.SIGTERM else c for c in codes]
+    if signal.SIGINT in forwarded:
+        return 130
+    if signal.SIGTERM in forwarded:
+        return worst_exit_code(codes + [3])
+    return worst_exit_code(codes)
+
+
+def _relay_progress(read_fd: int, reporter: Reporter) -> None:
+    """Feed the workers' progress messages to `reporter` until every worker closed the pipe."""
     buffer = b""
-    with selectors.DefaultSelector() as sel, os.fdopen(read_fd, "rb", buffering=0) as pipe:
-        sel.register(pipe, selectors.EVENT_READ)
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
         while True:
-            try:
-                if not sel.select(timeout=1.0):
-                    continue
-                chunk = pipe.read(65536)
-            except KeyboardInterrupt:
-                # The terminal sent SIGINT to the whole group; make sure every worker got it.
-                interrupted = True
-                for p in procs:
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGINT)
-                continue
+            chunk = pipe.read(65536)  # signals are handled without raising, so reads just resume
             if not chunk:
-                break
+                return
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 replay(reporter, line)
-    codes = []
-    for p in procs:
-        while True:
-            try:
-                codes.append(p.wait())
-                break
-            except KeyboardInterrupt:
-                interrupted = True
-                p.send_signal(signal.SIGINT)
-    reporter.end()
-    codes = [130 if c in (-signal.SIGINT, 130) else 3 if c == -signal.SIGTERM else c for c in codes]
-    if interrupted:
-        return 130
-    return worst_exit_code(codes)

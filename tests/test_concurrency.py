@@ -511,3 +511,34 @@ slows = [slow(i) for i in range(40)]
     env.run().expect(0)
     assert sorted(int(p[1]) for p in env.events("run")) == list(range(40))
     env.assert_all_finished(40)
+
+
+def test_sigterm_to_the_jobs_parent_stops_every_worker(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import write_taskfile
+
+    tf = write_taskfile(tmp_path, """
+import time
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def slow(i):
+    time.sleep(0.5)
+    return i
+
+xs = [slow(i) for i in range(40)]
+""")
+    store = tmp_path / "taskfile.taskflow"
+    proc = subprocess.Popen([sys.executable, "-m", "taskflow", "execute", str(tf), "--jobs", "2", "-q"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list((store / "locks").glob("*"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 3
+    assert list((store / "locks").glob("*")) == [], "every worker gives back its claim"
+    leftover = subprocess.run(["pgrep", "-f", f"taskflow execute {tf}"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "no worker outlives the pool"
