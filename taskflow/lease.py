@@ -38,7 +38,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .store import HOST, Store
+from .store import HOST, Store, process
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +114,17 @@ def _identity(st: os.stat_result, raw: bytes) -> tuple:
     return st.st_ino, st.st_dev, st.st_mtime_ns, raw
 
 
-def _read(path: str) -> tuple[os.stat_result, bytes] | None:
+def _read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | None:
+    # os.open/os.read rather than open(): a third of the system calls, on the hot path.
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())  # after open: fresh attributes even on NFS
-            return st, f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        st = os.fstat(fd)  # after open: fresh attributes even on NFS
+        return st, os.read(fd, limit)
+    finally:
+        os.close(fd)
 
 
 class Leases:
@@ -162,9 +166,9 @@ class Leases:
     # -- claiming ----------------------------------------------------------
 
     def _record(self, task_hash: str) -> bytes:
-        return json.dumps({"host": HOST, "boot": BOOT_ID, "pid": os.getpid(), "worker": self.worker,
+        return json.dumps({"host": HOST, "boot": BOOT_ID, "pid": process.pid, "worker": self.worker,
                            "started": self.clock(), "lease": self.lease, "task": task_hash,
-                           "token": uuid.uuid4().hex}).encode()
+                           "token": process.unique()}).encode()
 
     def _create(self, task_hash: str) -> Claim | None:
         self.store.ensure()
@@ -299,8 +303,14 @@ class Leases:
         return LockInfo(task_hash, owner, age, False, "live", st, raw)
 
     def still_ours(self, claim: Claim) -> bool:
-        got = _read(claim.path)
-        return got is not None and got[1] == claim.content
+        try:
+            fd = os.open(claim.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            return os.read(fd, len(claim.content) + 1) == claim.content
+        finally:
+            os.close(fd)
 
     def holds(self, claim: Claim) -> bool:
         """Whether the claim is still ours, read from the file.
