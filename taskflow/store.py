@@ -62,6 +62,23 @@ process = _Process()
 os.register_at_fork(after_in_child=process.reset)
 
 
+class _Anonymous:
+    """Whether unnamed files (O_TMPFILE + linkat) work here; learned on first use."""
+
+    def __init__(self) -> None:
+        self.usable = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        self._root: int | None = None
+
+    def root_fd(self) -> int:
+        # linkat() follows /proc/self/fd/N only when given a directory fd.
+        if self._root is None:
+            self._root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+        return self._root
+
+
+_anonymous = _Anonymous()
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -164,12 +181,59 @@ class Store:
     def save_result(self, task_hash: str, value: Any, meta: dict) -> int:
         """Atomically store `value`; returns its size in bytes."""
         self.ensure()
-        shard = task_hash[:2]
-        if shard not in self._shards:
-            os.makedirs(os.path.join(self.results_dir, shard), exist_ok=True)
-            self._shards.add(shard)
+        shard_dir = os.path.join(self.results_dir, task_hash[:2])
+        if shard_dir not in self._shards:
+            os.makedirs(shard_dir, exist_ok=True)
+            self._shards.add(shard_dir)
         buffers = encoding.encode(value, meta)
-        tmp = self.tmp_name(task_hash)
+        final = self.result_path(task_hash)
+        size = self._write_anonymous(final, buffers) if _anonymous.usable else None
+        if size is None:
+            size = self._write_via_tmp(final, buffers)
+        if self.fsync:
+            _fsync_dir(shard_dir)
+        self._note_code(meta)
+        return size
+
+    def _write_anonymous(self, final: str, buffers: list) -> int | None:
+        """Write an unnamed file and link it in place once complete.
+
+        The file has no name until it is whole, so a crash leaves nothing
+        behind, and it costs one directory entry instead of two plus a rename.
+        It is made in tmp/, not in the result's shard: filesystems place a new
+        inode near its folder's, and one folder keeps them together instead
+        of spreading them over every shard's part of the disk. Returns None
+        where the filesystem cannot (NFS has no O_TMPFILE): the caller then
+        writes a named file in tmp/ and renames it.
+        """
+        try:
+            fd = os.open(self.tmp_dir, os.O_TMPFILE | os.O_WRONLY, 0o644)
+        except OSError:
+            _anonymous.usable = False
+            return None
+        try:
+            size = encoding.write_all(fd, buffers)
+            if self.fsync:
+                os.fsync(fd)
+            source = f"/proc/self/fd/{fd}"
+            try:
+                os.link(source, final, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
+            except FileExistsError:
+                # Replacing a damaged result, or a retry: link under a temp name, rename over.
+                tmp = self.tmp_name(os.path.basename(final))
+                os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
+                os.replace(tmp, final)
+            except (FileNotFoundError, PermissionError, NotImplementedError, OSError) as e:
+                if isinstance(e, FileExistsError):
+                    raise
+                _anonymous.usable = False  # no /proc, or linkat refused: use tmp/ from now on
+                return None
+        finally:
+            os.close(fd)
+        return size
+
+    def _write_via_tmp(self, final: str, buffers: list) -> int:
+        tmp = self.tmp_name(os.path.basename(final))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -178,16 +242,13 @@ class Store:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, self.result_path(task_hash))
+            os.replace(tmp, final)
         except BaseException:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
             raise
-        if self.fsync:
-            _fsync_dir(os.path.join(self.results_dir, shard))
-        self._note_code(meta)
         return size
 
     # -- which code produced results -------------------------------------

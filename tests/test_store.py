@@ -96,3 +96,24 @@ def test_many_processes_open_a_fresh_store_together(tmp_path):
         p.join(30)
     assert errors.empty(), errors.get()
     assert Store(path).exists()
+
+
+def test_writes_through_tmp_where_unnamed_files_are_unavailable(tmp_path, monkeypatch):
+    from taskflow import store as store_module
+
+    monkeypatch.setattr(store_module._anonymous, "usable", False)
+    store = Store(str(tmp_path / "s"))
+    store.save_result("ab" * 16, {"via": "tmp"}, {})
+    assert store.load_result("ab" * 16)[0] == {"via": "tmp"}
+    assert os.listdir(store.tmp_dir) == []
+
+
+def test_a_damaged_result_is_replaced(tmp_path):
+    store = Store(str(tmp_path / "s"))
+    h = "cd" * 16
+    store.save_result(h, "first", {})
+    with open(store.result_path(h), "r+b") as f:
+        f.truncate(10)
+    store.save_result(h, "second", {})
+    assert store.load_result(h)[0] == "second"
+    assert os.listdir(store.tmp_dir) == []
