@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from .errors import CorruptResultError, UsageError
+from .errors import UsageError
 from .fingerprint import fingerprint
 from .lease import Leases
 from .store import Store
@@ -62,16 +62,8 @@ def changed(tasks: Sequence[Task], store: Store, finished: set[str] | None = Non
         current = current_tag(group[0])
         if not tags or tags == {current}:
             continue
-        stale = []
-        for t in group:
-            if t.hash not in finished:
-                continue
-            try:
-                meta = store.result_meta(t.hash)
-            except (FileNotFoundError, CorruptResultError):
-                continue
-            if Store.code_tag(meta.get("code"), meta.get("version")) != current:
-                stale.append(t)
+        stale = [t for t, meta in store.metas(group, finished)
+                 if Store.code_tag(meta.get("code"), meta.get("version")) != current]
         if stale:
             out[name] = stale
         else:

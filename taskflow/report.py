@@ -70,17 +70,10 @@ def _mib(n: int | None) -> str:
 
 def report(tasks: Sequence[Task], store: Store, slowest: int = 10) -> Report:
     """Read the metadata of every finished task (headers only) and summarise it per name."""
-    finished = store.finished_hashes()
-    names: dict[str, NameReport] = {}
+    names = {t.name: NameReport() for t in tasks}
     metas: list[dict] = []
-    for t in tasks:
-        r = names.setdefault(t.name, NameReport())
-        if t.hash not in finished:
-            continue
-        try:
-            meta = store.result_meta(t.hash)
-        except (FileNotFoundError, CorruptResultError):
-            continue
+    for t, meta in store.metas(tasks):
+        r = names[t.name]
         duration = float(meta.get("duration") or 0.0)
         r.finished += 1
         r.total_seconds += duration

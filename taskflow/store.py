@@ -24,12 +24,12 @@ import socket
 import itertools
 import time
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from . import encoding
 from .fingerprint import fingerprint
 from ._version import __version__
-from .errors import StoreError
+from .errors import CorruptResultError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,15 @@ class _Anonymous:
 
 
 _anonymous = _Anonymous()
+
+
+def _unlink(path: str) -> bool:
+    """Remove a file; False if it was already gone (another worker may have been first)."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def _fsync_dir(path: str) -> None:
@@ -295,12 +304,18 @@ class Store:
     def result_meta(self, task_hash: str) -> dict:
         return encoding.read_meta(self.result_path(task_hash))
 
+    def metas(self, tasks: Iterable[Any], finished: set[str] | None = None) -> Iterator[tuple[Any, dict]]:
+        """(task, metadata) of each finished task, reading headers only; damaged ones are left out."""
+        finished = self.finished_hashes() if finished is None else finished
+        for task in tasks:
+            if task.hash in finished:
+                try:
+                    yield task, self.result_meta(task.hash)
+                except (FileNotFoundError, CorruptResultError):
+                    continue
+
     def remove_result(self, task_hash: str) -> bool:
-        try:
-            os.unlink(self.result_path(task_hash))
-            return True
-        except FileNotFoundError:
-            return False
+        return _unlink(self.result_path(task_hash))
 
     def finished_hashes(self) -> set[str]:
         """Hashes of every stored result: one listing per shard, no stat per file."""
@@ -332,11 +347,7 @@ class Store:
             return {"type": "?", "message": "(unreadable failure record)", "traceback": ""}
 
     def remove_failure(self, task_hash: str) -> bool:
-        try:
-            os.unlink(self.failure_path(task_hash))
-            return True
-        except FileNotFoundError:
-            return False
+        return _unlink(self.failure_path(task_hash))
 
     def failed_hashes(self) -> set[str]:
         try:
