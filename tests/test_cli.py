@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli, write_taskfile
 from taskflow import __version__
 
-COMMANDS = ["execute", "status", "check", "cleanup"]
+COMMANDS = ["execute", "status", "check", "cleanup", "submit", "wait", "invalidate", "report", "show", "graph", "shell"]
 
 
 def test_version_and_help():
