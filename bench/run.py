@@ -1,0 +1,797 @@
+#!/usr/bin/env python3
+"""Benchmarks: taskflow side by side with jug.
+
+Generates taskfiles and jugfiles (identical apart from the import line) in a
+temporary folder, runs both tools interleaved in the same run, and reports
+medians of repeated wall-clock measurements, their ratios, and whether each
+target is met. Standard library only (the generated taskfiles use numpy).
+
+    python3 bench/run.py                          # everything, 5 repeats
+    python3 bench/run.py --only trivial,status --repeat 3 --json out.json
+
+Taskflow runs as `python3 -m taskflow` with the interpreter running this
+script; jug runs from its own virtualenv (--jug-venv, default /tmp/jugvenv).
+See bench/README.md for the workloads and the targets.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+WORKLOADS = ["trivial", "status", "numpy", "mmap", "mapreduce", "sleep", "status100k", "strace"]
+
+# strace -c rows counted as filesystem calls: opens, stats, renames, unlinks, links, reads and
+# writes (including writev, which results use), directory listings, utime, close, mkdir, fsync.
+FS_CALLS = ["openat", "open", "stat", "lstat", "fstat", "newfstatat", "statx", "rename", "renameat",
+            "renameat2", "unlink", "unlinkat", "link", "linkat", "write", "writev", "pwrite64", "read",
+            "getdents64", "utimensat", "close", "mkdir", "mkdirat", "fsync", "fdatasync"]
+
+
+# ---------------------------------------------------------------- generated files
+
+def taskfile_source(tool: str, body: str) -> str:
+    """The same workload for both tools: only the import line differs."""
+    imp = "from taskflow import TaskGenerator" if tool == "taskflow" else "from jug import TaskGenerator"
+    return imp + "\n" + textwrap.dedent(body)
+
+
+TRIVIAL = """
+@TaskGenerator
+def double(x):
+    return 2 * x
+
+results = [double(i) for i in range({n})]
+"""
+
+NUMPY = """
+import numpy as np
+
+@TaskGenerator
+def make(i):
+    return np.random.default_rng(i).random(6_553_600)   # 50 MB of float64
+
+@TaskGenerator
+def total(arrays):
+    return float(sum(a.sum() for a in arrays))
+
+arrays = [make(i) for i in range(8)]
+result = total(arrays)
+"""
+
+NUMPY_PLAIN = """
+import numpy as np
+
+def make(i):
+    return np.random.default_rng(i).random(6_553_600)
+
+def total(arrays):
+    return float(sum(a.sum() for a in arrays))
+
+print(total([make(i) for i in range(8)]))
+"""
+
+BIG = """
+import numpy as np
+
+@TaskGenerator
+def big():
+    return np.random.default_rng(0).random(26_214_400)   # 200 MB of float64
+
+result = big()
+"""
+
+MAPREDUCE = """
+@TaskGenerator
+def square(i):
+    return i * i
+
+@TaskGenerator
+def total(xs):
+    return sum(xs)
+
+@TaskGenerator
+def scaled(x, t):
+    return x / t
+
+xs = [square(i) for i in range(1000)]
+t = total(xs)
+ys = [scaled(x, t) for x in xs]
+"""
+
+SLEEP = """
+import time
+
+@TaskGenerator
+def nap(i):
+    time.sleep(0.1)
+    return i
+
+naps = [nap(i) for i in range(40)]
+"""
+
+# Run in a fresh process: time init + value of every result (the interpreter and
+# library import are outside the in-process figure, inside the process figure).
+LOAD_TASKFLOW = """
+import json, sys, time
+import taskflow
+t0 = time.perf_counter()
+ns = taskflow.init(sys.argv[1])
+t1 = time.perf_counter()
+v = taskflow.value(getattr(ns, sys.argv[2]))
+t2 = time.perf_counter()
+assert v is not None
+print(json.dumps({"init": t1 - t0, "value": t2 - t1, "total": t2 - t0}))
+"""
+
+LOAD_JUG = """
+import json, sys, time
+import jug
+t0 = time.perf_counter()
+store, space = jug.init(sys.argv[1], sys.argv[1][:-3] + ".jugdata")
+t1 = time.perf_counter()
+v = jug.value(space[sys.argv[2]])
+t2 = time.perf_counter()
+assert v is not None
+print(json.dumps({"init": t1 - t0, "value": t2 - t1, "total": t2 - t0}))
+"""
+
+# mmap load of the 200 MB result, against a full (checked) load and jug's load.
+MMAP_TASKFLOW = """
+import json, sys, time
+import numpy as np
+import taskflow
+ns = taskflow.init(sys.argv[1])
+t0 = time.perf_counter()
+a = taskflow.value(ns.result, mmap=True)
+t1 = time.perf_counter()
+assert a.shape == (26_214_400,) and a.dtype == np.float64
+first = float(a[0])   # touch one page: it is really there
+t2 = time.perf_counter()
+b = taskflow.value(ns.result)
+t3 = time.perf_counter()
+assert b.shape == a.shape
+print(json.dumps({"mmap": t1 - t0, "full": t3 - t2}))
+"""
+
+MMAP_JUG = """
+import json, sys, time
+import jug
+store, space = jug.init(sys.argv[1], sys.argv[1][:-3] + ".jugdata")
+t0 = time.perf_counter()
+b = jug.value(space["result"])
+t1 = time.perf_counter()
+assert b.shape == (26_214_400,)
+print(json.dumps({"full": t1 - t0}))
+"""
+
+
+# ---------------------------------------------------------------- running
+
+def pin_code(python: str, root: str, mode: str, env: dict, rev: str = "HEAD") -> dict:
+    """Fix the taskflow code measured for the whole run.
+
+    head: the commit `rev` (default HEAD) of the repository, extracted into the
+    work folder and put first on PYTHONPATH, so edits and commits made while the
+    benchmark runs do not change what is measured. worktree: a copy of the working tree
+    as it is now. installed: whatever `import taskflow` finds (live files).
+    Sets PYTHONPATH in `env` to match; returns a description of the code.
+    """
+    found = subprocess.run([python, "-c", "import taskflow, os; print(os.path.dirname(taskflow.__file__))"],
+                           capture_output=True, text=True, env=env)
+    if found.returncode != 0:
+        sys.exit(f"cannot import taskflow with {python}: {found.stderr.strip()}")
+    pkg = found.stdout.strip()
+    repo = os.path.dirname(pkg)
+    git = lambda *a: subprocess.run(["git", "-C", repo, *a], capture_output=True, text=True).stdout.strip()
+    info = {"mode": mode, "package": pkg, "commit": git("rev-parse", rev if mode == "head" else "HEAD"),
+            "dirty": git("status", "--short", "--", "taskflow")}
+    if mode == "installed":
+        return info
+    dest = os.path.join(root, "_code")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    if mode == "head":
+        archive = subprocess.run(["git", "-C", repo, "archive", info["commit"], "taskflow"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    else:
+        shutil.copytree(pkg, os.path.join(dest, "taskflow"),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Byte-compile it as an installation would (this environment sets PYTHONDONTWRITEBYTECODE,
+    # so without this every taskflow process would compile the package again, ~35 ms).
+    subprocess.run([python, "-m", "compileall", "-q", dest], check=True, stdout=subprocess.DEVNULL)
+    env["PYTHONPATH"] = dest + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    check = subprocess.run([python, "-c", "import taskflow; print(taskflow.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=root).stdout.strip()
+    if not check.startswith(dest):
+        sys.exit(f"could not pin the taskflow code: it imports from {check}")
+    info["measured"] = os.path.dirname(check)
+    return info
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.repeat = args.repeat
+        self.python = args.taskflow_python or sys.executable
+        self.jug = os.path.join(args.jug_venv, "bin", "jug")
+        self.jug_python = os.path.join(args.jug_venv, "bin", "python")
+        self.root = args.workdir or tempfile.mkdtemp(prefix="taskflow-bench-")
+        os.makedirs(self.root, exist_ok=True)
+        self.results: dict = {}
+        self.probes: list[dict] = []
+        self.env = dict(os.environ)
+        self.env.pop("TASKFLOW_STORE", None)
+        self.env.pop("TASKFLOW_LEASE", None)
+        self.env.pop("TASKFLOW_FSYNC", None)
+        self.code = pin_code(self.python, self.root, args.code, self.env, args.rev)
+
+    # -- files and commands ---------------------------------------------------
+
+    def write(self, folder: str, name: str, text: str) -> str:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def pair(self, workload: str, body: str, **fmt) -> dict[str, str]:
+        """tf_<workload>.py and jug_<workload>.py in their own folder."""
+        folder = os.path.join(self.root, workload)
+        src = body.format(**fmt) if fmt else body
+        return {"taskflow": self.write(folder, f"tf_{workload}.py", taskfile_source("taskflow", src)),
+                "jug": self.write(folder, f"jug_{workload}.py", taskfile_source("jug", src))}
+
+    @staticmethod
+    def store_of(tool: str, taskfile: str) -> str:
+        return taskfile[:-3] + (".taskflow" if tool == "taskflow" else ".jugdata")
+
+    def clean(self, tool: str, taskfile: str) -> None:
+        """Remove the store, then flush pending writes (untimed) so that the next
+        timed run does not pay for the removal or for earlier runs' writeback."""
+        shutil.rmtree(self.store_of(tool, taskfile), ignore_errors=True)
+        os.sync()
+
+    def cmd(self, tool: str, sub: str, taskfile: str, *extra: str) -> list[str]:
+        if tool == "taskflow":
+            return [self.python, "-m", "taskflow", sub, taskfile, *extra]
+        return [self.jug, sub, taskfile, *extra]
+
+    def run(self, cmds: list[list[str]], cwd: str, ok=(0,), timeout: float = 3600.0) -> float:
+        """Start every command at once; wall time until the last one exits."""
+        logs = []
+        procs = []
+        t0 = time.perf_counter()
+        for i, c in enumerate(cmds):
+            log = open(os.path.join(cwd, f"last-{i}.log"), "w+b")
+            logs.append(log)
+            procs.append(subprocess.Popen(c, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+        try:
+            codes = [p.wait(timeout=timeout) for p in procs]
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        elapsed = time.perf_counter() - t0
+        for c, code, log in zip(cmds, codes, logs):
+            if code not in ok:
+                log.seek(0)
+                tail = log.read()[-3000:].decode(errors="replace")
+                raise RuntimeError(f"{' '.join(c)} exited {code}:\n{tail}")
+            log.close()
+        return elapsed
+
+    def status(self, tool: str, taskfile: str) -> float:
+        # `jug status` exits 1 while tasks remain; `taskflow status` exits 0
+        ok = (0,) if tool == "taskflow" else (0, 1)
+        return self.run([self.cmd(tool, "status", taskfile)], os.path.dirname(taskfile), ok=ok)
+
+    def precreate(self, taskfile: str) -> None:
+        """With --precreate-store: create the taskflow store before starting several
+        workers on it (untimed).
+
+        Workaround for commits before 8c34a18: with a fresh store, `taskflow execute
+        --jobs N` (N >= 2) often failed with "exists and is not a taskflow store":
+        one worker's Store.ensure() made the subfolders before the marker file, and
+        another worker's check_format() saw a non-empty folder without a marker.
+        """
+        if not self.args.precreate_store:
+            return
+        code = "import sys; from taskflow.store import Store; Store(sys.argv[1]).ensure()"
+        subprocess.run([self.python, "-c", code, self.store_of("taskflow", taskfile)], check=True, env=self.env)
+
+    def execute(self, tool: str, taskfile: str, workers: int = 1, quiet: bool = False, fsync: bool = False) -> float:
+        folder = os.path.dirname(taskfile)
+        if tool == "taskflow":
+            if workers > 1:
+                self.precreate(taskfile)
+            extra = ((["--jobs", str(workers)] if workers > 1 else []) + (["-q"] if quiet else [])
+                     + (["--fsync"] if fsync else []))
+            return self.run([self.cmd(tool, "execute", taskfile, *extra)], folder)
+        # jug: N independent processes started together, as on a cluster
+        return self.run([self.cmd(tool, "execute", taskfile)] * workers, folder)
+
+    def py_json(self, tool: str, script: str, *argv: str, cwd: str) -> tuple[float, dict]:
+        """Run a Python snippet in a fresh process; (process wall time, the JSON it printed)."""
+        py = self.python if tool == "taskflow" else self.jug_python
+        t0 = time.perf_counter()
+        proc = subprocess.run([py, "-c", script, *argv], cwd=cwd, env=self.env, capture_output=True,
+                              text=True, timeout=3600)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{tool} snippet failed:\n{proc.stderr[-3000:]}")
+        return elapsed, json.loads(proc.stdout.strip().splitlines()[-1])
+
+    # -- recording ------------------------------------------------------------
+
+    def record(self, workload: str, metric: str, tool: str, value: float) -> None:
+        runs = self.results.setdefault(workload, {}).setdefault(metric, {}).setdefault(tool, [])
+        runs.append(value)
+
+    def med(self, workload: str, metric: str, tool: str) -> float | None:
+        runs = self.results.get(workload, {}).get(metric, {}).get(tool)
+        return statistics.median(runs) if runs else None
+
+    def probe(self, label: str) -> dict:
+        """How noisy the machine is right now: median latency of creating a new file
+        in the work folder, the time of a fixed pure-Python loop, and the load."""
+        d = os.path.join(self.root, "_probe")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        lat = []
+        for i in range(300):
+            t0 = time.perf_counter()
+            os.close(os.open(os.path.join(d, f"f{i}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            lat.append(time.perf_counter() - t0)
+        shutil.rmtree(d, ignore_errors=True)
+        t0 = time.perf_counter()
+        x = 0
+        for i in range(1_000_000):
+            x += i
+        loop = time.perf_counter() - t0
+        out = {"when": label, "file_create_us": statistics.median(lat) * 1e6, "py_loop_ms": loop * 1e3,
+               "loadavg": os.getloadavg()[0]}
+        self.probes.append(out)
+        self.progress(f"probe {label}: new-file create {out['file_create_us']:.0f} µs (median), "
+                      f"1M-iteration loop {out['py_loop_ms']:.0f} ms, load {out['loadavg']:.2f}")
+        return out
+
+    def progress(self, msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    def interleaved(self, jobs: list[tuple], reps: int) -> None:
+        """jobs: (workload, metric, tool, fn). Each repeat runs all jobs, starting at a
+        different one each time, so drift on a noisy machine hits every job alike."""
+        for rep in range(reps):
+            k = rep % len(jobs)
+            for workload, metric, tool, fn in jobs[k:] + jobs[:k]:
+                os.sync()   # start each measurement with no other run's writes pending
+                value = fn()
+                self.record(workload, metric, tool, value)
+                self.progress(f"{workload} {metric} {tool} run {rep + 1}/{reps}: {value:.4g}")
+
+    # ---------------------------------------------------------------- workloads
+
+    def w_trivial(self) -> None:
+        n = self.args.n_trivial
+        files = self.pair("trivial", TRIVIAL, n=n)
+        jobs = []
+        for tool in ("taskflow", "jug"):
+            for workers in (1, 2):
+                def fn(tool=tool, workers=workers):
+                    self.clean(tool, files[tool])
+                    return self.execute(tool, files[tool], workers)
+                jobs.append(("trivial", f"execute_{workers}w", tool, fn))
+
+        def quiet():
+            self.clean("taskflow", files["taskflow"])
+            return self.execute("taskflow", files["taskflow"], 1, quiet=True)
+        jobs.append(("trivial", "execute_1w_quiet", "taskflow", quiet))
+
+        def fsync():   # jug 2.7 fsyncs every result file and its folder; taskflow does with --fsync
+            self.clean("taskflow", files["taskflow"])
+            return self.execute("taskflow", files["taskflow"], 1, fsync=True)
+        jobs.append(("trivial", "execute_1w_fsync", "taskflow", fsync))
+        self.interleaved(jobs, self.repeat)
+        self.results["trivial"]["n"] = n
+
+    def w_status(self) -> None:
+        n = self.args.n_trivial
+        files = self.pair("trivial", TRIVIAL, n=n)
+        folder = os.path.dirname(files["taskflow"])
+        for tool in ("taskflow", "jug"):   # make sure both graphs are fully executed
+            self.execute(tool, files[tool])
+        jobs = []
+        for tool in ("taskflow", "jug"):
+            jobs.append(("status", "status", tool,
+                         lambda tool=tool: self.status(tool, files[tool])))
+            jobs.append(("status", "noop_execute", tool,
+                         lambda tool=tool: self.execute(tool, files[tool])))
+
+            def load(tool=tool):
+                script = LOAD_TASKFLOW if tool == "taskflow" else LOAD_JUG
+                wall, inner = self.py_json(tool, script, os.path.basename(files[tool]), "results", cwd=folder)
+                self.record("status", "load_all_inprocess", tool, inner["total"])
+                return wall
+            jobs.append(("status", "load_all_process", tool, load))
+        self.interleaved(jobs, self.repeat)
+        self.results["status"]["n"] = n
+
+    def w_numpy(self) -> None:
+        files = self.pair("numpy", NUMPY)
+        folder = os.path.dirname(files["taskflow"])
+        plain = self.write(folder, "plain_numpy.py", textwrap.dedent(NUMPY_PLAIN))
+        jobs = []
+        for tool in ("taskflow", "jug"):
+            def fn(tool=tool):
+                self.clean(tool, files[tool])
+                return self.execute(tool, files[tool])
+            jobs.append(("numpy", "execute", tool, fn))
+        jobs.append(("numpy", "execute", "plain", lambda: self.run([[self.python, plain]], folder)))
+        self.interleaved(jobs, max(1, min(self.repeat, self.args.slow_repeat)))
+        for tool in ("taskflow", "jug"):
+            self.clean(tool, files[tool])
+
+    def w_mmap(self) -> None:
+        files = self.pair("mmap", BIG)
+        folder = os.path.dirname(files["taskflow"])
+        for tool in ("taskflow", "jug"):
+            self.clean(tool, files[tool])
+            self.execute(tool, files[tool])
+
+        def tf():
+            _, inner = self.py_json("taskflow", MMAP_TASKFLOW, os.path.basename(files["taskflow"]), cwd=folder)
+            self.record("mmap", "load_200MB_full", "taskflow", inner["full"])
+            return inner["mmap"]
+
+        def jug():
+            _, inner = self.py_json("jug", MMAP_JUG, os.path.basename(files["jug"]), cwd=folder)
+            return inner["full"]
+        self.interleaved([("mmap", "load_200MB_mmap", "taskflow", tf),
+                          ("mmap", "load_200MB_full", "jug", jug)], self.repeat)
+        for tool in ("taskflow", "jug"):
+            self.clean(tool, files[tool])
+
+    def _workers_1_2(self, workload: str, body: str, reps: int) -> None:
+        files = self.pair(workload, body)
+        jobs = []
+        for tool in ("taskflow", "jug"):
+            for workers in (1, 2):
+                def fn(tool=tool, workers=workers):
+                    self.clean(tool, files[tool])
+                    return self.execute(tool, files[tool], workers)
+                jobs.append((workload, f"execute_{workers}w", tool, fn))
+        self.interleaved(jobs, reps)
+
+    def w_mapreduce(self) -> None:
+        self._workers_1_2("mapreduce", MAPREDUCE, self.repeat)
+
+    def w_sleep(self) -> None:
+        self._workers_1_2("sleep", SLEEP, self.repeat)
+
+    def w_status100k(self) -> None:
+        n = self.args.n_status
+        files = self.pair("status100k", TRIVIAL, n=n)
+        folder = os.path.dirname(files["taskflow"])
+        reps = max(1, min(self.repeat, self.args.slow_repeat))
+        for tool in ("taskflow", "jug"):
+            self.clean(tool, files[tool])
+        self.interleaved([("status100k", "status_before", tool,
+                           lambda tool=tool: self.status(tool, files[tool]))
+                          for tool in ("taskflow", "jug")], reps)
+        # One execution each (slow for jug): reported, not repeated.
+        for tool in ("taskflow", "jug"):
+            value = self.execute(tool, files[tool])
+            self.record("status100k", "execute_1w_once", tool, value)
+            self.progress(f"status100k execute {tool}: {value:.4g}")
+        self.interleaved([("status100k", "status_after", tool,
+                           lambda tool=tool: self.status(tool, files[tool]))
+                          for tool in ("taskflow", "jug")], reps)
+        self.results["status100k"]["n"] = n
+        for tool in ("taskflow", "jug"):
+            self.clean(tool, files[tool])
+
+    # -- strace ---------------------------------------------------------------
+
+    @staticmethod
+    def parse_strace(path: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 5 or parts[0].startswith(("%", "-")):
+                    continue
+                name = parts[-1]
+                try:
+                    calls = int(parts[3])
+                except ValueError:
+                    continue
+                if name != "total":
+                    counts[name] = counts.get(name, 0) + calls
+        return counts
+
+    def strace(self, tool: str, taskfile: str, workers: int) -> dict[str, int]:
+        folder = os.path.dirname(taskfile)
+        out = os.path.join(folder, "strace.txt")
+        if tool == "taskflow":
+            inner = self.cmd(tool, "execute", taskfile, *(["--jobs", str(workers)] if workers > 1 else []))
+            if workers > 1:
+                self.precreate(taskfile)
+        else:
+            inner = self.cmd(tool, "execute", taskfile)
+        self.run([["strace", "-c", "-f", "-o", out, *inner]], folder)
+        return self.parse_strace(out)
+
+    def w_strace(self) -> None:
+        if shutil.which("strace") is None:
+            self.progress("strace not found: skipping (apt-get install -y strace)")
+            return
+        n = self.args.n_strace
+        files = self.pair("strace", TRIVIAL, n=n)
+        reps = max(1, min(self.repeat, 3))
+        per_call: dict = self.results.setdefault("strace", {}).setdefault("calls", {})
+        configs = [("taskflow", w) for w in self.args.strace_workers] + [("jug", 1)]
+        jobs = []
+        for tool, workers in configs:
+            label = f"{tool}_{workers}w"
+
+            def fn(tool=tool, workers=workers, label=label):
+                self.clean(tool, files[tool])
+                run = self.strace(tool, files[tool], workers)
+                noop = self.strace(tool, files[tool], workers)   # same command, nothing left to do
+                per_call.setdefault(label, []).append({"execute": run, "noop": noop})
+                total_net = sum(run.values()) - sum(noop.values())
+                fs = sum(run.get(c, 0) for c in FS_CALLS)
+                fs_net = fs - sum(noop.get(c, 0) for c in FS_CALLS)
+                self.record("strace", f"fs_per_task_{workers}w", tool, fs / n)
+                self.record("strace", f"net_total_per_task_{workers}w", tool, total_net / n)
+                self.record("strace", f"net_fs_per_task_{workers}w", tool, fs_net / n)
+                return sum(run.values()) / n
+            jobs.append(("strace", f"total_per_task_{workers}w", tool, fn))
+        self.interleaved(jobs, reps)
+        self.results["strace"]["n"] = n
+        self.clean("taskflow", files["taskflow"])
+        self.clean("jug", files["jug"])
+
+
+# ---------------------------------------------------------------- report
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(x: float | None, unit: str = "s") -> str:
+    if x is None:
+        return "-"
+    if unit == "s":
+        return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
+    if unit == "us":
+        return f"{x * 1e6:.0f} µs"
+    if unit == "x":
+        return f"{x:.2f}x"
+    return f"{x:.1f}"
+
+
+def report(b: Bench) -> tuple[list[list[str]], list[dict]]:
+    """Rows of the results table and the list of targets with their verdict."""
+    m = b.med
+    rows: list[list[str]] = []
+    targets: list[dict] = []
+
+    def row(label, workload, metric, unit="s"):
+        tf, jug = m(workload, metric, "taskflow"), m(workload, metric, "jug")
+        if tf is None and jug is None:
+            return
+        nt = len(b.results[workload][metric].get("taskflow", []))
+        nj = len(b.results[workload][metric].get("jug", []))
+        rows.append([label, fmt(tf, unit), fmt(jug, unit), fmt(ratio(tf, jug), "x"), f"{nt}/{nj}"])
+
+    def target(name, value, ok, detail):
+        if value is None:
+            return
+        targets.append({"target": name, "value": value, "met": bool(ok), "detail": detail})
+
+    if "trivial" in b.results:
+        n = b.results["trivial"]["n"]
+        row(f"{n} trivial tasks, 1 worker", "trivial", "execute_1w")
+        row(f"{n} trivial tasks, 1 worker, taskflow -q", "trivial", "execute_1w_quiet")
+        row(f"{n} trivial tasks, 1 worker, taskflow --fsync", "trivial", "execute_1w_fsync")
+        row(f"{n} trivial tasks, 2 workers", "trivial", "execute_2w")
+        for w in (1, 2):
+            tf, jug = m("trivial", f"execute_{w}w", "taskflow"), m("trivial", f"execute_{w}w", "jug")
+            rows.append([f"  per task, {w} worker{'s' if w > 1 else ''} (time/{n})",
+                         fmt(tf / n if tf else None, "us"), fmt(jug / n if jug else None, "us"), "", ""])
+        for tool in ("taskflow", "jug"):
+            s = ratio(m("trivial", "execute_1w", tool), m("trivial", "execute_2w", tool))
+            rows.append([f"  {tool}: speedup 1 -> 2 workers", fmt(s, "x"), "", "", ""])
+        sp = ratio(m("trivial", "execute_1w", "jug"), m("trivial", "execute_1w", "taskflow"))
+        target(f"{n} trivial tasks, 1 worker: >= 7x faster than jug", sp, sp and sp >= 7, f"{sp:.2f}x faster" if sp else "")
+        s2 = ratio(m("trivial", "execute_1w", "taskflow"), m("trivial", "execute_2w", "taskflow"))
+        target(f"{n} trivial tasks: 2 workers >= 1.6x faster than 1", s2, s2 and s2 >= 1.6, f"{s2:.2f}x" if s2 else "")
+    if "status" in b.results:
+        n = b.results["status"]["n"]
+        row(f"status, {n} finished tasks", "status", "status")
+        row(f"no-op execute, {n} finished tasks", "status", "noop_execute")
+        row(f"load all {n} results, fresh process", "status", "load_all_process")
+        row(f"  of which init + value", "status", "load_all_inprocess")
+        for metric, label in (("status", "status"), ("noop_execute", "no-op execute"),
+                              ("load_all_process", "load all results (process)"),
+                              ("load_all_inprocess", "load all results (init + value)")):
+            r = ratio(m("status", metric, "taskflow"), m("status", metric, "jug"))
+            target(f"{label}: <= 0.5x jug's time", r, r is not None and r <= 0.5, f"{r:.2f}x of jug" if r else "")
+    if "numpy" in b.results:
+        tf, jug, plain = (m("numpy", "execute", t) for t in ("taskflow", "jug", "plain"))
+        row("numpy 8 x 50 MB + sum", "numpy", "execute")
+        rows.append(["  same work, plain script", fmt(plain), "", "", ""])
+        if plain:
+            rows.append(["  overhead over plain script", fmt(tf - plain) if tf else "-",
+                         fmt(jug - plain) if jug else "-", fmt(ratio(tf - plain, jug - plain), "x")
+                         if tf and jug else "", ""])
+        r = ratio(tf, jug)
+        target("numpy workload: <= 0.7x jug's time", r, r is not None and r <= 0.7, f"{r:.2f}x of jug" if r else "")
+    if "mmap" in b.results:
+        rows.append(["load 200 MB array, value(mmap=True)", fmt(m("mmap", "load_200MB_mmap", "taskflow")),
+                     "", "", str(len(b.results["mmap"]["load_200MB_mmap"].get("taskflow", [])))])
+        row("load 200 MB array, full read", "mmap", "load_200MB_full")
+        v = m("mmap", "load_200MB_mmap", "taskflow")
+        target("mmap load of 200 MB: well under 0.1 s", v, v is not None and v < 0.1, fmt(v))
+    for wl, label in (("mapreduce", "map-reduce-map, 2,001 tasks"), ("sleep", "40 tasks x 0.1 s sleep")):
+        if wl not in b.results:
+            continue
+        row(f"{label}, 1 worker", wl, "execute_1w")
+        row(f"{label}, 2 workers", wl, "execute_2w")
+        for tool in ("taskflow", "jug"):
+            s = ratio(m(wl, "execute_1w", tool), m(wl, "execute_2w", tool))
+            rows.append([f"  {tool}: speedup 1 -> 2 workers", fmt(s, "x"), "", "", ""])
+        s = ratio(m(wl, "execute_1w", "taskflow"), m(wl, "execute_2w", "taskflow"))
+        if wl == "mapreduce":
+            target("map-reduce-map: 2 workers never slower than 1 (prefer >= 1.2x)", s, s is not None and s >= 1.0,
+                   f"{s:.2f}x" + (" (>= 1.2x)" if s and s >= 1.2 else " (< 1.2x preferred)") if s else "")
+        else:
+            target("40 x 0.1 s tasks: 2 workers >= 1.9x faster", s, s is not None and s >= 1.9, f"{s:.2f}x" if s else "")
+    if "status100k" in b.results:
+        n = b.results["status100k"]["n"]
+        row(f"status, {n} tasks, before execution", "status100k", "status_before")
+        row(f"execute {n} tasks, 1 worker (once)", "status100k", "execute_1w_once")
+        row(f"status, {n} tasks, after execution", "status100k", "status_after")
+    if "strace" in b.results and "n" in b.results["strace"]:
+        n = b.results["strace"]["n"]
+        workers = sorted({int(k.split("_")[-1][:-1]) for k in b.results["strace"]
+                          if k.startswith("total_per_task_")})
+        for w in workers:
+            tf = lambda metric: m("strace", f"{metric}_{w}w", "taskflow")
+            jug = lambda metric: m("strace", f"{metric}_{w}w", "jug")
+            rows.append([f"syscalls/task, {n} tasks, {w} worker(s): all | fs | net all | net fs",
+                         " | ".join(fmt(tf(k), "n") for k in ("total_per_task", "fs_per_task",
+                                                              "net_total_per_task", "net_fs_per_task")),
+                         " | ".join(fmt(jug(k), "n") for k in ("total_per_task", "fs_per_task",
+                                                               "net_total_per_task", "net_fs_per_task"))
+                         if jug("total_per_task") is not None else "", "", ""])
+        lo, hi = min(workers), max(workers)
+        for metric, label in (("total_per_task", "all syscalls"), ("fs_per_task", "fs syscalls"),
+                              ("net_total_per_task", "all syscalls, startup subtracted"),
+                              ("net_fs_per_task", "fs syscalls, startup subtracted")):
+            r = ratio(m("strace", f"{metric}_{hi}w", "taskflow"), m("strace", f"{metric}_{lo}w", "taskflow"))
+            target(f"syscalls per task ({label}): {hi} workers <= 1.5x of {lo}", r,
+                   r is not None and r <= 1.5, f"{r:.2f}x" if r else "")
+    return rows, targets
+
+
+def table(rows: list[list[str]], head: list[str]) -> str:
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
+
+
+def machine() -> dict:
+    info = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version(),
+            "cores": os.cpu_count(), "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    except OSError:
+        pass
+    try:
+        info["loadavg_start"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(WORKLOADS),
+                   help=f"comma-separated subset of: {', '.join(WORKLOADS)} [default: all]")
+    p.add_argument("--repeat", type=int, default=5, help="runs per measurement [default: 5]")
+    p.add_argument("--slow-repeat", type=int, default=3,
+                   help="cap on runs for slow measurements (numpy, 100k status) [default: 3]")
+    p.add_argument("--json", help="write all runs, medians and targets to this file")
+    p.add_argument("--jug-venv", default="/tmp/jugvenv", help="virtualenv with jug installed [/tmp/jugvenv]")
+    p.add_argument("--workdir", help="where to generate files [default: a new temp folder, removed after]")
+    p.add_argument("--keep", action="store_true", help="keep the work folder")
+    p.add_argument("--code", choices=["head", "worktree", "installed"], default="head",
+                   help="taskflow code to measure: the last commit (default), a copy of the working tree "
+                        "taken at start, or the installed package as it is (live edits included)")
+    p.add_argument("--rev", default="HEAD", help="commit to measure with --code head [HEAD]")
+    p.add_argument("--taskflow-python", help="interpreter that runs taskflow [the one running this script]")
+    p.add_argument("--precreate-store", action="store_true",
+                   help="create the taskflow store before starting several workers (untimed); needed "
+                        "before commit 8c34a18, where workers racing to create a fresh store could fail")
+    p.add_argument("--n-trivial", type=int, default=10_000)
+    p.add_argument("--n-status", type=int, default=100_000)
+    p.add_argument("--n-strace", type=int, default=2_000)
+    p.add_argument("--strace-workers", default="1,8,32", help="worker counts for strace [1,8,32]")
+    args = p.parse_args()
+    args.strace_workers = [int(x) for x in args.strace_workers.split(",")]
+    only = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = [w for w in only if w not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+
+    b = Bench(args)
+    versions = {}
+    try:
+        versions["taskflow"] = subprocess.run([b.python, "-m", "taskflow", "--version"], capture_output=True,
+                                              text=True, env=b.env).stdout.strip()
+        versions["taskflow_code"] = b.code
+        versions["taskflow_python"] = b.python
+        versions["jug_python"] = b.jug_python
+        versions["jug"] = subprocess.run([b.jug, "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError as e:
+        p.error(f"cannot run a tool: {e}")
+    info = machine()
+    b.progress(f"work folder {b.root}; {versions}; {info}")
+    started = time.perf_counter()
+    try:
+        for w in WORKLOADS:
+            if w in only:
+                b.progress(f"== {w}")
+                b.probe(f"before {w}")
+                getattr(b, f"w_{w}")()
+        b.probe("end")
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(b.root, ignore_errors=True)
+    info["elapsed"] = time.perf_counter() - started
+    try:
+        info["loadavg_end"] = os.getloadavg()
+    except OSError:
+        pass
+
+    rows, targets = report(b)
+    print(f"\n{info['date']}  {info.get('cpu', '?')}, {info['cores']} cores, Python {info['python']}, "
+          f"{versions.get('taskflow')} (code: {b.code['mode']} {b.code['commit'][:10]}), "
+          f"jug {versions.get('jug')}; median of --repeat {args.repeat} "
+          f"(slow ones: {min(args.repeat, args.slow_repeat)})\n")
+    print("machine probes (new-file create latency in the work folder, 1M-iteration Python loop, load):")
+    for pr in b.probes:
+        print(f"  {pr['when']:<20} {pr['file_create_us']:7.0f} µs  {pr['py_loop_ms']:6.0f} ms  {pr['loadavg']:.2f}")
+    print()
+    print(table(rows, ["measurement", "taskflow", "jug", "taskflow/jug", "runs"]))
+    print()
+    print(table([[t["target"], t["detail"], "met" if t["met"] else "NOT MET"] for t in targets],
+                ["target", "measured", "verdict"]))
+    if args.json:
+        medians = {wl: {metric: {tool: statistics.median(v) for tool, v in by_tool.items() if v}
+                        for metric, by_tool in metrics.items() if isinstance(by_tool, dict) and metric != "calls"}
+                   for wl, metrics in b.results.items()}
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "versions": versions, "repeat": args.repeat, "workdir": b.root,
+                       "probes": b.probes, "runs": b.results,
+                       "medians": medians, "targets": targets}, f, indent=1)
+        b.progress(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
