@@ -34,7 +34,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -147,7 +146,7 @@ class Leases:
         if self._fs_ref is None or now - self._fs_ref[1] > 1.0:
             self.store.ensure()
             if self._clock_file is None:
-                self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+                self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{process.pid}.{process.unique()}")
             fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
                 os.pwrite(fd, b"t", 0)
@@ -250,7 +249,7 @@ class Leases:
         now = _read(path)
         if now is None or _identity(*now) != judged:
             return False  # renewed, released or taken over since we judged it
-        grave = f"{path}.stale.{uuid.uuid4().hex[:12]}"
+        grave = f"{path}.stale.{process.unique()}"
         try:
             os.rename(path, grave)
         except FileNotFoundError:

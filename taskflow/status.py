@@ -5,7 +5,6 @@ grows with the number of shards and claims, not with a stat per task.
 """
 from __future__ import annotations
 
-import html
 import json
 import time
 from dataclasses import dataclass, field
@@ -73,6 +72,8 @@ class StatusReport:
         return self.table()
 
     def _repr_html_(self) -> str:
+        import html  # notebooks only: not worth importing on every `taskflow status`
+
         cells = "".join(f"<th>{s.capitalize()}</th>" for s in STATES)
         rows = [f"<tr><th style='text-align:left'>Task</th>{cells}</tr>"]
         for name, c in list(self.counts.items()) + [("Total", self.total)]:

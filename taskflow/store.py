@@ -20,10 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import itertools
 import time
-import uuid
 from typing import Any, Iterable, Iterator
 
 from . import encoding
@@ -36,7 +34,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 MARKER = "taskflow-store.json"
 _OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "jobs", "code", "STOP"}
-HOST = socket.gethostname()
+HOST = os.uname().nodename  # gethostname(), without importing socket on every start
 
 
 class _Process:
@@ -51,7 +49,7 @@ class _Process:
 
     def reset(self) -> None:
         self.pid = os.getpid()
-        self._prefix = uuid.uuid4().hex[:8]
+        self._prefix = os.urandom(4).hex()
         self._counter = itertools.count()
 
     def unique(self) -> str:
