@@ -142,6 +142,7 @@ class Worker:
         self.suspect: set[str] = set()  # judged stale: take over on the next attempt
         self.collisions = 0
         self.jumped = False
+        self.crowded = False  # other workers seen at work: vary the order of new batches
         if self.options.rank is not None and self.options.size and self.ready:
             self.ready.rotate(-(len(self.ready) * self.options.rank // self.options.size))
 
@@ -150,10 +151,22 @@ class Worker:
             return
         self.finished.add(h)
         self.elsewhere.discard(h)
+        newly = []
         for d in self.dependents.pop(h, ()):
             self.waiting_on[d] -= 1
             if self.waiting_on[d] == 0 and d not in self.finished and d not in self.failed:
-                self.ready.appendleft(d)  # depth first: consume results while they are fresh
+                newly.append(d)
+        if newly:
+            # Every worker learns of the same batch in the same order: start each at its
+            # own point in it, or they would walk it in lockstep, colliding at every task.
+            k = self._offset(len(newly))
+            # Depth first: consume results while they are fresh.
+            self.ready.extendleft(reversed(newly[k:] + newly[:k]))
+
+    def _offset(self, n: int) -> int:
+        if self.options.rank is not None and self.options.size:
+            return n * self.options.rank // self.options.size
+        return random.randrange(n) if self.crowded else 0
 
     def _unfinish(self, h: str, waiter: str) -> None:
         """A dependency's result vanished or was corrupt: run it again before `waiter`."""
@@ -187,6 +200,7 @@ class Worker:
                 self.ready.append(h)
                 changed = True
         self.collisions = 0
+        self.jumped = False
         if changed:
             self.reporter.learned(len(self.finished), len(self.failed))
         return changed
@@ -241,8 +255,10 @@ class Worker:
         if claim is None:
             self.elsewhere.add(h)
             self.collisions += 1
+            self.crowded = True
             if not self.jumped and self.ready:
-                # Probably started at the same point as another worker: go elsewhere.
+                # Probably at the same point as another worker: go elsewhere (once
+                # between two looks at the store, since a rotation costs O(n)).
                 self.jumped = True
                 self.ready.rotate(random.randrange(len(self.ready)))
             return True
