@@ -2,7 +2,7 @@
 
 For each of 656 MPs: get a document about them, count its words; add up all
 the counts; then find, for each MP, the words their document uses far more
-often than the corpus as a whole. About 1,970 tasks:
+often than the corpus as a whole. 656 x 3 + 1 = 1,969 tasks:
 
     taskflow execute taskfile.py --jobs 4
     taskflow status taskfile.py
@@ -34,6 +34,8 @@ args = parser.parse_args()
 
 
 def pause():
+    # Read at run time rather than passed to the tasks, so that --delay changes
+    # how long tasks take but not which tasks there are.
     time.sleep(args.delay)
 
 
@@ -65,7 +67,9 @@ def getdata(mp, source):
     return path.read_text(encoding="utf-8")
 
 
-WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # letters, with inner apostrophes: "majesty's"
+# Letters of any script ("öpik"), so names and non-English words stay whole,
+# and inner apostrophes ("majesty's").
+WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
 @TaskGenerator
