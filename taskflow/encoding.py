@@ -31,6 +31,9 @@ MAGIC = b"TFR1"
 _PREFIX = struct.Struct("<4sI")
 # Headers are small; read this much first so most results need one read call.
 _FIRST_READ = 64 * 1024
+# Above this size an array result is read straight into place, in chunks that stay in cache.
+_LARGE = 1 << 20
+_CHUNK = 4 << 20
 
 
 def _is_plain_array(value: Any) -> bool:
@@ -140,10 +143,19 @@ def load(path: str, mmap: bool = False) -> tuple[Any, dict]:
     come back memory-mapped and read-only, and only the header and the total
     length are checked, since reading every byte is what mmap avoids.
     """
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         if mmap and size > 0:
             buf = memoryview(mmap_module.mmap(f.fileno(), 0, access=mmap_module.ACCESS_READ))
+        elif size > _LARGE:
+            loaded = _load_large_array(f, path, size)
+            if loaded is not None:
+                return loaded
+            f.seek(0)
+            buf = bytearray(size)
+            if f.readinto(buf) != size:
+                raise CorruptResultError(path, "file changed size while being read")
+            buf = memoryview(buf)
         else:
             buf = bytearray(size)
             if f.readinto(buf) != size:
@@ -169,6 +181,61 @@ def load(path: str, mmap: bool = False) -> tuple[Any, dict]:
             raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
         raise
     return value, header["meta"]
+
+
+def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
+    got = 0
+    while got < len(into):
+        n = f.readinto(into[got:])
+        if not n:
+            raise CorruptResultError(path, "file changed size while being read")
+        got += n
+
+
+def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, dict] | None:
+    """A large .npy result read straight into a new array, checked chunk by chunk.
+
+    No intermediate buffer: the array's pages are filled once by the read and
+    checked while still in cache. None if the result is not an array.
+    """
+    first = f.read(_FIRST_READ)
+    if len(first) >= _PREFIX.size:
+        end = _PREFIX.size + _PREFIX.unpack_from(first)[1]
+        if end > len(first):
+            first += f.read(end - len(first))
+    header, offset = _parse_header(path, first, size)
+    if header["kind"] != "npy" or len(header["segments"]) != 2:
+        return None
+    import numpy as np
+
+    npy_size, data_size = header["segments"]
+    if len(first) < offset + npy_size:
+        first += f.read(offset + npy_size - len(first))
+    npy_header = first[offset:offset + npy_size]
+    try:
+        stream = io.BytesIO(npy_header)
+        np.lib.format.read_magic(stream)
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        count = int(np.prod(shape, dtype=np.int64))
+    except Exception as e:
+        raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
+    if count * dtype.itemsize != data_size:
+        raise CorruptResultError(path, "array header does not match the data length")
+    flat = np.empty(data_size, dtype=np.uint8)
+    target = memoryview(flat)
+    crc = zlib.crc32(npy_header)
+    have = first[offset + npy_size:]
+    target[:len(have)] = have
+    crc = zlib.crc32(have, crc)
+    pos = len(have)
+    while pos < data_size:
+        chunk = target[pos:pos + _CHUNK]
+        _read_exactly(f, chunk, path)
+        crc = zlib.crc32(chunk, crc)
+        pos += len(chunk)
+    if crc != header["crc32"]:
+        raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
+    return flat.view(dtype).reshape(shape, order="F" if fortran else "C"), header["meta"]
 
 
 def _decode(kind: str, segments: list) -> Any:

@@ -112,3 +112,20 @@ def test_large_array_roundtrip_and_mmap(tmp_path):
     mapped, _ = roundtrip(tmp_path, arr, mmap=True)
     assert mapped.shape == arr.shape and mapped[12345] == arr[12345]
     assert isinstance(mapped.base, (memoryview, np.ndarray)) or mapped.base is not None
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_large_arrays_are_checked_while_read(tmp_path, order):
+    arr = np.asarray(np.random.default_rng(3).random((700, 400)), order=order)  # 2.2 MB
+    loaded, _ = roundtrip(tmp_path, arr)
+    assert np.array_equal(loaded, arr) and loaded.flags.writeable
+    assert loaded.flags.f_contiguous == (order == "F")
+    path = tmp_path / "r"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptResultError, match="checksum"):
+        encoding.load(str(path))
+    os.truncate(path, len(data) - 1)
+    with pytest.raises(CorruptResultError, match="truncated"):
+        encoding.load(str(path))
