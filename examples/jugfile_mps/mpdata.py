@@ -96,8 +96,9 @@ def _pick(rng: random.Random, words: list[str], cumulative: list[float]) -> str:
 
 def _draw_interests(rng: random.Random) -> list[str]:
     names = list(TOPICS)
+    wanted = 2 + (rng.random() < 0.5)
     chosen: list[str] = []
-    while len(chosen) < 2 + (rng.random() < 0.5):
+    while len(chosen) < wanted:
         topic = names[int(rng.random() * len(names))]
         if topic not in chosen:
             chosen.append(topic)
@@ -112,14 +113,15 @@ def interests(mp: str) -> list[str]:
 def generate(mp: str) -> str:
     """A deterministic document of a few hundred words for `mp`."""
     rng = _rng(mp)
-    topics = _draw_interests(rng)
+    topics = [TOPICS[name] for name in _draw_interests(rng)]
+    weights = [_zipf(len(topic)) for topic in topics]
     background = _zipf(len(BACKGROUND))
     length = 250 + int(rng.random() * 350)
     words = []
     for _ in range(length):
         if rng.random() < TOPIC_SHARE:
-            topic = TOPICS[topics[int(rng.random() * len(topics))]]
-            words.append(_pick(rng, topic, _zipf(len(topic))))
+            i = int(rng.random() * len(topics))
+            words.append(_pick(rng, topics[i], weights[i]))
         else:
             words.append(_pick(rng, BACKGROUND, background))
     sentences, start = [f"{mp} is a British politician."], 0
