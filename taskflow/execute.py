@@ -82,8 +82,9 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter) -> int:
     try:
         try:
             for rank in range(jobs):
-                cmd = [sys.executable, "-m", "taskflow", "execute", *child_args,
-                       "--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}"]
+                # Before child_args: those may end with `-- taskfile arguments`.
+                cmd = [sys.executable, "-m", "taskflow", "execute", "--progress-fd", str(write_fd),
+                       "--rank", f"{rank}/{jobs}", *child_args]
                 procs.append(subprocess.Popen(cmd, pass_fds=(write_fd,)))
         finally:
             os.close(write_fd)

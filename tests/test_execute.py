@@ -435,3 +435,24 @@ s = total(arr)
     assert np.array_equal(full, mapped)
     assert taskflow.value(ns.s) == pytest.approx(float(full.sum()))
     assert elapsed < 5  # a sanity bound; the speed figure lives in bench/
+
+
+def test_taskfile_arguments_reach_every_worker_of_jobs(tmp_path):
+    tf = write_taskfile(tmp_path, """
+import argparse
+from taskflow import TaskGenerator
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--scale", type=int, required=True)
+args = parser.parse_args()
+
+@TaskGenerator
+def times(i, k):
+    return i * k
+
+xs = [times(i, args.scale) for i in range(20)]
+""")
+    run_cli("execute", tf, "--jobs", "2", "--", "--scale", "3", check=0)
+    import taskflow
+    ns = taskflow.init(str(tf), argv=["--scale", "3"])
+    assert taskflow.value(ns.xs) == [3 * i for i in range(20)]
