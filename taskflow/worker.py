@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # Re-list the whole store after this many collisions with other workers: one
 # listing costs about as much as a few dozen wasted claims.
 REFRESH_AFTER_COLLISIONS = 32
+# Results this worker made, kept in memory for their only remaining consumer.
+HANDOFF_BYTES = 1 << 30
 IDLE_FIRST_SLEEP = 0.02
 IDLE_MAX_SLEEP = 2.0
 
@@ -138,6 +140,15 @@ class Worker:
                     self.dependents.setdefault(d.hash, []).append(t.hash)
             self.waiting_on[t.hash] = n
         self.ready = deque(h for h, n in self.waiting_on.items() if n == 0 and h not in self.failed)
+        # How many tasks of this run still need each result, and results this worker
+        # made that are waiting for their consumer (see _lookup).
+        self.uses: dict[str, int] = {}
+        for t in tasks:
+            if t.hash not in self.finished:
+                for d in t.deps:
+                    self.uses[d.hash] = self.uses.get(d.hash, 0) + 1
+        self.handoff: dict[str, tuple[Any, int]] = {}
+        self.handoff_bytes = 0
         self.elsewhere: set[str] = set()
         self.suspect: set[str] = set()  # judged stale: take over on the next attempt
         self.collisions = 0
@@ -238,6 +249,14 @@ class Worker:
     # -- running ------------------------------------------------------------
 
     def _lookup(self, task: Task) -> Any:
+        held = self.handoff.get(task.hash)
+        if held is not None and self.uses.get(task.hash) == 1:
+            # Its last consumer: hand over the object this worker made instead of
+            # reading it back. Only the last one, so no task ever sees what
+            # another task did to its input.
+            del self.handoff[task.hash]
+            self.handoff_bytes -= held[1]
+            return held[0]
         try:
             result, _ = self.store.load_result(task.hash)
         except FileNotFoundError:
@@ -282,7 +301,9 @@ class Worker:
         try:
             self._signals.allow()
             try:
-                result = task.run(self._lookup)
+                loaded: dict[str, Any] = {}  # each input once, however often the arguments name it
+                result = task.run(lambda dep: loaded[dep.hash] if dep.hash in loaded
+                                  else loaded.setdefault(dep.hash, self._lookup(dep)))
             finally:
                 self._signals.interruptible = False  # first thing: no call may come before it
             seconds = time.monotonic() - t0
@@ -292,8 +313,8 @@ class Worker:
                             "discarding this result", task.name, task.hash[:12])
                 self._lost(task.hash)
                 return True
-            self.store.save_result(task.hash, result, result_meta(task, started, seconds, self.leases.worker,
-                                                                  {"max_rss_bytes": peak}))
+            size = self.store.save_result(task.hash, result, result_meta(task, started, seconds, self.leases.worker,
+                                                                         {"max_rss_bytes": peak}))
         except _DependencyGone as e:
             self._unfinish(e.task_hash, task.hash)
             return True
@@ -303,6 +324,10 @@ class Worker:
             return self._record_failure(task, claim, e, started, summary)
         finally:
             heartbeat.watch(None)
+        self._consumed(task)
+        if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
+            self.handoff[task.hash] = (result, size)
+            self.handoff_bytes += size
         del result
         if task.hash in self.retrying:
             self.store.remove_failure(task.hash)
@@ -312,6 +337,14 @@ class Worker:
         self._mark_finished(task.hash)
         self.reporter.task_finished(task, seconds)
         return True
+
+    def _consumed(self, task: Task) -> None:
+        """`task` will not run again in this run: it no longer needs its inputs."""
+        for d in task.deps:
+            left = self.uses.get(d.hash, 0) - 1
+            self.uses[d.hash] = left
+            if left <= 0 and d.hash in self.handoff:
+                self.handoff_bytes -= self.handoff.pop(d.hash)[1]
 
     def _record_failure(self, task: Task, claim: Claim, e: BaseException, started: float,
                         summary: RunSummary) -> bool:
@@ -328,6 +361,7 @@ class Worker:
             "started": started, "time": time.time()})
         self.failed.add(task.hash)
         self.retrying.discard(task.hash)
+        self._consumed(task)
         summary.failed += 1
         summary.failed_hashes.add(task.hash)
         self.reporter.task_failed(task, f"{type(e).__name__}: {message}")

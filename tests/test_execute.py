@@ -456,3 +456,38 @@ xs = [times(i, args.scale) for i in range(20)]
     import taskflow
     ns = taskflow.init(str(tf), argv=["--scale", "3"])
     assert taskflow.value(ns.xs) == [3 * i for i in range(20)]
+
+
+def test_inputs_are_never_shared_between_consumers(tmp_path):
+    # A task that changes its input in place must not change what another task receives,
+    # whether the input comes from memory or from the store.
+    tf = write_taskfile(tmp_path, """
+import numpy as np
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def make():
+    return np.zeros(1000)
+
+@TaskGenerator
+def scribble(a):
+    a += 1
+    return float(a.sum())
+
+@TaskGenerator
+def total(a, b):
+    return float(a.sum() + b.sum())
+
+base = make()
+first = scribble(base)
+both = total(base, base)
+private = make()
+only = scribble(private)
+""")
+    run_cli("execute", tf, check=0)
+    import taskflow
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.first) == 1000.0
+    assert taskflow.value(ns.both) == 0.0
+    assert taskflow.value(ns.only) == 1000.0
+    assert taskflow.value(ns.private).sum() == 0.0
