@@ -52,13 +52,15 @@ Exit codes:
 @click.option("--queue", metavar="QUEUE", help="Queue (SGE, PBS) or partition (Slurm).")
 @click.option("--name", metavar="NAME", help="Job name [default: taskflow-<taskfile stem>].")
 @click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
+@click.option("--arg", "taskfile_args", multiple=True, metavar="ARG",
+              help="An argument for the taskfile (its sys.argv[1:]), as after `--` in execute. Repeatable.")
 @_store_option
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
            walltime: str | None, mem: str | None, queue: str | None, name: str | None, dry_run: bool,
-           store: str | None, verbose: bool, debug: bool) -> None:
+           taskfile_args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
     """Submit workers for FILE as one array job (SGE, Slurm or PBS).
 
     Writes a job script into the store's jobs/ folder (the one in the
@@ -70,6 +72,7 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
     \b
     Example:
       taskflow submit taskfile.py -n 20 --time 4h --mem 8G -- --account=proj42
+      taskflow submit taskfile.py -n 20 --arg --delay --arg 0.1
       taskflow wait taskfile.py
     """
     from .submit import prepare, resolve_options, submit as run_submit
@@ -78,7 +81,7 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
     s = _open_store(taskfile, store)
     options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
                               queue=queue, name=name, extra=scheduler_args)
-    prepared = prepare(taskfile, s, options)
+    prepared = prepare(taskfile, s, options, taskfile_args=taskfile_args)
     if dry_run:
         click.echo(prepared.script_text, nl=False)
         click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:")

@@ -139,8 +139,11 @@ class Prepared:
 
 
 def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
-            which: Callable[[str], str | None] | None = None) -> Prepared:
-    """Render the job script and the submit command; touches nothing on disk."""
+            which: Callable[[str], str | None] | None = None, taskfile_args: Sequence[str] = ()) -> Prepared:
+    """Render the job script and the submit command; touches nothing on disk.
+
+    `taskfile_args` reach the taskfile of every worker as sys.argv[1:].
+    """
     scheduler = choose(options.scheduler, which or shutil.which)
     taskfile = os.path.abspath(taskfile)
     if not os.path.isfile(taskfile):
@@ -150,7 +153,8 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
         log_dir = log_dir.replace("%", "%%")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
     spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
-                      arguments=(taskfile, "--store", store.path), walltime=options.walltime,
+                      arguments=(taskfile, "--store", store.path, *(("--", *taskfile_args) if taskfile_args else ())),
+                      walltime=options.walltime,
                       memory=options.memory, queue=options.queue)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     script_path = os.path.join(jobs.jobs_dir(store),

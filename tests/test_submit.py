@@ -406,3 +406,9 @@ def test_help_has_summary_example_and_exit_codes(command):
     out = run_cli(command, "--help", check=0).stdout
     assert "Example:" in out and f"taskflow {command}" in out and "Exit codes" in out
     assert command in run_cli("--help", check=0).stdout
+
+
+def test_taskfile_arguments_reach_the_workers(cluster, taskfile):
+    proc = cluster.run("submit", taskfile, "-n", "2", "--scheduler", "sge", "--dry-run",
+                       "--arg", "--delay", "--arg", "0.1", check=0)
+    assert f"[ $# -gt 0 ] || set -- {taskfile} --store {store_of(taskfile)} -- --delay 0.1" in proc.stdout
