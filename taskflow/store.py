@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import errno
 import itertools
 import time
 from typing import Any, Iterable, Iterator
@@ -58,6 +59,11 @@ class _Process:
 
 process = _Process()
 os.register_at_fork(after_in_child=process.reset)
+
+
+# What filesystems and kernels answer when they cannot make or link unnamed files.
+_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EACCES,
+                errno.EXDEV, errno.ENOSYS}
 
 
 class _Anonymous:
@@ -215,7 +221,9 @@ class Store:
         """
         try:
             fd = os.open(self.tmp_dir, os.O_TMPFILE | os.O_WRONLY, 0o644)
-        except OSError:
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED:
+                raise
             _anonymous.usable = False
             return None
         try:
@@ -230,9 +238,12 @@ class Store:
                 tmp = self.tmp_name(os.path.basename(final))
                 os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
                 os.replace(tmp, final)
-            except (FileNotFoundError, PermissionError, NotImplementedError, OSError) as e:
-                if isinstance(e, FileExistsError):
-                    raise
+            except NotImplementedError:
+                _anonymous.usable = False
+                return None
+            except OSError as e:
+                if e.errno not in _UNSUPPORTED:
+                    raise  # a full disk or an I/O error is the caller's to see
                 _anonymous.usable = False  # no /proc, or linkat refused: use tmp/ from now on
                 return None
         finally:

@@ -12,6 +12,7 @@ value is empty.
 """
 from __future__ import annotations
 
+import abc
 import logging
 import math
 import os
@@ -108,7 +109,7 @@ def safe_job_name(text: str, limit: int = 64) -> str:
     return name[:limit]
 
 
-class Scheduler:
+class Scheduler(abc.ABC):
     """One batch scheduler: its job script and how to submit that as an array job."""
 
     name: str = ""                 # as in --scheduler, and the prefix of lease.worker_id()
@@ -142,9 +143,9 @@ class Scheduler:
 
     # -- the job script ------------------------------------------------------
 
+    @abc.abstractmethod
     def resource_lines(self, spec: ScriptSpec) -> list[str]:
         """Directives for walltime, memory and queue; empty when none is set."""
-        raise NotImplementedError
 
     def example_lines(self) -> list[str]:
         """Commented directives shown when no resource is set."""
@@ -171,16 +172,17 @@ class Scheduler:
 
     # -- submitting ------------------------------------------------------------
 
+    @abc.abstractmethod
     def array_args(self, workers: int) -> list[str]:
-        raise NotImplementedError
+        """The submit command's options that make an array of `workers` tasks."""
 
+    @abc.abstractmethod
     def submit_args(self, script: str, workers: int, extra: Sequence[str] = ()) -> list[str]:
         """The command that submits `script` as an array of `workers` tasks (without the program path)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def parse_reply(self, stdout: str) -> str:
         """The job id in the submit command's reply; SchedulerError when there is none."""
-        raise NotImplementedError
 
     def unreadable(self, stdout: str) -> SchedulerError:
         shown = stdout.strip()[:300] or "(nothing)"
