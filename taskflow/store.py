@@ -70,7 +70,9 @@ class _Anonymous:
     """Whether unnamed files (O_TMPFILE + linkat) work here; learned on first use."""
 
     def __init__(self) -> None:
-        self.usable = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+        # linkat() with a source directory fd is what links /proc/self/fd/N by its target.
+        self.usable = (hasattr(os, "O_TMPFILE") and os.link in os.supports_dir_fd
+                       and os.path.isdir("/proc/self/fd"))
         self._root: int | None = None
 
     def root_fd(self) -> int:
@@ -238,9 +240,6 @@ class Store:
                 tmp = self.tmp_name(os.path.basename(final))
                 os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
                 os.replace(tmp, final)
-            except NotImplementedError:
-                _anonymous.usable = False
-                return None
             except OSError as e:
                 if e.errno not in _UNSUPPORTED:
                     raise  # a full disk or an I/O error is the caller's to see

@@ -11,6 +11,21 @@ from pathlib import Path
 import pytest
 
 
+# Taskfile lines that give tasks `note(...)`: one line per call appended (O_APPEND) to the
+# file named by TF_TEST_LOG, so tests can count exactly what ran, across processes.
+NOTE_PREAMBLE = """
+import os
+from taskflow import TaskGenerator, Task, barrier, bvalue, iteratetask, mapreduce
+
+LOG = os.environ.get("TF_TEST_LOG", os.devnull)
+
+def note(*parts):
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, (" ".join(map(str, parts)) + "\\n").encode())
+    os.close(fd)
+"""
+
+
 def write_taskfile(folder: Path, source: str, name: str = "taskfile.py") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(source))

@@ -7,19 +7,9 @@ import sys
 
 import pytest
 
-from conftest import run_cli, status_json, write_taskfile
+from conftest import NOTE_PREAMBLE, run_cli, status_json, write_taskfile
 
-LOGGING = """
-import os
-from taskflow import TaskGenerator, Task, barrier, bvalue, iteratetask, mapreduce
-
-LOG = os.environ.get("TF_TEST_LOG", os.devnull)
-
-def note(*parts):
-    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    os.write(fd, (" ".join(map(str, parts)) + "\\n").encode())
-    os.close(fd)
-"""
+LOGGING = NOTE_PREAMBLE
 
 
 def log_lines(tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import run_cli, status_json, write_taskfile
+from conftest import NOTE_PREAMBLE, run_cli, status_json, write_taskfile
 
 import taskflow
 from taskflow.invalidate import invalidate
@@ -11,14 +11,7 @@ from taskflow.lease import Leases
 from taskflow.store import Store
 from taskflow.taskfile import load
 
-DIAMOND_AND_CHAIN = """
-import os
-from taskflow import TaskGenerator
-
-def note(*parts):
-    fd = os.open(os.environ.get("TF_TEST_LOG", os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    os.write(fd, (" ".join(map(str, parts)) + "\\n").encode())
-    os.close(fd)
+DIAMOND_AND_CHAIN = NOTE_PREAMBLE + """
 
 @TaskGenerator
 def top():
