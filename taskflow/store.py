@@ -164,14 +164,16 @@ class Store:
             raise StoreError(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
         self._ready = True
 
+    # Asked for several times per task: plain concatenation, not os.path.join.
+
     def result_path(self, task_hash: str) -> str:
-        return os.path.join(self.results_dir, task_hash[:2], task_hash)
+        return f"{self.results_dir}{os.sep}{task_hash[:2]}{os.sep}{task_hash}"
 
     def failure_path(self, task_hash: str) -> str:
-        return os.path.join(self.failed_dir, task_hash + ".json")
+        return f"{self.failed_dir}{os.sep}{task_hash}.json"
 
     def lock_path(self, task_hash: str) -> str:
-        return os.path.join(self.locks_dir, task_hash)
+        return f"{self.locks_dir}{os.sep}{task_hash}"
 
     def tmp_name(self, label: str) -> str:
         # Host, pid and a per-process random part: unique across every worker
@@ -196,12 +198,12 @@ class Store:
     def save_result(self, task_hash: str, value: Any, meta: dict) -> int:
         """Atomically store `value`; returns its size in bytes."""
         self.ensure()
-        shard_dir = os.path.join(self.results_dir, task_hash[:2])
+        final = self.result_path(task_hash)
+        shard_dir = final[:-len(task_hash) - 1]
         if shard_dir not in self._shards:
             os.makedirs(shard_dir, exist_ok=True)
             self._shards.add(shard_dir)
         buffers = encoding.encode(value, meta)
-        final = self.result_path(task_hash)
         size = self._write_anonymous(final, buffers) if _anonymous.usable else None
         if size is None:
             size = self._write_via_tmp(final, buffers)

@@ -129,3 +129,18 @@ def test_large_arrays_are_checked_while_read(tmp_path, order):
     os.truncate(path, len(data) - 1)
     with pytest.raises(CorruptResultError, match="truncated"):
         encoding.load(str(path))
+
+
+@pytest.mark.parametrize("value", [12345, {"k": list(range(1000))}, np.arange(100_000.0), [np.arange(300_000.0), 2]])
+def test_short_writes_are_continued(tmp_path, monkeypatch, value):
+    """The kernel may write less than asked (signals, pipes, network filesystems)."""
+    real_write, real_writev = os.write, os.writev
+    monkeypatch.setattr(encoding.os, "write", lambda fd, data: real_write(fd, bytes(memoryview(data)[:7])))
+    monkeypatch.setattr(encoding.os, "writev", lambda fd, bufs: real_write(fd, bytes(memoryview(bufs[0])[:4099])))
+    loaded, _ = roundtrip(tmp_path, value)
+    if isinstance(value, np.ndarray):
+        assert np.array_equal(loaded, value)
+    elif isinstance(value, list):
+        assert np.array_equal(loaded[0], value[0]) and loaded[1] == 2
+    else:
+        assert loaded == value

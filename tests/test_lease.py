@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from taskflow.lease import BOOT_ID, Heartbeat, Leases, pid_alive
+from taskflow.lease import BOOT_ID, FS_TIME_SLACK, Heartbeat, Leases, pid_alive
 from taskflow.store import HOST, Store
 
 H = "ab" * 20
@@ -94,6 +94,7 @@ def test_two_claims_differ_even_from_one_worker(store):
 def test_release_leaves_a_claim_that_is_no_longer_ours(store, caplog):
     a = Leases(store, lease=10, worker="a")
     claim = a.claim(H)
+    claim.made -= 3600  # only a claim older than its lease can be taken over
     other = json.dumps(foreign_owner()).encode()
     tmp = claim.path + ".new"
     with open(tmp, "wb") as f:
@@ -106,16 +107,34 @@ def test_release_leaves_a_claim_that_is_no_longer_ours(store, caplog):
     assert "no longer ours" in caplog.text
 
 
-def test_holds_reads_the_file_even_right_after_claiming(store):
+def test_holds_reads_the_file_once_the_claim_could_have_been_taken_over(store):
     leases = Leases(store, lease=300)
     claim = leases.claim(H)
     assert leases.holds(claim) and leases.still_ours(claim)
+    claim.made -= 150 - FS_TIME_SLACK  # half a lease old (less the time-stamp slack): others may judge it
     os.unlink(claim.path)
     assert not leases.still_ours(claim)
-    assert not leases.holds(claim), "a claim whose file is gone is not held, however recent"
+    assert not leases.holds(claim), "a claim whose file is gone is not held"
     write_lock(store, foreign_owner())
     assert not leases.holds(claim)
     assert not leases.renew(claim) and claim.lost
+
+
+def test_young_claim_is_held_without_a_look_until_released(store, monkeypatch):
+    leases = Leases(store, lease=300)
+    claim = leases.claim(H)
+    monkeypatch.setattr(leases, "still_ours", lambda c: pytest.fail("read a claim nobody could have taken yet"))
+    assert leases.holds(claim)
+    assert leases.release(claim) and not os.path.exists(claim.path)
+    assert not leases.holds(claim), "a released claim is not held"
+    assert not leases.release(claim)
+
+
+def test_short_lease_claims_are_always_read(store):
+    leases = Leases(store, lease=2)  # half a lease is within the time-stamp slack
+    claim = leases.claim(H)
+    os.unlink(claim.path)
+    assert not leases.holds(claim)
 
 
 # -- renewal ---------------------------------------------------------------------
