@@ -188,7 +188,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                 child += [opt, str(val)]
         if args:
             child += ["--", *args]
-        sys.exit(run_pool(jobs, child, reporter))
+        sys.exit(run_pool(jobs, child, reporter, child_main=_run_forked_worker))
 
     worker_rank = worker_size = None
     if rank:
@@ -206,6 +206,15 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                       "(see `taskflow status --failed`; rerun with --retry-failed)")
         sys.exit(EXIT_FAILED)
     sys.exit(EXIT_REMAINING)
+
+
+def _run_forked_worker(argv: list[str]) -> int:
+    """`taskflow execute ARGV` in a process forked by --jobs; returns its exit code."""
+    try:
+        main.main(args=["execute", *argv], prog_name="taskflow", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else EXIT_FAILED
+    return EXIT_OK
 
 
 def _array_rank() -> tuple[int | None, int | None]:

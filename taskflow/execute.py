@@ -6,7 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Sequence
+import traceback
+from typing import Callable, Sequence
 
 from . import taskfile as taskfile_module
 from .progress import replay
@@ -58,38 +59,46 @@ def worst_exit_code(codes: Sequence[int]) -> int:
     return min(known, key=_SEVERITY.index) if known else 0
 
 
-def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter) -> int:
-    """Start `jobs` worker processes (`python -m taskflow execute ...child_args`) and
-    show their combined progress; returns the worst of their exit codes.
+def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
+             child_main: Callable[[list[str]], int] | None = None) -> int:
+    """Start `jobs` worker processes (`taskflow execute ...child_args`) and show
+    their combined progress; returns the worst of their exit codes.
+
+    With `child_main` (the command line's entry point, taking the arguments
+    after `execute` and returning an exit code) and where the platform can
+    fork, workers are forked from this process, which has taskflow imported
+    already: a worker then starts working about a tenth of a second sooner
+    than a new interpreter would. The fork happens before any taskfile is
+    loaded, so no user code or thread is ever forked. Otherwise each worker is
+    a new `python -m taskflow` process.
 
     Ctrl-C and SIGTERM reach every worker (each then gives back its claim and
     exits), and the pool waits for all of them before it returns.
     """
     read_fd, write_fd = os.pipe()
-    procs: list[subprocess.Popen] = []
+    pids: list[int] = []
     forwarded: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
         forwarded.append(signum)
-        for p in procs:
-            if p.poll() is None:
-                try:
-                    p.send_signal(signum)
-                except ProcessLookupError:
-                    pass
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
+    fork = child_main is not None and hasattr(os, "fork")
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             for rank in range(jobs):
                 # Before child_args: those may end with `-- taskfile arguments`.
-                cmd = [sys.executable, "-m", "taskflow", "execute", "--progress-fd", str(write_fd),
-                       "--rank", f"{rank}/{jobs}", *child_args]
-                procs.append(subprocess.Popen(cmd, pass_fds=(write_fd,)))
+                argv = ["--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}", *child_args]
+                pids.append(_fork_worker(child_main, argv, read_fd) if fork else _spawn_worker(argv, write_fd))
         finally:
             os.close(write_fd)
         _relay_progress(read_fd, reporter)
-        codes = [p.wait() for p in procs]
+        codes = [_wait_exit_code(pid) for pid in pids]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -100,6 +109,55 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter) -> int:
     if signal.SIGTERM in forwarded:
         return worst_exit_code(codes + [3])
     return worst_exit_code(codes)
+
+
+def _fork_worker(child_main: Callable[[list[str]], int], argv: list[str], read_fd: int) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Held until the child has its own handlers: the pool's would forward to the child's siblings.
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        return pid
+    code = 1
+    try:
+        os.close(read_fd)  # or the pool would never see the pipe closed
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        code = child_main(argv)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: B902 - whatever happens, this process must not return into the pool
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _spawn_worker(argv: list[str], write_fd: int) -> int:
+    cmd = [sys.executable, "-m", "taskflow", "execute", *argv]
+    return subprocess.Popen(cmd, pass_fds=(write_fd,)).pid
+
+
+def _wait_exit_code(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 1
 
 
 def _relay_progress(read_fd: int, reporter: Reporter) -> None:

@@ -117,7 +117,6 @@ class Store:
         self.stop_file = os.path.join(self.path, "STOP")
         self.code_dir = os.path.join(self.path, "code")
         self._ready = False
-        self._shards: set[str] = set()
         self._noted_code: set[tuple] = set()
 
     def __repr__(self) -> str:
@@ -200,17 +199,24 @@ class Store:
         self.ensure()
         final = self.result_path(task_hash)
         shard_dir = final[:-len(task_hash) - 1]
-        if shard_dir not in self._shards:
-            os.makedirs(shard_dir, exist_ok=True)
-            self._shards.add(shard_dir)
         buffers = encoding.encode(value, meta)
-        size = self._write_anonymous(final, buffers) if _anonymous.usable else None
-        if size is None:
-            size = self._write_via_tmp(final, buffers)
+        try:
+            size = self._place(final, buffers)
+        except FileNotFoundError:
+            # Shards are made on first use: asking every worker to make sure of
+            # each shard up front would cost two system calls per shard and worker.
+            if os.path.isdir(shard_dir):
+                raise
+            os.makedirs(shard_dir, exist_ok=True)
+            size = self._place(final, buffers)
         if self.fsync:
             _fsync_dir(shard_dir)
         self._note_code(meta)
         return size
+
+    def _place(self, final: str, buffers: list) -> int:
+        size = self._write_anonymous(final, buffers) if _anonymous.usable else None
+        return self._write_via_tmp(final, buffers) if size is None else size
 
     def _write_anonymous(self, final: str, buffers: list) -> int | None:
         """Write an unnamed file and link it in place once complete.
@@ -243,6 +249,8 @@ class Store:
                 os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
                 os.replace(tmp, final)
             except OSError as e:
+                if e.errno == errno.ENOENT and not os.path.isdir(os.path.dirname(final)):
+                    raise  # no shard folder yet: the caller makes it
                 if e.errno not in _UNSUPPORTED:
                     raise  # a full disk or an I/O error is the caller's to see
                 _anonymous.usable = False  # no /proc, or linkat refused: use tmp/ from now on

@@ -448,6 +448,34 @@ xs = [times(i, args.scale) for i in range(20)]
     assert taskflow.value(ns.xs) == [3 * i for i in range(20)]
 
 
+PIDS = """
+import os, time
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def whose(i):
+    time.sleep(0.05)
+    return os.getpid()
+
+pids = [whose(i) for i in range(20)]
+"""
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
+def test_jobs_pool_runs_every_worker(tmp_path, fork):
+    import taskflow
+    from taskflow.cli import _run_forked_worker
+    from taskflow.execute import run_pool
+    from taskflow.worker import Reporter
+
+    tf = write_taskfile(tmp_path, PIDS)
+    code = run_pool(2, [str(tf), "-q"], Reporter(), child_main=_run_forked_worker if fork else None)
+    assert code == 0
+    pids = taskflow.value(taskflow.init(str(tf)).pids)
+    assert len(set(pids)) == 2, "both workers ran tasks"
+    assert os.getpid() not in pids
+
+
 def test_inputs_are_never_shared_between_consumers(tmp_path):
     # A task that changes its input in place must not change what another task receives,
     # whether the input comes from memory or from the store.

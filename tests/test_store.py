@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -116,4 +117,18 @@ def test_a_damaged_result_is_replaced(tmp_path):
         f.truncate(10)
     store.save_result(h, "second", {})
     assert store.load_result(h)[0] == "second"
+    assert os.listdir(store.tmp_dir) == []
+
+
+def test_shards_are_made_on_first_use_without_giving_up_unnamed_files(tmp_path):
+    from taskflow import store as store_module
+
+    usable = store_module._anonymous.usable
+    store = Store(str(tmp_path / "s"))
+    store.save_result("ef" * 16, 1, {})
+    assert os.listdir(store.results_dir) == ["ef"]
+    shutil.rmtree(os.path.join(store.results_dir, "ef"))  # as after a cleanup
+    store.save_result("ef" * 16, 2, {})
+    assert store.load_result("ef" * 16)[0] == 2
+    assert store_module._anonymous.usable == usable, "a missing shard is no reason to stop using unnamed files"
     assert os.listdir(store.tmp_dir) == []
