@@ -108,14 +108,16 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
                 except FileNotFoundError:
                     continue
             removed.tmp.append(entry.path)
-    try:
-        clocks = list(os.scandir(store.clock_dir))
-    except FileNotFoundError:
-        clocks = []
-    for entry in clocks:
-        if _tmp_is_dead(store, entry, fs_now) and not dry_run:
-            try:
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                pass
+    # Clock files and journals of workers that died (a worker removes its own when it stops).
+    for folder in (store.clock_dir, store.done_dir):
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if _tmp_is_dead(store, entry, fs_now) and not dry_run:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
     return removed

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MARKER = "taskflow-store.json"
-_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "jobs", "code", "STOP"}
+_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "STOP"}
 HOST = os.uname().nodename  # gethostname(), without importing socket on every start
 
 
@@ -113,6 +113,7 @@ class Store:
         self.locks_dir = os.path.join(self.path, "locks")
         self.tmp_dir = os.path.join(self.path, "tmp")
         self.clock_dir = os.path.join(self.path, "clock")
+        self.done_dir = os.path.join(self.path, "done")
         self.jobs_dir = os.path.join(self.path, "jobs")
         self.stop_file = os.path.join(self.path, "STOP")
         self.code_dir = os.path.join(self.path, "code")

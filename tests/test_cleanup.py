@@ -33,6 +33,12 @@ def test_cleanup_removes_what_no_task_produces(tmp_path):
     live_tmp = os.path.join(store.tmp_dir, f"{gone}.{HOST}.{os.getpid()}.abc")
     open(live_tmp, "wb").close()
     store.save_failure("ff" * 16, {"type": "X", "message": "old"})
+    assert not os.path.exists(store.done_dir) or os.listdir(store.done_dir) == [], "workers remove their journals"
+    os.makedirs(store.done_dir, exist_ok=True)
+    dead_journal = os.path.join(store.done_dir, f"{HOST}.{2**22 + 7}.abc")
+    live_journal = os.path.join(store.done_dir, f"{HOST}.{os.getpid()}.abc")
+    for path in (dead_journal, live_journal):
+        open(path, "wb").close()
     tf.write_text(V2.lstrip("\n"))
 
     dry = run_cli("cleanup", tf, "--dry-run", check=0).stdout
@@ -43,6 +49,7 @@ def test_cleanup_removes_what_no_task_produces(tmp_path):
     assert f"removed result {gone}" in out and dead_tmp in out
     assert not store.has_result(gone) and not os.path.exists(dead_tmp)
     assert os.path.exists(live_tmp), "a temp file of a live writer must stay"
+    assert not os.path.exists(dead_journal) and os.path.exists(live_journal)
     assert store.failed_hashes() == set()
     assert all(store.has_result(t.hash) for t in taskflow.init(str(tf)).keep)
     assert "nothing to remove" in run_cli("cleanup", tf, check=0).stdout

@@ -1,0 +1,123 @@
+"""Journals of finished tasks: how workers learn of each other's work cheaply.
+
+Each worker appends the hash of every task it finishes to its own file in
+STORE/done/ (named host.pid.random like its clock file), a few dozen hashes
+per write. Another worker learns what everybody finished since it started by
+reading what was added to those files: one look per worker, where listing the
+store costs five system calls per shard, 1,280 in all, and looking at each
+result one call per task.
+
+A journal line is a hint, never the truth: the result file is. A hash is
+journaled only after its result is in place, so a hint is never early; a
+result removed later (invalidate, or found damaged) is noticed when it is
+loaded and recomputed, as for any result that vanished. Lines written before
+a reader started are not read at all: that reader listed the store when it
+started, and older lines may name results removed since. A worker removes its
+journal when it stops; `cleanup` removes those of workers that died.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from .hashing import DIGEST_SIZE
+from .store import HOST, Store, process
+
+_LINE = 2 * DIGEST_SIZE + 1  # a hash in hex and a newline
+FLUSH_EVERY = 32  # hashes
+FLUSH_AFTER = 0.5  # seconds
+
+
+class Journal:
+    """This worker's journal: finished hashes, written in batches."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.path: str | None = None
+        self._fd: int | None = None
+        self._pending: list[str] = []
+        self._since = time.monotonic()
+
+    def add(self, task_hash: str) -> None:
+        self._pending.append(task_hash + "\n")
+        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._since >= FLUSH_AFTER:
+            self.flush()
+
+    def flush(self) -> None:
+        self._since = time.monotonic()
+        if not self._pending:
+            return
+        data = "".join(self._pending).encode()
+        self._pending.clear()
+        if self._fd is None:
+            os.makedirs(self.store.done_dir, exist_ok=True)
+            self.path = os.path.join(self.store.done_dir, f"{HOST}.{process.pid}.{process.unique()}")
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # O_APPEND: lines land whole and in order; a reader leaves a partial last one for later.
+        while data:
+            data = data[os.write(self._fd, data):]
+
+    def close(self) -> None:
+        """Stop journaling and remove the journal: readers that still need it look at results instead."""
+        self._pending.clear()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+class JournalReader:
+    """What other workers finished since this reader started, read incrementally."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._read_to: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Skip everything journaled so far (call before listing the store's results)."""
+        self._read_to = {name: size for name, size in self._sizes()}
+
+    def _sizes(self):
+        try:
+            entries = list(os.scandir(self.store.done_dir))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            try:
+                yield entry.name, entry.stat().st_size
+            except FileNotFoundError:
+                continue
+
+    def news(self, skip: str | None = None) -> set[str]:
+        """Hashes journaled since the last call, except in the journal at path `skip` (one's own)."""
+        found: set[str] = set()
+        seen = set()
+        own = os.path.basename(skip) if skip else None
+        for name, size in self._sizes():
+            seen.add(name)
+            if name == own:
+                continue
+            start = self._read_to.get(name, 0)
+            if size < start + _LINE:
+                continue
+            try:
+                fd = os.open(os.path.join(self.store.done_dir, name), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                data = os.pread(fd, size - start, start)
+            finally:
+                os.close(fd)
+            whole = len(data) - len(data) % _LINE
+            for i in range(0, whole, _LINE):
+                if data[i + _LINE - 1] != 0x0A:  # not a journal of ours, or damaged: read no further
+                    whole = size - start
+                    break
+                found.add(data[i:i + _LINE - 1].decode("ascii", "replace"))
+            self._read_to[name] = start + whole
+        for gone in self._read_to.keys() - seen:
+            del self._read_to[gone]
+        return found
