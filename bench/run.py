@@ -539,6 +539,9 @@ class Bench:
             return
         n = self.args.n_strace
         files = self.pair("strace", TRIVIAL, n=n)
+        # Twice the tasks: the difference is the cost of n more tasks, with every fixed cost
+        # (interpreters, imports, taskfile loads, first listing) cancelled out.
+        double = self.pair("strace2x", TRIVIAL, n=2 * n)
         reps = max(1, min(self.repeat, 3))
         per_call: dict = self.results.setdefault("strace", {}).setdefault("calls", {})
         configs = [("taskflow", w) for w in self.args.strace_workers] + [("jug", 1)]
@@ -550,7 +553,14 @@ class Bench:
                 self.clean(tool, files[tool])
                 run = self.strace(tool, files[tool], workers)
                 noop = self.strace(tool, files[tool], workers)   # same command, nothing left to do
-                per_call.setdefault(label, []).append({"execute": run, "noop": noop})
+                self.clean(tool, double[tool])
+                run2 = self.strace(tool, double[tool], workers)
+                self.clean(tool, double[tool])
+                per_call.setdefault(label, []).append({"execute": run, "noop": noop, "execute_2x": run2})
+                self.record("strace", f"marginal_total_per_task_{workers}w", tool,
+                            (sum(run2.values()) - sum(run.values())) / n)
+                self.record("strace", f"marginal_fs_per_task_{workers}w", tool,
+                            sum(run2.get(c, 0) - run.get(c, 0) for c in FS_CALLS) / n)
                 total_net = sum(run.values()) - sum(noop.values())
                 fs = sum(run.get(c, 0) for c in FS_CALLS)
                 fs_net = fs - sum(noop.get(c, 0) for c in FS_CALLS)
@@ -672,16 +682,19 @@ def report(b: Bench) -> tuple[list[list[str]], list[dict]]:
         for w in workers:
             tf = lambda metric: m("strace", f"{metric}_{w}w", "taskflow")
             jug = lambda metric: m("strace", f"{metric}_{w}w", "jug")
-            rows.append([f"syscalls/task, {n} tasks, {w} worker(s): all | fs | net all | net fs",
-                         " | ".join(fmt(tf(k), "n") for k in ("total_per_task", "fs_per_task",
-                                                              "net_total_per_task", "net_fs_per_task")),
-                         " | ".join(fmt(jug(k), "n") for k in ("total_per_task", "fs_per_task",
-                                                               "net_total_per_task", "net_fs_per_task"))
-                         if jug("total_per_task") is not None else "", "", ""])
+            keys = ("total_per_task", "fs_per_task", "net_total_per_task", "net_fs_per_task",
+                    "marginal_total_per_task", "marginal_fs_per_task")
+            rows.append([f"syscalls/task, {n} tasks, {w} worker(s): all | fs | net all | net fs | marginal all | "
+                         "marginal fs",
+                         " | ".join(fmt(tf(k), "n") for k in keys),
+                         " | ".join(fmt(jug(k), "n") for k in keys) if jug("total_per_task") is not None else "",
+                         "", ""])
         lo, hi = min(workers), max(workers)
         for metric, label in (("total_per_task", "all syscalls"), ("fs_per_task", "fs syscalls"),
                               ("net_total_per_task", "all syscalls, startup subtracted"),
-                              ("net_fs_per_task", "fs syscalls, startup subtracted")):
+                              ("net_fs_per_task", "fs syscalls, startup subtracted"),
+                              ("marginal_total_per_task", f"all syscalls, {2 * n} tasks less {n}"),
+                              ("marginal_fs_per_task", f"fs syscalls, {2 * n} tasks less {n}")):
             r = ratio(m("strace", f"{metric}_{hi}w", "taskflow"), m("strace", f"{metric}_{lo}w", "taskflow"))
             target(f"syscalls per task ({label}): {hi} workers <= 1.5x of {lo}", r,
                    r is not None and r <= 1.5, f"{r:.2f}x" if r else "")
