@@ -22,6 +22,7 @@ import os
 import pickle
 import struct
 import sys
+import threading
 import zlib
 from typing import Any, BinaryIO
 
@@ -34,6 +35,8 @@ _FIRST_READ = 64 * 1024
 # Above this size an array result is read straight into place, in chunks that stay in cache.
 _LARGE = 1 << 20
 _CHUNK = 4 << 20
+# From this size on, the CRC is computed while the data is written.
+_OVERLAP = 4 << 20
 # One encoder for every header: json.dumps with options builds a new one per call.
 _HEADER_JSON = json.JSONEncoder(separators=(",", ":"))
 
@@ -71,16 +74,67 @@ def _pickle_segments(value: Any) -> tuple[str, list]:
     return kind, [main] + [pb.raw() for pb in buffers]
 
 
-def encode(value: Any, meta: dict) -> list:
-    """The buffers that make up the result file of `value`, ready for one writev()."""
-    kind, segments = _npy_segments(value) if _is_plain_array(value) else _pickle_segments(value)
+class Payload:
+    """One result, encoded and ready to be written (more than once if need be).
+
+    Large data is written while another thread computes its CRC-32 (zlib lets
+    go of the GIL), and the header, whose length does not depend on the CRC,
+    goes in last at the start of the file: the file is not in place until it
+    is whole anyway. That hides most of the checksum's cost behind the write.
+    """
+
+    def __init__(self, value: Any, meta: dict):
+        self.kind, self.segments = _npy_segments(value) if _is_plain_array(value) else _pickle_segments(value)
+        self.sizes = [len(seg) if isinstance(seg, bytes) else seg.nbytes for seg in self.segments]
+        self.meta = meta
+        self._crc: int | None = None
+
+    def _head(self, crc: int) -> bytes:
+        # The CRC first and padded to its widest, so the header's length is known before the CRC.
+        header = (f'{{"crc32":{crc:<10d},'.encode()
+                  + _HEADER_JSON.encode({"kind": self.kind, "segments": self.sizes, "meta": self.meta})[1:].encode())
+        return _PREFIX.pack(MAGIC, len(header)) + header
+
+    def crc(self) -> int:
+        if self._crc is None:
+            self._crc = _crc_of(self.segments)
+        return self._crc
+
+    def buffers(self) -> list:
+        """The whole file as buffers, in order."""
+        return [self._head(self.crc()), *self.segments]
+
+    def write(self, fd: int) -> int:
+        """Write the whole file to `fd`, a new empty file; returns its size."""
+        if self._crc is not None or sum(self.sizes) < _OVERLAP:
+            return write_all(fd, self.buffers())
+        found: list[int] = []
+        checker = threading.Thread(target=lambda: found.append(_crc_of(self.segments)), name="taskflow-crc")
+        head_size = len(self._head(0))
+        checker.start()
+        try:
+            os.lseek(fd, head_size, os.SEEK_SET)
+            size = write_all(fd, self.segments)
+        finally:
+            checker.join()
+        self._crc = found[0]
+        head = memoryview(self._head(self._crc))
+        written = 0
+        while written < head_size:
+            written += os.pwrite(fd, head[written:], written)
+        return head_size + size
+
+
+def _crc_of(segments: list) -> int:
     crc = 0
-    sizes = []
     for seg in segments:
         crc = zlib.crc32(seg, crc)
-        sizes.append(len(seg) if isinstance(seg, bytes) else seg.nbytes)
-    header = _HEADER_JSON.encode({"kind": kind, "segments": sizes, "crc32": crc, "meta": meta}).encode()
-    return [_PREFIX.pack(MAGIC, len(header)) + header, *segments]
+    return crc
+
+
+def encode(value: Any, meta: dict) -> list:
+    """The buffers that make up the result file of `value`, ready for one writev()."""
+    return Payload(value, meta).buffers()
 
 
 def write_all(fd: int, buffers: list) -> int:

@@ -119,6 +119,7 @@ class Store:
         self.code_dir = os.path.join(self.path, "code")
         self._ready = False
         self._noted_code: set[tuple] = set()
+        self._shards_made: set[str] = set()  # shards this process made or saw made after a failed write
 
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
@@ -200,26 +201,26 @@ class Store:
         self.ensure()
         final = self.result_path(task_hash)
         shard_dir = final[:-len(task_hash) - 1]
-        buffers = encoding.encode(value, meta)
+        payload = encoding.Payload(value, meta)
         try:
-            size = self._place(final, buffers)
+            size = self._place(final, payload)
         except FileNotFoundError:
             # Shards are made on first use: asking every worker to make sure of
             # each shard up front would cost two system calls per shard and worker.
-            if os.path.isdir(shard_dir):
-                raise
+            # Another worker may be making this one right now, hence exist_ok.
             os.makedirs(shard_dir, exist_ok=True)
-            size = self._place(final, buffers)
+            self._shards_made.add(shard_dir)
+            size = self._place(final, payload)
         if self.fsync:
             _fsync_dir(shard_dir)
         self._note_code(meta)
         return size
 
-    def _place(self, final: str, buffers: list) -> int:
-        size = self._write_anonymous(final, buffers) if _anonymous.usable else None
-        return self._write_via_tmp(final, buffers) if size is None else size
+    def _place(self, final: str, payload: encoding.Payload) -> int:
+        size = self._write_anonymous(final, payload) if _anonymous.usable else None
+        return self._write_via_tmp(final, payload) if size is None else size
 
-    def _write_anonymous(self, final: str, buffers: list) -> int | None:
+    def _write_anonymous(self, final: str, payload: encoding.Payload) -> int | None:
         """Write an unnamed file and link it in place once complete.
 
         The file has no name until it is whole, so a crash leaves nothing
@@ -238,7 +239,7 @@ class Store:
             _anonymous.usable = False
             return None
         try:
-            size = encoding.write_all(fd, buffers)
+            size = payload.write(fd)
             if self.fsync:
                 os.fsync(fd)
             source = f"/proc/self/fd/{fd}"
@@ -250,8 +251,9 @@ class Store:
                 os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
                 os.replace(tmp, final)
             except OSError as e:
-                if e.errno == errno.ENOENT and not os.path.isdir(os.path.dirname(final)):
-                    raise  # no shard folder yet: the caller makes it
+                shard = os.path.dirname(final)
+                if e.errno == errno.ENOENT and (shard not in self._shards_made or not os.path.isdir(shard)):
+                    raise  # no shard folder (yet, or any more): the caller makes it and tries again
                 if e.errno not in _UNSUPPORTED:
                     raise  # a full disk or an I/O error is the caller's to see
                 _anonymous.usable = False  # no /proc, or linkat refused: use tmp/ from now on
@@ -260,12 +262,12 @@ class Store:
             os.close(fd)
         return size
 
-    def _write_via_tmp(self, final: str, buffers: list) -> int:
+    def _write_via_tmp(self, final: str, payload: encoding.Payload) -> int:
         tmp = self.tmp_name(os.path.basename(final))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                size = encoding.write_all(fd, buffers)
+                size = payload.write(fd)
                 if self.fsync:
                     os.fsync(fd)
             finally:

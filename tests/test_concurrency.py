@@ -306,6 +306,20 @@ def test_skewed_clock_neither_steals_live_claims_nor_keeps_dead_ones(make_env, t
     skew_owned.assert_all_finished(1)
 
 
+def test_many_workers_fill_a_fresh_store_without_a_single_failure(make_env):
+    # Every worker meets shards that do not exist yet, often the same one at the same time.
+    env = make_env(TASKFILE_HEAD + """
+@TaskGenerator
+def double(i):
+    return 2 * i
+
+doubles = [double(i) for i in range(3000)]
+""", lease=None)
+    proc = env.run("--jobs", "8", "-q")
+    proc.expect(0)
+    assert env.value("doubles") == [2 * i for i in range(3000)]
+
+
 # -- 7. --jobs runs in parallel ---------------------------------------------------------------
 
 

@@ -144,3 +144,29 @@ def test_short_writes_are_continued(tmp_path, monkeypatch, value):
         assert np.array_equal(loaded[0], value[0]) and loaded[1] == 2
     else:
         assert loaded == value
+
+
+def test_large_data_is_checksummed_while_written_and_the_header_goes_in_last(tmp_path, monkeypatch):
+    import zlib
+
+    value = np.random.default_rng(1).random(1_000_000)  # 8 MB: above the overlap threshold
+    path = tmp_path / "big"
+    real_writev = os.writev
+    monkeypatch.setattr(encoding.os, "writev", lambda fd, bufs: real_writev(fd, [memoryview(bufs[0])[:1 << 20]]))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        size = encoding.Payload(value, {"name": "m.big"}).write(fd)
+    finally:
+        os.close(fd)
+    assert size == os.path.getsize(path)
+    loaded, meta = encoding.load(str(path))
+    assert np.array_equal(loaded, value) and meta == {"name": "m.big"}
+    header, start = encoding._parse_header(str(path), path.read_bytes()[:65536], size)
+    assert header["crc32"] == zlib.crc32(path.read_bytes()[start:])
+    with open(path, "r+b") as f:
+        f.seek(size - 1000)
+        byte = f.read(1)[0]
+        f.seek(size - 1000)
+        f.write(bytes([byte ^ 0xFF]))
+    with pytest.raises(CorruptResultError):
+        encoding.load(str(path))

@@ -132,3 +132,27 @@ def test_shards_are_made_on_first_use_without_giving_up_unnamed_files(tmp_path):
     assert store.load_result("ef" * 16)[0] == 2
     assert store_module._anonymous.usable == usable, "a missing shard is no reason to stop using unnamed files"
     assert os.listdir(store.tmp_dir) == []
+
+
+def test_a_shard_made_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch):
+    """Two workers meet a missing shard at once: one makes it while the other notices it missing."""
+    from taskflow import store as store_module
+
+    usable = store_module._anonymous.usable
+    store = Store(str(tmp_path / "s"))
+    h = "12" * 16
+    shard = os.path.dirname(store.result_path(h))
+    real_place = store._place
+    calls = []
+
+    def place_racing(final, payload):
+        calls.append(final)
+        if len(calls) == 1:
+            os.makedirs(shard)  # the other worker, between our failed write and our look
+            raise FileNotFoundError(2, "No such file or directory", final)
+        return real_place(final, payload)
+
+    monkeypatch.setattr(store, "_place", place_racing)
+    store.save_result(h, "mine", {})
+    assert store.load_result(h)[0] == "mine" and len(calls) == 2
+    assert store_module._anonymous.usable == usable
