@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 
 WORKLOADS = ["trivial", "status", "numpy", "mmap", "mapreduce", "sleep", "status100k", "strace"]
@@ -277,13 +278,24 @@ class Bench:
             log = open(os.path.join(cwd, f"last-{i}.log"), "w+b")
             logs.append(log)
             procs.append(subprocess.Popen(c, cwd=cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT))
-        try:
-            codes = [p.wait(timeout=timeout) for p in procs]
-        except subprocess.TimeoutExpired:
+        # Popen.wait(timeout=...) polls with sleeps growing to 50 ms, which would round
+        # every time up to the next step of that schedule: block in waitpid instead,
+        # with a watchdog for the timeout.
+        expired = threading.Event()
+
+        def kill_all() -> None:
+            expired.set()
             for p in procs:
                 p.kill()
-            raise
+        watchdog = threading.Timer(timeout, kill_all)
+        watchdog.start()
+        try:
+            codes = [p.wait() for p in procs]
+        finally:
+            watchdog.cancel()
         elapsed = time.perf_counter() - t0
+        if expired.is_set():
+            raise RuntimeError(f"{' '.join(cmds[0])} took more than {timeout:.0f}s")
         for c, code, log in zip(cmds, codes, logs):
             if code not in ok:
                 log.seek(0)
