@@ -177,10 +177,17 @@ def _encode_numpy(obj, out, deps) -> bool:
     if np is None:
         return False
     if isinstance(obj, np.ndarray):
+        if type(obj) is not np.ndarray and type(obj) is not np.memmap:
+            _encode_array_subclass(np, obj, out, deps)
+            return True
         arr = obj
         if arr.dtype.hasobject:
             out += b"O" + str(arr.shape).encode() + b";"
+            before = len(deps)
             _enc_sequence(b"l")(arr.ravel().tolist(), out, deps)
+            if len(deps) != before:
+                raise _Unhashable(obj, "tasks inside a numpy object array are not replaced by their "
+                                       "results; pass them in a list instead")
             return True
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("<"))
@@ -198,6 +205,18 @@ def _encode_numpy(obj, out, deps) -> bool:
         _frame(b"a" + scalar.dtype.str.encode() + b";", scalar.tobytes(), out)
         return True
     return False
+
+
+def _encode_array_subclass(np, obj, out, deps) -> None:
+    # A subclass may carry more than its data (a mask, units): tagged with its
+    # class, so it never shares a hash with the plain array of the same data.
+    out += b"S" + qualified_name(type(obj)).encode() + b";"
+    if isinstance(obj, np.ma.MaskedArray):
+        _encode(np.ma.getdata(obj), out, deps)
+        _encode(np.ma.getmaskarray(obj), out, deps)
+        _encode(np.asarray(obj.fill_value), out, deps)
+        return
+    _encode(obj.view(np.ndarray), out, deps)
 
 
 def _encode_other(obj, out, deps) -> None:

@@ -5,7 +5,12 @@ import functools
 from typing import Any, Callable, Iterable
 
 from .errors import UsageError
-from .task import Task
+from .task import Task, TaskGenerator
+
+
+def _plain(f: Callable | None) -> Callable | None:
+    # Inside a map task the mapper and reducer are called, not declared.
+    return f.f if isinstance(f, TaskGenerator) else f
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -32,13 +37,14 @@ def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: i
     Each map task handles `map_step` inputs and already combines them; reduce
     tasks then combine up to `reduce_step` partial results at a time, in a
     tree, keeping the order of `inputs` (so `reducer` need not commute).
-    `mapper` and `reducer` must be module-level functions.
+    `mapper` and `reducer` must be module-level functions (plain or @TaskGenerator).
     """
     items = list(inputs)
     if not items:
         raise UsageError("mapreduce needs at least one input")
     if map_step < 1 or reduce_step < 2:
         raise UsageError("mapreduce needs map_step >= 1 and reduce_step >= 2")
+    mapper, reducer = _plain(mapper), _plain(reducer)
     level = [Task(map_chunk, mapper, reducer, chunk) for chunk in _chunks(items, map_step)]
     while len(level) > 1:
         level = [group[0] if len(group) == 1 else Task(reduce_values, reducer, group)
@@ -60,6 +66,6 @@ def map(mapper: Callable, inputs: Iterable, map_step: int = 1) -> list:  # noqa:
         return [Task(mapper, x) for x in items]
     out: list = []
     for chunk in _chunks(items, map_step):
-        t = Task(map_chunk, mapper, None, chunk)
+        t = Task(map_chunk, _plain(mapper), None, chunk)
         out.extend(t[i] for i in range(len(chunk)))
     return out

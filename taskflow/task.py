@@ -173,7 +173,7 @@ def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
     if kind is tuple:
         return tuple(substitute(item, lookup) for item in obj)
     if kind is dict:
-        return {key: substitute(val, lookup) for key, val in obj.items()}
+        return {substitute(key, lookup): substitute(val, lookup) for key, val in obj.items()}
     if kind is set or kind is frozenset:
         return kind(substitute(item, lookup) for item in obj)
     if isinstance(obj, tuple) and hasattr(obj, "_make"):  # namedtuple

@@ -1,6 +1,7 @@
 """The result file format: round trips, integrity checks, memory mapping."""
 from __future__ import annotations
 
+import mmap as mmap_module
 import os
 
 import numpy as np
@@ -111,7 +112,16 @@ def test_large_array_roundtrip_and_mmap(tmp_path):
     del loaded
     mapped, _ = roundtrip(tmp_path, arr, mmap=True)
     assert mapped.shape == arr.shape and mapped[12345] == arr[12345]
-    assert isinstance(mapped.base, (memoryview, np.ndarray)) or mapped.base is not None
+    assert not mapped.flags.writeable
+    assert isinstance(_backing(mapped), mmap_module.mmap), "the array must be a view of the mapped file"
+
+
+def _backing(arr):
+    """What an array's memory finally belongs to, through views and memoryviews."""
+    owner = arr
+    while isinstance(owner, (np.ndarray, memoryview)):
+        owner = owner.obj if isinstance(owner, memoryview) else owner.base
+    return owner
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

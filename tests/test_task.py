@@ -65,6 +65,20 @@ def test_run_substitutes_dependencies_everywhere():
     assert seen == {"a": {"a": [10, (10,)]}, "b": {"x": 10}}
 
 
+def test_run_substitutes_dependencies_used_as_dict_keys_and_in_sets():
+    key = Task(add, 2)
+    outer = Task(add, {key: "v"}, b={key})
+    assert outer.deps == (key,)
+    seen = {}
+
+    def fake_f(a, b):
+        seen["a"], seen["b"] = a, b
+
+    outer.f = fake_f
+    outer.run(lambda task: {key.hash: 7}[task.hash])
+    assert seen == {"a": {7: "v"}, "b": {7}}
+
+
 def test_value_without_a_store_is_a_clear_error():
     t = Task(add, 1)
     with pytest.raises(taskflow.TaskflowError, match="taskflow.init"):
