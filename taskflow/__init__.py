@@ -1,7 +1,8 @@
 """taskflow: task graphs for batch clusters, coordinated through a shared folder."""
 from ._version import __version__
-from .errors import (CorruptResultError, ResultMissingError, SchedulerError, StoreError, TaskDeclarationError,
-                     TaskFailedError, TaskfileError, TaskflowError, UnhashableArgumentError, UsageError)
+from .errors import (CorruptResultError, ResultMissingError, SchedulerError, StoreAccessError, StoreError,
+                     TaskDeclarationError, TaskFailedError, TaskfileError, TaskflowError, UnhashableArgumentError,
+                     UsageError)
 from .mapreduce import map, mapreduce
 from .results import value
 from .status import status
@@ -12,5 +13,6 @@ __all__ = [
     "__version__", "Task", "TaskElement", "TaskGenerator", "iteratetask", "value", "barrier", "bvalue",
     "mapreduce", "init", "status",
     "TaskflowError", "UsageError", "TaskfileError", "TaskDeclarationError", "UnhashableArgumentError",
-    "StoreError", "ResultMissingError", "CorruptResultError", "TaskFailedError", "SchedulerError",
+    "StoreError", "StoreAccessError", "ResultMissingError", "CorruptResultError", "TaskFailedError",
+    "SchedulerError",
 ]

@@ -6,6 +6,7 @@ Exit codes:
   1    a task failed (check: not all finished)
   2    usage error, or a taskfile that cannot be loaded
   3    tasks remain that this worker could not run (limits, STOP, --wait, SIGTERM)
+  4    the store could not be written or read (full disk, quota, permissions)
   130  interrupted with Ctrl-C
 """
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any, Callable
 import click
 
 from ._version import __version__
-from .errors import TaskflowError
+from .errors import StoreAccessError, TaskflowError
 from .store import Store
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REMAINING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REMAINING, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -32,6 +33,8 @@ Exit codes:
   2    usage error, or the taskfile cannot be loaded
   3    tasks remain that this worker could not run
        (--max-tasks, --max-time, --wait, a STOP file, SIGTERM)
+  4    the store could not be written or read (full disk, quota,
+       permissions); the claim of the task at hand is given back
   130  interrupted with Ctrl-C"""
 
 log = logging.getLogger("taskflow")
@@ -64,8 +67,13 @@ def _handle_errors(f: Callable) -> Callable:
         except TaskflowError as e:
             if debug:
                 raise
-            click.echo(f"taskflow: error: {e}", err=True)
-            sys.exit(EXIT_USAGE)
+            if kwargs.get("progress_fd") is not None:
+                # A worker of --jobs: the pool prints each distinct error once, not once per worker.
+                from .progress import send_error
+                send_error(kwargs["progress_fd"], str(e))
+            else:
+                click.echo(f"taskflow: error: {e}", err=True)
+            sys.exit(EXIT_STORE if isinstance(e, StoreAccessError) else EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("taskflow: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -116,8 +124,9 @@ def _duration(option: str) -> Callable:
             return None
         try:
             return parse_duration(text, option)
-        except TaskflowError as e:
-            raise click.BadParameter(str(e)) from None
+        except TaskflowError:
+            # click names the option itself.
+            raise click.BadParameter(f"cannot read {text!r} as a duration (examples: 90, 45m, 3h30m, 1d)") from None
     return convert
 
 
@@ -140,13 +149,16 @@ def _duration(option: str) -> Callable:
               help="Take no new task after this much time, e.g. 3h30m (for batch walltime limits).")
 @click.option("--fsync", is_flag=True, envvar="TASKFLOW_FSYNC",
               help="fsync each result and its folder before it counts as finished [env TASKFLOW_FSYNC=1].")
+@click.option("--verify", is_flag=True,
+              help="First read every finished result and check its checksum; damaged ones run again "
+                   "(after a node crash without --fsync).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
 @_handle_errors
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
             retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
-            max_time: float | None, fsync: bool, quiet: bool, verbose: bool, debug: bool,
+            max_time: float | None, fsync: bool, verify: bool, quiet: bool, verbose: bool, debug: bool,
             progress_fd: int | None, rank: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
@@ -180,7 +192,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         for t in targets:
             child += ["--target", t]
         for flag, on in (("--keep-going", keep_going), ("--retry-failed", retry_failed), ("--fsync", fsync),
-                         ("--verbose", verbose), ("--debug", debug)):
+                         ("--verify", verify), ("--verbose", verbose), ("--debug", debug)):
             if on:
                 child.append(flag)
         for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time)):
@@ -196,11 +208,12 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     else:
         worker_rank, worker_size = _array_rank()
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
-                      wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size)
+                      wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
+                      verify=verify)
     summary = run_execute(taskfile, s, args, options, reporter)
     if summary.outcome is Outcome.FINISHED:
         sys.exit(EXIT_OK)
-    if summary.outcome is Outcome.FAILED:
+    if summary.outcome is Outcome.FAILED or summary.failed:  # a failure outranks work left over
         if summary.failed == 0 and progress_fd is None:
             log.error("some tasks cannot run because tasks they depend on failed "
                       "(see `taskflow status --failed`; rerun with --retry-failed)")
@@ -277,15 +290,19 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
             click.echo("no task failed")
 
 
-@main.command(epilog="Exit codes: 0 all finished, 1 not all finished, 2 usage error.")
+@main.command(epilog="Exit codes: 0 all finished, 1 not all finished (or a damaged result with --verify), "
+                     "2 usage error.")
 @_common
+@click.option("--verify", is_flag=True,
+              help="Also read every finished result and check its checksum; list damaged ones on stderr.")
 @_handle_errors
-def check(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: bool, debug: bool) -> None:
     """Exit 0 when every task is finished, 1 otherwise (silent unless -v).
 
     \b
     Example:
       taskflow check taskfile.py && echo done
+      taskflow check taskfile.py --verify
     """
     from .status import compute
     from .taskfile import load
@@ -296,7 +313,14 @@ def check(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: b
     report = compute(loaded.tasks, s, loaded.complete)
     if verbose:
         click.echo(report.table())
-    sys.exit(EXIT_OK if report.all_finished else EXIT_FAILED)
+    damaged = []
+    if verify:
+        finished = s.finished_hashes()
+        damaged = [reason for reason in (s.verify_result(t.hash) for t in loaded.tasks if t.hash in finished)
+                   if reason]
+        for reason in damaged:
+            click.echo(f"taskflow: damaged: {reason}", err=True)
+    sys.exit(EXIT_OK if report.all_finished and not damaged else EXIT_FAILED)
 
 
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")

@@ -186,17 +186,40 @@ def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[dict
     return header, end
 
 
+def _read_head(f: BinaryIO, path: str, size: int) -> tuple[bytes, dict, int]:
+    """(bytes read so far, header, offset of the first segment), the header whole and checked."""
+    first = f.read(_FIRST_READ)
+    if len(first) >= _PREFIX.size:
+        end = _PREFIX.size + _PREFIX.unpack_from(first)[1]
+        if end > len(first):
+            first += f.read(end - len(first))
+    header, offset = _parse_header(path, first, size)
+    return first, header, offset
+
+
 def read_meta(path: str) -> dict:
     """The metadata of a result, reading only its header (length checked, not the CRC)."""
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        first = f.read(_FIRST_READ)
-        if len(first) >= _PREFIX.size:
-            hlen = _PREFIX.unpack_from(first)[1]
-            if _PREFIX.size + hlen > len(first):
-                first += f.read(_PREFIX.size + hlen - len(first))
-    header, _ = _parse_header(path, first, size)
-    return header["meta"]
+        return _read_head(f, path, os.fstat(f.fileno()).st_size)[1]["meta"]
+
+
+def verify(path: str) -> None:
+    """Check a result's header, length and CRC without decoding it.
+
+    Raises CorruptResultError when damaged, FileNotFoundError when absent.
+    Reads in chunks, so checking a large array costs no more memory than a chunk.
+    """
+    with open(path, "rb", buffering=0) as f:
+        first, header, offset = _read_head(f, path, os.fstat(f.fileno()).st_size)
+        crc = zlib.crc32(memoryview(first)[offset:])
+        chunk = memoryview(bytearray(_CHUNK))
+        while True:
+            n = f.readinto(chunk)
+            if not n:
+                break
+            crc = zlib.crc32(chunk[:n], crc)
+    if crc != header["crc32"]:
+        raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
 
 
 def load(path: str, mmap: bool = False) -> tuple[Any, dict]:
@@ -261,12 +284,7 @@ def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, dict] | N
     No intermediate buffer: the array's pages are filled once by the read and
     checked while still in cache. None if the result is not an array.
     """
-    first = f.read(_FIRST_READ)
-    if len(first) >= _PREFIX.size:
-        end = _PREFIX.size + _PREFIX.unpack_from(first)[1]
-        if end > len(first):
-            first += f.read(end - len(first))
-    header, offset = _parse_header(path, first, size)
+    first, header, offset = _read_head(f, path, size)
     if header["kind"] != "npy" or len(header["segments"]) != 2:
         return None
     import numpy as np

@@ -48,6 +48,10 @@ class StoreError(TaskflowError):
         super().__init__(message)
 
 
+class StoreAccessError(StoreError):
+    """The store could not be written or read (full disk, quota, permissions, I/O error)."""
+
+
 class ResultMissingError(TaskflowError):
     """A result was asked for but the task has not finished."""
 

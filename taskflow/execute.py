@@ -12,7 +12,9 @@ from typing import Callable, Sequence
 from . import taskfile as taskfile_module
 from .progress import replay
 from .store import Store
-from .worker import Options, Outcome, Reporter, RunSummary, Worker
+from .errors import UsageError
+from .task import Task
+from .worker import Options, Outcome, Reporter, RunSummary, Worker, select_targets
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,14 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
     declared = -1
     while True:
         loaded = taskfile_module.load(taskfile, store, argv)
-        summary = worker.run(loaded.tasks)
+        if loaded.complete is False and len(loaded.tasks) == declared:
+            # Everything selected above the barrier finished, yet it stays closed:
+            # tasks above it that --target left out are not finished.
+            log.warning("stopping at the barrier at %s: tasks above it outside --target are not finished, "
+                        "so the tasks below it are not declared yet", loaded.barrier_at)
+            return total
+        tasks = _selected(loaded, options.targets)
+        summary = worker.run(tasks)
         total.ran += summary.ran
         total.failed += summary.failed
         total.total = summary.total
@@ -38,17 +47,26 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
         total.outcome = summary.outcome
         if summary.outcome is not Outcome.FINISHED or loaded.complete:
             return total
-        if len(loaded.tasks) == declared:
-            # A barrier that stays closed although everything above it finished:
-            # only --target can cause that (tasks above it were not selected).
-            log.info("stopping at a barrier in %s: tasks above it are outside --target", loaded.path)
-            return total
         declared = len(loaded.tasks)
-        log.info("all tasks above a barrier are finished; reloading %s", loaded.path)
+        if len(tasks) == declared:
+            log.info("every task above the barrier at %s is finished; reloading", loaded.barrier_at)
+
+
+def _selected(loaded: taskfile_module.Loaded, targets: Sequence[str]) -> list[Task]:
+    """The tasks to run of what the taskfile declared so far (see select_targets)."""
+    try:
+        return select_targets(loaded.tasks, targets)
+    except UsageError:
+        if loaded.complete:
+            raise
+    # No target above the barrier: they can only be below it, which takes every task above it.
+    log.info("no task matches --target %s above the barrier at %s; running the tasks above it first",
+             ", ".join(targets), loaded.barrier_at)
+    return loaded.tasks
 
 
 # Worst first: how --jobs combines its workers' exit codes.
-_SEVERITY = [2, 1, 130, 3, 0]
+_SEVERITY = [2, 4, 1, 130, 3, 0]
 
 
 def worst_exit_code(codes: Sequence[int]) -> int:
@@ -163,6 +181,7 @@ def _wait_exit_code(pid: int) -> int:
 def _relay_progress(read_fd: int, reporter: Reporter) -> None:
     """Feed the workers' progress messages to `reporter` until every worker closed the pipe."""
     buffer = b""
+    errors: set[str] = set()
     with os.fdopen(read_fd, "rb", buffering=0) as pipe:
         while True:
             chunk = pipe.read(65536)  # signals are handled without raising, so reads just resume
@@ -171,4 +190,4 @@ def _relay_progress(read_fd: int, reporter: Reporter) -> None:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
-                replay(reporter, line)
+                replay(reporter, line, errors)

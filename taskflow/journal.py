@@ -80,6 +80,11 @@ class JournalReader:
         """Skip everything journaled so far (call before listing the store's results)."""
         self._read_to = {name: size for name, size in self._sizes()}
 
+    def journals_seen(self, skip: str | None = None) -> bool:
+        """Whether journals other than the one at path `skip` (one's own) were there at start."""
+        own = os.path.basename(skip) if skip else None
+        return any(name != own for name in self._read_to)
+
     def _sizes(self):
         try:
             entries = list(os.scandir(self.store.done_dir))

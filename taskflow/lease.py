@@ -181,7 +181,10 @@ class Leases:
             owner = json.dumps({"host": HOST, "boot": BOOT_ID, "pid": process.pid, "worker": self.worker,
                                 "lease": self.lease})
             self._owner_json = (process.pid, owner[:-1])
-        return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, "task": {json.dumps(task_hash)}, '
+        # "started" is the owner's wall clock, for people; "fs_started" the filesystem's,
+        # which every host can compare with its own reading of that clock.
+        return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, '
+                f'"fs_started": {self.fs_now():.3f}, "task": {json.dumps(task_hash)}, '
                 f'"token": "{process.unique()}"}}').encode()
 
     def _create(self, task_hash: str) -> Claim | None:

@@ -206,13 +206,30 @@ class PipeReporter(Reporter):
         self._flush(force=True)
 
 
-def replay(reporter: Reporter, line: bytes) -> None:
-    """Feed one event line from a PipeReporter into the parent's reporter."""
+def send_error(fd: int, message: str) -> None:
+    """Tell the --jobs parent about the error that stops this worker."""
+    try:
+        os.write(fd, json.dumps(["error", message]).encode() + b"\n")
+    except OSError:
+        sys.stderr.write(f"taskflow: error: {message}\n")
+
+
+def replay(reporter: Reporter, line: bytes, errors: set[str]) -> None:
+    """Feed one event line from a PipeReporter into the parent's reporter.
+
+    An error that stops a worker is printed the first time it comes: all
+    workers of a pool usually stop for the same reason (a broken taskfile).
+    """
     try:
         kind, *args = json.loads(line)
     except ValueError:
         return
-    if kind == "begin":
+    if kind == "error":
+        if args[0] not in errors:
+            errors.add(args[0])
+            sys.stderr.write(f"taskflow: error: {args[0]}\n")
+            sys.stderr.flush()
+    elif kind == "begin":
         reporter.begin(*args)
     elif kind == "progress":
         reporter.progress(*args)

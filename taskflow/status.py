@@ -23,6 +23,12 @@ STATES = ("waiting", "ready", "running", "finished", "failed")
 class Running:
     task: Task
     lock: LockInfo
+    seconds: float | None = None  # since the claim was made, on the filesystem's clock
+
+
+def _claimed_for(lock: LockInfo, fs_now: float) -> float | None:
+    started = lock.owner.get("fs_started")
+    return fs_now - started if isinstance(started, (int, float)) else None
 
 
 @dataclass
@@ -95,7 +101,8 @@ def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) ->
             info = leases.inspect(h)
             if info is None or h in finished:
                 continue
-            (stale if info.stale else running).append(Running(tasks_by_hash[h], info))
+            (stale if info.stale else running).append(Running(tasks_by_hash[h], info,
+                                                               _claimed_for(info, leases.fs_now())))
     finally:
         leases.close()
     return running, stale
@@ -157,12 +164,10 @@ def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), de
 def running_lines(report: StatusReport) -> list[str]:
     """One line per claim: task, owner and for how long it has run."""
     lines = []
-    now = time.time()
     for kind, entries in (("running", report.running), ("stale", report.stale)):
         for r in entries:
             o = r.lock.owner
-            started = o.get("started")
-            since = f"{now - started:.0f}s" if isinstance(started, (int, float)) else "?"
+            since = format_duration(max(r.seconds, 0.0)) if r.seconds is not None else "?"
             lines.append(f"{kind:8} {r.task.name} {r.task.hash[:12]} host={o.get('host', '?')} "
                          f"pid={o.get('pid', '?')} worker={o.get('worker', '?')} for {since}"
                          + (f" ({r.lock.reason})" if r.lock.stale else ""))

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 from . import encoding
 from .fingerprint import fingerprint
 from ._version import __version__
-from .errors import CorruptResultError, StoreError
+from .errors import CorruptResultError, StoreAccessError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ class Store:
     def check_format(self) -> None:
         """Refuse a folder that is not a taskflow store of a format we read."""
         marker = os.path.join(self.path, MARKER)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise StoreError(f"{self.path} is a file, not a store folder", path=self.path)
         try:
             with open(marker) as f:
                 fmt = json.load(f).get("format")
@@ -197,23 +199,33 @@ class Store:
     # -- results ----------------------------------------------------------
 
     def save_result(self, task_hash: str, value: Any, meta: dict) -> int:
-        """Atomically store `value`; returns its size in bytes."""
-        self.ensure()
+        """Atomically store `value`; returns its size in bytes.
+
+        A value that cannot be pickled raises what pickle raised; a write that
+        fails (full disk, quota, permissions) raises StoreAccessError.
+        """
+        return self.save_payload(task_hash, encoding.Payload(value, meta))
+
+    def save_payload(self, task_hash: str, payload: encoding.Payload) -> int:
+        """Atomically store an encoded result; returns its size in bytes."""
         final = self.result_path(task_hash)
-        shard_dir = final[:-len(task_hash) - 1]
-        payload = encoding.Payload(value, meta)
         try:
-            size = self._place(final, payload)
-        except FileNotFoundError:
-            # Shards are made on first use: asking every worker to make sure of
-            # each shard up front would cost two system calls per shard and worker.
-            # Another worker may be making this one right now, hence exist_ok.
-            os.makedirs(shard_dir, exist_ok=True)
-            self._shards_made.add(shard_dir)
-            size = self._place(final, payload)
-        if self.fsync:
-            _fsync_dir(shard_dir)
-        self._note_code(meta)
+            self.ensure()
+            shard_dir = final[:-len(task_hash) - 1]
+            try:
+                size = self._place(final, payload)
+            except FileNotFoundError:
+                # Shards are made on first use: asking every worker to make sure of
+                # each shard up front would cost two system calls per shard and worker.
+                # Another worker may be making this one right now, hence exist_ok.
+                os.makedirs(shard_dir, exist_ok=True)
+                self._shards_made.add(shard_dir)
+                size = self._place(final, payload)
+            if self.fsync:
+                _fsync_dir(shard_dir)
+            self._note_code(payload.meta)
+        except OSError as e:
+            raise StoreAccessError(f"cannot write result {final}: {e.strerror or e}", path=final) from e
         return size
 
     def _place(self, final: str, payload: encoding.Payload) -> int:
@@ -322,6 +334,16 @@ class Store:
         """(value, meta); FileNotFoundError when absent, CorruptResultError when damaged."""
         return encoding.load(self.result_path(task_hash), mmap=mmap)
 
+    def verify_result(self, task_hash: str) -> str | None:
+        """Why the stored result of `task_hash` is damaged, or None if it is whole (or absent)."""
+        try:
+            encoding.verify(self.result_path(task_hash))
+        except FileNotFoundError:
+            return None
+        except CorruptResultError as e:
+            return str(e)
+        return None
+
     def result_meta(self, task_hash: str) -> dict:
         return encoding.read_meta(self.result_path(task_hash))
 
@@ -355,8 +377,12 @@ class Store:
     # -- failures ---------------------------------------------------------
 
     def save_failure(self, task_hash: str, record: dict) -> None:
-        self.ensure()
-        self.write_atomic(self.failure_path(task_hash), json.dumps(record, indent=1).encode())
+        path = self.failure_path(task_hash)
+        try:
+            self.ensure()
+            self.write_atomic(path, json.dumps(record, indent=1).encode())
+        except OSError as e:
+            raise StoreAccessError(f"cannot write failure record {path}: {e.strerror or e}", path=path) from e
 
     def load_failure(self, task_hash: str) -> dict | None:
         try:

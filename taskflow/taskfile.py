@@ -29,6 +29,10 @@ class BarrierReached(BaseException):
     A BaseException so that a taskfile's own `except Exception` cannot swallow it.
     """
 
+    def __init__(self, line: int | None):
+        super().__init__(line)
+        self.line = line
+
 
 @dataclass
 class Loaded:
@@ -37,6 +41,11 @@ class Loaded:
     tasks: list[Task]
     store: Store
     complete: bool  # False when loading stopped at a barrier
+    barrier_line: int | None = None  # where it stopped
+
+    @property
+    def barrier_at(self) -> str:
+        return f"{self.path}:{self.barrier_line}" if self.barrier_line else self.path
 
 
 def default_store_path(taskfile: str) -> str:
@@ -73,21 +82,27 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
         raise TaskfileError(f"cannot read: {e}", path) from None
 
     stem = os.path.splitext(os.path.basename(path))[0]
+    _refuse_shadowing(stem, path)
     module = types.ModuleType(stem)
     module.__file__ = path
     module.__builtins__ = __builtins__
+    module.__taskflow_taskfile__ = True
     sys.modules[stem] = module
+    # Kept after loading: tasks may import modules beside the taskfile while they
+    # run, and results may hold their classes.
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
 
     declarations = Declarations(store)
     previous = activate(declarations)
-    saved_argv, saved_path = sys.argv, list(sys.path)
+    saved_argv = sys.argv
     sys.argv = [path, *argv]
-    sys.path.insert(0, os.path.dirname(path))
-    complete = True
+    complete, barrier_line = True, None
     try:
         exec(code, module.__dict__)
-    except BarrierReached:
-        complete = False
+    except BarrierReached as e:
+        complete, barrier_line = False, e.line
     except SystemExit as e:
         raise TaskfileError(f"the taskfile called sys.exit({e.code!r}) while loading", path) from None
     except TaskflowError as e:
@@ -97,8 +112,24 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     finally:
         activate(previous)
         sys.argv = saved_argv
-        sys.path[:] = saved_path
-    return Loaded(path, module, list(declarations.tasks.values()), store, complete)
+    return Loaded(path, module, list(declarations.tasks.values()), store, complete, barrier_line)
+
+
+def _refuse_shadowing(stem: str, path: str) -> None:
+    """The taskfile becomes module `stem`: refuse to replace another module of that name.
+
+    Replacing, say, `html` or `pickle` would break whatever imports it later,
+    taskflow included. A module loaded from this very file, or an earlier load
+    of a taskfile, may be replaced.
+    """
+    existing = sys.modules.get(stem)
+    if existing is None or getattr(existing, "__taskflow_taskfile__", False):
+        return
+    other = getattr(existing, "__file__", None)
+    if other is not None and os.path.abspath(other) == path:
+        return
+    raise TaskfileError(f"the taskfile would be module {stem!r}, which is already the module "
+                        f"{getattr(existing, '__file__', None) or stem}: rename the taskfile", path)
 
 
 def barrier() -> None:
@@ -114,7 +145,16 @@ def barrier() -> None:
         finished = {h for h in pending if store.has_result(h)}
     declarations.known_finished |= finished
     if any(h not in finished for h in pending):
-        raise BarrierReached()
+        raise BarrierReached(_caller_line())
+
+
+def _caller_line() -> int | None:
+    """The taskfile line that called barrier() (or bvalue())."""
+    frame = sys._getframe(1)
+    here = frame.f_code.co_filename
+    while frame is not None and frame.f_code.co_filename == here:
+        frame = frame.f_back
+    return frame.f_lineno if frame is not None else None
 
 
 def bvalue(x: Any) -> Any:

@@ -19,7 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .errors import CorruptResultError, UsageError
+from .encoding import Payload
+from .errors import CorruptResultError, StoreAccessError, UsageError
 from .journal import Journal, JournalReader
 from .lease import DEFAULT_LEASE, Claim, Heartbeat, Leases
 from .memory import task_peak_bytes
@@ -63,6 +64,7 @@ class Options:
     max_time: float | None = None    # seconds after start: take no new task after this
     rank: int | None = None          # this worker's place among `size`, to spread start points
     size: int | None = None
+    verify: bool = False             # check every finished result first (this worker's share of them)
 
 
 class Reporter:
@@ -119,6 +121,7 @@ class Worker:
         self._signals = _Signals()
         self.journal = Journal(store)
         self.news = JournalReader(store)
+        self.verified: set[str] = set()
 
     # -- graph bookkeeping ----------------------------------------------
 
@@ -126,6 +129,8 @@ class Worker:
         self.index = {t.hash: t for t in tasks}
         self.news.start()  # before listing: what is journaled from now on is news
         self.finished = self.store.finished_hashes() & self.index.keys()
+        if self.options.verify:
+            self._verify()
         failed = self.store.failed_hashes() & self.index.keys()
         self.retrying = failed if self.options.retry_failed else set()
         self.failed = set() if self.options.retry_failed else failed
@@ -156,9 +161,33 @@ class Worker:
         self.suspect: set[str] = set()  # judged stale: take over on the next attempt
         self.collisions = 0
         self.jumped = False
-        self.crowded = False  # other workers seen at work: vary the order of new batches
-        if self.options.rank is not None and self.options.size and self.ready:
-            self.ready.rotate(-(len(self.ready) * self.options.rank // self.options.size))
+        # Other workers seen at work: vary the order of new batches, look before claiming.
+        self.crowded = self.news.journals_seen(skip=self.journal.path) or bool(self.store.lock_names())
+        # Workers started together must not all go for the same first claim: each
+        # starts at its own share of the ready list, or at a random point when
+        # others are at work already. A lone worker keeps declaration order; one
+        # of many started at once without knowing its place jumps elsewhere after
+        # its first collision (a failed claim: one system call).
+        if self.ready:
+            self.ready.rotate(-self._offset(len(self.ready)))
+
+    def _verify(self) -> None:
+        """Check finished results not checked before; damaged ones are removed and run again.
+
+        Workers that know their place among the others (--jobs, array jobs)
+        share the work; a damaged result another worker removes is met as
+        missing and run again.
+        """
+        todo = sorted(self.finished - self.verified)
+        self.verified.update(todo)
+        if self.options.rank is not None and self.options.size:
+            todo = todo[self.options.rank::self.options.size]
+        for h in todo:
+            reason = self.store.verify_result(h)
+            if reason:
+                log.warning("%s; computing %s again", reason, self.index[h].name)
+                self.store.remove_result(h)
+                self.finished.discard(h)
 
     def _mark_finished(self, h: str) -> None:
         if h in self.finished:
@@ -326,31 +355,35 @@ class Worker:
         t0 = time.monotonic()
         heartbeat.watch(claim)
         try:
-            self._signals.allow()
             try:
-                loaded: dict[str, Any] = {}  # each input once, however often the arguments name it
-                result = task.run(lambda dep: loaded[dep.hash] if dep.hash in loaded
-                                  else loaded.setdefault(dep.hash, self._lookup(dep)))
-            finally:
-                self._signals.interruptible = False  # first thing: no call may come before it
-            seconds = time.monotonic() - t0
-            peak = task_peak_bytes()
+                self._signals.allow()
+                try:
+                    loaded: dict[str, Any] = {}  # each input once, however often the arguments name it
+                    result = task.run(lambda dep: loaded[dep.hash] if dep.hash in loaded
+                                      else loaded.setdefault(dep.hash, self._lookup(dep)))
+                finally:
+                    self._signals.interruptible = False  # first thing: no call may come before it
+                seconds = time.monotonic() - t0
+                # Encoded here: a result that cannot be pickled is the task's failure,
+                # while a failing write (see below) is the store's and stops the worker.
+                payload = Payload(result, result_meta(task, started, seconds, self.leases.worker,
+                                                      {"max_rss_bytes": task_peak_bytes()}))
+            except _DependencyGone as e:
+                self._unfinish(e.task_hash, task.hash)
+                return True
+            except (KeyboardInterrupt, Terminated):
+                raise
+            except BaseException as e:  # noqa: B902 - a task's SystemExit is the task failing
+                return self._record_failure(task, claim, e, started, summary)
             if not self.leases.holds(claim):
                 log.warning("lost the claim on %s (%s) while running it: another worker took it over; "
                             "discarding this result", task.name, task.hash[:12])
                 self._lost(task.hash)
                 return True
-            size = self.store.save_result(task.hash, result, result_meta(task, started, seconds, self.leases.worker,
-                                                                         {"max_rss_bytes": peak}))
-        except _DependencyGone as e:
-            self._unfinish(e.task_hash, task.hash)
-            return True
-        except (KeyboardInterrupt, Terminated):
-            raise
-        except BaseException as e:  # noqa: B902 - a task's SystemExit is the task failing
-            return self._record_failure(task, claim, e, started, summary)
+            size = self.store.save_payload(task.hash, payload)
         finally:
             heartbeat.watch(None)
+        del payload
         self._consumed(task)
         if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
             self.handoff[task.hash] = (result, size)
@@ -396,8 +429,18 @@ class Worker:
         return self.options.keep_going
 
     def run(self, tasks: list[Task]) -> RunSummary:
-        """Run what can be run of `tasks` (already in declaration order) to the end."""
-        tasks = select_targets(tasks, self.options.targets)
+        """Run what can be run of `tasks` (in declaration order, targets already selected) to the end.
+
+        Raises StoreAccessError when the store cannot be read or written; the
+        claim of the task at hand is given back first.
+        """
+        try:
+            return self._run_all(tasks)
+        except OSError as e:  # the tasks' own errors are failures: this one is taskflow's, on the store
+            where = e.filename or self.store.path
+            raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e
+
+    def _run_all(self, tasks: list[Task]) -> RunSummary:
         self._prepare(tasks)
         summary = RunSummary(Outcome.FINISHED, total=len(tasks))
         if self._remaining() == 0:

@@ -78,3 +78,27 @@ def test_python_dash_m_matches_console_script(tmp_path):
     out1 = subprocess.run([sys.executable, "-m", "taskflow", "--help"], capture_output=True, text=True).stdout
     out2 = subprocess.run(["taskflow", "--help"], capture_output=True, text=True).stdout
     assert out1 == out2
+
+
+def test_jobs_prints_a_load_error_once(tmp_path):
+    bad = write_taskfile(tmp_path, "from taskflow import Task\nx = (\n", name="broken.py")
+    proc = run_cli("execute", bad, "--jobs", "3", check=2)
+    assert proc.stderr.count("syntax error") == 1, proc.stderr
+
+
+def test_store_that_is_a_file_is_refused(tmp_path):
+    tf = write_taskfile(tmp_path, "x = 1\n")
+    proc = run_cli("execute", tf, "--store", tf, check=2)
+    assert proc.stderr.strip() == f"taskflow: error: {tf} is a file, not a store folder"
+
+
+def test_bad_duration_names_the_option_once(tmp_path):
+    proc = run_cli("execute", "x.py", "--max-time", "3x", check=2)
+    assert proc.stderr.count("--max-time") == 1 and "cannot read '3x' as a duration" in proc.stderr
+
+
+def test_taskfile_named_like_an_imported_module_is_refused(tmp_path):
+    tf = write_taskfile(tmp_path, "x = 1\n", name="json.py")
+    proc = run_cli("execute", tf, check=2)
+    assert f"{tf}: the taskfile would be module 'json'" in proc.stderr and "rename the taskfile" in proc.stderr
+    assert "Traceback" not in proc.stderr

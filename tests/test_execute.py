@@ -264,6 +264,149 @@ plots = plot(data[1])
     assert "matches no task" in proc.stderr and "taskfile.plot" in proc.stderr
 
 
+
+BARRIER_TARGETS = LOGGING + """
+@TaskGenerator
+def first(i):
+    note("first", i)
+    return i
+
+@TaskGenerator
+def other(i):
+    note("other", i)
+    return i
+
+@TaskGenerator
+def second(x):
+    note("second", x)
+    return 10 * x
+
+a = [first(i) for i in range(3)]
+o = other(5)
+barrier()
+b = [second(x) for x in a]
+"""
+
+
+def test_target_below_a_barrier_runs_what_is_above_it_first(tmp_path):
+    tf = write_taskfile(tmp_path, BARRIER_TARGETS)
+    env = env_for(tmp_path)
+    run_cli("execute", tf, "--target", "second", env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["first 0", "first 1", "first 2", "other 5",
+                                          "second 0", "second 1", "second 2"]
+
+
+def test_target_above_a_barrier_that_stays_closed(tmp_path):
+    tf = write_taskfile(tmp_path, BARRIER_TARGETS)
+    env = env_for(tmp_path)
+    proc = run_cli("execute", tf, "--target", "first", env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["first 0", "first 1", "first 2"]
+    line = tf.read_text().splitlines().index("barrier()") + 1
+    assert f"stopping at the barrier at {tf}:{line}" in proc.stderr
+    assert "reloading" not in proc.stderr
+    assert status_json(tf)["total"]["ready"] == 1  # `other`, which keeps the barrier closed
+    # A name not declared above the barrier may be below it: what is above runs first, then the
+    # whole taskfile is declared and the name turns out to be a mistake.
+    proc = run_cli("execute", tf, "--target", "nosuch", env=env, check=2)
+    assert "--target nosuch matches no task" in proc.stderr
+    assert sorted(log_lines(tmp_path)) == ["first 0", "first 1", "first 2", "other 5"]
+
+
+def test_mapreduce_and_map_take_task_generators(tmp_path):
+    import taskflow
+
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator, mapreduce, map as parallel_map
+
+@TaskGenerator
+def square(x):
+    return x * x
+
+@TaskGenerator
+def add(a, b):
+    return a + b
+
+total = mapreduce(add, square, range(10), map_step=3, reduce_step=2)
+chunked = parallel_map(square, range(5), map_step=2)
+single = parallel_map(square, range(3))
+""")
+    run_cli("execute", tf, check=0)
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.total) == sum(i * i for i in range(10))
+    assert taskflow.value(ns.chunked) == [0, 1, 4, 9, 16]
+    assert taskflow.value(ns.single) == [0, 1, 4]
+
+
+def test_tasks_import_modules_beside_the_taskfile_while_running(tmp_path):
+    import taskflow
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "neighbour_helpers.py").write_text("def triple(x):\n    return 3 * x\n")
+    tf = write_taskfile(project, """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def f(x):
+    import neighbour_helpers  # while the task runs, not while the taskfile loads
+    return neighbour_helpers.triple(x)
+
+r = f(4)
+""")
+    elsewhere = tmp_path / "elsewhere"  # not the taskfile's folder, so `-m` puts nothing useful on sys.path
+    elsewhere.mkdir()
+    run_cli("execute", tf, cwd=elsewhere, check=0)
+    assert taskflow.value(taskflow.init(str(tf)).r) == 12
+
+
+def test_a_failure_outranks_work_left_over(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def boom():
+    raise ValueError("no")
+
+@TaskGenerator
+def ok(i):
+    note("ok", i)
+    return i
+
+b = boom()
+oks = [ok(i) for i in range(5)]
+""")
+    env = env_for(tmp_path)
+    run_cli("execute", tf, "--keep-going", "--max-tasks", "2", env=env, check=1)
+    assert log_lines(tmp_path) == ["ok 0", "ok 1"]
+    run_cli("execute", tf, "--max-tasks", "1", env=env, check=3)  # the old failure is not this run's
+    assert log_lines(tmp_path) == ["ok 0", "ok 1", "ok 2"]
+
+
+def test_store_write_error_exits_4_and_records_no_failure(tmp_path):
+    import resource
+
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def big():
+    return b"x" * 2_000_000
+
+r = big()
+""")
+    env = {k: v for k, v in os.environ.items() if k != "TASKFLOW_STORE"}
+
+    def small_files():  # writes past 500 kB fail with EFBIG, as on a full disk or quota
+        resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
+
+    proc = subprocess.run([sys.executable, "-m", "taskflow", "execute", str(tf)], env=env,
+                          capture_output=True, text=True, timeout=60, preexec_fn=small_files)
+    assert proc.returncode == 4, proc.stderr
+    assert "cannot write result" in proc.stderr and "Traceback" not in proc.stderr
+    store = tmp_path / "taskfile.taskflow"
+    assert os.listdir(store / "locks") == [] and not (store / "failed").exists() or \
+        os.listdir(store / "failed") == []
+    assert status_json(tf)["total"] == {"waiting": 0, "ready": 1, "running": 0, "finished": 0, "failed": 0}
+    run_cli("execute", tf, check=0)
+
 DAMAGE = LOGGING + """
 @TaskGenerator
 def base(x):
@@ -307,10 +450,48 @@ def test_damaged_result_is_detected_and_recomputed(tmp_path, damage):
     assert taskflow.value(ns.u) == sum(range(1000))
 
 
+
+LEAVES = LOGGING + """
+@TaskGenerator
+def leaf(i):
+    note("leaf", i)
+    return list(range(100 * i))
+
+leaves = [leaf(i) for i in range(1, 7)]
+"""
+
+
+@pytest.mark.parametrize("damage, jobs", [("flip", "1"), ("truncate", "2")])
+def test_verify_finds_damaged_results_that_no_task_reads(tmp_path, damage, jobs):
+    import taskflow
+    from taskflow.store import Store
+
+    tf = write_taskfile(tmp_path, LEAVES)
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=0)
+    ns = taskflow.init(str(tf))
+    path = Store(str(tmp_path / "taskfile.taskflow")).result_path(ns.leaves[3].hash)
+    data = bytearray(open(path, "rb").read())
+    if damage == "truncate":
+        data = data[:-10]
+    else:
+        data[-3] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+    proc = run_cli("check", tf, "--verify", check=1)
+    assert f"damaged: corrupt result {path}" in proc.stderr
+    run_cli("execute", tf, env=env, check=0)  # without --verify, nothing reads it: nothing runs
+    assert len(log_lines(tmp_path)) == 6
+    proc = run_cli("execute", tf, "--verify", "--jobs", jobs, env=env, check=0)
+    assert path in proc.stderr
+    assert log_lines(tmp_path)[6:] == ["leaf 4"]
+    assert taskflow.value(ns.leaves[3]) == list(range(400))
+    run_cli("check", tf, "--verify", check=0)
+
 def test_taskfile_errors_exit_2_with_location(tmp_path):
     bad = write_taskfile(tmp_path, "from taskflow import Task\nx = (\n", name="broken.py")
     proc = run_cli("execute", bad, check=2)
-    assert f"{bad}:" in proc.stderr and "syntax error" in proc.stderr
+    assert f"{bad}:2: syntax error" in proc.stderr
     assert "Traceback" not in proc.stderr
 
     raising = write_taskfile(tmp_path, "a = 1\nb = 2\nraise RuntimeError('no data dir')\n", name="raising.py")

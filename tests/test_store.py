@@ -40,6 +40,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path):
         def __reduce__(self):
             raise RuntimeError("no")
 
+    store.ensure()
     with pytest.raises(RuntimeError):
         store.save_result("ab" * 16, Unpicklable(), {})
     assert os.listdir(store.tmp_dir) == []
