@@ -136,6 +136,27 @@ def _read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | Non
         os.close(fd)
 
 
+def _content_is(path: str, content: bytes) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        return os.read(fd, len(content) + 1) == content
+    finally:
+        os.close(fd)
+
+
+def _put_back(moved: str, path: str, task_hash: str, why: str) -> None:
+    """Return another worker's claim, moved to `moved` by mistake, to its place."""
+    try:
+        os.link(moved, path)
+    except FileExistsError:
+        log.warning("the claim on %s %s, and could not be put back: a third worker claimed the task "
+                    "meanwhile; the worker it belonged to will find it lost", task_hash, why)
+    os.unlink(moved)
+
+
 class Leases:
     """Claims made by one worker in one store."""
 
@@ -279,11 +300,7 @@ class Leases:
             return True
         if moved is not None:
             # The owner renewed it between our look and our rename: put it back.
-            try:
-                os.link(grave, path)
-            except FileExistsError:
-                log.warning("claim on %s was renewed during takeover and could not be put back", info.task_hash)
-            os.unlink(grave)
+            _put_back(grave, path, info.task_hash, "was renewed during takeover")
         return False
 
     def _take_over(self, info: LockInfo) -> Claim | None:
@@ -321,14 +338,7 @@ class Leases:
         return LockInfo(task_hash, owner, age, False, "live", st, raw)
 
     def still_ours(self, claim: Claim) -> bool:
-        try:
-            fd = os.open(claim.path, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            return os.read(fd, len(claim.content) + 1) == claim.content
-        finally:
-            os.close(fd)
+        return _content_is(claim.path, claim.content)
 
     def holds(self, claim: Claim) -> bool:
         """Whether the claim is still ours.
@@ -345,9 +355,10 @@ class Leases:
         """
         if claim.lost:
             return False
-        if _elapsed_clock() - claim.made < self.lease / 2 - FS_TIME_SLACK:
-            return True
-        return self.still_ours(claim)
+        return self._young(claim) or self.still_ours(claim)
+
+    def _young(self, claim: Claim) -> bool:
+        return _elapsed_clock() - claim.made < self.lease / 2 - FS_TIME_SLACK
 
     def _lose(self, claim: Claim) -> bool:
         claim.lost = True
@@ -374,17 +385,31 @@ class Leases:
         return True
 
     def release(self, claim: Claim) -> bool:
-        """Remove our claim; leaves alone a claim that is no longer byte-for-byte ours."""
-        if not self.holds(claim):
+        """Remove our claim; leaves alone a claim that is no longer byte-for-byte ours.
+
+        Once checked, the file is moved aside, judged again where it lies, and
+        only then removed: a check followed by a removal could be split by a
+        freeze as long as a lease, and the removal would then hit the claim of
+        the worker that took over. A claim still young after the move was ours
+        when moved (see `holds`); an older one is read again.
+        """
+        if not self.holds(claim):  # checked first too, so that another's claim is left in place
             claim.lost = True
             log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
             return False
         claim.lost = True  # given back: never ours again, however recent
+        moved = f"{claim.path}.released.{process.unique()}"
         try:
-            os.unlink(claim.path)
+            os.rename(claim.path, moved)
         except FileNotFoundError:
+            log.warning("not releasing the claim on %s: it is gone (taken over and released)", claim.task_hash)
             return False
-        return True
+        if self._young(claim) or _content_is(moved, claim.content):
+            os.unlink(moved)
+            return True
+        _put_back(moved, claim.path, claim.task_hash, "of another worker was moved while releasing ours")
+        log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
+        return False
 
 
 class Heartbeat:

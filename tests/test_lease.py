@@ -107,6 +107,45 @@ def test_release_leaves_a_claim_that_is_no_longer_ours(store, caplog):
     assert "no longer ours" in caplog.text
 
 
+@pytest.mark.parametrize("claim_age", ["young", "old"])
+def test_release_frozen_after_its_check_leaves_the_takers_claim(store, monkeypatch, claim_age):
+    """The owner checks its claim, then freezes past its lease before removing it; another
+    worker takes over meanwhile. The owner must not remove that worker's live claim."""
+    a = Leases(store, lease=10, worker="a")
+    b = Leases(store, lease=10, worker="b")
+    mine = a.claim(H)
+    if claim_age == "old":
+        mine.made -= 3600  # old enough to be read when checked
+    taken = []
+
+    def freeze_then_take_over():
+        mine.made -= 3600  # the freeze: the owner's claim is no longer young
+        old = time.time() - 60
+        os.utime(mine.path, (old, old))  # nor renewed for a whole lease
+        taken.append(b.claim(H))
+        assert taken[0] is not None, "the frozen owner's claim is stale and taken over"
+
+    real_rename = os.rename
+    real_unlink = os.unlink
+    frozen = []
+
+    def at_the_claim(real):
+        def call(src, *args, **kwargs):
+            if os.fspath(src) == mine.path and not frozen:
+                frozen.append(True)
+                freeze_then_take_over()  # between the owner's check and its removal or move
+            return real(src, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "rename", at_the_claim(real_rename))
+    monkeypatch.setattr(os, "unlink", at_the_claim(real_unlink))
+    assert a.release(mine) is False
+    monkeypatch.undo()
+    assert b.holds(taken[0]) and read(store.lock_path(H)) == taken[0].content
+    assert Leases(store, lease=10, worker="c").claim(H) is None, "the task is still claimed, by b"
+    assert os.listdir(store.locks_dir) == [H]
+
+
 def test_holds_reads_the_file_once_the_claim_could_have_been_taken_over(store):
     leases = Leases(store, lease=300)
     claim = leases.claim(H)
