@@ -20,6 +20,7 @@ import json
 import mmap as mmap_module
 import os
 import pickle
+import re
 import struct
 import sys
 import threading
@@ -167,7 +168,39 @@ def dump(value: Any, meta: dict, out: BinaryIO) -> int:
     return write_all(out.fileno(), encode(value, meta))
 
 
-def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[dict, int]:
+# What our own writer puts first (see Payload._head), read without a JSON parser:
+# loading a small result otherwise spends a third of its time parsing metadata it drops.
+_FIXED_HEAD = re.compile(rb'\{"crc32":(\d+) *,"kind":"(\w+)","segments":\[([0-9,]*)\],"meta":')
+
+
+class Header:
+    """A result's header: what the data needs, and the task's metadata, parsed when asked for."""
+
+    __slots__ = ("crc32", "kind", "segments", "path", "_meta_json", "_meta")
+
+    def __init__(self, path: str, crc32: int, kind: str, segments: list[int], meta_json: bytes = b"",
+                 meta: dict | None = None):
+        self.path = path
+        self.crc32 = crc32
+        self.kind = kind
+        self.segments = segments
+        self._meta_json = meta_json
+        self._meta = meta
+
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            try:
+                meta = json.loads(self._meta_json[:-1])  # less the header's own closing brace
+            except ValueError:
+                meta = None
+            if not isinstance(meta, dict):
+                raise CorruptResultError(self.path, "header is unreadable")
+            self._meta = meta
+        return self._meta
+
+
+def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[Header, int]:
     if len(first) < _PREFIX.size:
         raise CorruptResultError(path, f"file is {size} bytes, too short for a header")
     magic, hlen = _PREFIX.unpack_from(first)
@@ -176,9 +209,17 @@ def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[dict
     end = _PREFIX.size + hlen
     if end > len(first):
         raise CorruptResultError(path, "header is truncated")
+    raw = bytes(first[_PREFIX.size:end])
+    fixed = _FIXED_HEAD.match(raw)
     try:
-        header = json.loads(bytes(first[_PREFIX.size:end]))
-        expected = end + sum(header["segments"])
+        if fixed is not None:
+            header = Header(path, int(fixed[1]), fixed[2].decode(),
+                            [int(n) for n in fixed[3].split(b",") if n], raw[fixed.end():])
+        else:
+            parsed = json.loads(raw)
+            header = Header(path, int(parsed["crc32"]), str(parsed["kind"]), [int(n) for n in parsed["segments"]],
+                            meta=parsed["meta"])
+        expected = end + sum(header.segments)
     except (ValueError, KeyError, TypeError):
         raise CorruptResultError(path, "header is unreadable") from None
     if expected != size:
@@ -186,7 +227,7 @@ def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[dict
     return header, end
 
 
-def _read_head(f: BinaryIO, path: str, size: int) -> tuple[bytes, dict, int]:
+def _read_head(f: BinaryIO, path: str, size: int) -> tuple[bytes, Header, int]:
     """(bytes read so far, header, offset of the first segment), the header whole and checked."""
     first = f.read(_FIRST_READ)
     if len(first) >= _PREFIX.size:
@@ -200,7 +241,7 @@ def _read_head(f: BinaryIO, path: str, size: int) -> tuple[bytes, dict, int]:
 def read_meta(path: str) -> dict:
     """The metadata of a result, reading only its header (length checked, not the CRC)."""
     with open(path, "rb") as f:
-        return _read_head(f, path, os.fstat(f.fileno()).st_size)[1]["meta"]
+        return _read_head(f, path, os.fstat(f.fileno()).st_size)[1].meta
 
 
 def verify(path: str) -> None:
@@ -218,7 +259,7 @@ def verify(path: str) -> None:
             if not n:
                 break
             crc = zlib.crc32(chunk[:n], crc)
-    if crc != header["crc32"]:
+    if crc != header.crc32:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
 
 
@@ -229,44 +270,63 @@ def load(path: str, mmap: bool = False) -> tuple[Any, dict]:
     come back memory-mapped and read-only, and only the header and the total
     length are checked, since reading every byte is what mmap avoids.
     """
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
+    value, header = _load(path, mmap)
+    return value, header.meta
+
+
+def load_value(path: str, mmap: bool = False) -> Any:
+    """The value of the result at `path`, checked as by `load`, its metadata left unread."""
+    return _load(path, mmap)[0]
+
+
+def _load(path: str, mmap: bool) -> tuple[Any, Header]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
         if mmap and size > 0:
-            buf = memoryview(mmap_module.mmap(f.fileno(), 0, access=mmap_module.ACCESS_READ))
+            buf = memoryview(mmap_module.mmap(fd, 0, access=mmap_module.ACCESS_READ))
         elif size > _LARGE:
-            loaded = _load_large_array(f, path, size)
+            with open(fd, "rb", buffering=0, closefd=False) as f:
+                loaded = _load_large_array(f, path, size)
             if loaded is not None:
                 return loaded
-            f.seek(0)
-            buf = bytearray(size)
-            if f.readinto(buf) != size:
-                raise CorruptResultError(path, "file changed size while being read")
-            buf = memoryview(buf)
+            buf = _read_whole(fd, path, size)
         else:
-            buf = bytearray(size)
-            if f.readinto(buf) != size:
-                raise CorruptResultError(path, "file changed size while being read")
-            buf = memoryview(buf)
+            buf = _read_whole(fd, path, size)
+    finally:
+        os.close(fd)
     header, offset = _parse_header(path, buf, size)
     segments = []
-    for n in header["segments"]:
+    for n in header.segments:
         segments.append(buf[offset:offset + n])
         offset += n
     if not mmap:
         crc = 0
         for seg in segments:
             crc = zlib.crc32(seg, crc)
-        if crc != header["crc32"]:
+        if crc != header.crc32:
             raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
     try:
-        value = _decode(header["kind"], segments)
+        value = _decode(header.kind, segments)
     except CorruptResultError:
         raise
     except Exception as e:
-        if header["kind"] == "npy" or mmap:
+        if header.kind == "npy" or mmap:
             raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
         raise
-    return value, header["meta"]
+    return value, header
+
+
+def _read_whole(fd: int, path: str, size: int) -> memoryview:
+    # A bytearray, so that arrays pickled out of band come back writable.
+    buf = memoryview(bytearray(size))
+    got = 0
+    while got < size:
+        n = os.preadv(fd, [buf[got:]], got)
+        if not n:
+            raise CorruptResultError(path, "file changed size while being read")
+        got += n
+    return buf
 
 
 def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
@@ -278,18 +338,18 @@ def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
         got += n
 
 
-def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, dict] | None:
+def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, Header] | None:
     """A large .npy result read straight into a new array, checked chunk by chunk.
 
     No intermediate buffer: the array's pages are filled once by the read and
     checked while still in cache. None if the result is not an array.
     """
     first, header, offset = _read_head(f, path, size)
-    if header["kind"] != "npy" or len(header["segments"]) != 2:
+    if header.kind != "npy" or len(header.segments) != 2:
         return None
     import numpy as np
 
-    npy_size, data_size = header["segments"]
+    npy_size, data_size = header.segments
     if len(first) < offset + npy_size:
         first += f.read(offset + npy_size - len(first))
     npy_header = first[offset:offset + npy_size]
@@ -314,9 +374,9 @@ def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, dict] | N
         _read_exactly(f, chunk, path)
         crc = zlib.crc32(chunk, crc)
         pos += len(chunk)
-    if crc != header["crc32"]:
+    if crc != header.crc32:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
-    return flat.view(dtype).reshape(shape, order="F" if fortran else "C"), header["meta"]
+    return flat.view(dtype).reshape(shape, order="F" if fortran else "C"), header
 
 
 def _decode(kind: str, segments: list) -> Any:

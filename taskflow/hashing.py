@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import pathlib
 import sys
 import types
 from typing import Any, Callable
@@ -249,7 +248,8 @@ def _encode_other(obj, out, deps) -> None:
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, type)):
         _frame(b"g", qualified_name(obj).encode(), out)
         return
-    if isinstance(obj, pathlib.PurePath):
+    pathlib = sys.modules.get("pathlib")  # not imported on every start: a path argument has imported it
+    if pathlib is not None and isinstance(obj, pathlib.PurePath):
         _frame(b"p", str(obj).encode("utf-8", "surrogatepass"), out)
         return
     if isinstance(obj, enum.Enum):
@@ -274,14 +274,24 @@ def _encode(obj: Any, out: bytearray, deps: dict) -> None:
         _encode_other(obj, out, deps)
 
 
+# The encoded start of every hash of a name: taskfiles declare thousands of tasks per name.
+_NAME_PREFIXES: dict[str, bytes] = {}
+
+
+def _name_prefix(name: str) -> bytes:
+    out = bytearray(ENCODING_VERSION)
+    _frame(b"n", name.encode(), out)
+    _NAME_PREFIXES[name] = prefix = bytes(out)
+    return prefix
+
+
 def task_hash(name: str, args: tuple, kwargs: dict) -> tuple[str, dict]:
     """Hash of a task called `name` with these arguments, and its dependencies.
 
     Returns (hex digest, {dependency hash: dependency Task}). Raises
     UnhashableArgumentError naming the task and the argument.
     """
-    out = bytearray(ENCODING_VERSION)
-    _frame(b"n", name.encode(), out)
+    out = bytearray(_NAME_PREFIXES.get(name) or _name_prefix(name))
     deps: dict = {}
     for i, arg in enumerate(args):
         try:

@@ -13,7 +13,7 @@ def load_task(task: Task, mmap: bool = False) -> Any:
         raise TaskflowError(f"task {task.name} belongs to no store: load the taskfile with "
                             "taskflow.init('taskfile.py') first")
     try:
-        result, _meta = store.load_result(task.hash, mmap=mmap)
+        result = store.load_value(task.hash, mmap=mmap)
     except FileNotFoundError:
         failure = store.load_failure(task.hash)
         if failure is not None:

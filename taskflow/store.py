@@ -334,6 +334,10 @@ class Store:
         """(value, meta); FileNotFoundError when absent, CorruptResultError when damaged."""
         return encoding.load(self.result_path(task_hash), mmap=mmap)
 
+    def load_value(self, task_hash: str, mmap: bool = False) -> Any:
+        """The stored value alone, checked as by `load_result`."""
+        return encoding.load_value(self.result_path(task_hash), mmap=mmap)
+
     def verify_result(self, task_hash: str) -> str | None:
         """Why the stored result of `task_hash` is damaged, or None if it is whole (or absent)."""
         try:

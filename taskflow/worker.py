@@ -300,7 +300,7 @@ class Worker:
             self.handoff_bytes -= held[1]
             return held[0]
         try:
-            result, _ = self.store.load_result(task.hash)
+            result = self.store.load_value(task.hash)
         except FileNotFoundError:
             raise _DependencyGone(task.hash) from None
         except CorruptResultError as e:

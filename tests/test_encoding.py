@@ -1,6 +1,7 @@
 """The result file format: round trips, integrity checks, memory mapping."""
 from __future__ import annotations
 
+import json
 import mmap as mmap_module
 import os
 
@@ -172,7 +173,7 @@ def test_large_data_is_checksummed_while_written_and_the_header_goes_in_last(tmp
     loaded, meta = encoding.load(str(path))
     assert np.array_equal(loaded, value) and meta == {"name": "m.big"}
     header, start = encoding._parse_header(str(path), path.read_bytes()[:65536], size)
-    assert header["crc32"] == zlib.crc32(path.read_bytes()[start:])
+    assert header.crc32 == zlib.crc32(path.read_bytes()[start:])
     with open(path, "r+b") as f:
         f.seek(size - 1000)
         byte = f.read(1)[0]
@@ -180,3 +181,36 @@ def test_large_data_is_checksummed_while_written_and_the_header_goes_in_last(tmp
         f.write(bytes([byte ^ 0xFF]))
     with pytest.raises(CorruptResultError):
         encoding.load(str(path))
+
+
+def test_header_read_without_a_json_parser_matches_the_full_one(tmp_path):
+    from taskflow.encoding import _FIXED_HEAD, _PREFIX
+
+    meta = {"name": "m.f", "host": "h\u00e9", "nested": {"a": [1, 2]}, "duration": 0.5}
+    path = tmp_path / "r"
+    with open(path, "wb") as f:
+        encoding.dump({"x": np.arange(5)}, meta, f)
+    data = path.read_bytes()
+    raw = data[_PREFIX.size:_PREFIX.size + _PREFIX.unpack_from(data)[1]]
+    assert _FIXED_HEAD.match(raw), "the writer's header must take the fast path"
+    header, _ = encoding._parse_header(str(path), data, len(data))
+    full = json.loads(raw)
+    assert (header.crc32, header.kind, header.segments, header.meta) == (
+        full["crc32"], full["kind"], full["segments"], full["meta"])
+    assert encoding.read_meta(str(path)) == meta
+    value = encoding.load_value(str(path))
+    assert list(value) == ["x"] and np.array_equal(value["x"], np.arange(5))
+
+
+def test_header_in_another_key_order_is_read_by_the_json_parser(tmp_path):
+    path = tmp_path / "r"
+    with open(path, "wb") as f:
+        encoding.dump("text", {"name": "m.f"}, f)
+    data = path.read_bytes()
+    prefix = encoding._PREFIX
+    end = prefix.size + prefix.unpack_from(data)[1]
+    header = json.loads(data[prefix.size:end])
+    reordered = json.dumps({"meta": header["meta"], "segments": header["segments"], "kind": header["kind"],
+                            "crc32": header["crc32"]}).encode()
+    path.write_bytes(prefix.pack(encoding.MAGIC, len(reordered)) + reordered + data[end:])
+    assert encoding.load(str(path)) == ("text", {"name": "m.f"})
