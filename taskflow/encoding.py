@@ -10,8 +10,10 @@ pickled with protocol 5, its large buffers (arrays nested in containers)
 written out of band as their own segments; cloudpickle takes over when plain
 pickle cannot (lambdas, closures in results).
 
-CRC-32 runs at several GB/s here, so checking every read costs little next to
-the disk, and a file torn by a crash or truncated by a full disk is caught.
+Every read is checked against the CRC, so a file torn by a crash or truncated
+by a full disk is caught. CRC-32 runs at about 2 GB/s per core, slower than
+copying to or from the page cache, so large results are checked on several
+cores while they are written or read (see checksum.py).
 """
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ import pickle
 import re
 import struct
 import sys
-import threading
 import zlib
 from typing import Any, BinaryIO
 
+from . import checksum
 from .errors import CorruptResultError
 
 MAGIC = b"TFR1"
@@ -78,7 +80,7 @@ def _pickle_segments(value: Any) -> tuple[str, list]:
 class Payload:
     """One result, encoded and ready to be written (more than once if need be).
 
-    Large data is written while another thread computes its CRC-32 (zlib lets
+    Large data is written while other threads compute its CRC-32 (zlib lets
     go of the GIL), and the header, whose length does not depend on the CRC,
     goes in last at the start of the file: the file is not in place until it
     is whole anyway. That hides most of the checksum's cost behind the write.
@@ -109,16 +111,15 @@ class Payload:
         """Write the whole file to `fd`, a new empty file; returns its size."""
         if self._crc is not None or sum(self.sizes) < _OVERLAP:
             return write_all(fd, self.buffers())
-        found: list[int] = []
-        checker = threading.Thread(target=lambda: found.append(_crc_of(self.segments)), name="taskflow-crc")
+        checker = checksum.Parallel()
+        for seg in self.segments:
+            checker.add(seg)
         head_size = len(self._head(0))
-        checker.start()
         try:
             os.lseek(fd, head_size, os.SEEK_SET)
             size = write_all(fd, self.segments)
         finally:
-            checker.join()
-        self._crc = found[0]
+            self._crc = checker.result()
         head = memoryview(self._head(self._crc))
         written = 0
         while written < head_size:
@@ -341,8 +342,9 @@ def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
 def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, Header] | None:
     """A large .npy result read straight into a new array, checked chunk by chunk.
 
-    No intermediate buffer: the array's pages are filled once by the read and
-    checked while still in cache. None if the result is not an array.
+    No intermediate buffer: the array's pages are filled once by the read, and
+    each chunk is checked on other cores while the next one is read. None if
+    the result is not an array.
     """
     first, header, offset = _read_head(f, path, size)
     if header.kind != "npy" or len(header.segments) != 2:
@@ -364,16 +366,20 @@ def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, Header] |
         raise CorruptResultError(path, "array header does not match the data length")
     flat = np.empty(data_size, dtype=np.uint8)
     target = memoryview(flat)
-    crc = zlib.crc32(npy_header)
+    checker = checksum.Parallel()
+    checker.add(npy_header)
     have = first[offset + npy_size:]
     target[:len(have)] = have
-    crc = zlib.crc32(have, crc)
     pos = len(have)
-    while pos < data_size:
-        chunk = target[pos:pos + _CHUNK]
-        _read_exactly(f, chunk, path)
-        crc = zlib.crc32(chunk, crc)
-        pos += len(chunk)
+    try:
+        checker.add(target[:pos])
+        while pos < data_size:
+            chunk = target[pos:pos + _CHUNK]
+            _read_exactly(f, chunk, path)
+            checker.add(chunk)  # checked on other cores while the next chunk is read
+            pos += len(chunk)
+    finally:
+        crc = checker.result()
     if crc != header.crc32:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
     return flat.view(dtype).reshape(shape, order="F" if fortran else "C"), header
