@@ -259,19 +259,25 @@ class Bench:
     def store_of(tool: str, taskfile: str) -> str:
         return taskfile[:-3] + (".taskflow" if tool == "taskflow" else ".jugdata")
 
-    def clean(self, tool: str, taskfile: str) -> None:
-        """Move the store aside (removed when the benchmark ends), then flush pending
-        writes (untimed) so that the next timed run does not pay for earlier runs'
-        writeback.
+    def clean(self, tool: str, taskfile: str, remove: bool = False) -> None:
+        """Move the store aside (removed when the benchmark ends), or with `remove`
+        remove it, then flush pending writes (untimed) so that the next timed run
+        does not pay for earlier runs' writeback.
 
-        Not removed here: ext4 without a journal (this VM's disk) allocates each
-        new inode only after skipping every inode deleted in the last one to six
-        minutes (its recently_deleted() check), so removing 10,000 files right
-        before a timed run made the next run's every file creation scan them.
-        perf showed half of a 10,000-task run in that scan, for either tool.
+        Stores of many small files are moved aside: ext4 without a journal (this
+        VM's disk) allocates each new inode only after skipping every inode
+        deleted in the last one to six minutes (its recently_deleted() check), so
+        removing 10,000 files right before a timed run made the next run's every
+        file creation scan them; perf showed half of a 10,000-task run in that
+        scan, for either tool. Stores of a few large files are removed: kept,
+        their page cache would make the next run write into memory the VM has
+        not touched yet, which costs the host a page fault per page (writing
+        400 MB then took 1 s of system time instead of 0.1 s, for either tool).
         """
         store = self.store_of(tool, taskfile)
-        if os.path.lexists(store):
+        if remove:
+            shutil.rmtree(store, ignore_errors=True)
+        elif os.path.lexists(store):
             os.makedirs(self.trash, exist_ok=True)
             os.rename(store, os.path.join(self.trash, f"{len(os.listdir(self.trash))}"))
         os.sync()
@@ -459,19 +465,19 @@ class Bench:
         jobs = []
         for tool in ("taskflow", "jug"):
             def fn(tool=tool):
-                self.clean(tool, files[tool])
+                self.clean(tool, files[tool], remove=True)
                 return self.execute(tool, files[tool])
             jobs.append(("numpy", "execute", tool, fn))
         jobs.append(("numpy", "execute", "plain", lambda: self.run([[self.python, plain]], folder)))
         self.interleaved(jobs, max(1, min(self.repeat, self.args.slow_repeat)))
         for tool in ("taskflow", "jug"):
-            self.clean(tool, files[tool])
+            self.clean(tool, files[tool], remove=True)
 
     def w_mmap(self) -> None:
         files = self.pair("mmap", BIG)
         folder = os.path.dirname(files["taskflow"])
         for tool in ("taskflow", "jug"):
-            self.clean(tool, files[tool])
+            self.clean(tool, files[tool], remove=True)
             self.execute(tool, files[tool])
 
         def tf():
@@ -485,7 +491,7 @@ class Bench:
         self.interleaved([("mmap", "load_200MB_mmap", "taskflow", tf),
                           ("mmap", "load_200MB_full", "jug", jug)], self.repeat)
         for tool in ("taskflow", "jug"):
-            self.clean(tool, files[tool])
+            self.clean(tool, files[tool], remove=True)
 
     def _workers_1_2(self, workload: str, body: str, reps: int) -> None:
         files = self.pair(workload, body)
