@@ -12,7 +12,6 @@ Exit codes:
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
