@@ -315,8 +315,7 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
     damaged = []
     if verify:
         finished = s.finished_hashes()
-        damaged = [reason for reason in (s.verify_result(t.hash) for t in loaded.tasks if t.hash in finished)
-                   if reason]
+        damaged = [reason for _, reason in s.damaged(t.hash for t in loaded.tasks if t.hash in finished)]
         for reason in damaged:
             click.echo(f"taskflow: damaged: {reason}", err=True)
     sys.exit(EXIT_OK if report.all_finished and not damaged else EXIT_FAILED)

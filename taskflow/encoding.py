@@ -128,6 +128,9 @@ class Payload:
 
 
 def _crc_of(segments: list) -> int:
+    """CRC-32 of the segments one after another; on several cores when they are large."""
+    if sum(memoryview(seg).nbytes for seg in segments) >= _OVERLAP:
+        return checksum.crc32(segments)
     crc = 0
     for seg in segments:
         crc = zlib.crc32(seg, crc)
@@ -301,12 +304,8 @@ def _load(path: str, mmap: bool) -> tuple[Any, Header]:
     for n in header.segments:
         segments.append(buf[offset:offset + n])
         offset += n
-    if not mmap:
-        crc = 0
-        for seg in segments:
-            crc = zlib.crc32(seg, crc)
-        if crc != header.crc32:
-            raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
+    if not mmap and _crc_of(segments) != header.crc32:
+        raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
     try:
         value = _decode(header.kind, segments)
     except CorruptResultError:

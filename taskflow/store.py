@@ -132,7 +132,7 @@ class Store:
     def check_format(self) -> None:
         """Refuse a folder that is not a taskflow store of a format we read."""
         marker = os.path.join(self.path, MARKER)
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
+        if os.path.isfile(self.path):
             raise StoreError(f"{self.path} is a file, not a store folder", path=self.path)
         try:
             with open(marker) as f:
@@ -338,15 +338,18 @@ class Store:
         """The stored value alone, checked as by `load_result`."""
         return encoding.load_value(self.result_path(task_hash), mmap=mmap)
 
-    def verify_result(self, task_hash: str) -> str | None:
-        """Why the stored result of `task_hash` is damaged, or None if it is whole (or absent)."""
-        try:
-            encoding.verify(self.result_path(task_hash))
-        except FileNotFoundError:
-            return None
-        except CorruptResultError as e:
-            return str(e)
-        return None
+    def damaged(self, hashes: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(hash, why) of each stored result among `hashes` that fails its full check.
+
+        Reads every byte of each; absent results are passed over.
+        """
+        for task_hash in hashes:
+            try:
+                encoding.verify(self.result_path(task_hash))
+            except FileNotFoundError:
+                continue
+            except CorruptResultError as e:
+                yield task_hash, str(e)
 
     def result_meta(self, task_hash: str) -> dict:
         return encoding.read_meta(self.result_path(task_hash))

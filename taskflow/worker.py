@@ -182,12 +182,10 @@ class Worker:
         self.verified.update(todo)
         if self.options.rank is not None and self.options.size:
             todo = todo[self.options.rank::self.options.size]
-        for h in todo:
-            reason = self.store.verify_result(h)
-            if reason:
-                log.warning("%s; computing %s again", reason, self.index[h].name)
-                self.store.remove_result(h)
-                self.finished.discard(h)
+        for h, reason in self.store.damaged(todo):
+            log.warning("%s; computing %s again", reason, self.index[h].name)
+            self.store.remove_result(h)
+            self.finished.discard(h)
 
     def _mark_finished(self, h: str) -> None:
         if h in self.finished:
