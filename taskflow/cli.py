@@ -170,7 +170,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     Example:
       taskflow execute taskfile.py --jobs 4 -- --input data.csv
     """
-    from .execute import execute as run_execute, run_pool
+    from .execute import blocked_message, execute as run_execute, run_pool
     from .progress import LogReporter, PipeReporter, TerminalReporter
     from .worker import Options, Outcome
 
@@ -213,9 +213,14 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     if summary.outcome is Outcome.FINISHED:
         sys.exit(EXIT_OK)
     if summary.outcome is Outcome.FAILED or summary.failed:  # a failure outranks work left over
-        if summary.failed == 0 and progress_fd is None:
-            log.error("some tasks cannot run because tasks they depend on failed "
-                      "(see `taskflow status --failed`; rerun with --retry-failed)")
+        if summary.failed == 0 and summary.blockers:
+            # This worker ran none of them: say which failures block it, and how to go on.
+            message = blocked_message(summary)
+            if progress_fd is not None:
+                from .progress import send_error
+                send_error(progress_fd, message)  # the pool prints it once for all its workers
+            else:
+                log.error(message)
         sys.exit(EXIT_FAILED)
     sys.exit(EXIT_REMAINING)
 

@@ -28,7 +28,7 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
     """
     options = options or Options()
     worker = Worker(store, options, reporter)
-    total = RunSummary(Outcome.FINISHED)
+    total = RunSummary(Outcome.FINISHED, already_finished=True)
     declared = -1
     while True:
         loaded = taskfile_module.load(taskfile, store, argv)
@@ -45,11 +45,32 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
         total.total = summary.total
         total.failed_hashes |= summary.failed_hashes
         total.outcome = summary.outcome
+        total.blockers, total.blocked = summary.blockers, summary.blocked
+        total.already_finished = total.already_finished and summary.already_finished
         if summary.outcome is not Outcome.FINISHED or loaded.complete:
+            if total.already_finished and total.outcome is Outcome.FINISHED:
+                worker.reporter.already_finished(total.total)
             return total
         declared = len(loaded.tasks)
         if len(tasks) == declared:
             log.info("every task above the barrier at %s is finished; reloading", loaded.barrier_at)
+
+
+def blocked_message(summary: RunSummary) -> str:
+    """Why a run that stopped on failures cannot finish, naming the failed tasks."""
+    n = len(summary.blockers)
+    shown = ", ".join(f"{name} ({h[:12]})" for name, h in summary.blockers[:5])
+    if n > 5:
+        shown += f" and {n - 5} more"
+    if n == 1:
+        head = f"1 failed task keeps this run from finishing: {shown}"
+    else:
+        head = f"{n} failed tasks keep this run from finishing: {shown}"
+    if summary.blocked:
+        waits = "1 other task waits" if summary.blocked == 1 else f"{summary.blocked} other tasks wait"
+        head += f"; {waits} on {'it' if n == 1 else 'them'}"
+    return (head + ". Failed tasks are not run again unless you pass --retry-failed "
+            "(`taskflow status --failed` shows why they failed)")
 
 
 def _selected(loaded: taskfile_module.Loaded, targets: Sequence[str]) -> list[Task]:

@@ -28,11 +28,20 @@ class Counter:
         self.ran = 0
         self.current = ""
         self.t0 = time.monotonic()
+        self.announced = -1
+        self.nothing_to_do = False
 
     def begin(self, total: int, finished: int, failed: int) -> None:
         self.total = max(self.total, total)
         self.finished = max(self.finished, finished)
         self.failed = max(self.failed, failed)
+
+    def announce(self, total: int) -> bool:
+        """Whether a header for `total` tasks is news: the workers of --jobs each begin alike."""
+        if total == self.announced:
+            return False
+        self.announced = total
+        return True
 
     def line(self) -> str:
         self.finished = min(self.finished, self.total)  # other workers' tasks may be counted twice
@@ -97,10 +106,17 @@ class TerminalReporter(Reporter):
         self.counter.current = current
         self._draw()
 
+    def already_finished(self, total: int) -> None:
+        if not self.counter.nothing_to_do:
+            self.counter.nothing_to_do = True
+            self.stream.write(f"taskflow: {_all_finished(total)}\n")
+            self.stream.flush()
+
     def end(self):
-        self.counter.current = ""
-        self._draw(force=True)
-        self.stream.write("\n")
+        if self._drawn:  # nothing drawn when every task was finished already
+            self.counter.current = ""
+            self._draw(force=True)
+            self.stream.write("\n")
         self.stream.flush()
 
 
@@ -129,7 +145,8 @@ class LogReporter(Reporter):
 
     def begin(self, total, finished, failed):
         self.counter.begin(total, finished, failed)
-        self._line(f"{total} tasks, {finished} already finished, {failed} failed", urgent=True)
+        if self.counter.announce(total):
+            self._line(f"{total} tasks, {finished} already finished, {failed} failed", urgent=True)
 
     def task_finished(self, task, seconds):
         self.counter.finished += 1
@@ -150,6 +167,11 @@ class LogReporter(Reporter):
         self.counter.finished += done
         self.counter.ran += done
         self._line(self.counter.line())
+
+    def already_finished(self, total: int) -> None:
+        if not self.counter.nothing_to_do:
+            self.counter.nothing_to_do = True
+            self._line(_all_finished(total), urgent=True)
 
     def end(self):
         self.stream.flush()
@@ -202,8 +224,15 @@ class PipeReporter(Reporter):
         self._flush(force=True)
         self._send("fail", task.name, task.hash, message)
 
+    def already_finished(self, total: int) -> None:
+        self._send("already_finished", total)
+
     def end(self):
         self._flush(force=True)
+
+
+def _all_finished(total: int) -> str:
+    return f"all {total} task{'s' if total != 1 else ''} already finished"
 
 
 def send_error(fd: int, message: str) -> None:
@@ -233,6 +262,8 @@ def replay(reporter: Reporter, line: bytes, errors: set[str]) -> None:
         reporter.begin(*args)
     elif kind == "progress":
         reporter.progress(*args)
+    elif kind == "already_finished":
+        reporter.already_finished(*args)
     elif kind == "fail":
         name, task_hash, message = args
         reporter.task_failed(_Named(name, task_hash), message)

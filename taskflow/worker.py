@@ -76,6 +76,7 @@ class Reporter:
     def task_failed(self, task: Task, message: str) -> None: ...
     def learned(self, finished: int, failed: int) -> None: ...
     def progress(self, done: int, current: str) -> None: ...
+    def already_finished(self, total: int) -> None: ...
     def end(self) -> None: ...
 
 
@@ -86,6 +87,11 @@ class RunSummary:
     failed: int = 0
     total: int = 0
     failed_hashes: set = field(default_factory=set)
+    # Set when the run stops on failures: the failed tasks that keep it from finishing
+    # (name, hash), and how many unfinished tasks wait on them.
+    blockers: list = field(default_factory=list)
+    blocked: int = 0
+    already_finished: bool = False   # every task was finished before this worker looked
 
 
 def select_targets(tasks: list[Task], targets: Sequence[str]) -> list[Task]:
@@ -442,6 +448,7 @@ class Worker:
         self._prepare(tasks)
         summary = RunSummary(Outcome.FINISHED, total=len(tasks))
         if self._remaining() == 0:
+            summary.already_finished = True
             return summary
         self.store.ensure()
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
@@ -487,6 +494,8 @@ class Worker:
             if self._refresh():
                 continue
             if not self.elsewhere:
+                summary.blockers = sorted((self.index[h].name, h) for h in self.failed)
+                summary.blocked = self._remaining() - len(self.failed)
                 return Outcome.FAILED
             now = time.monotonic()
             idle_since = idle_since or now
