@@ -164,7 +164,7 @@ class Store:
             for d in (self.results_dir, self.failed_dir, self.locks_dir, self.clock_dir):
                 os.makedirs(d, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
+            raise StoreAccessError(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
         self._ready = True
 
     # Asked for several times per task: plain concatenation, not os.path.join.
