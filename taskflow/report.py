@@ -153,9 +153,10 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
     if store.has_result(task.hash):
         try:
             meta = store.result_meta(task.hash)
+            shown = {"duration": lambda v: _secs(float(v)), "max_rss_bytes": _mib}
             for key in ("host", "pid", "worker", "duration", "max_rss_bytes", "code", "version", "taskflow"):
                 if meta.get(key) is not None:
-                    lines.append(f"{key:<10} {meta[key]}")
+                    lines.append(f"{_LABELS.get(key, key):<10} {shown.get(key, str)(meta[key])}")
             lines.append(f"result     {store.result_path(task.hash)}")
         except CorruptResultError as e:
             lines.append(f"result     {e}")
@@ -166,6 +167,9 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
         lines.append(f"record     {store.failure_path(task.hash)}")
         lines.append(str(failure.get("traceback", "")).rstrip())
     return "\n".join(lines)
+
+
+_LABELS = {"max_rss_bytes": "peak mem"}
 
 
 def _state(task: Task, store: Store) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -80,6 +81,11 @@ def test_show_a_failed_task_includes_its_traceback(tmp_path):
     assert every.count("task       taskfile.parse") == 3
     finished = run_cli("show", tf, "parse[0]", check=0).stdout
     assert "state      finished" in finished and "duration" in finished and "result     " in finished
+    # Durations and sizes as `report` prints them, every value in the same column.
+    assert re.search(r"^duration   \d+\.\d{3}s$", finished, re.M), finished
+    assert re.search(r"^peak mem   \d+ MiB$", finished, re.M), finished
+    assert all(line[10] == " " and line[11] != " " for line in finished.splitlines()
+               if not line.startswith(" ")), finished
     waiting = run_cli("show", tf, "double", check=0).stdout
     assert "state      waiting" in waiting and "depends on" in waiting
 
