@@ -219,6 +219,58 @@ def test_failure_stops_without_keep_going(tmp_path):
     assert log_lines(tmp_path).count("boom 2") == 2
 
 
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_a_rerun_blocked_by_failures_names_them(tmp_path, jobs):
+    tf = write_taskfile(tmp_path, FAILING)
+    env = env_for(tmp_path)
+    run_cli("execute", tf, "--keep-going", env=env, check=1)
+    proc = run_cli("execute", tf, "--jobs", str(jobs), env=env, check=1)
+    from taskflow.taskfile import load
+    from taskflow.store import Store
+    bad = next(t for t in load(str(tf), Store(str(tmp_path / "taskfile.taskflow"))).tasks if t.name == "taskfile.boom")
+    lines = [line for line in proc.stderr.splitlines() if "keeps this run from finishing" in line]
+    assert lines == [f"taskflow: error: 1 failed task keeps this run from finishing: taskfile.boom ({bad.hash[:12]}); "
+                     "1 other task waits on it. Failed tasks are not run again unless you pass --retry-failed "
+                     "(`taskflow status --failed` shows why they failed)"], proc.stderr
+    assert "depend on failed" not in proc.stderr
+
+
+def test_an_execute_with_nothing_left_says_so_once(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def f(x):
+    return x
+
+firsts = [f(i) for i in range(3)]
+barrier()
+last = f(10)
+""")
+    first = run_cli("execute", tf, check=0)
+    assert "tasks already finished" not in first.stderr
+    again = run_cli("execute", tf, check=0)
+    assert again.stderr.splitlines() == ["taskflow: all 4 tasks already finished"]
+    pool = run_cli("execute", tf, "--jobs", "3", check=0)
+    assert pool.stderr.splitlines() == ["taskflow: all 4 tasks already finished"]
+    assert run_cli("execute", tf, "-q", check=0).stderr == ""
+    assert run_cli("execute", tf, "--jobs", "3", "-q", check=0).stderr == ""
+
+
+def test_jobs_print_the_start_up_header_once(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+import time
+
+@TaskGenerator
+def f(x):
+    time.sleep(0.05)
+    return x
+
+done = [f(i) for i in range(20)]
+""")
+    proc = run_cli("execute", tf, "--jobs", "4", check=0)
+    headers = [line for line in proc.stderr.splitlines() if "already finished," in line]
+    assert headers == ["taskflow: 20 tasks, 0 already finished, 0 failed"], proc.stderr
+
+
 def test_keep_going_runs_everything_else(tmp_path):
     tf = write_taskfile(tmp_path, FAILING)
     env = env_for(tmp_path)
@@ -421,6 +473,30 @@ def use(xs):
 b = base(1000)
 u = use(b)
 """
+
+
+def test_a_store_that_cannot_be_created_exits_4(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def f(x):
+    return x
+
+one = f(1)
+""")
+    if os.geteuid() == 0:
+        # Permission bits do not stop root; sysfs refuses new folders to everyone.
+        if not os.path.isdir("/sys/kernel"):
+            pytest.skip("no sysfs to make an uncreatable store in, and root ignores permissions")
+        where = "/sys/taskflow-test-store"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        where = str(locked / "store")
+    proc = run_cli("execute", tf, "--store", where, check=4)
+    assert proc.stderr.startswith(f"taskflow: error: cannot create store {where}: "), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
