@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,7 @@ LOG = {log!r}
 
 def work(i):
     time.sleep({pause})
-    line = "\\t".join([str(i), worker_id(), sys.executable]) + "\\n"
+    line = "\\t".join([str(i), worker_id(), os.environ.get("TF_TEST_PYTHON", sys.executable)]) + "\\n"
     fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -205,9 +206,13 @@ def test_sge_job_script_by_hand(sge, tmp_path):
     """`qsub -t 1-3 scripts/sge/taskflow_array.sge taskfile.py`, as the script's header says."""
     tf, log = make_taskfile(tmp_path)
     # The job runs the python3 of the submitting shell's PATH (-V): make that one recognisable.
+    # A wrapper, not a symlink: through a symlink in another folder, the interpreter of a
+    # virtualenv (or a conda-style prefix) no longer finds its pyvenv.cfg, nor taskflow.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(sys.executable)
+    wrapper = bin_dir / "python3"
+    wrapper.write_text(f'#!/bin/sh\nTF_TEST_PYTHON="$0" exec {shlex.quote(sys.executable)} "$@"\n')
+    wrapper.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     # Workers racing to create a fresh store can see it half made (see Store.ensure), and so
