@@ -133,6 +133,50 @@ final = make(sum(values))        # pass 3
     assert taskflow.value(ns.final) == [0, 1, 2, 3, 4, 5]
 
 
+def test_indexing_by_tasks_makes_them_dependencies(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def values():
+    note("values")
+    return list(range(10))
+
+@TaskGenerator
+def index(i):
+    note("index", i)
+    return i
+
+@TaskGenerator
+def bounds():
+    note("bounds")
+    return (2, 8)
+
+@TaskGenerator
+def combine(one, part):
+    note("combine")
+    return (one, part)
+
+r = values()
+z = index(3)
+w = index(6)
+b = bounds()
+picked = combine(r[z], r[z:w])
+stepped = combine(r[b[0]], r[b[0]:b[1]:z])
+""")
+    before = status_json(tf)["tasks"]
+    # The index tasks are dependencies: the combining tasks wait for them.
+    assert before["taskfile.combine"] == {"waiting": 2, "ready": 0, "running": 0, "finished": 0, "failed": 0}
+    assert before["taskfile.index"]["ready"] == 2 and before["taskfile.bounds"]["ready"] == 1
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["bounds", "combine", "combine", "index 3", "index 6", "values"]
+    import taskflow
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.picked) == (3, [3, 4, 5])
+    assert taskflow.value(ns.stepped) == (2, [2, 5])
+    assert taskflow.value(ns.r[ns.z:ns.w]) == [3, 4, 5]
+    assert taskflow.value([ns.r[ns.b[1]]]) == [8]
+
+
 def test_elements_iteratetask_and_mapreduce(tmp_path):
     tf = write_taskfile(tmp_path, """
 from taskflow import TaskGenerator, Task, iteratetask, mapreduce, map as tmap
