@@ -480,8 +480,9 @@ empty_sum = mapreduce(add, square, wanted, initial=0)
 empty_list = mapreduce(concat, str, [], initial="")
 given_task = mapreduce(add, square, [], initial=offset())
 full_sum = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=0)
-# As with functools.reduce, initial goes first: it need not be the identity.
-from_offset = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=offset())
+# initial is the result for no inputs only: with inputs it is not combined, and changes no task.
+with_offset = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=offset())
+without = mapreduce(add, square, range(10), map_step=3, reduce_step=2)
 nothing_mapped = parallel_map(square, wanted)
 nothing_chunked = parallel_map(square, wanted, map_step=4)
 if "--no-initial" in sys.argv:
@@ -493,7 +494,8 @@ if "--no-initial" in sys.argv:
     assert taskflow.value(ns.empty_list) == ""
     assert taskflow.value(ns.given_task) == 100
     assert taskflow.value(ns.full_sum) == sum(i * i for i in range(10))
-    assert taskflow.value(ns.from_offset) == 100 + sum(i * i for i in range(10))
+    assert taskflow.value(ns.with_offset) == sum(i * i for i in range(10))
+    assert ns.full_sum.hash == ns.with_offset.hash == ns.without.hash
     assert ns.nothing_mapped == [] and ns.nothing_chunked == []
     proc = run_cli("execute", tf, "--", "--no-initial", check=2)
     line = tf.read_text().splitlines().index("    broken = mapreduce(add, square, wanted)") + 1
