@@ -133,6 +133,124 @@ final = make(sum(values))        # pass 3
     assert taskflow.value(ns.final) == [0, 1, 2, 3, 4, 5]
 
 
+def test_indexing_by_tasks_makes_them_dependencies(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def values():
+    note("values")
+    return list(range(10))
+
+@TaskGenerator
+def index(i):
+    note("index", i)
+    return i
+
+@TaskGenerator
+def bounds():
+    note("bounds")
+    return (2, 8)
+
+@TaskGenerator
+def combine(one, part):
+    note("combine")
+    return (one, part)
+
+r = values()
+z = index(3)
+w = index(6)
+b = bounds()
+picked = combine(r[z], r[z:w])
+stepped = combine(r[b[0]], r[b[0]:b[1]:z])
+""")
+    before = status_json(tf)["tasks"]
+    # The index tasks are dependencies: the combining tasks wait for them.
+    assert before["taskfile.combine"] == {"waiting": 2, "ready": 0, "running": 0, "finished": 0, "failed": 0}
+    assert before["taskfile.index"]["ready"] == 2 and before["taskfile.bounds"]["ready"] == 1
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["bounds", "combine", "combine", "index 3", "index 6", "values"]
+    import taskflow
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.picked) == (3, [3, 4, 5])
+    assert taskflow.value(ns.stepped) == (2, [2, 5])
+    assert taskflow.value(ns.r[ns.z:ns.w]) == [3, 4, 5]
+    assert taskflow.value([ns.r[ns.b[1]]]) == [8]
+
+
+BVALUE_AND_UNRELATED_FAILURE = LOGGING + """
+@TaskGenerator
+def unrelated():
+    note("unrelated")
+    raise ValueError("unrelated failure")
+
+@TaskGenerator
+def make(n):
+    note("make", n)
+    return list(range(n))
+
+@TaskGenerator
+def double(x):
+    note("double", x)
+    return 2 * x
+
+@TaskGenerator
+def total(xs):
+    note("total")
+    return sum(xs)
+
+bad = unrelated()                   # declared first, so it runs first
+sizes = make(3)
+first = bvalue(sizes)               # waits for `sizes` only, not for `bad`
+doubled = [double(x) for x in first]
+result = total(doubled)
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_bvalue_waits_only_for_what_it_needs(tmp_path, jobs):
+    tf = write_taskfile(tmp_path, BVALUE_AND_UNRELATED_FAILURE)
+    env = env_for(tmp_path)
+    before = status_json(tf)["total"]
+    assert before == {"waiting": 0, "ready": 2, "running": 0, "finished": 0, "failed": 0}
+    proc = run_cli("execute", tf, "--keep-going", "--jobs", jobs, env=env, check=1)
+    assert "unrelated failure" in proc.stderr
+    assert sorted(log_lines(tmp_path)) == ["double 0", "double 1", "double 2", "make 3", "total", "unrelated"]
+    assert status_json(tf)["total"] == {"waiting": 0, "ready": 0, "running": 0, "finished": 5, "failed": 1}
+    import taskflow
+    assert taskflow.value(taskflow.init(str(tf)).result) == 6
+
+
+def test_bvalue_past_an_earlier_failure_without_keep_going(tmp_path):
+    tf = write_taskfile(tmp_path, BVALUE_AND_UNRELATED_FAILURE)
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=1)  # stops at the unrelated failure, as without --keep-going
+    assert {"make 3", "unrelated"} <= set(log_lines(tmp_path))
+    # status and init load past the bvalue: what it needs is finished, the failure is elsewhere.
+    counts = status_json(tf)["total"]
+    assert counts["failed"] == 1 and sum(counts.values()) == 6
+    run_cli("execute", tf, env=env, check=1)  # a failure is still recorded: exit 1
+    assert sorted(log_lines(tmp_path)) == ["double 0", "double 1", "double 2", "make 3", "total", "unrelated"]
+    assert status_json(tf)["total"] == {"waiting": 0, "ready": 0, "running": 0, "finished": 5, "failed": 1}
+    # `status --watch` goes past the bvalue too, and stops: nothing else can run.
+    proc = run_cli("status", tf, "--watch", "0.2", timeout=60, check=0)
+    assert "Total" in proc.stdout
+
+
+def test_barrier_and_bvalue_wait_for_a_failure_they_need(tmp_path):
+    needed = BVALUE_AND_UNRELATED_FAILURE.replace("first = bvalue(sizes)", "first = bvalue([sizes, bad])")
+    full = BVALUE_AND_UNRELATED_FAILURE.replace("first = bvalue(sizes)", "barrier()\nfirst = bvalue(sizes)")
+    for source in (needed, full):
+        tf = write_taskfile(tmp_path, source)
+        env = env_for(tmp_path)
+        run_cli("execute", tf, "--keep-going", env=env, check=1)
+        assert sorted(log_lines(tmp_path)) == ["make 3", "unrelated"]
+        assert status_json(tf)["total"] == {"waiting": 0, "ready": 0, "running": 0, "finished": 1, "failed": 1}
+        assert "loading stopped at a barrier" in run_cli("status", tf, check=0).stdout
+        run_cli("status", tf, "--watch", "0.2", timeout=60, check=0)  # stops: nothing can run
+        run_cli("invalidate", tf, "--target", "/./", check=0)
+        (tmp_path / "log").unlink()
+
+
 def test_elements_iteratetask_and_mapreduce(tmp_path):
     tf = write_taskfile(tmp_path, """
 from taskflow import TaskGenerator, Task, iteratetask, mapreduce, map as tmap
@@ -387,6 +505,49 @@ single = parallel_map(square, range(3))
     assert taskflow.value(ns.total) == sum(i * i for i in range(10))
     assert taskflow.value(ns.chunked) == [0, 1, 4, 9, 16]
     assert taskflow.value(ns.single) == [0, 1, 4]
+
+
+def test_mapreduce_and_map_of_no_inputs(tmp_path):
+    import taskflow
+
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator, mapreduce, map as parallel_map
+
+def square(x):
+    return x * x
+
+def add(a, b):
+    return a + b
+
+def concat(a, b):
+    return a + b
+
+@TaskGenerator
+def offset():
+    return 100
+
+wanted = [x for x in range(10) if x > 50]       # a filter that matched nothing
+empty_sum = mapreduce(add, square, wanted, initial=0)
+empty_list = mapreduce(concat, str, [], initial="")
+given_task = mapreduce(add, square, [], initial=offset())
+full_sum = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=0)
+# initial is the result for no inputs only: with inputs it is not combined, and changes no task.
+with_offset = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=offset())
+without = mapreduce(add, square, range(10), map_step=3, reduce_step=2)
+nothing_mapped = parallel_map(square, wanted)
+nothing_chunked = parallel_map(square, wanted, map_step=4)
+no_initial = mapreduce(add, square, wanted)
+""")
+    run_cli("execute", tf, check=0)
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.empty_sum) == 0
+    assert taskflow.value(ns.empty_list) == ""
+    assert taskflow.value(ns.given_task) == 100
+    assert taskflow.value(ns.full_sum) == sum(i * i for i in range(10))
+    assert taskflow.value(ns.with_offset) == sum(i * i for i in range(10))
+    assert ns.full_sum.hash == ns.with_offset.hash == ns.without.hash
+    assert ns.nothing_mapped == [] and ns.nothing_chunked == []
+    assert taskflow.value(ns.no_initial) == []  # what jug gives for no inputs
 
 
 def test_tasks_import_modules_beside_the_taskfile_while_running(tmp_path):
