@@ -171,10 +171,13 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
       taskflow execute taskfile.py --jobs 4 -- --input data.csv
     """
     from .execute import execute as run_execute, run_pool
+    from .lease import check_lease
     from .progress import LogReporter, PipeReporter, TerminalReporter
     from .worker import Options, Outcome
 
     _configure_logging(verbose, quiet and not verbose)
+    from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
+    lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
     if progress_fd is not None:
         reporter = PipeReporter(progress_fd)

@@ -37,11 +37,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .errors import UsageError
 from .store import HOST, Store, process
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = 300.0
+# Below this a claim goes stale between its renewals, on a filesystem with whole-second
+# time stamps even right after one, and its task is taken over and run again and again.
+MIN_LEASE = 1.0
 HEARTBEATS_PER_LEASE = 4
 # Coarsest file time stamps met in practice (some network filesystems keep whole seconds).
 FS_TIME_SLACK = 2.0
@@ -75,6 +79,14 @@ def worker_id() -> str:
     if env.get("PBS_ARRAYID") or env.get("PBS_ARRAY_INDEX"):
         return f"pbs:{env.get('PBS_JOBID', '?')}.{env.get('PBS_ARRAYID') or env.get('PBS_ARRAY_INDEX')}"
     return f"{HOST}:{os.getpid()}"
+
+
+def check_lease(seconds: float, option: str = "lease") -> float:
+    """`seconds` if it is a usable lease; a UsageError naming `option` otherwise."""
+    if not seconds >= MIN_LEASE:  # NaN too
+        raise UsageError(f"{option}: a lease of {seconds:g}s is too short; give at least {MIN_LEASE:g}s "
+                         f"(default {DEFAULT_LEASE:g}s), or claims go stale while their tasks run")
+    return float(seconds)
 
 
 def pid_alive(pid: int) -> bool:
@@ -163,7 +175,7 @@ class Leases:
     def __init__(self, store: Store, lease: float = DEFAULT_LEASE, worker: str | None = None,
                  clock: Callable[[], float] = time.time):
         self.store = store
-        self.lease = float(lease)
+        self.lease = check_lease(lease)
         self.worker = worker or worker_id()
         self.clock = clock  # wall clock: only for the informational start time
         self._clock_file: str | None = None
