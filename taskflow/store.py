@@ -118,6 +118,7 @@ class Store:
         self.stop_file = os.path.join(self.path, "STOP")
         self.code_dir = os.path.join(self.path, "code")
         self._ready = False
+        self._format_ok = False
         self._noted_code: set[tuple] = set()
         self._shards_made: set[str] = set()  # shards this process made or saw made after a failed write
 
@@ -130,7 +131,13 @@ class Store:
         return os.path.exists(os.path.join(self.path, MARKER))
 
     def check_format(self) -> None:
-        """Refuse a folder that is not a taskflow store of a format we read."""
+        """Refuse a folder that is not a taskflow store of a format we read.
+
+        Once the marker was read and found right, later calls cost nothing:
+        every path that loads results calls this.
+        """
+        if self._format_ok:
+            return
         marker = os.path.join(self.path, MARKER)
         if os.path.isfile(self.path):
             raise StoreError(f"{self.path} is a file, not a store folder", path=self.path)
@@ -148,6 +155,7 @@ class Store:
         if fmt != FORMAT:
             raise StoreError(f"{self.path} has store format {fmt!r}; this taskflow {__version__} "
                              f"reads format {FORMAT}", path=self.path)
+        self._format_ok = True
 
     def ensure(self) -> None:
         """Create the store's folders (idempotent, safe when workers race)."""
