@@ -76,6 +76,13 @@ def _handle_errors(f: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("taskflow: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except OSError as e:
+            # A command writing into a store it cannot write (read-only, permissions, full).
+            from .store import UNWRITABLE
+            if debug or e.errno not in UNWRITABLE:
+                raise
+            click.echo(f"taskflow: error: cannot write {e.filename or 'in the store'}: {e.strerror}", err=True)
+            sys.exit(EXIT_STORE)
     return wrapper
 
 

@@ -16,6 +16,18 @@ rewriting a byte in place, not utime(): the time of a write is set by the
 filesystem, while utime(path, None) takes the caller's clock on some network
 filesystems and under time-faking libraries.
 
+Commands that only read (status, check, show, report, wait) judge claims too,
+and may run where the store cannot be written: a read-only mount or snapshot,
+a filesystem that went read-only, another user's store. Their clock file then
+cannot be written, and they measure ages against this host's clock instead,
+never earlier than the newest time stamp they read in the store (the claims
+judged, and the folders locks/, clock/ and done/, which change whenever claims,
+clock files and journals come and go). A host clock behind the filesystem's is
+thus corrected up to the newest renewal seen; one ahead of it by more than a
+lease shows live claims as stale. Such a reader only reports what it judged
+and takes nothing over; a worker never uses this clock, since it cannot work
+on a store it cannot write.
+
 Taking over a stale claim: rename it to a unique name, then check that the
 renamed file is the very one judged stale (same inode, mtime and content).
 Rename is atomic, so exactly one racer moves that file. Racers that judged the
@@ -37,7 +49,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import UsageError
+from .errors import StoreError, UsageError
 from .store import HOST, Store, process
 
 log = logging.getLogger(__name__)
@@ -67,6 +79,7 @@ def _boot_id() -> str:
 
 
 BOOT_ID = _boot_id()
+_noted_read_only = False  # said once per process
 
 
 def worker_id() -> str:
@@ -173,31 +186,74 @@ class Leases:
     """Claims made by one worker in one store."""
 
     def __init__(self, store: Store, lease: float = DEFAULT_LEASE, worker: str | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, reader: bool = False):
+        """`reader`: these leases only judge claims (status, show, check): on a store this
+        process cannot write they use the clock of `_unwritten_now` instead of failing."""
         self.store = store
         self.lease = check_lease(lease)
         self.worker = worker or worker_id()
         self.clock = clock  # wall clock: only for the informational start time
+        self.reader = reader
+        self.read_only = False  # a reader whose clock file could not be written
+        self._newest_seen = 0.0  # newest time stamp read from the store, once read_only
         self._clock_file: str | None = None
         self._fs_ref: tuple[float, float] | None = None  # (fs time, monotonic) when read
         self._owner_json: tuple[int, str] | None = None
 
     # -- the filesystem's clock ------------------------------------------
 
-    def fs_now(self) -> float:
-        """Current time as the store's filesystem sees it."""
+    def fs_now(self, seen: float = 0.0) -> float:
+        """Current time as the store's filesystem sees it.
+
+        `seen` is a time stamp just read from the store: the clock of a reader
+        that cannot write never shows an earlier time (see `_unwritten_now`).
+        """
+        if self.read_only:
+            return self._unwritten_now(seen)
         now = time.monotonic()
         if self._fs_ref is None or now - self._fs_ref[1] > 1.0:
-            self.store.ensure()
-            if self._clock_file is None:
-                self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{process.pid}.{process.unique()}")
-            fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
-                os.pwrite(fd, b"t", 0)
-            finally:
-                os.close(fd)
-            self._fs_ref = (os.stat(self._clock_file).st_mtime, time.monotonic())
+                self._fs_ref = (self._touch_clock(), time.monotonic())
+            except (OSError, StoreError) as e:
+                if not self.reader:
+                    raise
+                self._go_read_only(e)
+                return self._unwritten_now(seen)
         return self._fs_ref[0] + (time.monotonic() - self._fs_ref[1])
+
+    def _touch_clock(self) -> float:
+        self.store.ensure()
+        if self._clock_file is None:
+            self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{process.pid}.{process.unique()}")
+        fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, b"t", 0)
+        finally:
+            os.close(fd)
+        return os.stat(self._clock_file).st_mtime
+
+    def _go_read_only(self, why: BaseException) -> None:
+        global _noted_read_only
+        self.read_only = True
+        self._clock_file = None  # never made
+        # Folders change when claims, clock files and journals come and go.
+        for folder in (self.store.locks_dir, self.store.clock_dir, self.store.done_dir):
+            try:
+                self._newest_seen = max(self._newest_seen, os.stat(folder).st_mtime)
+            except OSError:
+                continue
+        if not _noted_read_only:
+            _noted_read_only = True
+            reason = getattr(why, "strerror", None) or str(why)
+            log.info("cannot write in %s (%s): judging claims by this host's clock", self.store.path, reason)
+
+    def _unwritten_now(self, seen: float) -> float:
+        """The time for a reader on a store it cannot write: this host's clock, or the
+        newest time stamp read from the store when that is later (a clock behind the
+        filesystem's must not make claims look younger than their own last renewal)."""
+        if seen > self._newest_seen:
+            self._newest_seen = seen
+        return max(time.time(), self._newest_seen)
 
     def close(self) -> None:
         if self._clock_file:
@@ -337,7 +393,7 @@ class Leases:
                 raise ValueError
         except ValueError:
             owner = {}  # being written right now, or damaged: judged by age alone
-        age = self.fs_now() - st.st_mtime
+        age = self.fs_now(st.st_mtime) - st.st_mtime
         try:
             lease = float(owner.get("lease") or self.lease)
         except (TypeError, ValueError):

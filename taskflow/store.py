@@ -61,6 +61,9 @@ process = _Process()
 os.register_at_fork(after_in_child=process.reset)
 
 
+# What a write into a store answers when the store cannot be written at all, or no more.
+UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
 # What filesystems and kernels answer when they cannot make or link unnamed files.
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EACCES,
                 errno.EXDEV, errno.ENOSYS}
@@ -172,7 +175,8 @@ class Store:
             for d in (self.results_dir, self.failed_dir, self.locks_dir, self.clock_dir):
                 os.makedirs(d, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
+            kind = StoreAccessError if e.errno in UNWRITABLE else StoreError
+            raise kind(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
         self._ready = True
 
     # Asked for several times per task: plain concatenation, not os.path.join.
@@ -334,6 +338,8 @@ class Store:
             os.unlink(os.path.join(self.code_dir, name, tag))
         except FileNotFoundError:
             pass
+        except OSError as e:  # a read-only store: the marker only costs header reads while it stays
+            log.debug("cannot remove code marker %s/%s: %s", name, tag, e.strerror)
 
     def has_result(self, task_hash: str) -> bool:
         return os.path.exists(self.result_path(task_hash))

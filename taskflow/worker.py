@@ -8,6 +8,7 @@ result that appeared, or nothing left to do while others still run.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
 import random
@@ -436,6 +437,10 @@ class Worker:
             return self._run_all(tasks)
         except OSError as e:  # the tasks' own errors are failures: this one is taskflow's, on the store
             where = e.filename or self.store.path
+            if e.errno in (errno.EROFS, errno.EACCES):
+                folder = os.path.dirname(where) if e.filename else where
+                raise StoreAccessError(f"cannot write in {folder}: {e.strerror} (a worker must write "
+                                       "claims and results in the store)", path=folder) from e
             raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e
 
     def _run_all(self, tasks: list[Task]) -> RunSummary:
