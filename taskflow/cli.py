@@ -364,8 +364,12 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
         click.echo(f"{verb} result {h}")
     for h in removed.failures:
         click.echo(f"{verb} failure record {h}")
+    for name in removed.leftovers:
+        click.echo(f"{verb} leftover lock file {name}")
     for path in removed.tmp:
         click.echo(f"{verb} temp file {path}")
+    for line in removed.summary(verb):
+        click.echo(line)
     if removed.kept_live:
         click.echo(f"kept {len(removed.kept_live)} live claim(s)")
     if not removed.count():

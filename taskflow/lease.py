@@ -116,6 +116,31 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def gone_from_here(owner: dict) -> bool:
+    """Whether the owner a claim records ran on this host (same hostname and boot) and its process is gone."""
+    return owner.get("host") == HOST and owner.get("boot", "") == BOOT_ID and isinstance(owner.get("pid"), int) \
+        and not pid_alive(owner["pid"])
+
+
+def writer_gone_from_here(host: str, pid: str) -> bool:
+    """Whether the process a file is named after (`<host>.<pid>.<random>`: journals, clock
+    and temp files) ran on this host and is gone; such names carry no boot id."""
+    return host == HOST and pid.isdigit() and not pid_alive(int(pid))
+
+
+def read_owner(path: str) -> dict | None:
+    """The owner recorded in a claim file (or in what a takeover or release left of one);
+    {} when unreadable or being written, None when there is no such file."""
+    got = _read(path)
+    if got is None:
+        return None
+    try:
+        owner = json.loads(got[1])
+    except ValueError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
 @dataclass
 class Claim:
     task_hash: str
@@ -398,8 +423,7 @@ class Leases:
             lease = float(owner.get("lease") or self.lease)
         except (TypeError, ValueError):
             lease = self.lease
-        if owner.get("host") == HOST and owner.get("boot", "") == BOOT_ID and isinstance(owner.get("pid"), int) \
-                and not pid_alive(owner["pid"]):
+        if gone_from_here(owner):
             return LockInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", st, raw)
         if age > lease:
             return LockInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", st, raw)
