@@ -6,7 +6,7 @@ Exit codes:
   1    a task failed (check: not all finished)
   2    usage error, or a taskfile that cannot be loaded
   3    tasks remain that this worker could not run (limits, STOP, --wait, SIGTERM)
-  4    the store could not be written or read (full disk, quota, permissions)
+  4    the store could not be written or read (full disk, quota, permissions, read-only)
   130  interrupted with Ctrl-C
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ Exit codes:
   3    tasks remain that this worker could not run
        (--max-tasks, --max-time, --wait, a STOP file, SIGTERM)
   4    the store could not be written or read (full disk, quota,
-       permissions); the claim of the task at hand is given back
+       permissions, read-only); the claim of the task at hand is given back
   130  interrupted with Ctrl-C"""
 
 log = logging.getLogger("taskflow")
@@ -331,16 +331,20 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
     sys.exit(EXIT_OK if report.all_finished and not damaged else EXIT_FAILED)
 
 
-@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
+@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
+                     "4 the store cannot be written.")
 @_common
-@click.option("--locks", "locks_only", is_flag=True, help="Remove only stale claims of dead or frozen workers.")
+@click.option("--locks", "locks_only", is_flag=True,
+              help="Remove only stale claims of dead or frozen workers, and what their takeovers and releases "
+                   "left in locks/.")
 @click.option("-n", "--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @_handle_errors
 def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry_run: bool,
             verbose: bool, debug: bool) -> None:
     """Remove stale claims, leftover temp files, and results no task of FILE produces.
 
-    Never removes a live claim.
+    Never removes a live claim. Prints what it removed, then one line per kind
+    with its count.
 
     \b
     Example:
