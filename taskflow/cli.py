@@ -62,7 +62,15 @@ def _handle_errors(f: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug") or os.environ.get("TASKFLOW_DEBUG") == "1"
         try:
-            return f(*args, **kwargs)
+            try:
+                return f(*args, **kwargs)
+            except OSError as e:
+                # A command writing into a store it cannot write (read-only, permissions, full).
+                from .store import UNWRITABLE
+                if debug or e.errno not in UNWRITABLE:
+                    raise
+                raise StoreAccessError(f"cannot write {e.filename or 'in the store'}: {e.strerror}",
+                                       path=e.filename) from e
         except TaskflowError as e:
             if debug:
                 raise
@@ -76,13 +84,6 @@ def _handle_errors(f: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("taskflow: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
-        except OSError as e:
-            # A command writing into a store it cannot write (read-only, permissions, full).
-            from .store import UNWRITABLE
-            if debug or e.errno not in UNWRITABLE:
-                raise
-            click.echo(f"taskflow: error: cannot write {e.filename or 'in the store'}: {e.strerror}", err=True)
-            sys.exit(EXIT_STORE)
     return wrapper
 
 
