@@ -456,9 +456,10 @@ class Worker:
             return self._run_all(tasks)
         except OSError as e:  # the tasks' own errors are failures: this one is taskflow's, on the store
             where = e.filename or self.store.path
-            if e.errno in (errno.EROFS, errno.EACCES):
+            if e.errno in (errno.EROFS, errno.EACCES):  # the store as a whole, most likely: name the folder
                 folder = os.path.dirname(where) if e.filename else where
-                raise StoreAccessError(f"cannot write in {folder}: {e.strerror} (a worker must write "
+                what = "cannot write in" if e.errno == errno.EROFS else "no access to"
+                raise StoreAccessError(f"{what} {folder}: {e.strerror} (a worker must read and write "
                                        "claims and results in the store)", path=folder) from e
             raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e
 

@@ -255,7 +255,7 @@ def test_reading_commands_work_for_a_user_without_write_access(tmp_path):
         proc = as_nobody(python, "-m", "taskflow", "execute", "taskfile.py", "-q")
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 4 and len(lines) == 1, proc.stderr
-        assert lines[0].startswith(f"taskflow: error: cannot write in {store.path}") \
+        assert lines[0].startswith(f"taskflow: error: no access to {store.path}") \
             and "Permission denied" in lines[0], lines[0]
         assert snapshot(base) == before, "a command wrote into the store"
     finally:
