@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import UsageError
-from .lease import Leases, gone_from_here, pid_alive, read_owner
+from .lease import Leases, on_this_host, pid_alive, read_owner
 from .store import HOST, Store
 from .task import Task
 
@@ -55,13 +55,14 @@ def _leftover_is_dead(leases: Leases, path: str) -> str | None:
 
     It holds a claim's record: the moved claim itself (.released., .stale.) or the
     taker's (.takeover.). Its process gone from this host, nobody can still act on
-    it; from other hosts, or unreadable, only age tells.
+    it; still running here, it may (a worker frozen mid-release puts a moved claim
+    back); from other hosts, or unreadable, only age tells.
     """
     owner = read_owner(path)
     if owner is None:
         return None
-    if gone_from_here(owner):
-        return f"process {owner['pid']} on {HOST} is gone"
+    if on_this_host(owner):
+        return None if pid_alive(owner["pid"]) else f"process {owner['pid']} on {HOST} is gone"
     try:
         age = leases.fs_now() - os.stat(path).st_mtime
     except FileNotFoundError:

@@ -116,10 +116,15 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def on_this_host(owner: dict) -> bool:
+    """Whether the owner a claim records ran on this host (same hostname and boot), so that
+    its pid tells whether it still runs."""
+    return owner.get("host") == HOST and owner.get("boot", "") == BOOT_ID and isinstance(owner.get("pid"), int)
+
+
 def gone_from_here(owner: dict) -> bool:
-    """Whether the owner a claim records ran on this host (same hostname and boot) and its process is gone."""
-    return owner.get("host") == HOST and owner.get("boot", "") == BOOT_ID and isinstance(owner.get("pid"), int) \
-        and not pid_alive(owner["pid"])
+    """Whether the owner a claim records ran on this host and its process is gone."""
+    return on_this_host(owner) and not pid_alive(owner["pid"])
 
 
 def writer_gone_from_here(host: str, pid: str) -> bool:

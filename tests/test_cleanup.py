@@ -10,7 +10,7 @@ import time
 from conftest import NOTE_PREAMBLE, run_cli, write_taskfile
 
 import taskflow
-from taskflow.lease import Leases
+from taskflow.lease import BOOT_ID, Leases
 from taskflow.store import HOST, Store
 
 V1 = """
@@ -142,6 +142,11 @@ def test_leftovers_of_a_dead_worker_on_this_host(tmp_path):
         with open(path, "wb") as f:
             f.write(foreign)
     os.utime(old, (time.time() - 25 * 3600,) * 2)
+    # Of a live process here (a worker frozen mid-release): kept, however old.
+    alive = f"{claim}.released.a11e"
+    with open(alive, "wb") as f:
+        f.write(json.dumps({"host": HOST, "boot": BOOT_ID, "pid": os.getpid(), "worker": "me", "lease": 60}).encode())
+    os.utime(alive, (time.time() - 25 * 3600,) * 2)
 
     # A lone worker is not misled by them: it runs the tasks in declaration order.
     log.write_text("")
@@ -154,7 +159,8 @@ def test_leftovers_of_a_dead_worker_on_this_host(tmp_path):
         os.path.basename(p) for p in (released, f"{claim}.stale.3d4e5f", f"{claim}.takeover.3d4e5f", old))
     assert "removed 4 leftover(s) of takeovers and releases cut short in locks/" in out
     assert "nothing to remove" not in out
-    assert os.listdir(store.locks_dir) == [os.path.basename(fresh)], "another host's may still be in use"
+    assert sorted(os.listdir(store.locks_dir)) == sorted(os.path.basename(p) for p in (fresh, alive)), \
+        "another host's may still be in use, and a live process's is"
 
     out = run_cli("cleanup", tf, check=0).stdout.splitlines()
     assert "removed 1 clock file(s) of dead workers" in out and "removed 1 journal(s) of dead workers" in out
