@@ -289,3 +289,17 @@ def test_the_clock_of_a_reader_that_cannot_write(read_only_view):
     with pytest.raises(OSError) as e:
         Leases(view).inspect(behind)  # a worker must not judge by a clock it cannot check
     assert e.value.errno == errno.EROFS
+
+
+def test_status_watch_on_a_read_only_mount(read_only_view):
+    rw, ro = read_only_view
+    tf = write_taskfile(rw, TASKFILE.replace("i == 7", "i == 70"))
+    run_cli("execute", tf, "-q", check=0)
+    import taskflow
+
+    ns = taskflow.init(str(tf))
+    store = Store(str(rw / "taskfile.taskflow"))
+    h = ns.leaves[0].hash
+    _lock(store, h, _owner(h, host=HOST, boot=BOOT_ID, pid=_dead_pid()))  # left by a worker killed at the end
+    proc = run_cli("status", ro / "taskfile.py", "--watch", "0.2", cwd=ro, check=0, timeout=60)
+    assert "Traceback" not in proc.stderr and "9/9" in proc.stdout
