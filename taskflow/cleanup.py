@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import UsageError
-from .lease import Leases, pid_alive
+from .lease import Leases, on_this_host, pid_alive, read_owner
 from .store import HOST, Store
 from .task import Task
 
@@ -26,13 +26,48 @@ FOREIGN_TMP_AGE = 24 * 3600.0
 @dataclass
 class Removed:
     stale_locks: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)  # of takeovers and releases cut short
     results: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     tmp: list[str] = field(default_factory=list)
+    clock_files: list[str] = field(default_factory=list)  # of dead workers
+    journals: list[str] = field(default_factory=list)  # of dead workers
     kept_live: list[str] = field(default_factory=list)
 
     def count(self) -> int:
-        return len(self.stale_locks) + len(self.results) + len(self.failures) + len(self.tmp)
+        return sum(len(x) for x in (self.stale_locks, self.leftovers, self.results, self.failures, self.tmp,
+                                    self.clock_files, self.journals))
+
+    def summary(self, verb: str = "removed") -> list[str]:
+        """One line per kind of file removed, with its count."""
+        kinds = ((self.stale_locks, "stale claim(s)"),
+                 (self.leftovers, "leftover(s) of takeovers and releases cut short in locks/"),
+                 (self.results, "result(s) no task produces"),
+                 (self.failures, "failure record(s) of tasks no longer declared"),
+                 (self.tmp, "temp file(s)"),
+                 (self.clock_files, "clock file(s) of dead workers"),
+                 (self.journals, "journal(s) of dead workers"))
+        return [f"{verb} {len(found)} {what}" for found, what in kinds if found]
+
+
+def _leftover_is_dead(leases: Leases, path: str) -> str | None:
+    """Why `path` (locks/<hash>.<kind>.<token>) may go, or None while it may still be in use.
+
+    It holds a claim's record: the moved claim itself (.released., .stale.) or the
+    taker's (.takeover.). Its process gone from this host, nobody can still act on
+    it; still running here, it may (a worker frozen mid-release puts a moved claim
+    back); from other hosts, or unreadable, only age tells.
+    """
+    owner = read_owner(path)
+    if owner is None:
+        return None
+    if on_this_host(owner):
+        return None if pid_alive(owner["pid"]) else f"process {owner['pid']} on {HOST} is gone"
+    try:
+        age = leases.fs_now() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+    return f"untouched for {age / 3600:.0f}h" if age > FOREIGN_TMP_AGE else None
 
 
 def remove_stale_locks(store: Store, dry_run: bool = False) -> Removed:
@@ -40,15 +75,12 @@ def remove_stale_locks(store: Store, dry_run: bool = False) -> Removed:
     leases = Leases(store)
     try:
         for name in store.lock_names():
-            if "." in name:  # a takeover in progress (or a crashed one): judged by age below
+            if "." in name:  # a takeover or a release in progress, or the leftover of one cut short
                 path = os.path.join(store.locks_dir, name)
-                try:
-                    if leases.fs_now() - os.stat(path).st_mtime > FOREIGN_TMP_AGE:
-                        if not dry_run:
-                            os.unlink(path)
-                        removed.tmp.append(path)
-                except FileNotFoundError:
-                    pass
+                why = _leftover_is_dead(leases, path)
+                if why is not None:
+                    if dry_run or _unlink(path):
+                        removed.leftovers.append(f"{name} ({why})")
                 continue
             info = leases.inspect(name)
             if info is None:
@@ -101,23 +133,24 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
     finally:
         leases.close()
     for entry in list(store.tmp_files()):
-        if _tmp_is_dead(store, entry, fs_now):
-            if not dry_run:
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    continue
+        if _tmp_is_dead(store, entry, fs_now) and (dry_run or _unlink(entry.path)):
             removed.tmp.append(entry.path)
     # Clock files and journals of workers that died (a worker removes its own when it stops).
-    for folder in (store.clock_dir, store.done_dir):
+    for folder, found in ((store.clock_dir, removed.clock_files), (store.done_dir, removed.journals)):
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
             continue
         for entry in entries:
-            if _tmp_is_dead(store, entry, fs_now) and not dry_run:
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
+            if _tmp_is_dead(store, entry, fs_now) and (dry_run or _unlink(entry.path)):
+                found.append(entry.path)
     return removed
+
+
+def _unlink(path: str) -> bool:
+    """Remove a file; False when another cleanup was first."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False

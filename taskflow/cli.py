@@ -6,7 +6,7 @@ Exit codes:
   1    a task failed (check: not all finished)
   2    usage error, or a taskfile that cannot be loaded
   3    tasks remain that this worker could not run (limits, STOP, --wait, SIGTERM)
-  4    the store could not be written or read (full disk, quota, permissions)
+  4    the store could not be written or read (full disk, quota, permissions, read-only)
   130  interrupted with Ctrl-C
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ Exit codes:
   3    tasks remain that this worker could not run
        (--max-tasks, --max-time, --wait, a STOP file, SIGTERM)
   4    the store could not be written or read (full disk, quota,
-       permissions); the claim of the task at hand is given back
+       permissions, read-only); the claim of the task at hand is given back
   130  interrupted with Ctrl-C"""
 
 # Said once here for every command that selects tasks by name (see taskflow.selection).
@@ -66,7 +66,15 @@ def _handle_errors(f: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = kwargs.get("debug") or os.environ.get("TASKFLOW_DEBUG") == "1"
         try:
-            return f(*args, **kwargs)
+            try:
+                return f(*args, **kwargs)
+            except OSError as e:
+                # A command writing into a store it cannot write (read-only, permissions, full).
+                from .store import UNWRITABLE
+                if debug or e.errno not in UNWRITABLE:
+                    raise
+                raise StoreAccessError(f"cannot write {e.filename or 'in the store'}: {e.strerror}",
+                                       path=e.filename) from e
         except TaskflowError as e:
             if debug:
                 raise
@@ -174,10 +182,13 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
       taskflow execute taskfile.py --jobs 4 -- --input data.csv
     """
     from .execute import blocked_message, execute as run_execute, run_pool
+    from .lease import check_lease
     from .progress import LogReporter, PipeReporter, TerminalReporter
     from .worker import Options, Outcome
 
     _configure_logging(verbose, quiet and not verbose)
+    from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
+    lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
     if progress_fd is not None:
         reporter = PipeReporter(progress_fd)
@@ -329,16 +340,20 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
     sys.exit(EXIT_OK if report.all_finished and not damaged else EXIT_FAILED)
 
 
-@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
+@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
+                     "4 the store cannot be written.")
 @_common
-@click.option("--locks", "locks_only", is_flag=True, help="Remove only stale claims of dead or frozen workers.")
+@click.option("--locks", "locks_only", is_flag=True,
+              help="Remove only stale claims of dead or frozen workers, and what their takeovers and releases "
+                   "left in locks/.")
 @click.option("-n", "--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @_handle_errors
 def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry_run: bool,
             verbose: bool, debug: bool) -> None:
     """Remove stale claims, leftover temp files, and results no task of FILE produces.
 
-    Never removes a live claim.
+    Never removes a live claim. Prints what it removed, then one line per kind
+    with its count.
 
     \b
     Example:
@@ -362,8 +377,12 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
         click.echo(f"{verb} result {h}")
     for h in removed.failures:
         click.echo(f"{verb} failure record {h}")
+    for name in removed.leftovers:
+        click.echo(f"{verb} leftover lock file {name}")
     for path in removed.tmp:
         click.echo(f"{verb} temp file {path}")
+    for line in removed.summary(verb):
+        click.echo(line)
     if removed.kept_live:
         click.echo(f"kept {len(removed.kept_live)} live claim(s)")
     if not removed.count():

@@ -9,7 +9,8 @@ import click
 from .cli import TARGET_HELP, _common, _configure_logging, _handle_errors, _open_store, _store_option, main
 
 
-@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
+@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
+                     "4 the store cannot be written.")
 @_common
 @click.option("--target", "targets", multiple=True, metavar="PATTERN",
               help=f"Tasks matching PATTERN; {TARGET_HELP}. Repeatable.")

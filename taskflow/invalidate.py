@@ -73,7 +73,7 @@ def invalidate(store: Store, tasks: Sequence[Task], roots: Sequence[Task], dry_r
     finished = store.finished_hashes()
     failed = store.failed_hashes()
     locked = set(store.lock_names())
-    leases = Leases(store)
+    leases = Leases(store, reader=dry_run)  # a dry run writes nothing, not even a clock file
     try:
         for t in doomed:
             if t.hash in locked:

@@ -21,6 +21,7 @@ import os
 import time
 
 from .hashing import DIGEST_SIZE
+from .lease import writer_gone_from_here
 from .store import HOST, Store, process
 
 _LINE = 2 * DIGEST_SIZE + 1  # a hash in hex and a newline
@@ -81,9 +82,17 @@ class JournalReader:
         self._read_to = {name: size for name, size in self._sizes()}
 
     def journals_seen(self, skip: str | None = None) -> bool:
-        """Whether journals other than the one at path `skip` (one's own) were there at start."""
+        """Whether journals other than the one at path `skip` (one's own) were there at start,
+        leaving out those of workers on this host that are gone (a kill -9 leaves its journal)."""
         own = os.path.basename(skip) if skip else None
-        return any(name != own for name in self._read_to)
+        for name in self._read_to:
+            if name == own:
+                continue
+            parts = name.rsplit(".", 2)
+            if len(parts) == 3 and writer_gone_from_here(parts[0], parts[1]):
+                continue
+            return True
+        return False
 
     def _sizes(self):
         try:

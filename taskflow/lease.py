@@ -16,6 +16,18 @@ rewriting a byte in place, not utime(): the time of a write is set by the
 filesystem, while utime(path, None) takes the caller's clock on some network
 filesystems and under time-faking libraries.
 
+Commands that only read (status, check, show, report, wait) judge claims too,
+and may run where the store cannot be written: a read-only mount or snapshot,
+a filesystem that went read-only, another user's store. Their clock file then
+cannot be written, and they measure ages against this host's clock instead,
+never earlier than the newest time stamp they read in the store (the claims
+judged, and the folders locks/, clock/ and done/, which change whenever claims,
+clock files and journals come and go). A host clock behind the filesystem's is
+thus corrected up to the newest renewal seen; one ahead of it by more than a
+lease shows live claims as stale. Such a reader only reports what it judged
+and takes nothing over; a worker never uses this clock, since it cannot work
+on a store it cannot write.
+
 Taking over a stale claim: rename it to a unique name, then check that the
 renamed file is the very one judged stale (same inode, mtime and content).
 Rename is atomic, so exactly one racer moves that file. Racers that judged the
@@ -37,11 +49,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .errors import StoreError, UsageError
 from .store import HOST, Store, process
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = 300.0
+# Below this a claim goes stale between its renewals, on a filesystem with whole-second
+# time stamps even right after one, and its task is taken over and run again and again.
+MIN_LEASE = 1.0
 HEARTBEATS_PER_LEASE = 4
 # Coarsest file time stamps met in practice (some network filesystems keep whole seconds).
 FS_TIME_SLACK = 2.0
@@ -63,6 +79,7 @@ def _boot_id() -> str:
 
 
 BOOT_ID = _boot_id()
+_noted_read_only = False  # said once per process
 
 
 def worker_id() -> str:
@@ -77,6 +94,14 @@ def worker_id() -> str:
     return f"{HOST}:{os.getpid()}"
 
 
+def check_lease(seconds: float, option: str = "lease") -> float:
+    """`seconds` if it is a usable lease; a UsageError naming `option` otherwise."""
+    if not seconds >= MIN_LEASE:  # NaN too
+        raise UsageError(f"{option}: a lease of {seconds:g}s is too short; give at least {MIN_LEASE:g}s "
+                         f"(default {DEFAULT_LEASE:g}s), or claims go stale while their tasks run")
+    return float(seconds)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -89,6 +114,36 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def on_this_host(owner: dict) -> bool:
+    """Whether the owner a claim records ran on this host (same hostname and boot), so that
+    its pid tells whether it still runs."""
+    return owner.get("host") == HOST and owner.get("boot", "") == BOOT_ID and isinstance(owner.get("pid"), int)
+
+
+def gone_from_here(owner: dict) -> bool:
+    """Whether the owner a claim records ran on this host and its process is gone."""
+    return on_this_host(owner) and not pid_alive(owner["pid"])
+
+
+def writer_gone_from_here(host: str, pid: str) -> bool:
+    """Whether the process a file is named after (`<host>.<pid>.<random>`: journals, clock
+    and temp files) ran on this host and is gone; such names carry no boot id."""
+    return host == HOST and pid.isdigit() and not pid_alive(int(pid))
+
+
+def read_owner(path: str) -> dict | None:
+    """The owner recorded in a claim file (or in what a takeover or release left of one);
+    {} when unreadable or being written, None when there is no such file."""
+    got = _read(path)
+    if got is None:
+        return None
+    try:
+        owner = json.loads(got[1])
+    except ValueError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
 
 
 @dataclass
@@ -161,31 +216,74 @@ class Leases:
     """Claims made by one worker in one store."""
 
     def __init__(self, store: Store, lease: float = DEFAULT_LEASE, worker: str | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, reader: bool = False):
+        """`reader`: these leases only judge claims (status, show, check): on a store this
+        process cannot write they use the clock of `_unwritten_now` instead of failing."""
         self.store = store
-        self.lease = float(lease)
+        self.lease = check_lease(lease)
         self.worker = worker or worker_id()
         self.clock = clock  # wall clock: only for the informational start time
+        self.reader = reader
+        self.read_only = False  # a reader whose clock file could not be written
+        self._newest_seen = 0.0  # newest time stamp read from the store, once read_only
         self._clock_file: str | None = None
         self._fs_ref: tuple[float, float] | None = None  # (fs time, monotonic) when read
         self._owner_json: tuple[int, str] | None = None
 
     # -- the filesystem's clock ------------------------------------------
 
-    def fs_now(self) -> float:
-        """Current time as the store's filesystem sees it."""
+    def fs_now(self, seen: float = 0.0) -> float:
+        """Current time as the store's filesystem sees it.
+
+        `seen` is a time stamp just read from the store: the clock of a reader
+        that cannot write never shows an earlier time (see `_unwritten_now`).
+        """
+        if self.read_only:
+            return self._unwritten_now(seen)
         now = time.monotonic()
         if self._fs_ref is None or now - self._fs_ref[1] > 1.0:
-            self.store.ensure()
-            if self._clock_file is None:
-                self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{process.pid}.{process.unique()}")
-            fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
-                os.pwrite(fd, b"t", 0)
-            finally:
-                os.close(fd)
-            self._fs_ref = (os.stat(self._clock_file).st_mtime, time.monotonic())
+                self._fs_ref = (self._touch_clock(), time.monotonic())
+            except (OSError, StoreError) as e:
+                if not self.reader:
+                    raise
+                self._go_read_only(e)
+                return self._unwritten_now(seen)
         return self._fs_ref[0] + (time.monotonic() - self._fs_ref[1])
+
+    def _touch_clock(self) -> float:
+        self.store.ensure()
+        if self._clock_file is None:
+            self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{process.pid}.{process.unique()}")
+        fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, b"t", 0)
+        finally:
+            os.close(fd)
+        return os.stat(self._clock_file).st_mtime
+
+    def _go_read_only(self, why: BaseException) -> None:
+        global _noted_read_only
+        self.read_only = True
+        self._clock_file = None  # never made
+        # Folders change when claims, clock files and journals come and go.
+        for folder in (self.store.locks_dir, self.store.clock_dir, self.store.done_dir):
+            try:
+                self._newest_seen = max(self._newest_seen, os.stat(folder).st_mtime)
+            except OSError:
+                continue
+        if not _noted_read_only:
+            _noted_read_only = True
+            reason = getattr(why, "strerror", None) or str(why)
+            log.info("cannot write in %s (%s): judging claims by this host's clock", self.store.path, reason)
+
+    def _unwritten_now(self, seen: float) -> float:
+        """The time for a reader on a store it cannot write: this host's clock, or the
+        newest time stamp read from the store when that is later (a clock behind the
+        filesystem's must not make claims look younger than their own last renewal)."""
+        if seen > self._newest_seen:
+            self._newest_seen = seen
+        return max(time.time(), self._newest_seen)
 
     def close(self) -> None:
         if self._clock_file:
@@ -325,13 +423,12 @@ class Leases:
                 raise ValueError
         except ValueError:
             owner = {}  # being written right now, or damaged: judged by age alone
-        age = self.fs_now() - st.st_mtime
+        age = self.fs_now(st.st_mtime) - st.st_mtime
         try:
             lease = float(owner.get("lease") or self.lease)
         except (TypeError, ValueError):
             lease = self.lease
-        if owner.get("host") == HOST and owner.get("boot", "") == BOOT_ID and isinstance(owner.get("pid"), int) \
-                and not pid_alive(owner["pid"]):
+        if gone_from_here(owner):
             return LockInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", st, raw)
         if age > lease:
             return LockInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", st, raw)

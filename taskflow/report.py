@@ -180,7 +180,7 @@ def _state(task: Task, store: Store) -> str:
         return "finished"
     if store.load_failure(task.hash) is not None:
         return "failed"
-    leases = Leases(store)
+    leases = Leases(store, reader=True)
     try:
         info = leases.inspect(task.hash)
     finally:

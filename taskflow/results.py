@@ -12,6 +12,7 @@ def load_task(task: Task, mmap: bool = False) -> Any:
     if store is None:
         raise TaskflowError(f"task {task.name} belongs to no store: load the taskfile with "
                             "taskflow.init('taskfile.py') first")
+    store.check_format()  # tasks declared without init() reach the store only here
     try:
         result = store.load_value(task.hash, mmap=mmap)
     except FileNotFoundError:

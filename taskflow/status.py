@@ -98,7 +98,7 @@ def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) ->
     locked = [n for n in store.lock_names() if n in tasks_by_hash]
     if not locked:
         return running, stale
-    leases = Leases(store)
+    leases = Leases(store, reader=True)
     try:
         for h in locked:
             info = leases.inspect(h)

@@ -61,6 +61,9 @@ process = _Process()
 os.register_at_fork(after_in_child=process.reset)
 
 
+# What a write into a store answers when the store cannot be written at all, or no more.
+UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
 # What filesystems and kernels answer when they cannot make or link unnamed files.
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EACCES,
                 errno.EXDEV, errno.ENOSYS}
@@ -118,6 +121,7 @@ class Store:
         self.stop_file = os.path.join(self.path, "STOP")
         self.code_dir = os.path.join(self.path, "code")
         self._ready = False
+        self._format_ok = False
         self._noted_code: set[tuple] = set()
         self._shards_made: set[str] = set()  # shards this process made or saw made after a failed write
 
@@ -130,7 +134,13 @@ class Store:
         return os.path.exists(os.path.join(self.path, MARKER))
 
     def check_format(self) -> None:
-        """Refuse a folder that is not a taskflow store of a format we read."""
+        """Refuse a folder that is not a taskflow store of a format we read.
+
+        Once the marker was read and found right, later calls cost nothing:
+        every path that loads results calls this.
+        """
+        if self._format_ok:
+            return
         marker = os.path.join(self.path, MARKER)
         if os.path.isfile(self.path):
             raise StoreError(f"{self.path} is a file, not a store folder", path=self.path)
@@ -148,6 +158,7 @@ class Store:
         if fmt != FORMAT:
             raise StoreError(f"{self.path} has store format {fmt!r}; this taskflow {__version__} "
                              f"reads format {FORMAT}", path=self.path)
+        self._format_ok = True
 
     def ensure(self) -> None:
         """Create the store's folders (idempotent, safe when workers race)."""
@@ -164,7 +175,8 @@ class Store:
             for d in (self.results_dir, self.failed_dir, self.locks_dir, self.clock_dir):
                 os.makedirs(d, exist_ok=True)
         except OSError as e:
-            raise StoreAccessError(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
+            kind = StoreAccessError if e.errno in UNWRITABLE else StoreError
+            raise kind(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
         self._ready = True
 
     # Asked for several times per task: plain concatenation, not os.path.join.
@@ -326,6 +338,8 @@ class Store:
             os.unlink(os.path.join(self.code_dir, name, tag))
         except FileNotFoundError:
             pass
+        except OSError as e:  # a read-only store: the marker only costs header reads while it stays
+            log.debug("cannot remove code marker %s/%s: %s", name, tag, e.strerror)
 
     def has_result(self, task_hash: str) -> bool:
         return os.path.exists(self.result_path(task_hash))

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import jobs
 from .config import read_section
 from .errors import SchedulerError, UsageError
+from .lease import check_lease
 from .schedulers import Scheduler, ScriptSpec, choose, job_number, parse_memory, plain_path
 from .store import Store
 from .units import parse_duration
@@ -96,6 +97,8 @@ def resolve_options(taskfile: str, *, workers: int | None = None, scheduler: str
             return f"{where_py} {key}"
         return sources[key]
 
+    if environ.get("TASKFLOW_LEASE"):  # the workers' lease, passed on in their environment
+        check_lease(parse_duration(environ["TASKFLOW_LEASE"], "TASKFLOW_LEASE"), "TASKFLOW_LEASE")
     if "workers" not in values:
         raise UsageError("give the number of workers with -n N (or TASKFLOW_WORKERS, or workers in "
                          "[tool.taskflow.submit] of pyproject.toml)")

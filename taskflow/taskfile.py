@@ -91,7 +91,11 @@ def _line_in(path: str, tb: types.TracebackType | None) -> int | None:
 
 
 def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
-    """Run the taskfile and return what it declared. Never runs a task."""
+    """Run the taskfile and return what it declared. Never runs a task.
+
+    Refuses a store of another format (StoreError) before anything is declared.
+    """
+    store.check_format()
     path = os.path.abspath(taskfile)
     if not os.path.isfile(path):
         raise TaskfileError("no such taskfile" if not os.path.exists(path) else "not a file", path)

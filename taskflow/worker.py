@@ -8,6 +8,7 @@ result that appeared, or nothing left to do while others still run.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
 import random
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 from .encoding import Payload
 from .errors import CorruptResultError, StoreAccessError
 from .journal import Journal, JournalReader
-from .lease import DEFAULT_LEASE, Claim, Heartbeat, Leases
+from .lease import DEFAULT_LEASE, Claim, Heartbeat, Leases, gone_from_here, read_owner
 from .memory import task_peak_bytes
 from .store import HOST, Store, result_meta
 from .task import Task
@@ -148,7 +149,7 @@ class Worker:
         self.collisions = 0
         self.jumped = False
         # Other workers seen at work: vary the order of new batches, look before claiming.
-        self.crowded = self.news.journals_seen(skip=self.journal.path) or bool(self.store.lock_names())
+        self.crowded = self._others_at_work()
         # Workers started together must not all go for the same first claim: each
         # starts at its own share of the ready list, or at a random point when
         # others are at work already. A lone worker keeps declaration order; one
@@ -156,6 +157,25 @@ class Worker:
         # its first collision (a failed claim: one system call).
         if self.ready:
             self.ready.rotate(-self._offset(len(self.ready)))
+
+    def _others_at_work(self) -> bool:
+        """Whether another worker's journal or claim is in the store, not counting what workers
+        that died on this host left behind.
+
+        Reads no claim when a journal is there (the common case among many workers),
+        else claims until one of a worker not known to be gone. Names with a dot are
+        files of a takeover or a release, of live workers only for an instant, or
+        leftovers of dead ones: they do not count.
+        """
+        if self.news.journals_seen(skip=self.journal.path):
+            return True
+        for name in self.store.lock_names():
+            if "." in name:
+                continue
+            owner = read_owner(self.store.lock_path(name))
+            if owner is not None and not gone_from_here(owner):
+                return True
+        return False
 
     def _verify(self) -> None:
         """Check finished results not checked before; damaged ones are removed and run again.
@@ -422,6 +442,11 @@ class Worker:
             return self._run_all(tasks)
         except OSError as e:  # the tasks' own errors are failures: this one is taskflow's, on the store
             where = e.filename or self.store.path
+            if e.errno in (errno.EROFS, errno.EACCES):  # the store as a whole, most likely: name the folder
+                folder = os.path.dirname(where) if e.filename else where
+                what = "cannot write in" if e.errno == errno.EROFS else "no access to"
+                raise StoreAccessError(f"{what} {folder}: {e.strerror} (a worker must read and write "
+                                       "claims and results in the store)", path=folder) from e
             raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e
 
     def _run_all(self, tasks: list[Task]) -> RunSummary:

@@ -1,12 +1,16 @@
 """cleanup: leftovers go, live claims and current results stay."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 
-from conftest import run_cli, write_taskfile
+from conftest import NOTE_PREAMBLE, run_cli, write_taskfile
 
 import taskflow
-from taskflow.lease import Leases
+from taskflow.lease import BOOT_ID, Leases
 from taskflow.store import HOST, Store
 
 V1 = """
@@ -80,3 +84,102 @@ b = f(2)
     Store(str(tmp_path / "taskfile.taskflow")).ensure()
     proc = run_cli("cleanup", tf, check=2)
     assert "barrier" in proc.stderr
+
+
+ORDERED = NOTE_PREAMBLE + """
+import time
+
+@TaskGenerator
+def step(i):
+    note(i)
+    if i == 0:
+        time.sleep(0.6)  # long enough for the worker to write its journal
+    if i == 1 and os.environ.get("TF_TEST_HANG"):
+        time.sleep(600)
+    return i
+
+steps = [step(i) for i in range(100)]
+"""
+
+
+def _killed_worker(tf, log) -> None:
+    """A real worker killed with SIGKILL while it runs steps[1]: its claim, clock file and journal stay."""
+    env = dict(os.environ, TF_TEST_LOG=str(log), TF_TEST_HANG="1")
+    env.pop("TASKFLOW_STORE", None)
+    proc = subprocess.Popen([sys.executable, "-m", "taskflow", "execute", str(tf), "-q"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().split() == ["0", "1"]):
+            assert time.monotonic() < deadline and proc.poll() is None, "the worker did not reach steps[1]"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_leftovers_of_a_dead_worker_on_this_host(tmp_path):
+    tf = write_taskfile(tmp_path, ORDERED)
+    log = tmp_path / "log"
+    _killed_worker(tf, log)
+    ns = taskflow.init(str(tf))
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    claim = store.lock_path(ns.steps[1].hash)
+    assert os.listdir(store.locks_dir) == [os.path.basename(claim)]
+    assert len(os.listdir(store.done_dir)) == 1 and len(os.listdir(store.clock_dir)) == 1
+    # Killed inside release(), between moving its claim aside and removing it; and
+    # what a takeover cut short by a kill leaves (the taker's token, the moved claim).
+    with open(claim, "rb") as f:
+        record = f.read()
+    released = f"{claim}.released.0a1b2c"
+    os.rename(claim, released)
+    for kind in ("stale", "takeover"):
+        with open(f"{claim}.{kind}.3d4e5f", "wb") as f:
+            f.write(record)
+    # Of another host: only age tells.
+    foreign = json.dumps({"host": "far-away-node", "boot": "b", "pid": 7, "worker": "far:7", "lease": 60}).encode()
+    fresh, old = f"{claim}.released.f00d", f"{claim}.stale.beef"
+    for path in (fresh, old):
+        with open(path, "wb") as f:
+            f.write(foreign)
+    os.utime(old, (time.time() - 25 * 3600,) * 2)
+    # Of a live process here (a worker frozen mid-release): kept, however old.
+    alive = f"{claim}.released.a11e"
+    with open(alive, "wb") as f:
+        f.write(json.dumps({"host": HOST, "boot": BOOT_ID, "pid": os.getpid(), "worker": "me", "lease": 60}).encode())
+    os.utime(alive, (time.time() - 25 * 3600,) * 2)
+
+    # A lone worker is not misled by them: it runs the tasks in declaration order.
+    log.write_text("")
+    run_cli("execute", tf, "-q", env={"TF_TEST_LOG": str(log)}, check=0)
+    assert [int(x) for x in log.read_text().split()] == list(range(1, 100))
+
+    out = run_cli("cleanup", tf, "--locks", check=0).stdout.splitlines()
+    gone = [line for line in out if line.startswith("removed leftover lock file ")]
+    assert sorted(line.split()[4] for line in gone) == sorted(
+        os.path.basename(p) for p in (released, f"{claim}.stale.3d4e5f", f"{claim}.takeover.3d4e5f", old))
+    assert "removed 4 leftover(s) of takeovers and releases cut short in locks/" in out
+    assert "nothing to remove" not in out
+    assert sorted(os.listdir(store.locks_dir)) == sorted(os.path.basename(p) for p in (fresh, alive)), \
+        "another host's may still be in use, and a live process's is"
+
+    out = run_cli("cleanup", tf, check=0).stdout.splitlines()
+    assert "removed 1 clock file(s) of dead workers" in out and "removed 1 journal(s) of dead workers" in out
+    assert "nothing to remove" not in out
+    assert os.listdir(store.done_dir) == [] and os.listdir(store.clock_dir) == []
+    assert run_cli("cleanup", tf, check=0).stdout.splitlines() == ["nothing to remove"]
+
+
+def test_cleanup_counts_each_kind_it_removes(tmp_path):
+    tf = write_taskfile(tmp_path, V1)
+    run_cli("execute", tf, check=0)
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    for i in range(2):
+        open(os.path.join(store.tmp_dir, f"x{i}.{HOST}.{2**22 + 7}.abc"), "wb").close()
+    store.save_failure("ff" * 16, {"type": "X", "message": "old"})
+    tf.write_text(V2.lstrip("\n"))
+    dry = run_cli("cleanup", tf, "--dry-run", check=0).stdout.splitlines()
+    assert {"would remove 2 temp file(s)", "would remove 1 result(s) no task produces",
+            "would remove 1 failure record(s) of tasks no longer declared"} <= set(dry)
+    out = run_cli("cleanup", tf, check=0).stdout.splitlines()
+    assert {"removed 2 temp file(s)", "removed 1 result(s) no task produces",
+            "removed 1 failure record(s) of tasks no longer declared"} <= set(out)

@@ -102,3 +102,50 @@ def test_taskfile_named_like_an_imported_module_is_refused(tmp_path):
     proc = run_cli("execute", tf, check=2)
     assert f"{tf}: the taskfile would be module 'json'" in proc.stderr and "rename the taskfile" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+LEASE_TASKFILE = """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def one(i):
+    return i
+
+xs = [one(i) for i in range(3)]
+"""
+
+
+@pytest.mark.parametrize("args, env, named", [
+    (("--lease", "0"), {}, "--lease"),
+    (("--lease", "0.5"), {}, "--lease"),
+    (("--lease", "0.5", "--jobs", "2"), {}, "--lease"),
+    ((), {"TASKFLOW_LEASE": "0"}, "TASKFLOW_LEASE"),
+])
+def test_a_lease_under_a_second_is_refused(tmp_path, args, env, named):
+    tf = write_taskfile(tmp_path, LEASE_TASKFILE)
+    proc = run_cli("execute", tf, *args, env=env, check=2)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"taskflow: error: {named}: ") and "at least 1s" in lines[0]
+    assert not (tmp_path / "taskfile.taskflow" / "results").exists(), "no task may run"
+
+
+def test_a_lease_of_one_second_is_legal(tmp_path):
+    tf = write_taskfile(tmp_path, LEASE_TASKFILE)
+    run_cli("execute", tf, "--lease", "1", check=0)
+    run_cli("check", tf, check=0)
+
+
+def test_submit_refuses_a_lease_under_a_second_in_the_environment(tmp_path):
+    tf = write_taskfile(tmp_path, LEASE_TASKFILE)
+    proc = run_cli("submit", tf, "-n", "2", "--scheduler", "slurm", "--dry-run", env={"TASKFLOW_LEASE": "0.2"},
+                   check=2)
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "TASKFLOW_LEASE" in proc.stderr
+
+
+def test_the_library_refuses_a_lease_under_a_second(tmp_path):
+    from taskflow.errors import UsageError
+    from taskflow.store import Store
+    from taskflow.worker import Options, Worker
+
+    with pytest.raises(UsageError, match="at least 1s"):
+        Worker(Store(str(tmp_path / "s")), Options(lease=0.0))

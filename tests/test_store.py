@@ -157,3 +157,61 @@ def test_a_shard_made_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch)
     store.save_result(h, "mine", {})
     assert store.load_result(h)[0] == "mine" and len(calls) == 2
     assert store_module._anonymous.usable == usable
+
+
+FORMAT_TASKFILE = """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def double(x):
+    return 2 * x
+
+xs = [double(i) for i in range(3)]
+"""
+
+
+def _future_store(tmp_path):
+    """A taskfile whose store was computed, then marked as a future format."""
+    from conftest import run_cli, write_taskfile
+
+    tf = write_taskfile(tmp_path, FORMAT_TASKFILE)
+    run_cli("execute", tf, check=0)
+    store = tmp_path / "taskfile.taskflow"
+    (store / MARKER).write_text(json.dumps({"format": 99}))
+    return tf, store
+
+
+def test_python_api_refuses_a_store_of_a_future_format(tmp_path):
+    import taskflow
+    from conftest import run_cli
+
+    tf, store = _future_store(tmp_path)
+    cli_error = run_cli("status", tf, check=2).stderr.strip()
+    with pytest.raises(StoreError, match="format 99") as e:
+        taskflow.init(str(tf))
+    assert cli_error == f"taskflow: error: {e.value}", "the same error as the command line"
+    with pytest.raises(StoreError, match="format 99"):
+        taskflow.status(str(tf))
+    with pytest.raises(StoreError, match="format 99"):
+        taskflow.init(str(tf), store=str(store))
+
+
+def test_value_refuses_a_store_of_a_future_format(tmp_path):
+    """Tasks declared by hand against a store reach it only through value()."""
+    import taskflow
+    from taskflow.task import Declarations, activate
+
+    tf, store = _future_store(tmp_path)
+    previous = activate(Declarations(Store(str(store))))
+    try:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("taskfile", tf)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.xs[0].store is not None
+        with pytest.raises(StoreError, match="format 99"):
+            taskflow.value(module.xs)
+        with pytest.raises(StoreError, match="format 99"):
+            module.xs[1].value()
+    finally:
+        activate(previous)
