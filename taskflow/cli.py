@@ -36,6 +36,10 @@ Exit codes:
        permissions); the claim of the task at hand is given back
   130  interrupted with Ctrl-C"""
 
+# Said once here for every command that selects tasks by name (see taskflow.selection).
+TARGET_HELP = ("a task name, the part after its last dot, a shell glob (count_*) or /REGEX/ "
+               "(README: Selecting tasks by name)")
+
 log = logging.getLogger("taskflow")
 
 
@@ -133,9 +137,8 @@ def _duration(option: str) -> Callable:
 @_common
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Start this many worker processes on this machine.")
-@click.option("--target", "targets", multiple=True, metavar="NAME",
-              help="Run only tasks named NAME (full name or the part after the last dot) and their "
-                   "dependencies. Repeatable.")
+@click.option("--target", "targets", multiple=True, metavar="PATTERN",
+              help=f"Run only tasks matching PATTERN, {TARGET_HELP}, and their dependencies. Repeatable.")
 @click.option("--keep-going", is_flag=True, help="After a task fails, run everything that does not depend on it.")
 @click.option("--retry-failed", is_flag=True, help="Run tasks that failed before again.")
 @click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),

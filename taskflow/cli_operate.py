@@ -6,13 +6,13 @@ import sys
 
 import click
 
-from .cli import _common, _configure_logging, _handle_errors, _open_store, _store_option, main
+from .cli import TARGET_HELP, _common, _configure_logging, _handle_errors, _open_store, _store_option, main
 
 
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
 @_common
-@click.option("--target", "targets", multiple=True, metavar="NAME",
-              help="Tasks named NAME (full name or the part after the last dot) or matching /REGEX/. Repeatable.")
+@click.option("--target", "targets", multiple=True, metavar="PATTERN",
+              help=f"Tasks matching PATTERN, {TARGET_HELP}. Repeatable.")
 @click.option("--changed", is_flag=True, help="Results produced by other code or another version= of their function.")
 @click.option("-n", "--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @_handle_errors
@@ -28,21 +28,23 @@ def invalidate(taskfile: str, args: tuple, store: str | None, targets: tuple, ch
       taskflow invalidate taskfile.py --target countwords --dry-run
       taskflow invalidate taskfile.py --changed
     """
-    from .errors import UsageError
-    from .invalidate import changed as changed_tasks, invalidate as run_invalidate, match
+    from .errors import NoTaskMatchesError, UsageError
+    from .invalidate import changed as changed_tasks, invalidate as run_invalidate
+    from .selection import select
     from .taskfile import load
 
     _configure_logging(verbose, False)
     if not targets and not changed:
-        raise UsageError("say what to invalidate: --target NAME (or /REGEX/), or --changed")
+        raise UsageError("say what to invalidate: --target PATTERN, or --changed")
     s = _open_store(taskfile, store)
     loaded = load(taskfile, s, args)
-    roots = []
-    for pattern in targets:
-        found = match(loaded.tasks, pattern)
-        if not found:
-            raise UsageError(f"--target {pattern} matches no task")
-        roots.extend(found)
+    try:
+        roots = select(loaded.tasks, targets) if targets else []
+    except NoTaskMatchesError as e:
+        if loaded.complete:
+            raise
+        raise NoTaskMatchesError(f"{e} (the taskfile stops at the barrier at {loaded.barrier_at}: "
+                                 "tasks below it are not declared yet)", pattern=e.pattern) from None
     if changed:
         for group in changed_tasks(loaded.tasks, s).values():
             roots.extend(group)
@@ -94,8 +96,9 @@ def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest
 def show(taskfile: str, target: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
     """Everything known about a task: arguments, dependencies, state, metadata, traceback.
 
-    TARGET is NAME (every task of that name), NAME[i] (the i-th of that name,
-    in declaration order) or a hash prefix.
+    TARGET is a pattern (every task it matches: a name, the part after the
+    last dot, a shell glob or /REGEX/, as for --target), PATTERN[i] (the i-th
+    task it matches, in declaration order) or a hash prefix.
 
     \b
     Example:

@@ -15,6 +15,14 @@ class UsageError(TaskflowError):
     """A command-line option or API argument is invalid."""
 
 
+class NoTaskMatchesError(UsageError):
+    """A task-selection pattern (see taskflow.selection) matches no task."""
+
+    def __init__(self, message: str, pattern: str | None = None):
+        self.pattern = pattern
+        super().__init__(message)
+
+
 class TaskfileError(TaskflowError):
     """The taskfile cannot be loaded: missing, syntax error, or it raised."""
 

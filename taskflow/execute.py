@@ -11,10 +11,11 @@ from typing import Callable, Sequence
 
 from . import taskfile as taskfile_module
 from .progress import replay
+from .errors import NoTaskMatchesError
+from .selection import select_targets
 from .store import Store
-from .errors import UsageError
 from .task import Task
-from .worker import Options, Outcome, Reporter, RunSummary, Worker, select_targets
+from .worker import Options, Outcome, Reporter, RunSummary, Worker
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,16 @@ def blocked_message(summary: RunSummary) -> str:
 
 
 def _selected(loaded: taskfile_module.Loaded, targets: Sequence[str]) -> list[Task]:
-    """The tasks to run of what the taskfile declared so far (see select_targets)."""
+    """The tasks to run of what the taskfile declared so far (see taskflow.selection)."""
     try:
         return select_targets(loaded.tasks, targets)
-    except UsageError:
+    except NoTaskMatchesError as e:
         if loaded.complete:
             raise
-    # No target above the barrier: they can only be below it, which takes every task above it.
+        missing = e.pattern
+    # A target not above the barrier can only be below it, which takes every task above it.
     log.info("no task matches --target %s above the barrier at %s; running the tasks above it first",
-             ", ".join(targets), loaded.barrier_at)
+             missing, loaded.barrier_at)
     return loaded.tasks
 
 

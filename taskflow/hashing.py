@@ -228,6 +228,8 @@ def _encode_other(obj, out, deps) -> None:
         return
     if isinstance(obj, TaskElement):
         deps[obj.task.hash] = obj.task
+        for d in obj.deps:  # tasks in its index: `r[z]`, `r[a:b]`
+            deps[d.hash] = d
         out += b"X" + obj.hash.encode()
         return
     custom = getattr(type(obj), "__taskflow_hash__", None)
@@ -314,11 +316,14 @@ def _describe(e: _Unhashable, task: str, where: str, path: str | None = None) ->
     return UnhashableArgumentError(f"task {task}: {argument}: {reason}", task=task, argument=argument)
 
 
-def value_hash(obj: Any) -> str:
-    """Hash of a plain value with the same encoding (used for task elements)."""
+def value_hash(obj: Any, deps: dict | None = None) -> str:
+    """Hash of a plain value with the same encoding (used for task elements).
+
+    Tasks inside `obj` contribute their hash, and are added to `deps` when given.
+    """
     out = bytearray(ENCODING_VERSION)
     try:
-        _encode(obj, out, {})
+        _encode(obj, out, {} if deps is None else deps)
     except _Unhashable as e:
         kind = type(e.obj).__module__ + "." + type(e.obj).__qualname__
         raise UnhashableArgumentError(e.reason or f"cannot hash a value of type {kind}; {HINT}") from None

@@ -8,29 +8,16 @@ the store inconsistent.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from .errors import UsageError
 from .fingerprint import fingerprint
 from .lease import Leases
 from .store import Store
 from .task import Task
 
 log = logging.getLogger(__name__)
-
-
-def match(tasks: Sequence[Task], pattern: str) -> list[Task]:
-    """Tasks named `pattern` (full name or the part after the last dot), or matching `/regex/`."""
-    if len(pattern) > 1 and pattern.startswith("/") and pattern.endswith("/"):
-        try:
-            rx = re.compile(pattern[1:-1])
-        except re.error as e:
-            raise UsageError(f"--target {pattern}: bad regular expression: {e}") from None
-        return [t for t in tasks if rx.search(t.name)]
-    return [t for t in tasks if t.name == pattern or t.name.rsplit(".", 1)[-1] == pattern]
 
 
 def downstream(tasks: Sequence[Task], roots: Iterable[Task]) -> list[Task]:

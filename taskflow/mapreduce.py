@@ -4,8 +4,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Iterable
 
-from .errors import UsageError
+from .errors import TaskDeclarationError, UsageError
 from .task import Task, TaskGenerator
+
+_NO_INITIAL = object()
 
 
 def _plain(f: Callable | None) -> Callable | None:
@@ -17,12 +19,15 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def map_chunk(mapper: Callable, reducer: Callable | None, chunk: list) -> Any:
-    """One task of `mapreduce`/`map`: map each input; combine them with `reducer` if given."""
+def map_chunk(mapper: Callable, reducer: Callable | None, chunk: list, *initial: Any) -> Any:
+    """One task of `mapreduce`/`map`: map each input; combine them with `reducer` if given.
+
+    `initial` (one value or none) goes first, as in `functools.reduce`.
+    """
     mapped = [mapper(x) for x in chunk]
     if reducer is None:
         return mapped
-    return functools.reduce(reducer, mapped)
+    return functools.reduce(reducer, mapped, *initial)
 
 
 def reduce_values(reducer: Callable, values: list) -> Any:
@@ -31,21 +36,32 @@ def reduce_values(reducer: Callable, values: list) -> Any:
 
 
 def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: int = 4,
-              reduce_step: int = 8) -> Task:
-    """Declare tasks computing `reduce(reducer, map(mapper, inputs))`; returns the final task.
+              reduce_step: int = 8, initial: Any = _NO_INITIAL) -> Task:
+    """Declare tasks computing `functools.reduce(reducer, map(mapper, inputs)[, initial])`;
+    returns the final task.
 
     Each map task handles `map_step` inputs and already combines them; reduce
     tasks then combine up to `reduce_step` partial results at a time, in a
-    tree, keeping the order of `inputs` (so `reducer` need not commute).
-    `mapper` and `reducer` must be module-level functions (plain or @TaskGenerator).
+    tree, keeping the order of `inputs` (so `reducer` need not commute, but
+    must be associative). `mapper` and `reducer` must be module-level
+    functions (plain or @TaskGenerator).
+
+    `initial` is the result for no inputs (0 for a sum, [] for a
+    concatenation); as in `functools.reduce` it also goes first when there
+    are inputs, so give the reducer's identity. It may be a task. Without
+    `initial`, empty `inputs` is an error: there is no result to give.
     """
     items = list(inputs)
-    if not items:
-        raise UsageError("mapreduce needs at least one input")
     if map_step < 1 or reduce_step < 2:
         raise UsageError("mapreduce needs map_step >= 1 and reduce_step >= 2")
+    first = () if initial is _NO_INITIAL else (initial,)
+    if not items and not first:
+        raise TaskDeclarationError("mapreduce got no inputs: pass initial= (the result for no inputs, "
+                                   "e.g. initial=0 for a sum)")
     mapper, reducer = _plain(mapper), _plain(reducer)
-    level = [Task(map_chunk, mapper, reducer, chunk) for chunk in _chunks(items, map_step)]
+    # The initial value enters once, in the first map task (the only one when there are no inputs).
+    level = [Task(map_chunk, mapper, reducer, chunk, *(first if i == 0 else ()))
+             for i, chunk in enumerate(_chunks(items, map_step) or [[]])]
     while len(level) > 1:
         level = [group[0] if len(group) == 1 else Task(reduce_values, reducer, group)
                  for group in _chunks(level, reduce_step)]
@@ -57,7 +73,7 @@ def map(mapper: Callable, inputs: Iterable, map_step: int = 1) -> list:  # noqa:
 
     With `map_step=1` each element of the returned list is a task; with a larger
     step each task maps several inputs and the list holds task elements, so the
-    list lines up with `inputs` either way.
+    list lines up with `inputs` either way (empty for empty `inputs`).
     """
     items = list(inputs)
     if map_step < 1:

@@ -5,8 +5,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .errors import CorruptResultError, UsageError
+from .errors import CorruptResultError, NoTaskMatchesError, UsageError
 from .lease import Leases
+from .selection import matching
 from .store import Store
 from .task import Task, TaskElement
 from .units import format_duration
@@ -92,22 +93,24 @@ _INDEXED = re.compile(r"^(?P<name>.+)\[(?P<i>\d+)\]$")
 
 
 def find(tasks: Sequence[Task], target: str) -> list[Task]:
-    """Tasks meant by TARGET: `NAME`, `NAME[i]` (i-th of that name in declaration order), or a hash prefix."""
+    """Tasks meant by TARGET: a pattern (see taskflow.selection), `PATTERN[i]` (the i-th task it
+    matches, in declaration order), or a hash prefix."""
     m = _INDEXED.match(target)
     if m:
-        same = [t for t in tasks if t.name == m["name"] or t.name.rsplit(".", 1)[-1] == m["name"]]
+        same = matching(tasks, m["name"], label="")
         i = int(m["i"])
         if i >= len(same):
             raise UsageError(f"{target}: there are {len(same)} tasks named {m['name']}")
         return [same[i]]
-    named = [t for t in tasks if t.name == target or t.name.rsplit(".", 1)[-1] == target]
+    named = matching(tasks, target, label="")
     if named:
         return named
     if re.fullmatch(r"[0-9a-f]{4,32}", target):
         by_hash = [t for t in tasks if t.hash.startswith(target)]
         if by_hash:
             return by_hash
-    raise UsageError(f"{target}: no task by that name, NAME[i] or hash prefix (at least 4 hex digits)")
+    raise NoTaskMatchesError(f"{target} matches no task by name, pattern, NAME[i] or hash prefix "
+                             "(at least 4 hex digits)", pattern=target)
 
 
 def _summary(x: Any, limit: int = 60) -> str:

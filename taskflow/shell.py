@@ -5,7 +5,7 @@ import code
 import sys
 from typing import Any, Sequence
 
-from .invalidate import invalidate as invalidate_tasks, match
+from .invalidate import invalidate as invalidate_tasks
 from .report import describe, find
 from .results import value
 from .store import Store
@@ -23,10 +23,10 @@ def namespace(taskfile: str, store: Store, argv: Sequence[str] = ()) -> dict[str
             return [target]
         if isinstance(target, (list, tuple)):
             return [t for item in target for t in _targets(item)]
-        return find(tasks, target) if "[" in str(target) or not match(tasks, str(target)) else match(tasks, target)
+        return find(tasks, str(target))
 
     def show(target: Any) -> None:
-        """Print everything known about a task (a Task, a name, NAME[i] or a hash prefix)."""
+        """Print everything known about tasks: a Task, a name or pattern, NAME[i] or a hash prefix."""
         for t in _targets(target):
             print(describe(t, tasks, store))
             print()

@@ -94,21 +94,29 @@ class Task:
 
 
 class TaskElement:
-    """A lazy `task[key]` (possibly nested) usable as an argument of another task."""
+    """A lazy `task[key]` (possibly nested) usable as an argument of another task.
 
-    __slots__ = ("task", "path", "hash")
+    A key may itself be a task or a task element (`r[z]`), or a slice whose
+    bounds are (`r[a:b]`): those are dependencies of whatever uses the element
+    (`deps`), and are replaced by their results when the element is picked.
+    """
+
+    __slots__ = ("task", "path", "hash", "deps")
 
     def __init__(self, task: Task, path: tuple):
         self.task = task
         self.path = path
+        found: dict = {}
         try:
-            self.hash = value_hash((task.hash, path))
+            # An index task enters the hash as its own hash, like any task argument.
+            self.hash = value_hash((task.hash, path), found)
         except TaskDeclarationError as e:
             raise TaskDeclarationError(f"task {task.name}: index {path[-1]!r}: {e}", task=task.name) from None
+        self.deps: tuple[Task, ...] = tuple(found.values())
 
     @property
     def name(self) -> str:
-        return self.task.name + "".join(f"[{key!r}]" for key in self.path)
+        return self.task.name + "".join(f"[{_key_text(key)}]" for key in self.path)
 
     def __getitem__(self, key: Any) -> "TaskElement":
         return TaskElement(self.task, self.path + (key,))
@@ -116,14 +124,28 @@ class TaskElement:
     def __repr__(self) -> str:
         return f"TaskElement({self.name}, {self.task.hash[:12]})"
 
-    def pick(self, base_value: Any) -> Any:
+    def pick(self, base_value: Any, lookup: Callable[[Task], Any]) -> Any:
+        """This element of `base_value` (the task's result); `lookup` gives the results of index tasks."""
+        if not self.deps:
+            for key in self.path:
+                base_value = base_value[key]
+            return base_value
         for key in self.path:
-            base_value = base_value[key]
+            base_value = base_value[substitute(key, lookup)]
         return base_value
 
     def value(self, mmap: bool = False) -> Any:
         from .results import value
         return value(self, mmap=mmap)
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, (Task, TaskElement)):
+        return key.name
+    if isinstance(key, slice) and any(isinstance(p, (Task, TaskElement)) for p in (key.start, key.stop, key.step)):
+        parts = ["" if p is None else _key_text(p) for p in (key.start, key.stop, key.step)]
+        return ":".join(parts[:2] if key.step is None else parts)
+    return repr(key)
 
 
 class TaskGenerator:
@@ -167,7 +189,7 @@ def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
     if kind is Task:
         return lookup(obj)
     if kind is TaskElement:
-        return obj.pick(lookup(obj.task))
+        return obj.pick(lookup(obj.task), lookup)
     if kind is list:
         return [substitute(item, lookup) for item in obj]
     if kind is tuple:
@@ -176,6 +198,8 @@ def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
         return {substitute(key, lookup): substitute(val, lookup) for key, val in obj.items()}
     if kind is set or kind is frozenset:
         return kind(substitute(item, lookup) for item in obj)
+    if kind is slice:
+        return slice(substitute(obj.start, lookup), substitute(obj.stop, lookup), substitute(obj.step, lookup))
     if isinstance(obj, tuple) and hasattr(obj, "_make"):  # namedtuple
         return kind._make(substitute(item, lookup) for item in obj)
     return obj

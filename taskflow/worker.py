@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .encoding import Payload
-from .errors import CorruptResultError, StoreAccessError, UsageError
+from .errors import CorruptResultError, StoreAccessError
 from .journal import Journal, JournalReader
 from .lease import DEFAULT_LEASE, Claim, Heartbeat, Leases
 from .memory import task_peak_bytes
@@ -92,26 +92,6 @@ class RunSummary:
     blockers: list = field(default_factory=list)
     blocked: int = 0
     already_finished: bool = False   # every task was finished before this worker looked
-
-
-def select_targets(tasks: list[Task], targets: Sequence[str]) -> list[Task]:
-    """Tasks named by `targets` (full name, or the part after the last dot) plus their dependencies."""
-    if not targets:
-        return tasks
-    wanted = set(targets)
-    roots = [t for t in tasks if t.name in wanted or t.name.rsplit(".", 1)[-1] in wanted]
-    if not roots:
-        names = sorted({t.name for t in tasks})
-        raise UsageError(f"--target {', '.join(targets)} matches no task; task names are: "
-                         + ", ".join(names[:20]) + (" ..." if len(names) > 20 else ""))
-    keep: set[str] = set()
-    stack = roots
-    while stack:
-        t = stack.pop()
-        if t.hash not in keep:
-            keep.add(t.hash)
-            stack.extend(t.deps)
-    return [t for t in tasks if t.hash in keep]
 
 
 class Worker:

@@ -133,6 +133,50 @@ final = make(sum(values))        # pass 3
     assert taskflow.value(ns.final) == [0, 1, 2, 3, 4, 5]
 
 
+def test_indexing_by_tasks_makes_them_dependencies(tmp_path):
+    tf = write_taskfile(tmp_path, LOGGING + """
+@TaskGenerator
+def values():
+    note("values")
+    return list(range(10))
+
+@TaskGenerator
+def index(i):
+    note("index", i)
+    return i
+
+@TaskGenerator
+def bounds():
+    note("bounds")
+    return (2, 8)
+
+@TaskGenerator
+def combine(one, part):
+    note("combine")
+    return (one, part)
+
+r = values()
+z = index(3)
+w = index(6)
+b = bounds()
+picked = combine(r[z], r[z:w])
+stepped = combine(r[b[0]], r[b[0]:b[1]:z])
+""")
+    before = status_json(tf)["tasks"]
+    # The index tasks are dependencies: the combining tasks wait for them.
+    assert before["taskfile.combine"] == {"waiting": 2, "ready": 0, "running": 0, "finished": 0, "failed": 0}
+    assert before["taskfile.index"]["ready"] == 2 and before["taskfile.bounds"]["ready"] == 1
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=0)
+    assert sorted(log_lines(tmp_path)) == ["bounds", "combine", "combine", "index 3", "index 6", "values"]
+    import taskflow
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.picked) == (3, [3, 4, 5])
+    assert taskflow.value(ns.stepped) == (2, [2, 5])
+    assert taskflow.value(ns.r[ns.z:ns.w]) == [3, 4, 5]
+    assert taskflow.value([ns.r[ns.b[1]]]) == [8]
+
+
 def test_elements_iteratetask_and_mapreduce(tmp_path):
     tf = write_taskfile(tmp_path, """
 from taskflow import TaskGenerator, Task, iteratetask, mapreduce, map as tmap
@@ -387,6 +431,53 @@ single = parallel_map(square, range(3))
     assert taskflow.value(ns.total) == sum(i * i for i in range(10))
     assert taskflow.value(ns.chunked) == [0, 1, 4, 9, 16]
     assert taskflow.value(ns.single) == [0, 1, 4]
+
+
+def test_mapreduce_and_map_of_no_inputs(tmp_path):
+    import taskflow
+
+    tf = write_taskfile(tmp_path, """
+import sys
+from taskflow import TaskGenerator, mapreduce, map as parallel_map
+
+def square(x):
+    return x * x
+
+def add(a, b):
+    return a + b
+
+def concat(a, b):
+    return a + b
+
+@TaskGenerator
+def offset():
+    return 100
+
+wanted = [x for x in range(10) if x > 50]       # a filter that matched nothing
+empty_sum = mapreduce(add, square, wanted, initial=0)
+empty_list = mapreduce(concat, str, [], initial="")
+given_task = mapreduce(add, square, [], initial=offset())
+full_sum = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=0)
+# As with functools.reduce, initial goes first: it need not be the identity.
+from_offset = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=offset())
+nothing_mapped = parallel_map(square, wanted)
+nothing_chunked = parallel_map(square, wanted, map_step=4)
+if "--no-initial" in sys.argv:
+    broken = mapreduce(add, square, wanted)
+""")
+    run_cli("execute", tf, check=0)
+    ns = taskflow.init(str(tf))
+    assert taskflow.value(ns.empty_sum) == 0
+    assert taskflow.value(ns.empty_list) == ""
+    assert taskflow.value(ns.given_task) == 100
+    assert taskflow.value(ns.full_sum) == sum(i * i for i in range(10))
+    assert taskflow.value(ns.from_offset) == 100 + sum(i * i for i in range(10))
+    assert ns.nothing_mapped == [] and ns.nothing_chunked == []
+    proc = run_cli("execute", tf, "--", "--no-initial", check=2)
+    line = tf.read_text().splitlines().index("    broken = mapreduce(add, square, wanted)") + 1
+    assert proc.stderr.strip().splitlines() == [
+        f"taskflow: error: {tf}:{line}: mapreduce got no inputs: pass initial= (the result for no inputs, "
+        "e.g. initial=0 for a sum)"]
 
 
 def test_tasks_import_modules_beside_the_taskfile_while_running(tmp_path):

@@ -189,6 +189,14 @@ def test_task_elements_hash_by_base_and_path():
     assert Task(plain, t[0]).deps == (t,)
 
 
+def test_task_element_indexed_by_a_task_vector():
+    # An index task enters the element's hash as its own hash: pinned, since results are stored under it.
+    t, i = Task(plain, "base"), Task(plain, 3)
+    assert Task(plain, t[i]).hash == "9ab33ce78dc3ecacb537050260651e1c"
+    assert Task(plain, t[i:t[0]]).hash == "2c39316811e117e581c9f823baa19039"
+    assert {d.hash for d in Task(plain, t[i:t[0]]).deps} == {t.hash, i.hash}
+
+
 class NotHashable:
     pass
 

@@ -92,3 +92,42 @@ def test_value_passes_plain_values_through():
 def test_non_callable_is_refused():
     with pytest.raises(taskflow.TaskDeclarationError, match="function"):
         Task(42)
+
+
+def test_index_tasks_are_dependencies_and_are_substituted():
+    base = gen(1)
+    i = Task(add, 1)
+    pair = gen(0)
+    element = base[i]
+    assert set(element.deps) == {i}
+    sliced = base[i:pair[1]]
+    assert {d.hash for d in sliced.deps} == {i.hash, pair.hash}
+    user = Task(add, element, sliced)
+    assert {d.hash for d in user.deps} == {base.hash, i.hash, pair.hash}
+    results = {base.hash: ["a", "b", "c"], i.hash: 1, pair.hash: [0, 3]}
+    seen = {}
+
+    def fake_f(a, b):
+        seen["a"], seen["b"] = a, b
+
+    user.f = fake_f
+    user.run(lambda task: results[task.hash])
+    assert seen == {"a": "b", "b": ["b", "c"]}
+    assert "test_task.add" in element.name
+
+
+def test_index_tasks_enter_the_hash():
+    base = gen(1)
+    one, two = Task(add, 1), Task(add, 2)
+    assert base[one].hash != base[two].hash
+    assert base[one].hash == gen(1)[Task(add, 1)].hash
+    assert base[one].hash != base[1].hash
+    assert base[one:two].hash != base[two:one].hash
+    assert base[gen(0)[0]].hash != base[gen(0)[1]].hash
+    # A slice argument holding tasks is substituted too, not only an index.
+    user = Task(add, slice(one, two))
+    assert set(user.deps) == {one, two}
+    seen = {}
+    user.f = lambda a: seen.setdefault("a", a)
+    user.run(lambda task: {one.hash: 1, two.hash: 2}[task.hash])
+    assert seen["a"] == slice(1, 2)
