@@ -117,6 +117,8 @@ def main() -> None:
       taskflow execute taskfile.py --jobs 4
       taskflow status taskfile.py
     """
+    from . import taskfile
+    taskfile.by_command = True
 
 
 def _duration(option: str) -> Callable:

@@ -40,6 +40,7 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
                         "so the tasks below it are not declared yet", loaded.barrier_at)
             return total
         tasks = _selected(loaded, options.targets)
+        _apply_limits(options, loaded.limits)
         summary = worker.run(tasks)
         total.ran += summary.ran
         total.failed += summary.failed
@@ -55,6 +56,19 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
         declared = len(loaded.tasks)
         if len(tasks) == declared:
             log.info("every task above the barrier at %s is finished; reloading", loaded.barrier_at)
+
+
+def _apply_limits(options: Options, limits: dict | None) -> None:
+    """The stricter of the command line's limits and those the taskfile set (jug's exit hooks)."""
+    if not limits:
+        return
+    for key in ("max_tasks", "max_time"):
+        if key in limits:
+            mine = getattr(options, key)
+            setattr(options, key, limits[key] if mine is None else min(mine, limits[key]))
+    for path in limits.get("stop_files", ()):
+        if path not in options.stop_files:
+            options.stop_files = (*options.stop_files, path)
 
 
 def blocked_message(summary: RunSummary) -> str:

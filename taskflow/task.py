@@ -20,6 +20,8 @@ class Declarations:
         self.store = store
         self.tasks: dict[str, Task] = {}
         self.known_finished: set[str] = set()  # memo for barrier() checks
+        # Limits the taskfile set for the worker (max_tasks, max_time, stop_files), from jug's exit hooks.
+        self.limits: dict = {}
 
     def add(self, task: "Task") -> None:
         # The same call declared twice is the same task: keep the first.
@@ -202,4 +204,6 @@ def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
         return slice(substitute(obj.start, lookup), substitute(obj.stop, lookup), substitute(obj.step, lookup))
     if isinstance(obj, tuple) and hasattr(obj, "_make"):  # namedtuple
         return kind._make(substitute(item, lookup) for item in obj)
+    if isinstance(obj, Task):  # a subclass: jug's Task (taskflow.jug)
+        return lookup(obj)
     return obj

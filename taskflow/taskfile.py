@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .errors import TaskfileError, TaskflowError
+from .jugalias import jug_alias
 from .store import Store
 from .task import Declarations, Task, activate, active
 
 log = logging.getLogger(__name__)
+
+# True in a `taskflow` command (not in taskflow.init from a notebook): jug's is_jug_running().
+by_command = False
 
 
 class BarrierReached(BaseException):
@@ -42,6 +46,7 @@ class Loaded:
     store: Store
     complete: bool  # False when loading stopped at a barrier
     barrier_line: int | None = None  # where it stopped
+    limits: dict | None = None  # worker limits the taskfile asked for (jug's exit hooks)
 
     @property
     def barrier_at(self) -> str:
@@ -100,7 +105,8 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     sys.argv = [path, *argv]
     complete, barrier_line = True, None
     try:
-        exec(code, module.__dict__)
+        with jug_alias():  # a jugfile's `import jug` means taskflow.jug while it loads
+            exec(code, module.__dict__)
     except BarrierReached as e:
         complete, barrier_line = False, e.line
     except SystemExit as e:
@@ -112,7 +118,8 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     finally:
         activate(previous)
         sys.argv = saved_argv
-    return Loaded(path, module, list(declarations.tasks.values()), store, complete, barrier_line)
+    return Loaded(path, module, list(declarations.tasks.values()), store, complete, barrier_line,
+                  declarations.limits)
 
 
 def _refuse_shadowing(stem: str, path: str) -> None:
