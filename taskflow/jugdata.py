@@ -1,7 +1,7 @@
 """Reading results from a jug 2.x file store (a `*.jugdata` folder), for `taskflow import-jug`.
 
 A result of key K lives in `K[:2]/K[2:]`, as a numpy `.npy` file, a parquet
-file, or a zlib stream that is empty (None) or starts with `P` (a pickle)
+file, an empty file (None), or a zlib stream that is empty (None too) or starts with `P` (a pickle)
 or `N` (`.npy` data). Small results may instead sit in `packs/jugpack`, one
 such zlib stream holding a dict of all of them. Nothing here writes to the
 folder.
@@ -75,6 +75,8 @@ class JugData:
 
 
 def _decode(data: bytes, path: str) -> Any:
+    if not data:
+        return None  # jug writes None as an empty file
     try:
         raw = zlib.decompress(data)
     except zlib.error as e:
