@@ -10,7 +10,8 @@ from .cli import _common, _configure_logging, _handle_errors, _open_store, main
                                    "taskfile cannot be loaded, 4 the store could not be written.")
 @click.argument("jugdir", metavar="JUGDIR")
 @_common
-@click.option("-n", "--dry-run", is_flag=True, help="Say what would be imported; write nothing.")
+@click.option("-n", "--dry-run", is_flag=True,
+              help="Say what would be imported; import nothing (loading FILE still runs its CachedFunctions).")
 @_handle_errors
 def import_jug(jugdir: str, taskfile: str, args: tuple, store: str | None, dry_run: bool, verbose: bool,
                debug: bool) -> None:
@@ -33,6 +34,8 @@ def import_jug(jugdir: str, taskfile: str, args: tuple, store: str | None, dry_r
     if verbose:
         for name, h, key in report.imported:
             click.echo(f"{'would import' if dry_run else 'imported'} {name} ({h[:12]}) from {key}")
+        for name, h, key in report.missing:
+            click.echo(f"not finished under jug: {name} ({h[:12]}): no result under {key}")
     for name, h, reason in report.not_importable:
         click.echo(f"not importable: {name} ({h[:12]}): {reason}")
     click.echo(report.summary(dry_run))

@@ -24,14 +24,14 @@ from .taskfile import load
 class ImportReport:
     imported: list = field(default_factory=list)        # (name, taskflow hash, jug key)
     already: int = 0                                     # finished in the taskflow store before
-    missing: int = 0                                     # key computed, but jug had not finished the task
+    missing: list = field(default_factory=list)         # (name, taskflow hash, jug key): jug had no result
     not_importable: list = field(default_factory=list)  # (name, taskflow hash, reason)
     stopped_at: str | None = None                        # a barrier that kept tasks below it undeclared
 
     def summary(self, dry_run: bool = False) -> str:
         verb = "would import" if dry_run else "imported"
         text = (f"{verb} {len(self.imported)}, already in the store {self.already}, "
-                f"not finished under jug {self.missing}, not importable {len(self.not_importable)}")
+                f"not finished under jug {len(self.missing)}, not importable {len(self.not_importable)}")
         if self.stopped_at:
             text += (f"; stopped at the barrier at {self.stopped_at} (tasks above it are not all finished"
                      + (", and a dry run imports nothing to pass it)" if dry_run else
@@ -80,7 +80,7 @@ def import_jug(jugdir: str, taskfile: str, store: Store, argv: Sequence[str] = (
 
 def _import_one(data: JugData, key: str, t, store: Store, report: ImportReport, dry_run: bool) -> bool:
     if not data.has(key):
-        report.missing += 1
+        report.missing.append((t.name, t.hash, key))
         return False
     try:
         result = data.load(key)

@@ -11,7 +11,7 @@ pairs; a set as b"set" and its items' digests, sorted; a dict as b"dict" and
 Computed here only where the bytes are fixed by those rules and by pickle's
 protocol, never by a library's version or by Python's bytecode, so a key is
 exactly jug's or it is refused (`NotComputable`) and the task computes
-again. Supported arguments: None, bool, int, float, str, bytes; lists,
+again. Supported arguments: None, bool, int, float, str, bytes, range; lists,
 tuples, dicts and sets of them; tasks and task elements (`t[0]`, `t[z]`)
 declared through jug's API, NoLoad, the results of `mapreduce.map` and their
 slices; module-level functions outside taskflow; `timed_path`; and objects
@@ -52,7 +52,7 @@ _JUG_NAMES = {
     jug_mapreduce._curry_map_values: "jug.mapreduce._jug_map_curry",
 }
 
-_PICKLED = (type(None), bool, int, float, str, bytes)
+_PICKLED = (type(None), bool, int, float, str, bytes, range)
 
 
 class NotComputable(Exception):

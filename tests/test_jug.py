@@ -244,3 +244,248 @@ def test_jugfile_runs_unmodified_with_jugs_values(real_jug: RealJug, tmp_path: P
     run_cli("check", jugfile, cwd=imported_dir, check=1 if NOT_IMPORTABLE.get(name) else 0)
     run_cli("execute", "-q", jugfile, cwd=imported_dir, check=0, timeout=300)
     assert_same_values(name, taskflow_values(imported_dir, name), theirs)
+
+
+# A jugfile of this suite's own, touching the rest of jug's API that jugfiles use.
+API_JUGFILE = """
+import jug
+from jug import Task, TaskGenerator, Tasklet, value, bvalue, barrier, iteratetask, CachedFunction
+from jug.mapreduce import map as jmap, mapreduce, currymap, reduce as jreduce
+from jug.compound import CompoundTaskGenerator
+from jug.utils import identity, timed_path, jug_execute, cached_glob, CustomHash
+from jug.io import NoLoad, write_task_out
+from jug.hooks import exit_checks
+from jug.hash import hash_one
+
+def add(a, b):
+    return a + b
+
+def square(x):
+    return x * x
+
+def pair(x):
+    return (x, x + 1)
+
+def first_plus_100(t):
+    return t[0] + 100
+
+def length(path):
+    with open(path) as f:
+        return len(f.read())
+
+def through(nl):
+    return jug.value(nl.base) + 1
+
+def by_repr(x):
+    return repr(x).encode()
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __jug_hash__(self):
+        return hash_one((self.x, self.y))
+
+def norm2(p):
+    return p.x * p.x + p.y * p.y
+
+@TaskGenerator
+def double(x):
+    return 2 * x
+
+@CompoundTaskGenerator
+def tree(n):
+    return jreduce(add, [double(i) for i in range(n)])
+
+exit_checks.exit_after_time(hours=5)
+files = cached_glob("data/*.txt")
+listed = identity(files)
+sizes = [Task(length, timed_path(f)) for f in files]
+total = jreduce(add, sizes)
+squares = jmap(square, range(10))
+some_squares = Task(sum, squares[2:7])
+sq_sum = mapreduce(add, square, range(10))
+curried = currymap(add, [(1, 2), (3, 4), (5, 6)])
+first, second = iteratetask(Task(pair, 5), 2)
+let = Task(add, Tasklet(Task(pair, 7), first_plus_100), 1)
+cached = Task(add, CachedFunction(square, 12), 0)
+nl = Task(through, NoLoad(double(20)))
+pt = Task(norm2, Point(3, 4))
+custom = double(CustomHash(21, by_repr))
+echo = jug_execute(["true"], return_value=5)
+compound = tree(4)
+b = bvalue(sq_sum)
+after = double(b)
+barrier()
+last = Task(add, value(total), 1)
+written = write_task_out(after, "after.pkl", metadata_fname="after.json", metadata_format="json")
+"""
+
+
+def _api_folder(folder: Path) -> Path:
+    (folder / "data").mkdir(parents=True)
+    for i in range(3):
+        (folder / "data" / f"{i}.txt").write_text("x" * (10 + i))
+    return write_api(folder)
+
+
+def write_api(folder: Path) -> Path:
+    path = folder / "api.py"
+    path.write_text(API_JUGFILE)
+    return path
+
+
+def test_jug_api_matches_jug(real_jug: RealJug, tmp_path: Path) -> None:
+    jug_dir, ours_dir, imported_dir = tmp_path / "jug", tmp_path / "taskflow", tmp_path / "imported"
+    _api_folder(jug_dir)
+    theirs = jug_run(real_jug, jug_dir, "api")
+    assert "raised" not in json.dumps(theirs["values"])
+    jugfile = _api_folder(ours_dir)
+    run_cli("execute", "-q", jugfile, cwd=ours_dir, check=0)
+    assert_same_values("api", taskflow_values(ours_dir, "api"), theirs)
+    assert (ours_dir / "after.pkl").read_bytes() == (jug_dir / "after.pkl").read_bytes()
+    assert json.loads((ours_dir / "after.json").read_text())["name"] == "api.double"
+
+    # Every task imports: timed_path's key holds the files' times, which copy2 keeps.
+    shutil.copytree(jug_dir / "data", imported_dir / "data", copy_function=shutil.copy2)
+    jugfile = write_api(imported_dir)
+    proc = run_cli("import-jug", jug_dir / "api.jugdata", jugfile, "--dry-run", cwd=imported_dir, check=0)
+    assert proc.stdout.startswith("would import ")
+    # A dry run imports nothing (the load ran the jugfile's CachedFunction which stores its own result).
+    from taskflow.store import Store
+    store = Store(str(imported_dir / "api.taskflow"))
+    assert not [h for h in store.finished_hashes() if "imported_from" in store.result_meta(h)]
+    assert len(store.finished_hashes()) == 2  # cached_glob and CachedFunction(square, 12)
+    proc = run_cli("import-jug", jug_dir / "api.jugdata", jugfile, cwd=imported_dir, check=0)
+    assert "not finished under jug 0, not importable 0" in proc.stdout, proc.stdout
+    run_cli("check", jugfile, cwd=imported_dir, check=0)
+    assert_same_values("api", taskflow_values(imported_dir, "api"), theirs)
+
+    # A file that changed makes a new timed_path task, and a new reduce task of its size: not in
+    # jug's store, so left to compute, and the barrier above `last` waits for them.
+    (imported_dir / "data" / "1.txt").write_text("changed")
+    proc = run_cli("import-jug", jug_dir / "api.jugdata", jugfile, cwd=imported_dir, check=0)
+    assert "imported 0, already in the store 25, not finished under jug 2," in proc.stdout, proc.stdout
+    assert "stopped at the barrier at" in proc.stdout and "api.py:70 " in proc.stdout, proc.stdout
+
+
+def test_import_jug_reports_damaged_results_and_imports_nothing_else_for_them(real_jug: RealJug,
+                                                                               tmp_path: Path) -> None:
+    jug_dir, ours_dir = tmp_path / "jug", tmp_path / "taskflow"
+    copy_jugfile(real_jug, "simple", jug_dir)
+    jug_run(real_jug, jug_dir, "simple")
+    results = sorted(p for p in (jug_dir / "simple.jugdata").glob("??/*"))
+    damaged = results[0]
+    damaged.write_bytes(damaged.read_bytes()[:-3])  # a truncated zlib stream
+    jugfile = copy_jugfile(real_jug, "simple", ours_dir)
+    proc = run_cli("import-jug", jug_dir / "simple.jugdata", jugfile, cwd=ours_dir, check=0)
+    assert "imported 31," in proc.stdout and "not importable 1" in proc.stdout, proc.stdout
+    assert "not a complete zlib stream" in proc.stdout
+    run_cli("execute", "-q", jugfile, cwd=ours_dir, check=0)  # computes the one left
+    ours = taskflow_values(ours_dir, "simple")
+    assert ours["values"]["vals"] == repr([4 * i + 6 for i in range(8)])
+
+
+NOTEBOOK = """
+import sys
+{before}
+import taskflow.jug as jug
+store, space = jug.init("analysis.py", "analysis.jugdata")
+print(jug.value(space["total"]), jug.value(space["parts"][1]), type(jug.value(space["box"])).__module__)
+print(space["results_from"], jug.is_jug_running())
+print(sorted(m for m in sys.modules if m == "jug" or m.startswith("jug.")))
+{after}
+"""
+
+ANALYSIS = """
+from jug import TaskGenerator, is_jug_running
+from jug.utils import CustomHash
+
+def by_repr(x):
+    return repr(x).encode()
+
+@TaskGenerator
+def part(i):
+    import jug  # while the task runs, jug is taskflow.jug
+    return (i, jug.__name__)
+
+@TaskGenerator
+def total(parts):
+    return sum(i for i, _ in parts)
+
+@TaskGenerator
+def boxed(x):
+    return CustomHash(x, by_repr)  # a result of taskflow.jug's own class
+
+parts = [part(i) for i in range(4)]
+total = total(parts)
+box = boxed(3)
+results_from = "taskflow command" if is_jug_running() else "notebook"
+"""
+
+
+def test_notebook_pattern_with_taskflow_jug_init(tmp_path: Path) -> None:
+    (tmp_path / "analysis.py").write_text(ANALYSIS)
+    run_cli("execute", "-q", "analysis.py", cwd=tmp_path, check=0)
+    script = NOTEBOOK.format(before="", after="")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["6 (1, 'taskflow.jug') taskflow.jug.utils", "notebook False", "[]"]
+
+
+def test_a_real_jug_in_the_same_process_keeps_its_name(real_jug: RealJug, tmp_path: Path) -> None:
+    (tmp_path / "analysis.py").write_text(ANALYSIS)
+    run_cli("execute", "-q", "analysis.py", cwd=tmp_path, check=0)
+    site = subprocess.run([str(real_jug.python), "-c", "import jug, os; print(os.path.dirname(os.path.dirname("
+                           "jug.__file__)))"], capture_output=True, text=True, check=True).stdout.strip()
+    script = NOTEBOOK.format(before=f"sys.path.append({site!r}); import jug as real; import jug.task",
+                             after="import jug; print(jug is real, jug.__version__, jug.task.__name__)")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "6 (1, 'taskflow.jug') taskflow.jug.utils"
+    assert lines[3] == f"True {JUG_VERSION} jug.task"  # the real jug, untouched by the load
+
+
+@pytest.mark.parametrize("line, message", [
+    ("from jug.backends import redis_store",
+     "module jug.backends is not covered by taskflow's jug compatibility: taskflow keeps results"),
+    ("from jug.hooks import register_hook",
+     "jug.hooks.register_hook is not covered by taskflow's jug compatibility: taskflow runs no hooks"),
+    ("import jug.task\nprint(len(jug.task.alltasks))",
+     "jug.task.alltasks is not covered by taskflow's jug compatibility:"),
+    ("import jug\nt = jug.Task(max, 1, 2)\nt.lock()",
+     "jug's Task.lock() is not covered by taskflow's jug compatibility: taskflow claims tasks"),
+])
+def test_an_uncovered_jug_feature_gives_one_clear_error(tmp_path: Path, line: str, message: str) -> None:
+    (tmp_path / "jugfile.py").write_text(f"import jug\n{line}\n")
+    proc = run_cli("execute", "jugfile.py", cwd=tmp_path, check=2)
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"jugfile.py:{len(line.splitlines()) + 1}: {message}" in proc.stderr, proc.stderr
+
+
+EXIT_HOOKS = """
+from jug import TaskGenerator
+from jug.hooks import exit_checks
+
+@TaskGenerator
+def double(x):
+    return 2 * x
+
+exit_checks.exit_after_n_tasks(3)
+exit_checks.exit_if_file_exists("stop-now")
+values = [double(i) for i in range(10)]
+"""
+
+
+def test_jug_exit_hooks_are_worker_limits(tmp_path: Path) -> None:
+    (tmp_path / "jugfile.py").write_text(EXIT_HOOKS)
+    run_cli("execute", "-q", "jugfile.py", cwd=tmp_path, check=3)
+    finished = json.loads(run_cli("status", "jugfile.py", "--json", cwd=tmp_path, check=0).stdout)
+    assert finished["total"]["finished"] == 3
+    (tmp_path / "stop-now").touch()
+    proc = run_cli("execute", "jugfile.py", cwd=tmp_path, check=3)
+    assert "stop-now exists" in proc.stderr
+    (tmp_path / "stop-now").unlink()
+    run_cli("execute", "-q", "--max-tasks", "2", "jugfile.py", cwd=tmp_path, check=3)  # the stricter wins
+    assert json.loads(run_cli("status", "jugfile.py", "--json", cwd=tmp_path).stdout)["total"]["finished"] == 5

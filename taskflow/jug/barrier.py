@@ -5,17 +5,12 @@ from typing import Any
 
 from .. import task as core
 from ..taskfile import BarrierReached, _caller_line
-from ..taskfile import barrier as _barrier
+from ..taskfile import barrier  # taskflow's own: it names the taskfile line it stops at
 from .task import _can_load, _tasks_in, key_view, value
 
 __all__ = ["barrier", "bvalue", "BarrierError"]
 
 BarrierError = BarrierReached
-
-
-def barrier() -> None:
-    """Declare nothing below this line until every task declared above it is finished."""
-    _barrier()
 
 
 def bvalue(x: Any) -> Any:

@@ -48,6 +48,11 @@ def _function(f: Any) -> Any:
     return f.f if isinstance(f, core.TaskGenerator) else f
 
 
+def _sliceable(inputs: Any) -> Any:
+    # Chunks are slices of the inputs, of their type, as jug makes them (a range gives ranges).
+    return inputs if isinstance(inputs, (list, tuple, range, MapResult, _MapSlice)) else list(inputs)
+
+
 def _chunks(items: Any, step: int) -> list:
     return [items[i:i + step] for i in range(0, len(items), step)]
 
@@ -76,7 +81,7 @@ def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: i
 
     `reducer` must be associative. Empty `inputs` give `identity([])`, as in jug.
     """
-    inputs = inputs if isinstance(inputs, (list, MapResult, _MapSlice)) else list(inputs)
+    inputs = _sliceable(inputs)
     # The functions go in as given (generators too) and are unwrapped when the task runs, as in jug.
     level = [Task(_map_reduce_values, reducer, mapper, chunk) for chunk in _chunks(inputs, map_step)]
     while len(level) > 1:
@@ -85,18 +90,15 @@ def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: i
 
 
 def reduce(reducer: Callable, inputs: Iterable, reduce_step: int = 8) -> Any:  # noqa: A001 - jug's name
-    """A task computing `functools.reduce(reducer, inputs)` in a tree of tasks."""
-    level = list(inputs)
-    while len(level) > 1:
-        level = [Task(_reduce_values, reducer, group) for group in _chunks(level, reduce_step)]
-    return level[0] if level else identity([])
+    """A task computing `functools.reduce(reducer, inputs)` in a tree of tasks (mapreduce without a mapper)."""
+    return mapreduce(reducer, None, inputs, reduce_step=reduce_step)
 
 
 def map(mapper: Callable, sequence: Iterable, map_step: int = 4) -> Any:  # noqa: A001 - jug's name
     """`mapper` over `sequence`, `map_step` inputs per task: a list of tasks (map_step=1) or a MapResult."""
     if map_step == 1:
         return [Task(_function(mapper), x) for x in sequence]
-    items = sequence if isinstance(sequence, (list, MapResult, _MapSlice)) else list(sequence)
+    items = _sliceable(sequence)
     blocks = [Task(_map_values, _plain(mapper), chunk) for chunk in _chunks(items, map_step)]
     return MapResult(blocks, map_step, len(items))
 

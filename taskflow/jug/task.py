@@ -45,7 +45,8 @@ class _Tag:
         return f"<{self.kind}>"
 
 
-TASKLET, JUG_HASH, LAMBDA, PARTIAL, MAP = (_Tag(k) for k in ("Tasklet", "__jug_hash__", "lambda", "partial", "map"))
+TASKLET, JUG_HASH, LAMBDA, PARTIAL, MAP, RANGE = (
+    _Tag(k) for k in ("Tasklet", "__jug_hash__", "lambda", "partial", "map", "range"))
 
 
 class JugHash(str):
@@ -73,6 +74,8 @@ def key_view(obj: Any) -> Any:
             changed = changed or kv is not k or vv is not v
             out[kv] = vv
         return out if changed else obj
+    if kind is range:  # jug's map and mapreduce pass chunks of a range as ranges
+        return (RANGE, obj.start, obj.stop, obj.step)
     view = getattr(obj, "_key_view", None)
     if view is not None and not isinstance(obj, type):
         return view()

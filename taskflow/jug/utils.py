@@ -58,9 +58,12 @@ def _tasks_only(obj: Any) -> list:
 
 def hash_with_mtime_size(path: Any) -> bytes:
     """A digest of `path` with its file's modification time and size."""
-    from .hash import hash_one
+    from .hash import hash_one, jug_scheme
 
     st = os.stat(path)
+    if jug_scheme.get() is not None:
+        # jug's own key: jug rebuilds the stat result from its tuple part, which holds whole seconds.
+        return hash_one((path, os.stat_result(st).st_mtime, st.st_size))
     return hash_one((path, st.st_mtime, st.st_size))
 
 
