@@ -37,7 +37,7 @@ Exit codes:
   130  interrupted with Ctrl-C"""
 
 # Said once here for every command that selects tasks by name (see taskflow.selection).
-TARGET_HELP = ("a task name, the part after its last dot, a shell glob (count_*) or /REGEX/ "
+TARGET_HELP = ("PATTERN is a task name, the part after its last dot, a shell glob (count_*) or /REGEX/ "
                "(README: Selecting tasks by name)")
 
 log = logging.getLogger("taskflow")
@@ -140,7 +140,7 @@ def _duration(option: str) -> Callable:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Start this many worker processes on this machine.")
 @click.option("--target", "targets", multiple=True, metavar="PATTERN",
-              help=f"Run only tasks matching PATTERN, {TARGET_HELP}, and their dependencies. Repeatable.")
+              help=f"Run only tasks matching PATTERN and their dependencies; {TARGET_HELP}. Repeatable.")
 @click.option("--keep-going", is_flag=True, help="After a task fails, run everything that does not depend on it.")
 @click.option("--retry-failed", is_flag=True, help="Run tasks that failed before again.")
 @click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),

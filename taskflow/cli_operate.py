@@ -12,7 +12,7 @@ from .cli import TARGET_HELP, _common, _configure_logging, _handle_errors, _open
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
 @_common
 @click.option("--target", "targets", multiple=True, metavar="PATTERN",
-              help=f"Tasks matching PATTERN, {TARGET_HELP}. Repeatable.")
+              help=f"Tasks matching PATTERN; {TARGET_HELP}. Repeatable.")
 @click.option("--changed", is_flag=True, help="Results produced by other code or another version= of their function.")
 @click.option("-n", "--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @_handle_errors

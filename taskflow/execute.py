@@ -24,20 +24,25 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
             reporter: Reporter | None = None) -> RunSummary:
     """Run tasks of `taskfile` until all are finished or this worker must stop.
 
-    Reloads the taskfile each time the tasks above a barrier are finished, so
+    Reloads the taskfile each time what a barrier waits for is finished, so
     one call goes through every barrier.
     """
     options = options or Options()
     worker = Worker(store, options, reporter)
     total = RunSummary(Outcome.FINISHED, already_finished=True)
-    declared = -1
+    stopped_at = None  # (barriers passed, tasks declared) where the last pass stopped
     while True:
         loaded = taskfile_module.load(taskfile, store, argv)
-        if loaded.complete is False and len(loaded.tasks) == declared:
-            # Everything selected above the barrier finished, yet it stays closed:
-            # tasks above it that --target left out are not finished.
-            log.warning("stopping at the barrier at %s: tasks above it outside --target are not finished, "
-                        "so the tasks below it are not declared yet", loaded.barrier_at)
+        here = (loaded.barriers_passed, len(loaded.tasks))
+        if not loaded.complete and here == stopped_at:
+            # Everything selected before the barrier finished, yet it stays closed:
+            # tasks it waits for that --target left out are not finished.
+            if loaded.barrier_needs is None:
+                log.warning("stopping at the barrier at %s: tasks above it outside --target are not finished, "
+                            "so the tasks below it are not declared yet", loaded.barrier_at)
+            else:
+                log.warning("stopping at the bvalue() at %s: tasks it waits for are outside --target and not "
+                            "finished, so the tasks below it are not declared yet", loaded.barrier_at)
             return total
         tasks = _selected(loaded, options.targets)
         _apply_limits(options, loaded.limits)
@@ -53,9 +58,10 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
             if total.already_finished and total.outcome is Outcome.FINISHED:
                 worker.reporter.already_finished(total.total)
             return total
-        declared = len(loaded.tasks)
-        if len(tasks) == declared:
-            log.info("every task above the barrier at %s is finished; reloading", loaded.barrier_at)
+        stopped_at = here
+        ran = {t.hash for t in tasks}
+        if all(t.hash in ran for t in loaded.waited_for()):
+            log.info("every task the barrier at %s waits for is finished; reloading", loaded.barrier_at)
 
 
 def _apply_limits(options: Options, limits: dict | None) -> None:
@@ -89,17 +95,24 @@ def blocked_message(summary: RunSummary) -> str:
 
 
 def _selected(loaded: taskfile_module.Loaded, targets: Sequence[str]) -> list[Task]:
-    """The tasks to run of what the taskfile declared so far (see taskflow.selection)."""
+    """The tasks to run of what the taskfile declared so far (see taskflow.selection).
+
+    Stopped at a barrier, and without a target before it, that is what the
+    barrier waits for: every task above a `barrier()`, only x's tasks and
+    their dependencies for a `bvalue(x)`, so that other tasks above it, even
+    failing ones, do not keep it closed. Those run once the load is past it.
+    """
+    if not targets:
+        return loaded.tasks if loaded.complete else loaded.waited_for()
     try:
         return select_targets(loaded.tasks, targets)
     except NoTaskMatchesError as e:
         if loaded.complete:
             raise
-        missing = e.pattern
-    # A target not above the barrier can only be below it, which takes every task above it.
-    log.info("no task matches --target %s above the barrier at %s; running the tasks above it first",
-             missing, loaded.barrier_at)
-    return loaded.tasks
+        # A target not above the barrier can only be below it: open the barrier first.
+        log.info("no task matches --target %s above the barrier at %s; running what it waits for first",
+                 e.pattern, loaded.barrier_at)
+        return loaded.waited_for()
 
 
 # Worst first: how --jobs combines its workers' exit codes.

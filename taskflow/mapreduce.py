@@ -22,7 +22,7 @@ def _chunks(items: list, size: int) -> list[list]:
 def map_chunk(mapper: Callable, reducer: Callable | None, chunk: list, *initial: Any) -> Any:
     """One task of `mapreduce`/`map`: map each input; combine them with `reducer` if given.
 
-    `initial` (one value or none) goes first, as in `functools.reduce`.
+    `initial` (one value or none) is the result for an empty chunk, as in `functools.reduce`.
     """
     mapped = [mapper(x) for x in chunk]
     if reducer is None:
@@ -37,8 +37,7 @@ def reduce_values(reducer: Callable, values: list) -> Any:
 
 def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: int = 4,
               reduce_step: int = 8, initial: Any = _NO_INITIAL) -> Task:
-    """Declare tasks computing `functools.reduce(reducer, map(mapper, inputs)[, initial])`;
-    returns the final task.
+    """Declare tasks computing `reduce(reducer, map(mapper, inputs))`; returns the final task.
 
     Each map task handles `map_step` inputs and already combines them; reduce
     tasks then combine up to `reduce_step` partial results at a time, in a
@@ -46,22 +45,23 @@ def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: i
     must be associative). `mapper` and `reducer` must be module-level
     functions (plain or @TaskGenerator).
 
-    `initial` is the result for no inputs (0 for a sum, [] for a
-    concatenation); as in `functools.reduce` it also goes first when there
-    are inputs, so give the reducer's identity. It may be a task. Without
+    `initial` is the result when `inputs` is empty (a filter that matched
+    nothing): the reducer's empty result, such as 0 for a sum or [] for a
+    concatenation. It may be a task. Unlike the initializer of
+    `functools.reduce` it is not combined with the results when there are
+    inputs, so adding it to a mapreduce changes none of its tasks. Without
     `initial`, empty `inputs` is an error: there is no result to give.
     """
     items = list(inputs)
     if map_step < 1 or reduce_step < 2:
         raise UsageError("mapreduce needs map_step >= 1 and reduce_step >= 2")
-    first = () if initial is _NO_INITIAL else (initial,)
-    if not items and not first:
-        raise TaskDeclarationError("mapreduce got no inputs: pass initial= (the result for no inputs, "
-                                   "e.g. initial=0 for a sum)")
     mapper, reducer = _plain(mapper), _plain(reducer)
-    # The initial value enters once, in the first map task (the only one when there are no inputs).
-    level = [Task(map_chunk, mapper, reducer, chunk, *(first if i == 0 else ()))
-             for i, chunk in enumerate(_chunks(items, map_step) or [[]])]
+    if not items:
+        if initial is _NO_INITIAL:
+            raise TaskDeclarationError("mapreduce got no inputs: pass initial= (the result for no inputs, "
+                                       "e.g. initial=0 for a sum)")
+        return Task(map_chunk, mapper, reducer, [], initial)
+    level = [Task(map_chunk, mapper, reducer, chunk) for chunk in _chunks(items, map_step)]
     while len(level) > 1:
         level = [group[0] if len(group) == 1 else Task(reduce_values, reducer, group)
                  for group in _chunks(level, reduce_step)]

@@ -51,9 +51,12 @@ class StatusReport:
 
     @property
     def stuck(self) -> bool:
-        """Nothing can make progress: what is not finished failed or waits on a failure."""
+        """Nothing can make progress: what is not finished failed or waits on a failure.
+
+        Below a barrier that is open already this says nothing: reload first (see `watch`).
+        """
         t = self.total
-        return self.complete and t["ready"] == 0 and t["running"] == 0 and not self.stale and t["failed"] > 0
+        return t["ready"] == 0 and t["running"] == 0 and not self.stale and t["failed"] > 0
 
     def table(self) -> str:
         names = list(self.counts)
@@ -71,7 +74,7 @@ class StatusReport:
             rows.append(f"code changed: {n} finished {name} result(s) came from other code or another "
                         "version (`taskflow invalidate FILE --changed` removes them)")
         if not self.complete:
-            rows.append("loading stopped at a barrier: tasks below it appear once those above are finished")
+            rows.append("loading stopped at a barrier: tasks below it appear once what it waits for is finished")
         return "\n".join(rows)
 
     def __repr__(self) -> str:
@@ -223,9 +226,9 @@ def watch(taskfile: str, store: Store, argv: Sequence[str], interval: float, out
         frame = watch_frame(report, rate)
         out.write(("\x1b[H\x1b[2J" if clear else "") + frame + "\n" + ("" if clear else "\n"))
         out.flush()
-        if report.all_finished or report.stuck:
-            return report
-        if not report.complete and report.total["finished"] == sum(report.total.values()):
+        if not report.complete and loaded.barrier_open():
             loaded = load(taskfile, store, argv)  # the barrier opened: see the tasks below it
             continue
+        if report.all_finished or report.stuck:
+            return report
         time.sleep(interval)

@@ -7,7 +7,7 @@ while a taskfile loads is recorded, in declaration order, in the active
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import TaskDeclarationError
 from .hashing import function_name, task_hash, value_hash
@@ -20,6 +20,7 @@ class Declarations:
         self.store = store
         self.tasks: dict[str, Task] = {}
         self.known_finished: set[str] = set()  # memo for barrier() checks
+        self.barriers_passed = 0
         # Limits the taskfile set for the worker (max_tasks, max_time, stop_files), from jug's exit hooks.
         self.limits: dict = {}
 
@@ -207,3 +208,48 @@ def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
     if isinstance(obj, Task):  # a subclass: jug's Task (taskflow.jug)
         return lookup(obj)
     return obj
+
+
+def tasks_in(obj: Any, found: dict | None = None) -> dict[str, Task]:
+    """The tasks `substitute` would replace in `obj` (those of task elements and their indexes too), by hash."""
+    found = {} if found is None else found
+    kind = type(obj)
+    if isinstance(obj, Task):  # subclasses too: jug's Task (taskflow.jug)
+        found[obj.hash] = obj
+    elif kind is TaskElement:
+        found[obj.task.hash] = obj.task
+        for d in obj.deps:
+            found[d.hash] = d
+    elif kind is dict:
+        for key, val in obj.items():
+            tasks_in(key, found)
+            tasks_in(val, found)
+    elif kind is slice:
+        for part in (obj.start, obj.stop, obj.step):
+            tasks_in(part, found)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            tasks_in(item, found)
+    return found
+
+
+def closure(roots: Iterable[Task]) -> list[Task]:
+    """`roots` and everything they depend on, directly or not; dependencies come first."""
+    order: list[Task] = []
+    seen: set[str] = set()
+    for root in roots:
+        if root.hash in seen:
+            continue
+        seen.add(root.hash)
+        stack = [(root, iter(root.deps))]
+        while stack:
+            task, deps = stack[-1]
+            for d in deps:
+                if d.hash not in seen:
+                    seen.add(d.hash)
+                    stack.append((d, iter(d.deps)))
+                    break
+            else:
+                stack.pop()
+                order.append(task)
+    return order

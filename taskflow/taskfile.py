@@ -3,8 +3,10 @@
 The module is named after the file's stem, so `countwords` in `taskfile.py`
 makes tasks named `taskfile.countwords`, and results holding the taskfile's
 own classes unpickle once the taskfile is loaded again. A `barrier()` whose
-tasks above are not all finished stops the load there: the caller sees the
-tasks above it and `Loaded.complete` is false.
+tasks above are not all finished, or a `bvalue(x)` whose x or a dependency of
+x is not, stops the load there: the caller sees the tasks above it,
+`Loaded.complete` is false and `Loaded.barrier_needs` says what the barrier
+waits for.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Any, Sequence
 from .errors import TaskfileError, TaskflowError
 from .jugalias import jug_alias
 from .store import Store
-from .task import Declarations, Task, activate, active
+from .task import Declarations, Task, activate, active, closure, tasks_in
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,10 @@ class BarrierReached(BaseException):
     A BaseException so that a taskfile's own `except Exception` cannot swallow it.
     """
 
-    def __init__(self, line: int | None):
+    def __init__(self, line: int | None, needs: list[Task] | None = None):
         super().__init__(line)
         self.line = line
+        self.needs = needs
 
 
 @dataclass
@@ -46,11 +49,31 @@ class Loaded:
     store: Store
     complete: bool  # False when loading stopped at a barrier
     barrier_line: int | None = None  # where it stopped
+    # What that barrier waits for: None for a barrier(), which waits for every task above
+    # it; for a bvalue(x), x's tasks and their dependencies (dependencies first).
+    barrier_needs: list[Task] | None = None
+    barriers_passed: int = 0  # barriers the load went through before stopping
     limits: dict | None = None  # worker limits the taskfile asked for (jug's exit hooks)
 
     @property
     def barrier_at(self) -> str:
         return f"{self.path}:{self.barrier_line}" if self.barrier_line else self.path
+
+    def waited_for(self) -> list[Task]:
+        """The tasks the barrier that stopped loading waits for, in declaration order (none if complete)."""
+        if self.complete:
+            return []
+        if self.barrier_needs is None:
+            return self.tasks
+        position = {t.hash: i for i, t in enumerate(self.tasks)}
+        # Tasks declared by an earlier load (a module the taskfile imports) come first.
+        return sorted(self.barrier_needs, key=lambda t: position.get(t.hash, -1))
+
+    def barrier_open(self) -> bool:
+        """Whether every task the barrier waits for is finished now (it opens on the next load)."""
+        if self.complete:
+            return True
+        return not _unfinished(self.store, [t.hash for t in self.waited_for()], set())
 
 
 def default_store_path(taskfile: str) -> str:
@@ -103,12 +126,12 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     previous = activate(declarations)
     saved_argv = sys.argv
     sys.argv = [path, *argv]
-    complete, barrier_line = True, None
+    complete, barrier_line, needs = True, None, None
     try:
         with jug_alias():  # a jugfile's `import jug` means taskflow.jug while it loads
             exec(code, module.__dict__)
     except BarrierReached as e:
-        complete, barrier_line = False, e.line
+        complete, barrier_line, needs = False, e.line, e.needs
     except SystemExit as e:
         raise TaskfileError(f"the taskfile called sys.exit({e.code!r}) while loading", path) from None
     except TaskflowError as e:
@@ -118,8 +141,8 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     finally:
         activate(previous)
         sys.argv = saved_argv
-    return Loaded(path, module, list(declarations.tasks.values()), store, complete, barrier_line,
-                  declarations.limits)
+    return Loaded(path, module, list(declarations.tasks.values()), store, complete, barrier_line, needs,
+                  declarations.barriers_passed, declarations.limits)
 
 
 def _refuse_shadowing(stem: str, path: str) -> None:
@@ -142,17 +165,22 @@ def _refuse_shadowing(stem: str, path: str) -> None:
 def barrier() -> None:
     """Load nothing below this line until every task declared above is finished."""
     declarations = active()
-    store = declarations.store
-    if store is None:
+    if declarations.store is None:
         return  # not loaded by taskflow (a plain `python taskfile.py`): nothing to wait for
-    pending = [h for h in declarations.tasks if h not in declarations.known_finished]
+    if _unfinished(declarations.store, list(declarations.tasks), declarations.known_finished):
+        raise BarrierReached(_caller_line())
+    declarations.barriers_passed += 1
+
+
+def _unfinished(store: Store, hashes: list[str], known_finished: set[str]) -> bool:
+    """Whether any of `hashes` has no result; adds what it finds finished to `known_finished`."""
+    pending = [h for h in hashes if h not in known_finished]
     if len(pending) > 64:
         finished = store.finished_hashes()
     else:
         finished = {h for h in pending if store.has_result(h)}
-    declarations.known_finished |= finished
-    if any(h not in finished for h in pending):
-        raise BarrierReached(_caller_line())
+    known_finished |= finished
+    return any(h not in finished for h in pending)
 
 
 def _caller_line() -> int | None:
@@ -165,10 +193,19 @@ def _caller_line() -> int | None:
 
 
 def bvalue(x: Any) -> Any:
-    """`barrier()` then `value(x)`: the value of x once everything above is finished."""
+    """The value of x, once x's tasks and everything they depend on are finished.
+
+    A barrier for x only: unlike `barrier()`, it does not wait for other tasks
+    above it, so one that failed does not keep what is below from being declared.
+    """
     from .results import value
 
-    barrier()
+    declarations = active()
+    if declarations.store is not None:
+        needs = closure(tasks_in(x).values())
+        if _unfinished(declarations.store, [t.hash for t in needs], declarations.known_finished):
+            raise BarrierReached(_caller_line(), needs)
+        declarations.barriers_passed += 1
     return value(x)
 
 
@@ -180,8 +217,8 @@ def init(taskfile: str, store: str | None = None, argv: Sequence[str] = (), fsyn
     """
     loaded = load(taskfile, Store(store_path(taskfile, store), fsync=fsync), argv)
     if not loaded.complete:
-        log.warning("%s: stopped at a barrier whose tasks are not all finished; "
-                    "names below it are not defined yet", loaded.path)
+        log.warning("stopped at the barrier at %s, which waits for unfinished tasks; "
+                    "names below it are not defined yet", loaded.barrier_at)
     # So that value() on plain containers of tasks declared here finds the store.
     activate(Declarations(loaded.store))
     return loaded.module

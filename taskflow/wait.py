@@ -7,7 +7,7 @@ For scripts and notebooks after `taskflow submit`:
     result.outcome   # WaitOutcome.FINISHED, FAILED or TIMEOUT
 
 The taskfile is loaded again at every look, so tasks below a barrier count
-once the tasks above it are finished.
+once what the barrier waits for is finished.
 
 "Failed" means that nothing else can run: some task failed and no task is
 ready or running. Every unfinished task then waits, directly or through

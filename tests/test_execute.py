@@ -177,6 +177,80 @@ stepped = combine(r[b[0]], r[b[0]:b[1]:z])
     assert taskflow.value([ns.r[ns.b[1]]]) == [8]
 
 
+BVALUE_AND_UNRELATED_FAILURE = LOGGING + """
+@TaskGenerator
+def unrelated():
+    note("unrelated")
+    raise ValueError("unrelated failure")
+
+@TaskGenerator
+def make(n):
+    note("make", n)
+    return list(range(n))
+
+@TaskGenerator
+def double(x):
+    note("double", x)
+    return 2 * x
+
+@TaskGenerator
+def total(xs):
+    note("total")
+    return sum(xs)
+
+bad = unrelated()                   # declared first, so it runs first
+sizes = make(3)
+first = bvalue(sizes)               # waits for `sizes` only, not for `bad`
+doubled = [double(x) for x in first]
+result = total(doubled)
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_bvalue_waits_only_for_what_it_needs(tmp_path, jobs):
+    tf = write_taskfile(tmp_path, BVALUE_AND_UNRELATED_FAILURE)
+    env = env_for(tmp_path)
+    before = status_json(tf)["total"]
+    assert before == {"waiting": 0, "ready": 2, "running": 0, "finished": 0, "failed": 0}
+    proc = run_cli("execute", tf, "--keep-going", "--jobs", jobs, env=env, check=1)
+    assert "unrelated failure" in proc.stderr
+    assert sorted(log_lines(tmp_path)) == ["double 0", "double 1", "double 2", "make 3", "total", "unrelated"]
+    assert status_json(tf)["total"] == {"waiting": 0, "ready": 0, "running": 0, "finished": 5, "failed": 1}
+    import taskflow
+    assert taskflow.value(taskflow.init(str(tf)).result) == 6
+
+
+def test_bvalue_past_an_earlier_failure_without_keep_going(tmp_path):
+    tf = write_taskfile(tmp_path, BVALUE_AND_UNRELATED_FAILURE)
+    env = env_for(tmp_path)
+    run_cli("execute", tf, env=env, check=1)  # stops at the unrelated failure, as without --keep-going
+    assert {"make 3", "unrelated"} <= set(log_lines(tmp_path))
+    # status and init load past the bvalue: what it needs is finished, the failure is elsewhere.
+    counts = status_json(tf)["total"]
+    assert counts["failed"] == 1 and sum(counts.values()) == 6
+    run_cli("execute", tf, env=env, check=1)  # a failure is still recorded: exit 1
+    assert sorted(log_lines(tmp_path)) == ["double 0", "double 1", "double 2", "make 3", "total", "unrelated"]
+    assert status_json(tf)["total"] == {"waiting": 0, "ready": 0, "running": 0, "finished": 5, "failed": 1}
+    # `status --watch` goes past the bvalue too, and stops: nothing else can run.
+    proc = run_cli("status", tf, "--watch", "0.2", timeout=60, check=0)
+    assert "Total" in proc.stdout
+
+
+def test_barrier_and_bvalue_wait_for_a_failure_they_need(tmp_path):
+    needed = BVALUE_AND_UNRELATED_FAILURE.replace("first = bvalue(sizes)", "first = bvalue([sizes, bad])")
+    full = BVALUE_AND_UNRELATED_FAILURE.replace("first = bvalue(sizes)", "barrier()\nfirst = bvalue(sizes)")
+    for source in (needed, full):
+        tf = write_taskfile(tmp_path, source)
+        env = env_for(tmp_path)
+        run_cli("execute", tf, "--keep-going", env=env, check=1)
+        assert sorted(log_lines(tmp_path)) == ["make 3", "unrelated"]
+        assert status_json(tf)["total"] == {"waiting": 0, "ready": 0, "running": 0, "finished": 1, "failed": 1}
+        assert "loading stopped at a barrier" in run_cli("status", tf, check=0).stdout
+        run_cli("status", tf, "--watch", "0.2", timeout=60, check=0)  # stops: nothing can run
+        run_cli("invalidate", tf, "--target", "/./", check=0)
+        (tmp_path / "log").unlink()
+
+
 def test_elements_iteratetask_and_mapreduce(tmp_path):
     tf = write_taskfile(tmp_path, """
 from taskflow import TaskGenerator, Task, iteratetask, mapreduce, map as tmap
@@ -458,8 +532,9 @@ empty_sum = mapreduce(add, square, wanted, initial=0)
 empty_list = mapreduce(concat, str, [], initial="")
 given_task = mapreduce(add, square, [], initial=offset())
 full_sum = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=0)
-# As with functools.reduce, initial goes first: it need not be the identity.
-from_offset = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=offset())
+# initial is the result for no inputs only: with inputs it is not combined, and changes no task.
+with_offset = mapreduce(add, square, range(10), map_step=3, reduce_step=2, initial=offset())
+without = mapreduce(add, square, range(10), map_step=3, reduce_step=2)
 nothing_mapped = parallel_map(square, wanted)
 nothing_chunked = parallel_map(square, wanted, map_step=4)
 if "--no-initial" in sys.argv:
@@ -471,7 +546,8 @@ if "--no-initial" in sys.argv:
     assert taskflow.value(ns.empty_list) == ""
     assert taskflow.value(ns.given_task) == 100
     assert taskflow.value(ns.full_sum) == sum(i * i for i in range(10))
-    assert taskflow.value(ns.from_offset) == 100 + sum(i * i for i in range(10))
+    assert taskflow.value(ns.with_offset) == sum(i * i for i in range(10))
+    assert ns.full_sum.hash == ns.with_offset.hash == ns.without.hash
     assert ns.nothing_mapped == [] and ns.nothing_chunked == []
     proc = run_cli("execute", tf, "--", "--no-initial", check=2)
     line = tf.read_text().splitlines().index("    broken = mapreduce(add, square, wanted)") + 1

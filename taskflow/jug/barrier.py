@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import task as core
-from ..taskfile import BarrierReached, _caller_line
+from ..taskfile import BarrierReached, _caller_line, _unfinished
 from ..taskfile import barrier  # taskflow's own: it names the taskfile line it stops at
-from .task import _can_load, _tasks_in, key_view, value
+from .task import _tasks_in, key_view, value
 
 __all__ = ["barrier", "bvalue", "BarrierError"]
 
@@ -16,13 +16,14 @@ BarrierError = BarrierReached
 def bvalue(x: Any) -> Any:
     """The value of `x`, stopping the taskfile here until the tasks `x` needs are finished.
 
-    Unlike `barrier()`, only the tasks in `x` are waited for, as in jug.
+    Unlike `barrier()`, only the tasks in `x` (and what they depend on) are waited for, as in jug.
     """
-    store = core.active().store
-    if store is not None:
-        for t in _needed(x):
-            if not _can_load(t):
-                raise BarrierReached(_caller_line())
+    declarations = core.active()
+    if declarations.store is not None:
+        needs = core.closure(_needed(x))
+        if _unfinished(declarations.store, [t.hash for t in needs], declarations.known_finished):
+            raise BarrierReached(_caller_line(), needs)
+        declarations.barriers_passed += 1
     return value(x)
 
 
