@@ -62,7 +62,11 @@ class NotComputable(Exception):
 def task_key(task: Any, memo: dict | None = None) -> str:
     """jug's key (40 hex digits) of `task`, or NotComputable."""
     memo = {} if memo is None else memo
-    return _Keys(memo).task(task).decode("ascii")
+    try:
+        return _Keys(memo).task(task).decode("ascii")
+    except RecursionError:
+        # Keys of dependencies first (declaration order, as import-jug goes) keep the recursion shallow.
+        raise NotComputable("its dependencies are too deeply nested to follow before theirs are known") from None
 
 
 class _Keys:

@@ -489,3 +489,40 @@ def test_jug_exit_hooks_are_worker_limits(tmp_path: Path) -> None:
     (tmp_path / "stop-now").unlink()
     run_cli("execute", "-q", "--max-tasks", "2", "jugfile.py", cwd=tmp_path, check=3)  # the stricter wins
     assert json.loads(run_cli("status", "jugfile.py", "--json", cwd=tmp_path).stdout)["total"]["finished"] == 5
+
+
+def test_import_jug_reads_packed_results(real_jug: RealJug, tmp_path: Path) -> None:
+    jug_dir, ours_dir = tmp_path / "jug", tmp_path / "taskflow"
+    copy_jugfile(real_jug, "simple", jug_dir)
+    theirs = jug_run(real_jug, jug_dir, "simple")
+    proc = subprocess.run([str(real_jug.jug), "pack", "--will-cite", "simple.py"], cwd=jug_dir, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not list((jug_dir / "simple.jugdata").glob("??/*"))  # every result is in packs/jugpack now
+    jugfile = copy_jugfile(real_jug, "simple", ours_dir)
+    proc = run_cli("import-jug", jug_dir / "simple.jugdata", jugfile, cwd=ours_dir, check=0)
+    assert proc.stdout.startswith("imported 32, "), proc.stdout
+    run_cli("check", jugfile, cwd=ours_dir, check=0)
+    assert_same_values("simple", taskflow_values(ours_dir, "simple"), theirs)
+
+
+RUNNING = """
+from jug import Task, is_jug_running
+with open("running.txt", "w") as f:
+    f.write(str(is_jug_running()))
+biggest = Task(max, 1, 2)
+"""
+
+
+def test_is_jug_running_and_set_jugdir(tmp_path: Path) -> None:
+    (tmp_path / "jugfile.py").write_text(RUNNING)
+    run_cli("execute", "-q", "jugfile.py", cwd=tmp_path, check=0)
+    assert (tmp_path / "running.txt").read_text() == "True"  # under a taskflow command
+    script = ("import taskflow.jug as jug\n"
+              "store = jug.set_jugdir('jugfile.jugdata')\n"
+              "print(store.path.endswith('jugfile.taskflow'), jug.Task(max, 1, 2).value(), jug.is_jug_running())\n"
+              "jug.init('jugfile.py')\n"
+              "print(open('running.txt').read())\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "2", "False", "False"]
