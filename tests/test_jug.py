@@ -526,3 +526,42 @@ def test_is_jug_running_and_set_jugdir(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "2", "False", "False"]
+
+
+BOXED = """
+from jug import TaskGenerator
+from jug.utils import CustomHash
+
+def by_repr(x):
+    return repr(x).encode()
+
+@TaskGenerator
+def box(x):
+    return CustomHash(x, by_repr)  # jug pickles it as jug.utils.CustomHash
+
+boxed = box(3)
+"""
+
+
+def test_imported_pickles_naming_jug_read_as_taskflow_jug(real_jug: RealJug, tmp_path: Path) -> None:
+    jug_dir, ours_dir = tmp_path / "jug", tmp_path / "taskflow"
+    for folder in (jug_dir, ours_dir):
+        folder.mkdir()
+        (folder / "boxes.py").write_text(BOXED)
+    jug_run(real_jug, jug_dir, "boxes")
+    run_cli("import-jug", jug_dir / "boxes.jugdata", "boxes.py", cwd=ours_dir, check=0)
+    script = ("import sys, taskflow.jug as jug\n"
+              "store, space = jug.init('boxes.py')\n"
+              "b = jug.value(space['boxed'])\n"
+              "print(type(b).__module__, b.obj, [m for m in sys.modules if m.split('.')[0] == 'jug'])\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ours_dir, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "taskflow.jug.utils 3 []"
+
+
+def test_jug_exit_after_time_is_max_time(tmp_path: Path) -> None:
+    source = EXIT_HOOKS.replace("exit_checks.exit_after_n_tasks(3)", "exit_checks.exit_after_time(seconds=0)")
+    (tmp_path / "jugfile.py").write_text(source)
+    proc = run_cli("execute", "jugfile.py", cwd=tmp_path, check=3)
+    assert "--max-time 0s reached" in proc.stderr, proc.stderr
+    assert json.loads(run_cli("status", "jugfile.py", "--json", cwd=tmp_path).stdout)["total"]["finished"] == 0

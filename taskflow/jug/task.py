@@ -385,9 +385,10 @@ class iteratetask:  # noqa: N801 - jug's name
         self.n = n
 
     def __getitem__(self, i: int) -> Any:
-        if not isinstance(i, int) or not -self.n <= i < self.n:
+        # As jug: past the end stops iteration; any other index goes to the task as it is.
+        if i >= self.n:
             raise IndexError(i)
-        return self.base[i % self.n]
+        return self.base[i]
 
     def __len__(self) -> int:
         return self.n
