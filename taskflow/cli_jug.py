@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import _common, _configure_logging, _handle_errors, _open_store, main
+from .cli import _common, _configure_logging, _handle_errors, _open_store, log, main
 
 
 @main.command("import-jug", epilog="Exit codes: 0 done (whatever could be imported), 2 usage error or the "
@@ -30,6 +30,7 @@ def import_jug(jugdir: str, taskfile: str, args: tuple, store: str | None, dry_r
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)
+    log.info("%s results of %s from %s into %s", "checking" if dry_run else "importing", taskfile, jugdir, s.path)
     report = run_import(jugdir, taskfile, s, args, dry_run=dry_run)
     if verbose:
         for name, h, key in report.imported:

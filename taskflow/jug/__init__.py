@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import JugFeatureError
-from . import barrier as _barrier_module  # noqa: F401 - registered as jug.barrier by the alias
 from . import compound, hash, hooks, io, jug, mapreduce, task, utils  # noqa: F401
 from .barrier import barrier, bvalue
 from .compound import CompoundTask, CompoundTaskGenerator
