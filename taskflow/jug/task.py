@@ -16,6 +16,8 @@ itself keeps and receives the original arguments.
 from __future__ import annotations
 
 import functools
+import inspect
+import textwrap
 import time
 import types
 from typing import Any, Callable, Iterator
@@ -108,9 +110,43 @@ def function_view(f: Any) -> Any:
             except ValueError:  # an empty cell
                 cells.append(None)
         consts = [c for c in code.co_consts if type(c) in _PLAIN]
-        return (LAMBDA, f.__module__, fingerprint(f), code.co_names, consts, cells,
-                key_view(list(f.__defaults__ or ())))
+        place = _lambda_place(f)
+        return (LAMBDA, f.__module__, fingerprint(f), code.co_code if place is None else place, code.co_names,
+                consts, cells, key_view(list(f.__defaults__ or ())))
     return f
+
+
+def _lambda_place(f: types.FunctionType) -> int | None:
+    """Which lambda of its source lines `f` is (0 for the first), telling apart two on one line.
+
+    Found by compiling those lines again and comparing code objects, so the
+    answer depends on the source only, not on the Python version. None when
+    the lines cannot be compiled alone (then the bytecode identifies it).
+    """
+    try:
+        lines, _ = inspect.getsourcelines(f)
+        compiled = compile(textwrap.dedent("".join(lines)), "<lambda>", "exec")
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    mine = _code_key(f.__code__)
+    place = 0
+    stack = [compiled]
+    while stack:
+        code = stack.pop()
+        for const in reversed(code.co_consts):  # popped in source order
+            if isinstance(const, types.CodeType):
+                stack.append(const)
+        if code.co_name == "<lambda>":
+            if _code_key(code) == mine:
+                return place
+            place += 1
+    return None
+
+
+def _code_key(code: types.CodeType) -> tuple:
+    # What the code does, leaving out where it is (lines and columns differ in the recompiled copy).
+    consts = tuple(_code_key(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.co_code, code.co_names, consts
 
 
 class Task(core.Task):
