@@ -564,3 +564,28 @@ def test_jug_exit_after_time_is_max_time(tmp_path: Path) -> None:
     proc = run_cli("execute", "jugfile.py", cwd=tmp_path, check=3)
     assert "--max-time 0s reached" in proc.stderr, proc.stderr
     assert json.loads(run_cli("status", "jugfile.py", "--json", cwd=tmp_path).stdout)["total"]["finished"] == 0
+
+
+LAMBDAS = """
+from jug import Task, Tasklet
+
+def two():
+    return 2
+
+def same(x):
+    return x
+
+t = Task(two)
+plus, times = Task(same, Tasklet(t, lambda x: x + 1)), Task(same, Tasklet(t, lambda x: x * 1))
+"""
+
+
+def test_two_lambdas_on_one_line_are_two_tasklets(tmp_path: Path) -> None:
+    (tmp_path / "jugfile.py").write_text(LAMBDAS)
+    run_cli("execute", "-q", "jugfile.py", cwd=tmp_path, check=0)
+    script = ("import taskflow.jug as jug\n"
+              "store, space = jug.init('jugfile.py')\n"
+              "print(jug.value([space['plus'], space['times']]), space['plus'].hash != space['times'].hash)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[3, 2] True"
