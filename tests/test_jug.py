@@ -589,3 +589,48 @@ def test_two_lambdas_on_one_line_are_two_tasklets(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[3, 2] True"
+
+
+COMMANDS_JUGFILE = """
+from jug import TaskGenerator, barrier, value
+from jug.mapreduce import mapreduce
+
+@TaskGenerator
+def double(x):
+    return 2 * x
+
+def add(a, b):
+    return a + b
+
+doubled = [double(i) for i in range(4)]
+barrier()
+total = mapreduce(add, double, value(doubled))
+"""
+
+
+@pytest.mark.parametrize("command, expected", [
+    (["status"], "jugfile.double"),
+    (["check"], ""),
+    (["report"], "jugfile.double"),
+    (["show", "jugfile.py", "double[0]"], "finished"),
+    (["graph", "-o", "graph.dot"], ""),
+    (["wait", "--timeout", "5", "-q"], ""),
+    (["cleanup", "--dry-run"], "nothing to remove"),
+    (["invalidate", "--target", "jugfile.double", "--dry-run"], "double"),
+])
+def test_every_command_loads_an_unmodified_jugfile(tmp_path: Path, command: list, expected: str) -> None:
+    (tmp_path / "jugfile.py").write_text(COMMANDS_JUGFILE)
+    run_cli("execute", "-q", "jugfile.py", cwd=tmp_path, check=0)
+    args = command if "jugfile.py" in command else [command[0], "jugfile.py", *command[1:]]
+    proc = run_cli(*args, cwd=tmp_path, check=0)
+    assert expected in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_shell_loads_an_unmodified_jugfile(tmp_path: Path) -> None:
+    (tmp_path / "jugfile.py").write_text(COMMANDS_JUGFILE)
+    run_cli("execute", "-q", "jugfile.py", cwd=tmp_path, check=0)
+    proc = subprocess.run([sys.executable, "-m", "taskflow", "shell", "jugfile.py"], cwd=tmp_path,
+                          input="print(value(total))\n", capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TERM": "dumb"})
+    assert proc.returncode == 0, proc.stderr
+    assert "24" in proc.stdout
