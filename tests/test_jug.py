@@ -1,7 +1,7 @@
 """Jugfiles under taskflow, compared value by value with a real jug 2.7.0.
 
-jug is installed at test time in a virtualenv of its own (cached between runs
-under TASKFLOW_TEST_CACHE or ~/.cache/taskflow-tests), never in taskflow's:
+jug is installed at test time, with numpy, in a virtualenv of its own (cached
+between runs under TASKFLOW_TEST_CACHE or ~/.cache/taskflow-tests), never in taskflow's:
 taskflow must run jugfiles without jug. The jugfiles of jug's own tests are
 read from that installation. Without network or package index the tests
 skip, saying why; with TASKFLOW_REQUIRE_JUG=1 (as in CI) that is a failure.
@@ -23,16 +23,17 @@ from conftest import run_cli
 JUG_VERSION = "2.7.0"
 REQUIRE = os.environ.get("TASKFLOW_REQUIRE_JUG") == "1"
 
-# jug's tests/jugfiles that run with jug alone, each run unmodified under both.
+# jug's tests/jugfiles that run with jug alone (and numpy, which taskflow needs anyway), each run
+# unmodified under both.
 JUGFILES = [
-    "barrier_mapreduce", "barrier_recurse", "block_access", "bvalue", "bvalue_error", "bvalue_nested",
+    "barrier_mapreduce", "barrier_recurse", "block_access", "builtin_function", "bvalue", "bvalue_error",
+    "bvalue_nested",
     "compound", "compound_nonsimple", "compound_wbarrier", "custom_hash_function", "empty_mapreduce",
     "iteratetask", "mapgenerator", "mapreduce_generator", "no_load", "run-simple-create-file", "simple",
     "simple_multiple", "sleep_until_tasklet", "slice_task", "tasklet_simple", "tasklets", "wbarrier",
 ]
 # The others, and why they are not compared.
 NOT_RUN = {
-    "builtin_function": "needs numpy, which jug does not install",
     "write_with_meta": "needs PyYAML, which jug does not install",
     "failing": "imports jug.tests.jugfiles.exceptions, a module of jug's own test suite",
     "failing_barrier": "imports jug.tests.jugfiles.exceptions, a module of jug's own test suite",
@@ -70,13 +71,14 @@ def _has_jug(venv: Path) -> bool:
     python = venv / "bin" / "python"
     if not python.exists():
         return False
-    proc = subprocess.run([str(python), "-c", "import jug; print(jug.__version__)"], capture_output=True, text=True)
+    proc = subprocess.run([str(python), "-c", "import jug, numpy; print(jug.__version__)"], capture_output=True,
+                          text=True)
     return proc.returncode == 0 and proc.stdout.strip() == JUG_VERSION
 
 
 @pytest.fixture(scope="session")
 def real_jug() -> RealJug:
-    venv = _cache_dir() / f"jug-{JUG_VERSION}-py{sys.version_info.major}.{sys.version_info.minor}"
+    venv = _cache_dir() / f"jug-{JUG_VERSION}-numpy-py{sys.version_info.major}.{sys.version_info.minor}"
     done = venv / "taskflow-tests-complete"
     if not (done.exists() and _has_jug(venv)):
         try:
@@ -99,7 +101,7 @@ def _build_jug_venv(venv: Path) -> None:
     base = getattr(sys, "_base_executable", None) or sys.executable
     steps = [[base, "-m", "venv", str(venv)],
              [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              f"jug=={JUG_VERSION}"]]
+              f"jug=={JUG_VERSION}", "numpy"]]
     for step in steps:
         try:
             proc = subprocess.run(step, capture_output=True, text=True, timeout=600)
@@ -107,7 +109,7 @@ def _build_jug_venv(venv: Path) -> None:
             unavailable(f"{' '.join(step[-3:])} took more than 10 minutes")
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-            unavailable(f"cannot install jug {JUG_VERSION} in a virtualenv ({' '.join(step[-3:])}): {last[0]}")
+            unavailable(f"cannot install jug {JUG_VERSION} and numpy in a virtualenv ({' '.join(step[-3:])}): {last[0]}")
 
 
 # What a jugfile's namespace holds, printed as JSON: each global that holds tasks, as the repr of
@@ -209,6 +211,14 @@ def assert_same_values(name: str, ours: dict, theirs: dict) -> None:
 def test_every_jugfile_of_jug_is_listed(real_jug: RealJug) -> None:
     shipped = {p.stem for p in real_jug.jugfiles.glob("*.py")}
     assert shipped == set(JUGFILES) | set(NOT_RUN) | NOT_JUGFILES
+
+
+@pytest.mark.parametrize("name", ["failing", "failing_barrier"])
+def test_jugfiles_needing_jugs_test_suite_say_so_in_one_line(real_jug: RealJug, tmp_path: Path, name: str) -> None:
+    jugfile = copy_jugfile(real_jug, name, tmp_path)
+    proc = run_cli("execute", jugfile, cwd=tmp_path, check=2)
+    assert proc.stderr == (f"taskflow: error: {jugfile}:2: module jug.tests is not covered by taskflow's jug "
+                           "compatibility: jug's test suite is part of jug, not of its API\n")
 
 
 @pytest.mark.parametrize("name", JUGFILES)
