@@ -1,6 +1,6 @@
 """Jugfiles under taskflow, compared value by value with a real jug 2.7.0.
 
-jug is installed at test time, with numpy, in a virtualenv of its own (cached
+jug is installed at test time, with numpy and PyYAML, in a virtualenv of its own (cached
 between runs under TASKFLOW_TEST_CACHE or ~/.cache/taskflow-tests), never in taskflow's:
 taskflow must run jugfiles without jug. The jugfiles of jug's own tests are
 read from that installation. Without network or package index the tests
@@ -23,18 +23,18 @@ from conftest import run_cli
 JUG_VERSION = "2.7.0"
 REQUIRE = os.environ.get("TASKFLOW_REQUIRE_JUG") == "1"
 
-# jug's tests/jugfiles that run with jug alone (and numpy, which taskflow needs anyway), each run
-# unmodified under both.
+# jug's tests/jugfiles, each run unmodified under both: all but those that import jug's own test
+# suite. builtin_function needs numpy (taskflow's dependency), write_with_meta PyYAML (a test extra).
 JUGFILES = [
     "barrier_mapreduce", "barrier_recurse", "block_access", "builtin_function", "bvalue", "bvalue_error",
     "bvalue_nested",
     "compound", "compound_nonsimple", "compound_wbarrier", "custom_hash_function", "empty_mapreduce",
     "iteratetask", "mapgenerator", "mapreduce_generator", "no_load", "run-simple-create-file", "simple",
     "simple_multiple", "sleep_until_tasklet", "slice_task", "tasklet_simple", "tasklets", "wbarrier",
+    "write_with_meta",
 ]
 # The others, and why they are not compared.
 NOT_RUN = {
-    "write_with_meta": "needs PyYAML, which jug does not install",
     "failing": "imports jug.tests.jugfiles.exceptions, a module of jug's own test suite",
     "failing_barrier": "imports jug.tests.jugfiles.exceptions, a module of jug's own test suite",
 }
@@ -71,14 +71,14 @@ def _has_jug(venv: Path) -> bool:
     python = venv / "bin" / "python"
     if not python.exists():
         return False
-    proc = subprocess.run([str(python), "-c", "import jug, numpy; print(jug.__version__)"], capture_output=True,
+    proc = subprocess.run([str(python), "-c", "import jug, numpy, yaml; print(jug.__version__)"], capture_output=True,
                           text=True)
     return proc.returncode == 0 and proc.stdout.strip() == JUG_VERSION
 
 
 @pytest.fixture(scope="session")
 def real_jug() -> RealJug:
-    venv = _cache_dir() / f"jug-{JUG_VERSION}-numpy-py{sys.version_info.major}.{sys.version_info.minor}"
+    venv = _cache_dir() / f"jug-{JUG_VERSION}-numpy-pyyaml-py{sys.version_info.major}.{sys.version_info.minor}"
     done = venv / "taskflow-tests-complete"
     if not (done.exists() and _has_jug(venv)):
         try:
@@ -101,7 +101,7 @@ def _build_jug_venv(venv: Path) -> None:
     base = getattr(sys, "_base_executable", None) or sys.executable
     steps = [[base, "-m", "venv", str(venv)],
              [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              f"jug=={JUG_VERSION}", "numpy"]]
+              f"jug=={JUG_VERSION}", "numpy", "pyyaml"]]
     for step in steps:
         try:
             proc = subprocess.run(step, capture_output=True, text=True, timeout=600)
@@ -109,7 +109,7 @@ def _build_jug_venv(venv: Path) -> None:
             unavailable(f"{' '.join(step[-3:])} took more than 10 minutes")
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-            unavailable(f"cannot install jug {JUG_VERSION} and numpy in a virtualenv ({' '.join(step[-3:])}): {last[0]}")
+            unavailable(f"cannot install jug {JUG_VERSION}, numpy and PyYAML in a virtualenv ({' '.join(step[-3:])}): {last[0]}")
 
 
 # What a jugfile's namespace holds, printed as JSON: each global that holds tasks, as the repr of
@@ -223,6 +223,8 @@ def test_jugfiles_needing_jugs_test_suite_say_so_in_one_line(real_jug: RealJug, 
 
 @pytest.mark.parametrize("name", JUGFILES)
 def test_jugfile_runs_unmodified_with_jugs_values(real_jug: RealJug, tmp_path: Path, name: str) -> None:
+    if name == "write_with_meta":
+        pytest.importorskip("yaml", reason="PyYAML (a test extra: pip install -e '.[test]') is not installed")
     jug_dir, ours_dir, imported_dir = tmp_path / "jug", tmp_path / "taskflow", tmp_path / "imported"
     copy_jugfile(real_jug, name, jug_dir)
     theirs = jug_run(real_jug, jug_dir, name)
@@ -235,6 +237,10 @@ def test_jugfile_runs_unmodified_with_jugs_values(real_jug: RealJug, tmp_path: P
     assert_same_values(name, taskflow_values(ours_dir, name), theirs)
     if name == "run-simple-create-file":
         assert (ours_dir / "test-result.txt").read_text() == (jug_dir / "test-result.txt").read_text()
+    if name == "write_with_meta":
+        assert (ours_dir / "x.pkl").read_bytes() == (jug_dir / "x.pkl").read_bytes()
+        assert json.loads((ours_dir / "x.meta.json").read_text())["name"] == "write_with_meta.plus1"
+        assert "write_with_meta.plus1" in (ours_dir / "x.meta.yaml").read_text()
 
     # jug's finished results imported: each computable key is jug's (jug finished every task, so a
     # computed key that jug has no result for would be a wrong key), and the values are jug's.
