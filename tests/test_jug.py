@@ -471,6 +471,8 @@ def test_a_real_jug_in_the_same_process_keeps_its_name(real_jug: RealJug, tmp_pa
      "jug.task.alltasks is not covered by taskflow's jug compatibility:"),
     ("import jug\nt = jug.Task(max, 1, 2)\nt.lock()",
      "jug's Task.lock() is not covered by taskflow's jug compatibility: taskflow claims tasks"),
+    ("store = jug.redis_store.redis_store('redis://localhost')",
+     "jug.redis_store is not covered by taskflow's jug compatibility: taskflow needs only a shared folder"),
 ])
 def test_an_uncovered_jug_feature_gives_one_clear_error(tmp_path: Path, line: str, message: str) -> None:
     (tmp_path / "jugfile.py").write_text(f"import jug\n{line}\n")
