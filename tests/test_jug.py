@@ -409,6 +409,8 @@ store, space = jug.init("analysis.py", "analysis.jugdata")
 print(jug.value(space["total"]), jug.value(space["parts"][1]), type(jug.value(space["box"])).__module__)
 print(space["results_from"], jug.is_jug_running())
 print(sorted(m for m in sys.modules if m == "jug" or m.startswith("jug.")))
+import analysis  # the loaded jugfile, as after jug.init
+print(jug.task.value(analysis.total))
 {after}
 """
 
@@ -445,7 +447,7 @@ def test_notebook_pattern_with_taskflow_jug_init(tmp_path: Path) -> None:
     script = NOTEBOOK.format(before="", after="")
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["6 (1, 'taskflow.jug') taskflow.jug.utils", "notebook False", "[]"]
+    assert proc.stdout.splitlines() == ["6 (1, 'taskflow.jug') taskflow.jug.utils", "notebook False", "[]", "6"]
 
 
 def test_a_real_jug_in_the_same_process_keeps_its_name(real_jug: RealJug, tmp_path: Path) -> None:
@@ -459,7 +461,7 @@ def test_a_real_jug_in_the_same_process_keeps_its_name(real_jug: RealJug, tmp_pa
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "6 (1, 'taskflow.jug') taskflow.jug.utils"
-    assert lines[3] == f"True {JUG_VERSION} jug.task"  # the real jug, untouched by the load
+    assert lines[4] == f"True {JUG_VERSION} jug.task"  # the real jug, untouched by the load
 
 
 @pytest.mark.parametrize("line, message", [
