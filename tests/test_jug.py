@@ -473,6 +473,7 @@ def test_a_real_jug_in_the_same_process_keeps_its_name(real_jug: RealJug, tmp_pa
      "jug.task.alltasks is not covered by taskflow's jug compatibility:"),
     ("import jug\nt = jug.Task(max, 1, 2)\nt.lock()",
      "jug's Task.lock() is not covered by taskflow's jug compatibility: taskflow claims tasks"),
+    ("jug.main()", "jug.main is not covered by taskflow's jug compatibility: run the taskflow command"),
     ("store = jug.redis_store.redis_store('redis://localhost')",
      "jug.redis_store is not covered by taskflow's jug compatibility: taskflow needs only a shared folder"),
 ])

@@ -26,6 +26,7 @@ _UNCOVERED = {
     "redis_store": "taskflow needs only a shared folder, no server: pass --store DIR",
     "backends": "taskflow keeps results in its own store folder: pass --store DIR",
     "subcommands": "run the taskflow command instead",
+    "main": "run the taskflow command (`taskflow execute FILE`)",
 }
 
 

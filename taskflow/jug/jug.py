@@ -73,3 +73,9 @@ def set_jugdir(jugdir: str | None) -> Store:
 def is_jug_running() -> bool:
     """True while a taskflow command loads the taskfile or runs its tasks (as `jug` would be)."""
     return loader.by_command
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("main", "main_execute", "execution_loop"):
+        raise JugFeatureError(f"jug.jug.{name}", "run the taskflow command (`taskflow execute FILE`)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
