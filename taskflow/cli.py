@@ -125,6 +125,8 @@ def main() -> None:
       taskflow execute taskfile.py --jobs 4
       taskflow status taskfile.py
     """
+    from . import taskfile
+    taskfile.by_command = True
 
 
 def _duration(option: str) -> Callable:
@@ -391,6 +393,7 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
 
 from . import cli_cluster  # noqa: E402,F401  (registers submit and wait)
 from . import cli_operate  # noqa: E402,F401  (registers invalidate, report, show, graph, shell)
+from . import cli_jug  # noqa: E402,F401  (registers import-jug)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -93,3 +93,23 @@ class SchedulerError(TaskflowError):
     def __init__(self, message: str, scheduler: str | None = None):
         self.scheduler = scheduler
         super().__init__(message)
+
+
+class JugFeatureError(TaskflowError):
+    """A taskfile uses a part of jug that taskflow's compatibility package does not cover."""
+
+    def __init__(self, feature: str, instead: str):
+        self.feature = feature
+        self.instead = instead
+        super().__init__(f"{feature} is not covered by taskflow's jug compatibility: {instead}")
+
+    def __reduce__(self):
+        return type(self), (self.feature, self.instead)
+
+
+class JugImportError(JugFeatureError, ImportError):
+    """`import jug.X` for a jug submodule that has no counterpart in taskflow.jug."""
+
+    def __init__(self, feature: str, instead: str):
+        JugFeatureError.__init__(self, feature, instead)
+        self.name = feature

@@ -45,6 +45,7 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
                             "finished, so the tasks below it are not declared yet", loaded.barrier_at)
             return total
         tasks = _selected(loaded, options.targets)
+        _apply_limits(options, loaded.limits)
         summary = worker.run(tasks)
         total.ran += summary.ran
         total.failed += summary.failed
@@ -61,6 +62,19 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
         ran = {t.hash for t in tasks}
         if all(t.hash in ran for t in loaded.waited_for()):
             log.info("every task the barrier at %s waits for is finished; reloading", loaded.barrier_at)
+
+
+def _apply_limits(options: Options, limits: dict | None) -> None:
+    """The stricter of the command line's limits and those the taskfile set (jug's exit hooks)."""
+    if not limits:
+        return
+    for key in ("max_tasks", "max_time"):
+        if key in limits:
+            mine = getattr(options, key)
+            setattr(options, key, limits[key] if mine is None else min(mine, limits[key]))
+    for path in limits.get("stop_files", ()):
+        if path not in options.stop_files:
+            options.stop_files = (*options.stop_files, path)
 
 
 def blocked_message(summary: RunSummary) -> str:

@@ -21,6 +21,8 @@ class Declarations:
         self.tasks: dict[str, Task] = {}
         self.known_finished: set[str] = set()  # memo for barrier() checks
         self.barriers_passed = 0
+        # Limits the taskfile set for the worker (max_tasks, max_time, stop_files), from jug's exit hooks.
+        self.limits: dict = {}
 
     def add(self, task: "Task") -> None:
         # The same call declared twice is the same task: keep the first.
@@ -203,6 +205,8 @@ def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
         return slice(substitute(obj.start, lookup), substitute(obj.stop, lookup), substitute(obj.step, lookup))
     if isinstance(obj, tuple) and hasattr(obj, "_make"):  # namedtuple
         return kind._make(substitute(item, lookup) for item in obj)
+    if isinstance(obj, Task):  # a subclass: jug's Task (taskflow.jug)
+        return lookup(obj)
     return obj
 
 
@@ -210,7 +214,7 @@ def tasks_in(obj: Any, found: dict | None = None) -> dict[str, Task]:
     """The tasks `substitute` would replace in `obj` (those of task elements and their indexes too), by hash."""
     found = {} if found is None else found
     kind = type(obj)
-    if kind is Task:
+    if isinstance(obj, Task):  # subclasses too: jug's Task (taskflow.jug)
         found[obj.hash] = obj
     elif kind is TaskElement:
         found[obj.task.hash] = obj.task

@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .errors import TaskfileError, TaskflowError
+from .jugalias import jug_alias
 from .store import Store
 from .task import Declarations, Task, activate, active, closure, tasks_in
 
 log = logging.getLogger(__name__)
+
+# True in a `taskflow` command (not in taskflow.init from a notebook): jug's is_jug_running().
+by_command = False
 
 
 class BarrierReached(BaseException):
@@ -49,6 +53,7 @@ class Loaded:
     # it; for a bvalue(x), x's tasks and their dependencies (dependencies first).
     barrier_needs: list[Task] | None = None
     barriers_passed: int = 0  # barriers the load went through before stopping
+    limits: dict | None = None  # worker limits the taskfile asked for (jug's exit hooks)
 
     @property
     def barrier_at(self) -> str:
@@ -127,7 +132,8 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     sys.argv = [path, *argv]
     complete, barrier_line, needs = True, None, None
     try:
-        exec(code, module.__dict__)
+        with jug_alias():  # a jugfile's `import jug` means taskflow.jug while it loads
+            exec(code, module.__dict__)
     except BarrierReached as e:
         complete, barrier_line, needs = False, e.line, e.needs
     except SystemExit as e:
@@ -140,7 +146,7 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
         activate(previous)
         sys.argv = saved_argv
     return Loaded(path, module, list(declarations.tasks.values()), store, complete, barrier_line, needs,
-                  declarations.barriers_passed)
+                  declarations.barriers_passed, declarations.limits)
 
 
 def _refuse_shadowing(stem: str, path: str) -> None:

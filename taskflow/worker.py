@@ -66,6 +66,7 @@ class Options:
     rank: int | None = None          # this worker's place among `size`, to spread start points
     size: int | None = None
     verify: bool = False             # check every finished result first (this worker's share of them)
+    stop_files: tuple = ()           # more files that, like STOP, make the worker take no new task
 
 
 class Reporter:
@@ -290,6 +291,9 @@ class Worker:
             self._stop_checked = now
             if self.store.stop_requested():
                 return f"{self.store.stop_file} exists"
+            for path in o.stop_files:
+                if os.path.exists(path):
+                    return f"{path} exists"
         return None
 
     # -- running ------------------------------------------------------------

@@ -1,0 +1,519 @@
+"""jug's Task, Tasklet, TaskGenerator and value, on taskflow's tasks.
+
+A jug `Task` here is a taskflow task: same store, same workers, taskflow's
+hash. What jug adds is what a task receives and what `value` returns: jug
+replaces not only tasks but also Tasklets (a function applied to a result
+when it is read, never stored), `NoLoad` wrappers (the task itself reaches
+the function), `CustomHash` wrappers and anything with `__jug_value__`.
+
+Those objects are not taskflow arguments, so each jug task is hashed through
+a *key view* of its arguments: the same structure with each jug object
+replaced by a tagged tuple of what identifies it (a Tasklet: its base and
+its function; a `__jug_hash__` object: its class and digest). Tasks inside
+the view are the task's dependencies, as for any taskflow task; the task
+itself keeps and receives the original arguments.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import textwrap
+import time
+import types
+from typing import Any, Callable, Iterator
+
+from .. import task as core
+from ..errors import JugFeatureError, TaskDeclarationError
+from ..fingerprint import fingerprint
+from ..jugalias import jug_alias
+from ..results import load_task
+
+__all__ = ["Task", "Tasklet", "TaskGenerator", "value", "CachedFunction", "iteratetask", "return_tuple",
+           "recursive_dependencies", "describe"]
+
+
+class _Tag:
+    """Marks a key view's tuple as standing for a jug object, so no plain tuple can share its hash."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __taskflow_hash__(self) -> str:
+        return self.kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}>"
+
+
+TASKLET, JUG_HASH, LAMBDA, PARTIAL, MAP, RANGE = (
+    _Tag(k) for k in ("Tasklet", "__jug_hash__", "lambda", "partial", "map", "range"))
+
+
+class JugHash(str):
+    """A task's hash: taskflow's hex string, which jugfiles may also call (`t.hash()` gives bytes, as in jug)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> bytes:
+        return self.encode("ascii")
+
+
+def key_view(obj: Any) -> Any:
+    """`obj` with each jug object replaced by what identifies it (see the module's docstring)."""
+    kind = type(obj)
+    if kind in _PLAIN:
+        return obj
+    if kind is list or kind is tuple:
+        items = [key_view(x) for x in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else kind(items)
+    if kind is dict:
+        changed = False
+        out = {}
+        for k, v in obj.items():
+            kv, vv = key_view(k), key_view(v)
+            changed = changed or kv is not k or vv is not v
+            out[kv] = vv
+        return out if changed else obj
+    if kind is range:  # jug's map and mapreduce pass chunks of a range as ranges
+        return (RANGE, obj.start, obj.stop, obj.step)
+    view = getattr(obj, "_key_view", None)
+    if view is not None and not isinstance(obj, type):
+        return view()
+    custom = getattr(type(obj), "__jug_hash__", None)
+    if custom is not None and getattr(type(obj), "__taskflow_hash__", None) is None:
+        digest = custom(obj)
+        if isinstance(digest, str):
+            digest = digest.encode("utf-8")
+        return (JUG_HASH, f"{type(obj).__module__}.{type(obj).__qualname__}", digest)
+    return obj
+
+
+_PLAIN = {type(None), bool, int, float, complex, str, bytes}
+
+
+def function_view(f: Any) -> Any:
+    """What identifies a Tasklet's function: a module-level function by name, a lambda by its code."""
+    view = getattr(f, "_key_view", None)
+    if view is not None and not isinstance(f, type):
+        return view()
+    if isinstance(f, functools.partial):
+        return (PARTIAL, function_view(f.func), key_view(f.args), key_view(f.keywords))
+    if isinstance(f, types.FunctionType) and (f.__name__ == "<lambda>" or "<locals>" in f.__qualname__):
+        # Source tokens (stable across Python versions) plus what it captured.
+        code = f.__code__
+        cells = []
+        for cell in f.__closure__ or ():
+            try:
+                cells.append(key_view(cell.cell_contents))
+            except ValueError:  # an empty cell
+                cells.append(None)
+        consts = [c for c in code.co_consts if type(c) in _PLAIN]
+        place = _lambda_place(f)
+        return (LAMBDA, f.__module__, fingerprint(f), code.co_code if place is None else place, code.co_names,
+                consts, cells, key_view(list(f.__defaults__ or ())))
+    return f
+
+
+def _lambda_place(f: types.FunctionType) -> int | None:
+    """Which lambda of its source lines `f` is (0 for the first), telling apart two on one line.
+
+    Found by compiling those lines again and comparing code objects, so the
+    answer depends on the source only, not on the Python version. None when
+    the lines cannot be compiled alone (then the bytecode identifies it).
+    """
+    try:
+        lines, _ = inspect.getsourcelines(f)
+        compiled = compile(textwrap.dedent("".join(lines)), "<lambda>", "exec")
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    mine = _code_key(f.__code__)
+    place = 0
+    stack = [compiled]
+    while stack:
+        code = stack.pop()
+        for const in reversed(code.co_consts):  # popped in source order
+            if isinstance(const, types.CodeType):
+                stack.append(const)
+        if code.co_name == "<lambda>":
+            if _code_key(code) == mine:
+                return place
+            place += 1
+    return None
+
+
+def _code_key(code: types.CodeType) -> tuple:
+    # What the code does, leaving out where it is (lines and columns differ in the recompiled copy).
+    consts = tuple(_code_key(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.co_code, code.co_names, consts
+
+
+class Task(core.Task):
+    """`Task(f, *args, **kwargs)`: jug's lazy call, stored and run by taskflow.
+
+    `f` may be a plain function, a TaskGenerator or a functools.partial (whose
+    arguments go first, as in jug). Keyword arguments all reach `f`: `version`
+    is not taken as taskflow's here (use `@taskflow.TaskGenerator(version=...)`).
+    """
+
+    def __init__(self, f: Callable, *args: Any, **kwargs: Any):
+        while isinstance(f, functools.partial):
+            args = f.args + args
+            kwargs = {**f.keywords, **kwargs}
+            f = f.func
+        if not isinstance(f, core.TaskGenerator):
+            f = _generator_for(f)
+        key_args, key_kwargs = key_view(args), key_view(kwargs)
+        super().__init__(f, *key_args, **key_kwargs)
+        self.args, self.kwargs = args, kwargs
+        self.hash = JugHash(self.hash)
+
+    # -- what a jug task receives ------------------------------------------------
+
+    def run(self, lookup: Callable[[core.Task], Any] | None = None) -> Any:
+        """Call the function with jug's replacements. Without `lookup` (jug's `t.run()`),
+        inputs come from the store and the result is saved there."""
+        if lookup is None:
+            return self._run_and_save()
+        with jug_alias():  # results and the function itself may name jug.*
+            args = resolve(self.args, lookup)
+            kwargs = resolve(self.kwargs, lookup)
+            return self.f(*args, **kwargs)
+
+    def _run_and_save(self) -> Any:
+        from ..store import HOST, result_meta
+
+        started, t0 = time.time(), time.monotonic()
+        result = self.run(load_task)
+        store = self._store()
+        if store is not None:
+            import os
+            store.save_result(self.hash, result, result_meta(self, started, time.monotonic() - t0,
+                                                              f"{HOST}:{os.getpid()}"))
+        return result
+
+    # -- jug's Task methods --------------------------------------------------------
+
+    def _store(self):
+        return self.store or core.active().store
+
+    @property
+    def result(self) -> Any:
+        return self.value()
+
+    def can_load(self) -> bool:
+        store = self._store()
+        return store is not None and store.has_result(self.hash)
+
+    def can_run(self) -> bool:
+        store = self._store()
+        return store is not None and all(store.has_result(d.hash) for d in self.deps)
+
+    def is_loaded(self) -> bool:
+        return False  # taskflow keeps no result in the task object
+
+    def load(self) -> None:
+        self.value()
+
+    def unload(self) -> None:
+        pass
+
+    def unload_recursive(self) -> None:
+        pass
+
+    def invalidate(self) -> None:
+        """Remove this task's result (only this one, as jug's `t.invalidate()`)."""
+        store = self._store()
+        if store is not None:
+            store.remove_result(self.hash)
+
+    def dependencies(self) -> Iterator[core.Task]:
+        yield from self.deps
+
+    def __getitem__(self, key: Any):
+        return _element(self, key)
+
+    def __getattr__(self, name: str) -> Any:
+        instead = _TASK_METHODS.get(name)
+        if instead is not None:
+            raise JugFeatureError(f"jug's Task.{name}()", instead)
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"Task({self.name}, {self.hash[:12]})"
+
+
+_TASK_METHODS = {
+    name: "taskflow claims tasks with leased lock files itself; `taskflow status --running` shows them"
+    for name in ("lock", "unlock", "is_locked", "fail", "is_failed")
+}
+
+
+def _element(base: Any, key: Any):
+    """`base[key]`: a taskflow task element where taskflow can hash the key, a Tasklet otherwise."""
+    if isinstance(base, (core.Task, core.TaskElement)) and key_view(key) is key:
+        try:
+            return core.TaskElement.__getitem__(base, key) if isinstance(base, core.TaskElement) \
+                else core.TaskElement(base, (key,))
+        except TaskDeclarationError:
+            pass
+    return Tasklet(base, _GetItem(key))
+
+
+class _GetItem:
+    """The function of `t[key]`: index the result (by a key that may itself hold tasks)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any):
+        self.key = key
+
+    def __call__(self, result: Any) -> Any:
+        return result[value(self.key)]
+
+    def _key_view(self) -> Any:
+        return ("getitem", key_view(self.key))
+
+    def __repr__(self) -> str:
+        return f"[{self.key!r}]"
+
+
+_generators: dict = {}
+
+
+def _generator_for(f: Callable) -> core.TaskGenerator:
+    # The function goes in as a taskflow TaskGenerator so that a `version` keyword stays the function's.
+    try:
+        return _generators[f]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable object
+        return core.TaskGenerator(f)
+    if getattr(f, "__name__", "") == "<lambda>":
+        raise TaskDeclarationError(f"cannot make a task of {f!r}: a jug Task needs a named function "
+                                   "(defined with def); Tasklet(task, lambda r: ...) takes a lambda")
+    generator = _generators[f] = core.TaskGenerator(f)
+    return generator
+
+
+class Tasklet:
+    """`Tasklet(base, f)`: `f(value(base))`, computed whenever it is read, never stored."""
+
+    __slots__ = ("base", "f")
+
+    def __init__(self, base: Any, f: Callable):
+        self.base = base
+        self.f = f
+
+    def value(self) -> Any:
+        return self.f(value(self.base))
+
+    def __jug_value__(self) -> Any:
+        return self.value()
+
+    def can_load(self) -> bool:
+        return _can_load(self.base)
+
+    def dependencies(self) -> Iterator[Any]:
+        yield self.base
+
+    def unload(self) -> None:
+        pass
+
+    def unload_recursive(self) -> None:
+        pass
+
+    def __getitem__(self, key: Any) -> "Tasklet":
+        return Tasklet(self, _GetItem(key))
+
+    def __iter__(self):
+        raise TypeError("cannot iterate over a Tasklet: use iteratetask(tasklet, n)")
+
+    def _key_view(self) -> Any:
+        return (TASKLET, key_view(self.base), function_view(self.f))
+
+    def _resolve(self, lookup: Callable) -> Any:
+        return self.f(resolve(self.base, lookup))
+
+    def __repr__(self) -> str:
+        return f"Tasklet({self.base!r}, {self.f!r})"
+
+
+def _can_load(obj: Any) -> bool:
+    if isinstance(obj, core.Task):
+        store = obj.store or core.active().store
+        return store is not None and store.has_result(obj.hash)
+    if isinstance(obj, core.TaskElement):
+        return _can_load(obj.task) and all(_can_load(d) for d in obj.deps)
+    can_load = getattr(obj, "can_load", None)
+    return bool(can_load()) if can_load is not None else True
+
+
+def resolve(obj: Any, lookup: Callable[[core.Task], Any]) -> Any:
+    """`obj` with tasks replaced through `lookup`, as jug gives a task its arguments."""
+    kind = type(obj)
+    if kind in _PLAIN:
+        return obj
+    if isinstance(obj, core.Task):
+        return lookup(obj)
+    if kind is core.TaskElement:
+        return obj.pick(lookup(obj.task), lookup)
+    if kind is list:
+        return [resolve(x, lookup) for x in obj]
+    if kind is tuple:
+        return tuple(resolve(x, lookup) for x in obj)
+    if kind is dict:
+        return {k: resolve(v, lookup) for k, v in obj.items()}
+    if kind is set or kind is frozenset:
+        return kind(resolve(x, lookup) for x in obj)
+    own = getattr(obj, "_resolve", None)
+    if own is not None and not isinstance(obj, type):
+        return own(lookup)
+    jug_value = getattr(obj, "__jug_value__", None)
+    if jug_value is not None and not isinstance(obj, type):
+        return jug_value()
+    return obj
+
+
+def value(obj: Any) -> Any:
+    """jug's `value`: `obj` with every task, Tasklet and jug wrapper replaced by its result."""
+    return resolve(obj, load_task)
+
+
+class TaskGenerator(core.TaskGenerator):
+    """`@TaskGenerator`: calling the function declares a jug Task."""
+
+    def __new__(cls, f: Callable | None = None, **kwargs: Any):
+        return object.__new__(cls)
+
+    def __init__(self, f: Callable):
+        if isinstance(f, core.TaskGenerator):
+            f = f.f
+        super().__init__(f)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        return Task(self, *args, **kwargs)
+
+
+def CachedFunction(f: Callable, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - jug's name
+    """Call `f` now unless its result is stored; return the result (stored for next time).
+
+    The one jug feature that runs code while a taskfile loads, as in jug.
+    """
+    t = Task(f, *args, **kwargs)
+    if t.can_load():
+        return t.value()
+    if t._store() is None:
+        return t.run(load_task)
+    if not t.can_run():
+        missing = [d.name for d in t.deps if not _can_load(d)]
+        raise TaskDeclarationError(f"CachedFunction({t.name}): its inputs are not finished yet: "
+                                   + ", ".join(missing[:5]), task=t.name)
+    return t.run()
+
+
+class iteratetask:  # noqa: N801 - jug's name
+    """`a, b = iteratetask(t, 2)`: the first `n` elements of a task's result, as a sequence."""
+
+    def __init__(self, base: Any, n: int):
+        self.base = base
+        self.n = n
+
+    def __getitem__(self, i: int) -> Any:
+        # As jug: past the end stops iteration; any other index goes to the task as it is.
+        if i >= self.n:
+            raise IndexError(i)
+        return self.base[i]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class _TupleItem:
+    """Element i of a result that must be a tuple of n (see return_tuple)."""
+
+    __slots__ = ("i", "n")
+
+    def __init__(self, i: int, n: int):
+        self.i, self.n = i, n
+
+    def __call__(self, result: Any) -> Any:
+        if len(result) != self.n:
+            raise ValueError(f"expected a tuple of {self.n} elements, got {len(result)}")
+        return result[self.i]
+
+    def _key_view(self) -> Any:
+        return ("tuple-item", self.i, self.n)
+
+
+def return_tuple(n: int) -> Callable:
+    """Decorator for a TaskGenerator returning a tuple of `n`: calls then return `n` Tasklets."""
+    def wrapper(generator: Callable) -> Callable:
+        @functools.wraps(generator)
+        def wrapped(*args: Any, **kwargs: Any) -> tuple:
+            t = generator(*args, **kwargs)
+            return tuple(Tasklet(t, _TupleItem(i, n)) for i in range(n))
+        return wrapped
+    return wrapper
+
+
+def recursive_dependencies(t: Any, max_level: int = -1) -> Iterator[core.Task]:
+    """Every task `t` depends on, each once (down to `max_level` levels; -1: all)."""
+    seen: set = set()
+    level = [t]
+    depth = 0
+    while level and (max_level is None or max_level < 0 or depth < max_level):
+        following = []
+        for x in level:
+            for d in _direct_dependencies(x):
+                if d.hash not in seen:
+                    seen.add(d.hash)
+                    following.append(d)
+                    yield d
+        level = following
+        depth += 1
+
+
+def _direct_dependencies(x: Any) -> list:
+    if isinstance(x, core.Task):
+        return list(x.deps)
+    return _tasks_in(key_view(x))
+
+
+def _tasks_in(view: Any) -> list:
+    from ..hashing import value_hash
+    found: dict = {}
+    value_hash(view, found)
+    return list(found.values())
+
+
+def describe(t: Any) -> Any:
+    """A nested description of how `t` is computed: names, arguments and stored metadata."""
+    if isinstance(t, core.Task):
+        out: dict = {"name": t.name}
+        if t.args:
+            out["args"] = [describe(a) for a in t.args]
+        if t.kwargs:
+            out["kwargs"] = {k: describe(v) for k, v in t.kwargs.items()}
+        store = t.store or core.active().store
+        if store is not None and store.has_result(t.hash):
+            out["meta"] = store.result_meta(t.hash)
+        return out
+    if isinstance(t, core.TaskElement):
+        return {"name": "tasklet", "operation": repr(list(t.path)), "base": describe(t.task)}
+    if isinstance(t, Tasklet):
+        return {"name": "tasklet", "operation": repr(t.f), "base": describe(t.base)}
+    if isinstance(t, list):
+        return [describe(x) for x in t]
+    if isinstance(t, tuple):
+        return tuple(describe(x) for x in t)
+    if isinstance(t, dict):
+        return {k: describe(v) for k, v in t.items()}
+    return t
+
+
+def __getattr__(name: str) -> Any:
+    if name == "alltasks":
+        raise JugFeatureError("jug.task.alltasks", "`taskflow status` and `taskflow show` list the declared tasks")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
