@@ -7,7 +7,8 @@ the file byte for byte with what it wrote (all but the counter) before
 renewing or removing it, so it never touches a claim that is not its own. Where
 an exclusive create that lost the race fails with another code than EEXIST
 (sshfs: EPERM, since SFTP v3 has no "exists" status), a file found in place
-afterwards makes it a collision all the same.
+afterwards makes it a collision all the same; with no file there (the winner
+gave its claim back at once) the create is tried again.
 
 While the task runs, a heartbeat thread renews the file several times per
 lease by rewriting the counter in place: every client of a network filesystem
@@ -67,6 +68,8 @@ _RENEWAL_HEAD = b'{"renewal": "'
 _RENEWAL_DIGITS = 8
 _R0 = len(_RENEWAL_HEAD)
 _R1 = _R0 + _RENEWAL_DIGITS
+# Exclusive creates tried at most this often when the answer is neither success nor EEXIST.
+_CREATE_ATTEMPTS = 4
 
 
 if hasattr(time, "CLOCK_BOOTTIME"):  # runs on while the process is stopped or the machine sleeps
@@ -147,16 +150,18 @@ def _same_claim(raw: bytes | None, content: bytes) -> bool:
 def _exclusive(path: str) -> int | None:
     """A new file at `path` opened for writing, or None if the file exists (the race is lost).
 
-    Also a lost race on filesystems that answer something else than EEXIST (sshfs: EPERM);
-    a missing folder of the store is made again.
+    Also a lost race on filesystems that answer something else than EEXIST (sshfs: EPERM,
+    as SFTP v3 has no "exists" status): the file is there afterwards. When it is not, the
+    winner may have removed it already (a claim given back at once): try again, a few
+    times, before taking the code for what it says. A missing folder is made again.
     """
-    for attempt in range(1, 4):
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
         try:
             return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return None
         except FileNotFoundError:
-            if attempt == 3:
+            if attempt == _CREATE_ATTEMPTS:
                 raise
             folder = os.path.dirname(path)
             os.makedirs(folder, exist_ok=True)
@@ -164,7 +169,8 @@ def _exclusive(path: str) -> int | None:
         except OSError:
             if os.path.lexists(path):  # the only extra look, and only on this path
                 return None
-            raise
+            if attempt == _CREATE_ATTEMPTS:
+                raise
     raise AssertionError("unreachable")
 
 
