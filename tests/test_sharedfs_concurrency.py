@@ -244,11 +244,20 @@ def test_kill_9_chaos_on_three_views_runs_every_task_once_but_for_the_killed(two
             if not live:
                 break
             if time.monotonic() >= next_kill and len({int(e[1]) for e in run.events("run")}) < CHAOS_TASKS:
-                proc, view = rng.choice(live)
-                kills[proc.pid] = time.time()
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                run.start(view)  # a replacement on the same view
+                if not kills:
+                    # First a whole node: every worker of one view at once. Their claims wait out
+                    # the lease, then workers of the two other clients race for each of them.
+                    dead_view = two_clients.views[r % 3]
+                    victims = [(p, v) for p, v in live if v == dead_view]
+                else:
+                    victims = [rng.choice(live)]
+                for proc, view in victims:
+                    kills[proc.pid] = time.time()
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    # A replacement on another view: the killed worker's claim waits out its
+                    # lease unless a worker left on its own view sees the process gone.
+                    run.start(rng.choice([v for v in two_clients.views if v != view]))
                 next_kill = time.monotonic() + rng.uniform(0.5, 2.0)
             time.sleep(0.02)
         for proc, _, _ in run.workers:
@@ -262,7 +271,9 @@ def test_kill_9_chaos_on_three_views_runs_every_task_once_but_for_the_killed(two
         assert run.value("results", two_clients.mount_b) == [i * i + 1 for i in range(CHAOS_TASKS)]
         stderr = "".join(e.read_text() for _, _, e in run.workers)
         totals.update(rounds=1, kills=len(kills), extra_runs=extra, workers=len(run.workers),
-                      takeovers=stderr.count("took over stale claim"), seconds=round(time.monotonic() - t0))
+                      takeovers=stderr.count("took over stale claim"),
+                      takeovers_by_age=stderr.count("took over stale claim") - stderr.count("is gone)"),
+                      seconds=round(time.monotonic() - t0))
         assert "store I/O error" not in stderr
     print(f"\nchaos on three views: {dict(totals)}")
     assert totals["kills"] >= CHAOS_ROUNDS
