@@ -369,11 +369,13 @@ class Leases:
         try:
             if not self._move_away(path, info):
                 return None
-            log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
-                        info.owner.get("worker", "unknown owner"), info.reason)
             # Made before the token is given up: a racer that judged the same claim and comes
             # late finds the token or this claim in place, never an empty place to claim.
-            return self._create(info.task_hash)
+            claim = self._create(info.task_hash)
+            if claim is not None:  # None: a plain claim, or the owner remaking its file, came first
+                log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
+                            info.owner.get("worker", "unknown owner"), info.reason)
+            return claim
         finally:
             self._drop_token(*token)
 
