@@ -2,19 +2,29 @@
 
 A claim is a file created with O_CREAT|O_EXCL, which exactly one creator wins,
 also across NFS clients. It records its owner (host, boot id, pid, worker id,
-start, lease length) and a random token; the owner compares the file byte for
-byte with what it wrote before renewing or removing it, so it never touches a
-claim that is not its own.
+start, lease length), a random token and a renewal counter; the owner compares
+the file byte for byte with what it wrote (all but the counter) before
+renewing or removing it, so it never touches a claim that is not its own. Where
+an exclusive create that lost the race fails with another code than EEXIST
+(sshfs: EPERM, since SFTP v3 has no "exists" status), a file found in place
+afterwards makes it a collision all the same; with no file there (the winner
+gave its claim back at once) the create is tried again.
 
-While the task runs, a heartbeat thread touches the file several times per
-lease. A claim is stale when its file was not touched within its lease, or,
-at once, when its owner ran on this host (same hostname and boot id) and the
-pid is gone. Age is measured against the filesystem's clock (the mtime of a
-file this worker just touched in the store), never against this host's wall
-clock, so hosts whose clocks disagree still agree on staleness. Touching means
-rewriting a byte in place, not utime(): the time of a write is set by the
-filesystem, while utime(path, None) takes the caller's clock on some network
-filesystems and under time-faking libraries.
+While the task runs, a heartbeat thread renews the file several times per
+lease by rewriting the counter in place: every client of a network filesystem
+then sees the change in the bytes, and the write moves the file's mtime. A
+claim is stale when its file was not renewed within its lease, or, at once,
+when its owner ran on this host (same hostname and boot id) and the pid is
+gone. Age is measured against the filesystem's clock (the mtime of a file this
+worker just touched in the store), never against this host's wall clock, so
+hosts whose clocks disagree still agree on staleness. Renewing means writing
+in place, not utime(): the time of a write is set by the filesystem, while
+utime(path, None) takes the caller's clock on some network filesystems and
+under time-faking libraries.
+
+A claim is judged and named by what every client sees alike: its bytes. Inode
+numbers, device ids and nanoseconds differ between the clients of one file
+(and inodes are reused at once), so nothing here depends on them.
 
 Commands that only read (status, check, show, report, wait) judge claims too,
 and may run where the store cannot be written: a read-only mount or snapshot,
@@ -29,14 +39,20 @@ and takes nothing over; a worker never uses this clock, since it cannot work
 on a store it cannot write.
 
 Taking over a stale claim: rename it to a unique name, then check that the
-renamed file is the very one judged stale (same inode, mtime and content).
-Rename is atomic, so exactly one racer moves that file. Racers that judged the
-same file stale first compete for a token named after that file (O_EXCL), so
-only one of them renames at all: a loser renaming after the winner would move
-the winner's new claim away, and while it is away a third worker could claim
-the task too. If the owner renews between the winner's look and its rename,
-the winner puts the file back with link(), which cannot overwrite. The winner
-then claims with O_EXCL like anyone.
+renamed file holds the very bytes judged stale. Rename is atomic, so exactly
+one racer moves that file. Racers that judged the same claim stale first
+compete for a token named after that claim's random token (O_EXCL), the same
+name on every client, so only one of them renames at all: a loser renaming
+after the winner would move the winner's new claim away, and while it is away
+a third worker could claim the task too. The winner gives the token up only
+once its own claim is in place, so a late racer finds either the token or the
+new claim, never an empty place. If the owner renews between the winner's look
+and its rename, the winner puts the file back with link(), which cannot
+overwrite. The winner then claims with O_EXCL like anyone.
+
+A claim file that vanished without being taken over (its file or the whole
+locks/ folder deleted) is made again by its owner, unless the task's result is
+there already: work goes on, and nobody reports it as a takeover.
 """
 from __future__ import annotations
 
@@ -61,6 +77,15 @@ MIN_LEASE = 1.0
 HEARTBEATS_PER_LEASE = 4
 # Coarsest file time stamps met in practice (some network filesystems keep whole seconds).
 FS_TIME_SLACK = 2.0
+
+# Every claim starts with its renewal counter, rewritten in place by each renewal: fixed
+# width, so the file keeps its size and the rest of its bytes.
+_RENEWAL_HEAD = b'{"renewal": "'
+_RENEWAL_DIGITS = 8
+_R0 = len(_RENEWAL_HEAD)
+_R1 = _R0 + _RENEWAL_DIGITS
+# Exclusive creates tried at most this often when the answer is neither success nor EEXIST.
+_CREATE_ATTEMPTS = 4
 
 
 if hasattr(time, "CLOCK_BOOTTIME"):  # runs on while the process is stopped or the machine sleeps
@@ -154,6 +179,8 @@ class Claim:
     made: float = 0.0  # _elapsed_clock() just before the lock file was created
     confirmed: float = field(default_factory=time.monotonic)  # when last known to be ours
     lost: bool = False  # taken over by another worker, or released
+    renewals: int = 0   # the counter the file holds now
+    why: str = ""       # why the claim was lost, for messages
 
 
 @dataclass
@@ -166,16 +193,40 @@ class LockInfo:
     stale: bool
     reason: str
     stat: os.stat_result = field(repr=False)
-    raw: bytes = field(default=b"", repr=False)  # the file's content as judged
-
-    def identity(self) -> tuple:
-        return _identity(self.stat, self.raw)
+    raw: bytes = field(default=b"", repr=False)  # the file's content as judged: its identity
 
 
-def _identity(st: os.stat_result, raw: bytes) -> tuple:
-    # Inode numbers are reused at once and mtimes are coarse, so a claim made
-    # right after another was removed can share both: the content tells them apart.
-    return st.st_ino, st.st_dev, st.st_mtime_ns, raw
+def _same_claim(raw: bytes | None, content: bytes) -> bool:
+    """Whether the bytes `raw` are the claim `content` at any renewal."""
+    return raw is not None and len(raw) == len(content) and raw[_R1:] == content[_R1:] \
+        and raw[:_R0] == content[:_R0]
+
+
+def _exclusive(path: str) -> int | None:
+    """A new file at `path` opened for writing, or None if the file exists (the race is lost).
+
+    Also a lost race on filesystems that answer something else than EEXIST (sshfs: EPERM,
+    as SFTP v3 has no "exists" status): the file is there afterwards. When it is not, the
+    winner may have removed it already (a claim given back at once): try again, a few
+    times, before taking the code for what it says. A missing folder is made again.
+    """
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return None
+        except FileNotFoundError:
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            log.warning("%s vanished from the store; made it again", folder)
+        except OSError:
+            if os.path.lexists(path):  # the only extra look, and only on this path
+                return None
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | None:
@@ -191,13 +242,14 @@ def _read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | Non
         os.close(fd)
 
 
-def _content_is(path: str, content: bytes) -> bool:
+def _head(path: str, size: int) -> bytes | None:
+    """The first `size` bytes of the file, or None if there is none."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return False
+        return None
     try:
-        return os.read(fd, len(content) + 1) == content
+        return os.read(fd, size)
     finally:
         os.close(fd)
 
@@ -206,7 +258,9 @@ def _put_back(moved: str, path: str, task_hash: str, why: str) -> None:
     """Return another worker's claim, moved to `moved` by mistake, to its place."""
     try:
         os.link(moved, path)
-    except FileExistsError:
+    except OSError as e:
+        if not isinstance(e, FileExistsError) and not os.path.lexists(path):
+            raise  # sshfs reports an existing target as EPERM: only that is a third claim
         log.warning("the claim on %s %s, and could not be put back: a third worker claimed the task "
                     "meanwhile; the worker it belonged to will find it lost", task_hash, why)
     os.unlink(moved)
@@ -255,7 +309,12 @@ class Leases:
         self.store.ensure()
         if self._clock_file is None:
             self._clock_file = os.path.join(self.store.clock_dir, f"{HOST}.{process.pid}.{process.unique()}")
-        fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            os.makedirs(self.store.clock_dir, exist_ok=True)
+            log.warning("%s vanished from the store; made it again", self.store.clock_dir)
+            fd = os.open(self._clock_file, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.pwrite(fd, b"t", 0)
         finally:
@@ -299,7 +358,7 @@ class Leases:
         if self._owner_json is None or self._owner_json[0] != process.pid:
             owner = json.dumps({"host": HOST, "boot": BOOT_ID, "pid": process.pid, "worker": self.worker,
                                 "lease": self.lease})
-            self._owner_json = (process.pid, owner[:-1])
+            self._owner_json = (process.pid, f'{_RENEWAL_HEAD.decode()}{0:0{_RENEWAL_DIGITS}d}", {owner[1:-1]}')
         # "started" is the owner's wall clock, for people; "fs_started" the filesystem's,
         # which every host can compare with its own reading of that clock.
         return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, '
@@ -310,9 +369,8 @@ class Leases:
         self.store.ensure()
         path = self.store.lock_path(task_hash)
         made = _elapsed_clock()
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        fd = _exclusive(path)
+        if fd is None:
             return None
         content = self._record(task_hash)
         try:
@@ -350,14 +408,16 @@ class Leases:
             self._drop_token(*token)
 
     def _take_token(self, path: str, info: LockInfo) -> tuple[str, bytes] | None:
-        """The right to take over the very file judged in `info`, or None if another racer has it."""
-        digest = hashlib.blake2b(repr(info.identity()).encode(), digest_size=10).hexdigest()
-        token = f"{path}.takeover.{digest}"
+        """The right to take over the claim judged in `info`, or None if another racer has it."""
+        mark = info.owner.get("token")
+        if not (isinstance(mark, str) and mark.isascii() and mark.isalnum() and len(mark) <= 64):
+            # Being written, or damaged: named after what it holds, as every client reads it.
+            mark = hashlib.blake2b(info.raw, digest_size=10).hexdigest()
+        token = f"{path}.takeover.{mark}"
         content = self._record(info.task_hash)
         for _ in range(3):
-            try:
-                fd = os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+            fd = _exclusive(token)
+            if fd is None:
                 held = self._judge(info.task_hash, token)
                 if held is not None and not held.stale:
                     return None
@@ -375,25 +435,23 @@ class Leases:
         return None
 
     def _drop_token(self, token: str, content: bytes) -> None:
-        got = _read(token)
-        if got is not None and got[1] == content:  # not one that replaced ours as abandoned
+        if _head(token, len(content) + 1) == content:  # not one that replaced ours as abandoned
             try:
                 os.unlink(token)
             except FileNotFoundError:
                 pass
 
     def _move_away(self, path: str, info: LockInfo) -> bool:
-        judged = info.identity()
-        now = _read(path)
-        if now is None or _identity(*now) != judged:
+        judged = info.raw
+        if _head(path, len(judged) + 1) != judged:
             return False  # renewed, released or taken over since we judged it
         grave = f"{path}.stale.{process.unique()}"
         try:
             os.rename(path, grave)
         except FileNotFoundError:
             return False
-        moved = _read(grave)
-        if moved is not None and _identity(*moved) == judged:
+        moved = _head(grave, len(judged) + 1)
+        if moved == judged:
             os.unlink(grave)
             return True
         if moved is not None:
@@ -402,11 +460,22 @@ class Leases:
         return False
 
     def _take_over(self, info: LockInfo) -> Claim | None:
-        if not self.remove_stale(info):
+        path = self.store.lock_path(info.task_hash)
+        token = self._take_token(path, info)
+        if token is None:
             return None
-        log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
-                    info.owner.get("worker", "unknown owner"), info.reason)
-        return self._create(info.task_hash)
+        try:
+            if not self._move_away(path, info):
+                return None
+            # Made before the token is given up: a racer that judged the same claim and comes
+            # late finds the token or this claim in place, never an empty place to claim.
+            claim = self._create(info.task_hash)
+            if claim is not None:  # None: a plain claim, or the owner remaking its file, came first
+                log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
+                            info.owner.get("worker", "unknown owner"), info.reason)
+            return claim
+        finally:
+            self._drop_token(*token)
 
     def inspect(self, task_hash: str) -> LockInfo | None:
         """Read and judge the claim on `task_hash`; None if there is none."""
@@ -435,7 +504,7 @@ class Leases:
         return LockInfo(task_hash, owner, age, False, "live", st, raw)
 
     def still_ours(self, claim: Claim) -> bool:
-        return _content_is(claim.path, claim.content)
+        return _same_claim(_head(claim.path, len(claim.content) + 1), claim.content)
 
     def holds(self, claim: Claim) -> bool:
         """Whether the claim is still ours.
@@ -452,15 +521,44 @@ class Leases:
         """
         if claim.lost:
             return False
-        return self._young(claim) or self.still_ours(claim)
+        if self._young(claim):
+            return True
+        raw = _head(claim.path, len(claim.content) + 1)
+        if raw is None:
+            return self._vanished(claim)
+        if _same_claim(raw, claim.content):
+            return True
+        claim.why = "another worker took it over"
+        return False
 
     def _young(self, claim: Claim) -> bool:
         return _elapsed_clock() - claim.made < self.lease / 2 - FS_TIME_SLACK
 
     def _lose(self, claim: Claim) -> bool:
         claim.lost = True
+        claim.why = "another worker took it over"
         log.warning("lost claim on %s: another worker took it over", claim.task_hash)
         return False
+
+    def _vanished(self, claim: Claim) -> bool:
+        """Our claim file is not there. A takeover leaves a claim in its place, so either its
+        file or its folder was deleted, or the task was taken over and finished meanwhile:
+        make the claim again, unless the task is finished or someone else claimed it since."""
+        if self.store.has_result(claim.task_hash):
+            claim.lost = True
+            claim.why = "its claim file vanished, and the task was finished elsewhere"
+            log.warning("claim file on %s vanished, and the task was finished elsewhere", claim.task_hash)
+            return False
+        fd = _exclusive(claim.path)
+        if fd is None:
+            return self._lose(claim)
+        try:
+            os.write(fd, claim.content)
+        finally:
+            os.close(fd)
+        claim.confirmed = time.monotonic()
+        log.warning("claim file on %s vanished (deleted from the store?); made it again", claim.task_hash)
+        return True
 
     def renew(self, claim: Claim) -> bool:
         """Touch our claim if it is still ours; mark it lost otherwise."""
@@ -469,15 +567,20 @@ class Leases:
         try:
             fd = os.open(claim.path, os.O_RDWR)
         except FileNotFoundError:
-            return self._lose(claim)
+            return self._vanished(claim)
+        renewals = (claim.renewals + 1) % 10 ** _RENEWAL_DIGITS
+        digits = b"%0*d" % (_RENEWAL_DIGITS, renewals)
         try:
-            # Check and touch through one descriptor: if a takeover renames the
+            # Check and renew through one descriptor: if a takeover renames the
             # file meanwhile, the write still lands on our own file.
-            if os.pread(fd, len(claim.content) + 1, 0) != claim.content:
+            if not _same_claim(os.pread(fd, len(claim.content) + 1, 0), claim.content):
                 return self._lose(claim)
-            os.pwrite(fd, claim.content[:1], 0)
+            os.pwrite(fd, digits, _R0)
         finally:
             os.close(fd)
+        # One assignment: a thread comparing meanwhile sees the old or the new bytes, both ours.
+        claim.content = claim.content[:_R0] + digits + claim.content[_R1:]
+        claim.renewals = renewals
         claim.confirmed = time.monotonic()
         return True
 
@@ -490,8 +593,17 @@ class Leases:
         the worker that took over. A claim still young after the move was ours
         when moved (see `holds`); an older one is read again.
         """
-        if not self.holds(claim):  # checked first too, so that another's claim is left in place
-            claim.lost = True
+        vanished = ("not releasing the claim on %s: its claim file vanished (deleted from the store, "
+                    "or taken over and released)")
+        size = len(claim.content) + 1
+        if not claim.lost and not self._young(claim):  # checked first too, so that another's claim is left in place
+            raw = _head(claim.path, size)
+            if raw is None:
+                claim.lost = True
+                log.warning(vanished, claim.task_hash)
+                return False
+            claim.lost = not _same_claim(raw, claim.content)
+        if claim.lost:
             log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
             return False
         claim.lost = True  # given back: never ours again, however recent
@@ -499,9 +611,9 @@ class Leases:
         try:
             os.rename(claim.path, moved)
         except FileNotFoundError:
-            log.warning("not releasing the claim on %s: it is gone (taken over and released)", claim.task_hash)
+            log.warning(vanished, claim.task_hash)
             return False
-        if self._young(claim) or _content_is(moved, claim.content):
+        if self._young(claim) or _same_claim(_head(moved, size), claim.content):
             os.unlink(moved)
             return True
         _put_back(moved, claim.path, claim.task_hash, "of another worker was moved while releasing ours")

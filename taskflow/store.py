@@ -64,6 +64,10 @@ os.register_at_fork(after_in_child=process.reset)
 # What a write into a store answers when the store cannot be written at all, or no more.
 UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
 
+# Writes into a folder of the store that vanished (deleted while we run) make it again and try
+# again, this many times in all.
+_ATTEMPTS = 3
+
 # What filesystems and kernels answer when they cannot make or link unnamed files.
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EACCES,
                 errno.EXDEV, errno.ENOSYS}
@@ -197,14 +201,29 @@ class Store:
 
     # -- atomic writes --------------------------------------------------
 
+    def _remake(self, folder: str) -> None:
+        """Make a folder of the store that should be there, saying so if it was not."""
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+            log.warning("%s vanished from the store; made it again", folder)
+
     def write_atomic(self, final: str, data: bytes) -> None:
         tmp = self.tmp_name(os.path.basename(final))
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")
+        except FileNotFoundError:
+            self._remake(self.tmp_dir)
+            f = open(tmp, "wb")
+        with f:
             f.write(data)
             if self.fsync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:
+            self._remake(os.path.dirname(final))
+            os.replace(tmp, final)
         if self.fsync:
             _fsync_dir(os.path.dirname(final))
 
@@ -224,15 +243,20 @@ class Store:
         try:
             self.ensure()
             shard_dir = final[:-len(task_hash) - 1]
-            try:
-                size = self._place(final, payload)
-            except FileNotFoundError:
-                # Shards are made on first use: asking every worker to make sure of
-                # each shard up front would cost two system calls per shard and worker.
-                # Another worker may be making this one right now, hence exist_ok.
-                os.makedirs(shard_dir, exist_ok=True)
-                self._shards_made.add(shard_dir)
-                size = self._place(final, payload)
+            for attempt in range(1, _ATTEMPTS + 1):
+                try:
+                    size = self._place(final, payload)
+                    break
+                except FileNotFoundError:
+                    # Shards are made on first use: asking every worker to make sure of
+                    # each shard up front would cost two system calls per shard and worker.
+                    # Another worker may be making this one right now, hence exist_ok.
+                    # tmp/ (or results/ with every shard) may have been deleted while we run.
+                    if attempt == _ATTEMPTS:
+                        raise
+                    self._remake(self.tmp_dir)
+                    os.makedirs(shard_dir, exist_ok=True)
+                    self._shards_made.add(shard_dir)
             if self.fsync:
                 _fsync_dir(shard_dir)
             self._note_code(payload.meta)
@@ -258,8 +282,8 @@ class Store:
         try:
             fd = os.open(self.tmp_dir, os.O_TMPFILE | os.O_WRONLY, 0o644)
         except OSError as e:
-            if e.errno not in _UNSUPPORTED:
-                raise
+            if e.errno not in _UNSUPPORTED or (e.errno == errno.ENOENT and not os.path.isdir(self.tmp_dir)):
+                raise  # no tmp/ (deleted while we run) says nothing of O_TMPFILE: the caller makes it
             _anonymous.usable = False
             return None
         try:

@@ -384,8 +384,8 @@ class Worker:
             except BaseException as e:  # noqa: B902 - a task's SystemExit is the task failing
                 return self._record_failure(task, claim, e, started, summary)
             if not self.leases.holds(claim):
-                log.warning("lost the claim on %s (%s) while running it: another worker took it over; "
-                            "discarding this result", task.name, task.hash[:12])
+                log.warning("lost the claim on %s (%s) while running it: %s; discarding this result",
+                            task.name, task.hash[:12], claim.why or "another worker took it over")
                 self._lost(task.hash)
                 return True
             size = self.store.save_payload(task.hash, payload)
@@ -419,8 +419,9 @@ class Worker:
                         summary: RunSummary) -> bool:
         message = str(e) or type(e).__name__
         if not self.leases.holds(claim):
-            log.warning("lost the claim on %s (%s) while running it: another worker took it over; "
-                        "discarding this failure (%s: %s)", task.name, task.hash[:12], type(e).__name__, message)
+            log.warning("lost the claim on %s (%s) while running it: %s; discarding this failure (%s: %s)",
+                        task.name, task.hash[:12], claim.why or "another worker took it over",
+                        type(e).__name__, message)
             self._lost(task.hash)
             return True
         self.store.save_failure(task.hash, {

@@ -15,6 +15,14 @@ from typing import Callable, Sequence
 
 from conftest import write_taskfile
 
+def same_claim(raw: bytes) -> dict:
+    """A claim file's record less its renewal counter: equal for one claim however often
+    its owner renewed it, different for any other claim (each has its own token)."""
+    record = json.loads(raw)
+    record.pop("renewal")
+    return record
+
+
 # Prepended to every taskfile. Each task line in the log is "<event> <task id> <pid>".
 # A task started with gated=True waits until the file GATE_DIR/go-all or
 # GATE_DIR/go-<its pid> exists, so a test decides when a running task returns.

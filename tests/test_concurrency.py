@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from concurrency_helpers import ONE_GATED_TASK, TASKFILE_HEAD, Env, libfaketime, process_state, wait_until
+from concurrency_helpers import (ONE_GATED_TASK, TASKFILE_HEAD, Env, libfaketime, process_state, same_claim,
+                                 wait_until)
 from taskflow.lease import Leases
 from taskflow.store import Store
 
@@ -373,13 +374,13 @@ def test_sigterm_while_waiting_for_others_exits_3_and_leaves_their_claim(make_en
     owner = env.start()
     wait_until(lambda: env.events("start"), "the owner to start the task")
     [lock] = env.locks()
-    claim = (env.store / "locks" / lock).read_bytes()
+    claim = same_claim((env.store / "locks" / lock).read_bytes())
     waiter = env.start()
     wait_until(lambda: "1 tasks" in waiter.stderr, "the second worker to load the taskfile")
     time.sleep(0.5)  # into its idle wait
     waiter.signal(signal.SIGTERM)
     waiter.expect(3, timeout=30)
-    assert (env.store / "locks" / lock).read_bytes() == claim
+    assert same_claim((env.store / "locks" / lock).read_bytes()) == claim
     env.open_gate()
     owner.expect(0)
     assert env.pids("start") == [owner.pid]
@@ -465,13 +466,13 @@ def test_wait_gives_up_while_another_worker_holds_the_last_task(make_env):
     wait_until(lambda: env.events("start"), "the owner to start the task")
     [lock] = env.locks()
     with open(env.store / "locks" / lock, "rb") as f:
-        claim = f.read()
+        claim = same_claim(f.read())
     t0 = time.monotonic()
     env.run("--wait", "1").expect(3)
     assert time.monotonic() - t0 >= 1.0
     assert env.pids("start") == [owner.pid]
     with open(env.store / "locks" / lock, "rb") as f:
-        assert f.read() == claim, "the waiting worker must leave the live claim alone"
+        assert same_claim(f.read()) == claim, "the waiting worker must leave the live claim alone"
     env.open_gate()
     owner.expect(0)
     env.assert_all_finished(1)
@@ -556,3 +557,48 @@ xs = [slow(i) for i in range(40)]
     assert list((store / "locks").glob("*")) == [], "every worker gives back its claim"
     leftover = subprocess.run(["pgrep", "-f", f"taskflow execute {tf}"], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "no worker outlives the pool"
+
+
+# -- folders of the store deleted while workers run -------------------------------------
+
+
+def test_store_folders_deleted_while_workers_run_are_made_again(make_env):
+    """locks/ deleted three times under four workers holding claims (renewed every half
+    second, so each finds its claim file gone), then tmp/, clock/ and done/ deleted again
+    and again while the rest runs: each worker makes the folders again, keeps its claim
+    and its result, and every task runs once."""
+    env = make_env(TASKFILE_HEAD + """
+@TaskGenerator
+def work(i):
+    note("run", i, os.getpid())
+    gate()
+    time.sleep(0.005)
+    return i * i
+
+results = [work(i) for i in range(200)]
+""", lease=2)
+    workers = [env.start() for _ in range(4)]
+    wait_until(lambda: len(env.pids("run")) == 4, "each worker to start a task and wait at its gate")
+    assert len(set(env.pids("run"))) == 4
+    for _ in range(3):
+        shutil.rmtree(env.store / "locks")
+        # Renewed every half a second: each heartbeat finds its claim file gone.
+        wait_until(lambda: len(env.locks()) == 4, "the four claims to be made again", timeout=30)
+    shutil.rmtree(env.store / "clock")
+    env.open_gate()
+    # Not locks/ now: a claim deleted while no heartbeat looks lets another worker claim the
+    # task too, which no worker can tell from a task nobody runs.
+    deadline = time.monotonic() + 60
+    while any(w.running() for w in workers) and time.monotonic() < deadline:
+        for name in ("tmp", "clock", "done"):
+            shutil.rmtree(env.store / name, ignore_errors=True)
+        time.sleep(0.3)
+    for w in workers:
+        w.expect(0)
+    runs = collections.Counter(int(p[1]) for p in env.events("run"))
+    assert runs == collections.Counter(range(200)), "every task once"
+    stderr = "".join(w.stderr for w in workers)
+    assert "another worker took it over" not in stderr and "discarding" not in stderr
+    assert "claim file on" in stderr and "vanished" in stderr
+    assert env.value("results") == [i * i for i in range(200)]
+    env.assert_all_finished(200)

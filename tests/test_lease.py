@@ -153,7 +153,13 @@ def test_holds_reads_the_file_once_the_claim_could_have_been_taken_over(store):
     claim.made -= 150 - FS_TIME_SLACK  # half a lease old (less the time-stamp slack): others may judge it
     os.unlink(claim.path)
     assert not leases.still_ours(claim)
-    assert not leases.holds(claim), "a claim whose file is gone is not held"
+    # A claim file that vanished with no result in the store was deleted, not taken over
+    # (a takeover leaves a claim in its place): it is made again, and held.
+    assert leases.holds(claim) and read(claim.path) == claim.content
+    os.unlink(claim.path)
+    store.save_result(H, 42, {"name": "t"})
+    assert not leases.holds(claim), "a claim whose file is gone while the task is finished is not held"
+    claim.lost = False
     write_lock(store, foreign_owner())
     assert not leases.holds(claim)
     assert not leases.renew(claim) and claim.lost
@@ -173,6 +179,7 @@ def test_short_lease_claims_are_always_read(store):
     leases = Leases(store, lease=2)  # half a lease is within the time-stamp slack
     claim = leases.claim(H)
     os.unlink(claim.path)
+    write_lock(store, foreign_owner())  # taken over at once: only reading the file tells
     assert not leases.holds(claim)
 
 
@@ -189,6 +196,36 @@ def test_renew_touches_the_file_and_keeps_its_content(store):
     info = Leases(store).inspect(H)
     assert not info.stale and info.age < 5
     assert read(claim.path) == claim.content
+
+
+def test_renewal_changes_the_bytes_so_every_client_can_see_it(store):
+    """Other clients of a network filesystem may see a stale mtime, but a renewal also
+    changes the file's bytes: a counter rewritten in place, the rest of the claim alike."""
+    leases = Leases(store, lease=2)
+    claim = leases.claim(H)
+    seen = [read(claim.path)]
+    for _ in range(3):
+        assert leases.renew(claim)
+        seen.append(read(claim.path))
+    assert len(set(seen)) == 4, "each renewal leaves other bytes"
+    assert len({len(b) for b in seen}) == 1, "rewritten in place: the size stays"
+    records = [json.loads(b) for b in seen]
+    assert [r.pop("renewal") for r in records] == ["00000000", "00000001", "00000002", "00000003"]
+    assert all(r == records[0] for r in records), "owner, token and start stay the same"
+    assert leases.holds(claim) and leases.still_ours(claim)
+    assert leases.release(claim) and os.listdir(store.locks_dir) == []
+
+
+def test_a_claim_renewed_while_its_owner_checks_it_stays_ours(store):
+    """The heartbeat thread renews while the main thread checks: a check must never
+    mistake its own claim at another renewal for another worker's."""
+    leases = Leases(store, lease=2)
+    claim = leases.claim(H)
+    stale_copy = claim.content
+    assert leases.renew(claim)
+    from taskflow.lease import Claim
+    before_renewal = Claim(claim.task_hash, claim.path, stale_copy, claim.made)
+    assert leases.still_ours(before_renewal) and leases.holds(before_renewal)
 
 
 def test_renew_never_touches_a_claim_that_replaced_ours(store):
