@@ -1,0 +1,433 @@
+"""`taskflow doctor`: does the store's filesystem give what taskflow relies on?
+
+Each check does on the filesystem what workers do, in a scratch folder
+STORE/doctor/<host>.<pid>.<n>/ that is removed however the check ends, and
+reports a figure and a verdict:
+
+- exclusive create: racing processes create the same names with O_EXCL;
+  exactly one may win each (with a second view of the store, half of them
+  race through it, as another client would);
+- rename: a file renamed over another replaces it whole, while a reader
+  never finds the name missing or a mixture of two files;
+- link: link() onto an existing name fails and leaves that file alone;
+- O_TMPFILE: whether results can be written as unnamed files (else tmp/ and
+  rename, which is as safe);
+- time stamps and clock offset (see doctor_peer.sample_clock);
+- cache lag: how late another client sees a change (see doctor_peer.meet).
+
+From the granularity and the lag it derives the shortest safe lease (see
+fsneeds.minimum_lease), compares the configured one with it, and records its
+figures in STORE/doctor.json for `execute`.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from . import doctor_peer, fsneeds
+from ._version import __version__
+from .errors import StoreAccessError, UsageError
+from .store import HOST, Store, process
+
+OK, NOTE, SKIP, UNSAFE = "ok", "note", "skip", "unsafe"
+RACERS, ROUNDS = 8, 500
+RENAME_SECONDS = 0.5
+
+
+@dataclass
+class Check:
+    name: str
+    verdict: str
+    figure: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Diagnosis:
+    store: str
+    filesystem: str
+    lease: float
+    checks: list[Check]
+    needs: dict[str, Any]
+
+    @property
+    def unsafe(self) -> bool:
+        return any(c.verdict == UNSAFE for c in self.checks)
+
+    def lines(self) -> list[str]:
+        width = max(len(c.name) for c in self.checks)
+        head = [f"store {self.store} on {self.filesystem}"]
+        return head + [f"{c.name:<{width}}  {c.verdict:<6}  {c.figure}" for c in self.checks]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"store": self.store, "filesystem": self.filesystem, "lease": self.lease, "unsafe": self.unsafe,
+                "needs": self.needs,
+                "checks": [{"name": c.name, "verdict": c.verdict, "figure": c.figure, "data": c.data}
+                           for c in self.checks]}
+
+
+def filesystem_of(path: str) -> str:
+    """The type and mount point of the filesystem holding `path`, from /proc/self/mounts."""
+    path = os.path.realpath(path)
+    best = ("", "unknown filesystem")
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                point = parts[1].replace("\\040", " ")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best[0]):
+                    best = (point, f"{parts[2]} at {point}")
+    except OSError:
+        pass
+    return best[1]
+
+
+@contextmanager
+def scratch(root: str) -> Iterator[str]:
+    """A private folder in `root`/doctor/, removed on the way out (errors and Ctrl-C too)."""
+    parent = os.path.join(root, "doctor")
+    path = os.path.join(parent, f"{HOST}.{process.pid}.{process.unique()}")
+    os.makedirs(path)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass  # another doctor's folder is in it
+
+
+def _errname(code: int | None) -> str:
+    return errno.errorcode.get(code or 0, str(code))
+
+
+# -- exclusive create ----------------------------------------------------
+
+def _racer(folders: list[str], index: int, rounds: int, start_at: float, conn: Any) -> None:
+    folder = folders[index % len(folders)]
+    won, lost, failed = [], collections.Counter(), collections.Counter()
+    while time.time() < start_at:
+        pass  # spin rather than sleep: the racers must start within microseconds of one another
+    for r in range(rounds):
+        path = os.path.join(folder, f"r{r}")
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except OSError as e:
+            # A lost race is one where the name is there afterwards, whatever the error says.
+            (lost if os.path.exists(path) else failed)[_errname(e.errno)] += 1
+            continue
+        os.write(fd, str(index).encode())
+        os.close(fd)
+        won.append(r)
+    conn.send((won, dict(lost), dict(failed)))
+    conn.close()
+
+
+def check_exclusive_create(folders: list[str], racers: int = RACERS, rounds: int = ROUNDS) -> Check:
+    """`racers` processes create r0..r{rounds-1} in lockstep; `folders` are views of one folder."""
+    ctx = multiprocessing.get_context("fork")
+    start_at = time.time() + 0.1 + 0.02 * racers
+    procs, conns = [], []
+    try:
+        for i in range(racers):
+            recv, send = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_racer, args=(folders, i, rounds, start_at, send), daemon=True)
+            p.start()
+            send.close()
+            procs.append(p)
+            conns.append(recv)
+        results = [c.recv() for c in conns]
+    except EOFError:
+        raise StoreAccessError(f"a racing process could not create files in {folders[0]}", path=folders[0]) \
+            from None
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join()
+    winners: dict[int, list[int]] = collections.defaultdict(list)
+    lost: collections.Counter = collections.Counter()
+    failed: collections.Counter = collections.Counter()
+    for i, (won, lost_i, failed_i) in enumerate(results):
+        for r in won:
+            winners[r].append(i)
+        lost.update(lost_i)
+        failed.update(failed_i)
+    double = sorted(r for r, who in winners.items() if len(who) > 1)
+    wrong = []  # rounds whose file does not hold its only winner's mark
+    for r, who in winners.items():
+        if len(who) == 1:
+            with open(os.path.join(folders[0], f"r{r}")) as f:
+                if f.read() != str(who[0]):
+                    wrong.append(r)
+    unwon = rounds - len(winners)
+    data = {"racers": racers, "rounds": rounds, "views": len(folders), "double_wins": len(double),
+            "collisions": sum(lost.values()), "lost_race_errno": dict(lost), "failed_errno": dict(failed),
+            "unwon_rounds": unwon, "overwritten": len(wrong)}
+    figure = (f"{racers} processes x {rounds} rounds" + (f" through {len(folders)} views" if len(folders) > 1 else "")
+              + f": {len(double)} double wins, {sum(lost.values())} collisions"
+              + (f" (a lost race returns {', '.join(sorted(lost))})" if lost else ""))
+    verdict = OK
+    if double or wrong:
+        verdict = UNSAFE
+        figure += f"; {len(wrong)} winners' files overwritten" if wrong else ""
+    if failed or unwon:
+        verdict = UNSAFE
+        figure += f"; {sum(failed.values())} creates failed with no file there ({', '.join(sorted(failed))})"
+    return Check("exclusive create", verdict, figure, data)
+
+
+# -- rename and link ---------------------------------------------------------
+
+def _version(n: int) -> bytes:
+    return f"{n:08d}".encode() * 512
+
+
+def _renamer(folder: str, target: str, seconds: float, conn: Any) -> None:
+    n, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        n += 1
+        tmp = os.path.join(folder, f"v{n}")
+        with open(tmp, "wb") as f:
+            f.write(_version(n))
+        os.replace(tmp, target)
+    conn.send(n)
+    conn.close()
+
+
+def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
+    """Rename over an existing file, while another process reads it all along."""
+    src_dir, dst_dir = os.path.join(folder, "tmp"), os.path.join(folder, "dst")
+    os.makedirs(src_dir)
+    os.makedirs(dst_dir)
+    target = os.path.join(dst_dir, "target")
+    with open(target, "wb") as f:
+        f.write(_version(0))
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    writer = ctx.Process(target=_renamer, args=(src_dir, target, seconds, send), daemon=True)
+    writer.start()
+    send.close()
+    reads = missing = torn = 0
+    try:
+        while not recv.poll():
+            try:
+                with open(target, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                missing += 1
+                continue
+            reads += 1
+            if len(data) != 4096 or data != data[:8] * 512:
+                torn += 1
+        renames = recv.recv()
+    finally:
+        if writer.is_alive():
+            writer.kill()
+        writer.join()
+    with open(target, "rb") as f:
+        last_ok = f.read() == _version(renames)
+    data = {"renames": renames, "reads": reads, "missing": missing, "torn": torn, "final_content_right": last_ok}
+    figure = f"{renames} renames over a file read {reads} times meanwhile: {missing} times missing, {torn} torn"
+    bad = missing or torn or not last_ok or os.listdir(src_dir)
+    if not last_ok:
+        figure += "; the last rename did not replace the file"
+    return Check("rename", UNSAFE if bad else OK, figure, data)
+
+
+def check_link(folder: str) -> Check:
+    a, b, c = (os.path.join(folder, f"link.{x}") for x in "abc")
+    for path, text in ((a, "a"), (b, "b")):
+        with open(path, "w") as f:
+            f.write(text)
+    try:
+        os.link(a, c)
+    except OSError as e:
+        return Check("link", UNSAFE, f"link() is not supported ({_errname(e.errno)}): a claim renewed during a "
+                     "takeover could not be put back", {"supported": False, "errno": _errname(e.errno)})
+    refused = None
+    try:
+        os.link(a, b)
+    except OSError as e:
+        refused = _errname(e.errno)
+    with open(b) as f:
+        kept = f.read() == "b"
+    data = {"supported": True, "refused_with": refused, "target_kept": kept}
+    if refused is None or not kept:
+        return Check("link", UNSAFE, "link() onto an existing name replaced it", data)
+    return Check("link", OK, f"link() onto an existing name fails ({refused}) and leaves it alone", data)
+
+
+def check_tmpfile(folder: str) -> Check:
+    """Whether an O_TMPFILE file can be made and linked in, the way results are written."""
+    if not hasattr(os, "O_TMPFILE"):
+        return Check("O_TMPFILE", OK, "not on this platform: results are written to tmp/ and renamed",
+                     {"supported": False})
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except OSError as e:
+        return Check("O_TMPFILE", OK, f"refused ({_errname(e.errno)}): results are written to tmp/ and renamed",
+                     {"supported": False, "errno": _errname(e.errno)})
+    root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.write(fd, b"x")
+        os.link(f"/proc/self/fd/{fd}", os.path.join(folder, "anonymous"), src_dir_fd=root, follow_symlinks=True)
+    except OSError as e:
+        return Check("O_TMPFILE", OK, f"made, but not linked in ({_errname(e.errno)}): results are written to "
+                     "tmp/ and renamed", {"supported": False, "errno": _errname(e.errno)})
+    finally:
+        os.close(root)
+        os.close(fd)
+    return Check("O_TMPFILE", OK, "supported: results are written as unnamed files and linked in",
+                 {"supported": True})
+
+
+# -- time ------------------------------------------------------------------------
+
+def _seconds(x: float) -> str:
+    if x >= 1:
+        return f"{x:.3g} s"
+    if x >= 1e-3:
+        return f"{x * 1e3:.3g} ms"
+    if x >= 1e-6:
+        return f"{x * 1e6:.3g} µs"
+    return f"{x * 1e9:.3g} ns"
+
+
+def clock_checks(clock: doctor_peer.Clock) -> list[Check]:
+    unit = "whole seconds" if clock.whole_seconds else "finer than a second"
+    stamps = Check("time stamps", OK, f"{unit}, steps of {_seconds(clock.granularity)}",
+                   {"granularity": clock.granularity, "whole_seconds": clock.whole_seconds,
+                    "samples": clock.samples})
+    ahead = "ahead of" if clock.offset >= 0 else "behind"
+    verdict = NOTE if abs(clock.offset) > 1 else OK
+    offset = Check("clock offset", verdict,
+                   f"the filesystem's clock is {_seconds(abs(clock.offset))} {ahead} this host's "
+                   f"(± {_seconds(clock.uncertainty)}); leases are judged by the filesystem's clock",
+                   {"offset": clock.offset, "uncertainty": clock.uncertainty})
+    return [stamps, offset]
+
+
+def lag_checks(lags: doctor_peer.Lags | None, why_not: str) -> tuple[list[Check], float | None]:
+    """The lag check and the worst lag that matters for claims (None when not measured)."""
+    if lags is None:
+        return [Check("cache lag", SKIP, why_not, {})], None
+    claim = [lags.lags[k] for k in doctor_peer.CLAIM_KINDS]
+    worst = None if any(v is None for v in claim) else max(claim)
+    parts = ", ".join(f"{k} {'not seen' if v is None else _seconds(max(v, 0.0))}" for k, v in lags.lags.items())
+    data = {"lags": lags.lags, "uncertainty": lags.uncertainty, "rounds": lags.rounds, "peer": lags.peer,
+            "role": lags.role}
+    if worst is None:
+        return [Check("cache lag", UNSAFE, f"changes made by another client were not seen within "
+                      f"{doctor_peer.LAG_LIMIT:g} s ({parts}; with {lags.peer})", data)], None
+    worst = max(worst + lags.uncertainty, 0.0)
+    return [Check("cache lag", OK, f"another client ({lags.peer}) saw changes after up to {_seconds(worst)}: "
+                  f"{parts} (worst of {lags.rounds} rounds, ± {_seconds(lags.uncertainty)})", data)], worst
+
+
+def lease_check(lease: float, granularity: float, lag: float | None) -> tuple[Check, float]:
+    need = fsneeds.minimum_lease(granularity, lag or 0.0)
+    basis = f"time stamps of {_seconds(granularity)}" + (f" and a cache lag of {_seconds(lag)}" if lag is not None
+                                                          else "; cache lag not measured")
+    data = {"lease": lease, "min_lease": need}
+    if lease < need:
+        return Check("lease", UNSAFE, f"{lease:g} s is shorter than this store needs ({need:g} s, from {basis}): "
+                     f"use --lease {need:g} or more", data), need
+    return Check("lease", OK, f"{lease:g} s; this store needs at least {need:g} s (from {basis})", data), need
+
+
+# -- all together -------------------------------------------------------------------
+
+def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | None = None,
+             peer_wait: float = 300.0, racers: int = RACERS, rounds: int = ROUNDS) -> Diagnosis:
+    """Run every check on `store`'s filesystem and record what the store needs in doctor.json.
+
+    `peer`: meet another `taskflow doctor --peer` on this store (another node)
+    to measure cache lag; `peer_path`: another path to the store's folder, as
+    a second client sees it, looked through by a thread of this process.
+    Raises StoreAccessError when the store cannot be written.
+    """
+    try:
+        store.ensure()
+        with scratch(store.path) as folder:
+            peer_scratch = None
+            if peer_path is not None:
+                peer_scratch = _visible(os.path.join(peer_path, os.path.relpath(folder, store.path)), peer_path,
+                                        store.path)
+            race = os.path.join(folder, "race")
+            os.makedirs(race)
+            views = [race] if peer_scratch is None else [race, _visible(os.path.join(peer_scratch, "race"))]
+            checks = [check_exclusive_create(views, racers, rounds),
+                      check_rename(folder), check_link(folder), check_tmpfile(folder)]
+            clock = doctor_peer.sample_clock(folder)
+            checks += clock_checks(clock)
+            lags, why_not = _measure_lag(store, clock, peer, peer_path, peer_wait)
+            more, lag = lag_checks(lags, why_not)
+            checks += more
+        check, need = lease_check(lease, clock.granularity, lag)
+        checks.append(check)
+        needs = {"granularity": clock.granularity, "whole_seconds": clock.whole_seconds, "lag": lag,
+                 "min_lease": need, "offset": clock.offset, "measured_on": HOST, "time": time.time(),
+                 "by": f"taskflow {__version__}"}
+        fsneeds.write_needs(store, needs)
+    except OSError as e:
+        where = e.filename or store.path
+        raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e
+    return Diagnosis(store.path, filesystem_of(store.path), lease, checks, needs)
+
+
+def _visible(path: str, peer_path: str | None = None, store: str | None = None) -> str:
+    """`path`, made through the store, once the other view shows it (its caches may lag)."""
+    deadline = time.monotonic() + doctor_peer.LAG_LIMIT
+    while not os.path.isdir(path):
+        if time.monotonic() > deadline:
+            raise UsageError(f"--peer-path {peer_path}: not the same folder as the store {store} "
+                             f"({path} never appeared there)")
+        time.sleep(0.05)
+    return path
+
+
+def _measure_lag(store: Store, clock: doctor_peer.Clock, peer: bool, peer_path: str | None,
+                 wait: float) -> tuple[doctor_peer.Lags | None, str]:
+    if peer_path is None and not peer:
+        return None, ("not measured: clients on one host share their caches; run `taskflow doctor --peer` "
+                      "on two nodes at once (see docs/cluster.md)")
+    if peer_path is None:
+        try:
+            return doctor_peer.meet(store.path, clock, wait), ""
+        except doctor_peer.PeerGone as e:
+            return None, f"not measured: no other `taskflow doctor --peer` answered ({e} not seen in time)"
+    # The other party is a thread of ours looking through peer_path: its own view, caches and clock reading.
+    outcome: dict[str, Any] = {}
+
+    def other() -> None:
+        try:
+            with scratch(peer_path) as folder:
+                outcome["lags"] = doctor_peer.meet(peer_path, doctor_peer.sample_clock(folder), wait)
+        except BaseException as e:  # noqa: B902 - handed to the main thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=other, name="taskflow-doctor-peer", daemon=True)
+    thread.start()
+    try:
+        lags = doctor_peer.meet(store.path, clock, wait)
+    except doctor_peer.PeerGone as e:
+        thread.join(doctor_peer.LAG_LIMIT)
+        error = outcome.get("error")
+        return None, f"not measured: the view through --peer-path did not answer ({error or e})"
+    thread.join(doctor_peer.LAG_LIMIT)
+    if "error" in outcome and not isinstance(outcome["error"], doctor_peer.PeerGone):
+        raise outcome["error"]
+    return lags, ""

@@ -1,0 +1,364 @@
+"""Time on a shared filesystem: its clock, and how late another client sees a change.
+
+The clock. A file is rewritten over and over and its mtime read back through
+a fresh open. Each sample brackets the write between two readings of this
+host's clock, and the stamp says the filesystem's clock was in
+[stamp, stamp + granularity) at that moment, so every sample bounds the offset
+between the two clocks; the bounds of all samples intersect to a narrow
+interval, narrowest at a tick of a whole-second clock. Sampling stops once
+the stamp has ticked, which on whole-second filesystems takes up to a second.
+
+Another client. Two parties meet in STORE/doctor/peer/: two doctor processes
+on two nodes (`--peer`), or this process and a thread looking through another
+path to the same folder (`--peer-path`). Whoever creates `writer` first (with
+O_EXCL) writes; the other creates `watcher` and watches. They talk through
+files written whole and renamed into place, one per message. Each round the
+writer lays out probe files and says `ready.R`; the watcher looks at every
+probe, so that its caches hold the old state, and says `primed.R`; the writer
+then renews one probe (rewrites a byte, as a heartbeat does), renames a new
+file over another, deletes a third and creates a fourth; the watcher polls
+until it sees each change and says when, in `seen.R`. Both sides give times
+on the filesystem's clock (their own clock plus the offset measured above),
+so the two hosts' clocks need not agree. The writer sends the lags it found
+in `final`, the watcher answers `bye`, and the writer removes the folder.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import UsageError
+from .store import HOST, process
+
+log = logging.getLogger(__name__)
+
+CLOCK_SAMPLE_LIMIT = 2.5    # seconds: long enough to see a whole-second stamp tick twice over
+LAG_LIMIT = 30.0            # a change not seen after this long is reported as not seen at all
+POLL = 0.002
+STALE_PARTY = 60.0          # a `writer`/`watcher` file not refreshed this long is a crashed doctor's
+ROUNDS = 3
+# Changes that decide whether a live claim is judged right; listings only delay `status`.
+CLAIM_KINDS = ("renewal", "replacement", "deletion", "creation")
+KINDS = CLAIM_KINDS + ("listing",)
+
+
+@dataclass
+class Clock:
+    granularity: float      # seconds between two distinct stamps (the coarser of units and ticks)
+    whole_seconds: bool
+    offset: float           # filesystem clock minus this host's clock
+    uncertainty: float      # half-width of the interval the offset lies in
+    samples: int
+    seconds: float          # how long the sampling took
+
+    def fs_now(self) -> float:
+        return time.time() + self.offset
+
+
+def _units(ns: int) -> int:
+    unit = 1
+    while unit < 1_000_000_000 and ns % (unit * 10) == 0:
+        unit *= 10
+    return unit
+
+
+def sample_clock(folder: str, limit: float = CLOCK_SAMPLE_LIMIT) -> Clock:
+    """Granularity of the filesystem's time stamps and its clock's offset, from a file in `folder`."""
+    path = os.path.join(folder, f"clock.{HOST}.{process.pid}.{process.unique()}")
+    samples: list[tuple[float, float, int]] = []
+    start = time.monotonic()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        while True:
+            before = time.time()
+            os.pwrite(fd, b"t", 0)
+            check = os.open(path, os.O_RDONLY)  # a fresh open: attributes revalidated, as claims are read
+            try:
+                ns = os.fstat(check).st_mtime_ns
+            finally:
+                os.close(check)
+            samples.append((before, time.time(), ns))
+            ticks = sum(1 for a, b in zip(samples, samples[1:]) if b[2] != a[2])
+            elapsed = time.monotonic() - start
+            if (ticks >= 1 and len(samples) >= 20) or elapsed >= limit:
+                break
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    stamps = [s[2] for s in samples]
+    steps = [b - a for a, b in zip(stamps, stamps[1:]) if b > a]
+    unit = min(_units(ns) for ns in stamps)
+    granularity = max(unit, min(steps) if steps else unit) / 1e9
+    if not steps:  # the stamp never moved: all we know is that it is coarser than our sampling
+        granularity = max(granularity, samples[-1][1] - samples[0][0])
+    low = max(ns / 1e9 - after for before, after, ns in samples)
+    high = min(ns / 1e9 + granularity - before for before, after, ns in samples)
+    if low > high:  # stamps not taken at the write (set on close, or cached): bound loosely
+        mids = sorted(ns / 1e9 - (before + after) / 2 for before, after, ns in samples)
+        low, high = mids[0] - granularity, mids[-1] + granularity
+    return Clock(granularity, unit == 1_000_000_000, (low + high) / 2, (high - low) / 2, len(samples),
+                 time.monotonic() - start)
+
+
+# -- the two-client protocol -------------------------------------------------
+
+class PeerGone(Exception):
+    """The other party did not answer in time."""
+
+
+@dataclass
+class Lags:
+    lags: dict[str, float | None]   # worst lag per kind of change over the rounds; None: never seen
+    uncertainty: float              # of each lag, from both parties' clock offsets
+    rounds: int
+    peer: str                       # who the other party was (host, pid)
+    role: str
+
+
+def _send(folder: str, name: str, data: dict) -> None:
+    tmp = os.path.join(folder, f".{name}.{process.unique()}")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, os.path.join(folder, name))
+
+
+def _receive(folder: str, name: str, deadline: float, alive: Callable[[], None] = lambda: None) -> dict:
+    path = os.path.join(folder, name)
+    while True:
+        try:
+            with open(path) as f:
+                text = f.read()
+            if text:
+                return json.loads(text)
+        except FileNotFoundError:
+            pass
+        except ValueError:
+            pass  # seen before its content reached this client: look again
+        if time.monotonic() > deadline:
+            raise PeerGone(name)
+        alive()
+        time.sleep(POLL * 4)
+
+
+def _try_create(path: str, content: dict) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except OSError as e:
+        # SFTP reports a lost exclusive create as EPERM.
+        if e.errno == errno.EEXIST or os.path.exists(path):
+            return False
+        raise
+    with os.fdopen(fd, "w") as f:
+        json.dump(content, f)
+    return True
+
+
+def _party(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            data = json.loads(f.read() or "null")
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _remove_if_stale(path: str, clock: Clock) -> bool:
+    try:
+        if clock.fs_now() - os.stat(path).st_mtime <= STALE_PARTY:
+            return False
+        os.unlink(path)  # left by a doctor that was killed
+    except FileNotFoundError:
+        pass
+    return True
+
+
+def _take_role(folder: str, clock: Clock, me: dict) -> tuple[str, str]:
+    """("writer" or "watcher", the writer's token, which names every file of this pairing)."""
+    writer_path, watcher_path = os.path.join(folder, "writer"), os.path.join(folder, "watcher")
+    for _ in range(5):
+        if _try_create(writer_path, me):
+            _remove_if_stale(watcher_path, clock)
+            return "writer", me["token"]
+        writer = _party(writer_path)
+        if writer is None or _remove_if_stale(writer_path, clock):
+            continue
+        if _try_create(watcher_path, {**me, "pairs_with": writer.get("token")}):
+            return "watcher", str(writer.get("token"))
+        if not _remove_if_stale(watcher_path, clock):
+            raise UsageError(f"{folder}: two `taskflow doctor --peer` are paired there already; "
+                             "wait for them to finish")
+    raise UsageError(f"{folder}: cannot take a role (other doctors keep coming and going)")
+
+
+def _await_watcher(folder: str, token: str, clock: Clock, deadline: float, alive: Callable[[], None]) -> dict:
+    path = os.path.join(folder, "watcher")
+    while True:
+        party = _party(path)
+        if party is not None and party.get("pairs_with") == token:
+            return party
+        if party is not None:
+            _remove_if_stale(path, clock)
+        if time.monotonic() > deadline:
+            raise PeerGone("watcher")
+        alive()
+        time.sleep(POLL * 4)
+
+
+class _Refresher:
+    """Keeps our party file young while we wait, so nobody takes it for a crashed doctor's."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.last = 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self.last > 5:
+            self.last = now
+            with open(self.path, "r+b") as f:
+                os.pwrite(f.fileno(), f.read(1), 0)
+
+
+def meet(view: str, clock: Clock, wait: float, rounds: int = ROUNDS) -> Lags:
+    """Take part in the protocol in `view` (a store's path as this client sees it).
+
+    Raises PeerGone when no other party came within `wait` seconds, or one
+    stopped answering.
+    """
+    folder = os.path.join(view, "doctor", "peer")
+    os.makedirs(folder, exist_ok=True)
+    me = {"host": HOST, "pid": process.pid, "token": process.unique() + os.urandom(4).hex()}
+    role, token = _take_role(folder, clock, me)
+    mine = os.path.join(folder, role)
+    alive = _Refresher(mine)
+    deadline = time.monotonic() + wait
+    session = os.path.join(folder, token)
+    try:
+        if role == "writer":
+            peer = _await_watcher(folder, token, clock, deadline, alive)
+            worst, uncertainty = _write_rounds(session, clock, rounds, alive)
+            _send(folder, f"{token}.final", {"lags": worst, "uncertainty": uncertainty})
+            try:
+                _receive(folder, f"{token}.bye", time.monotonic() + LAG_LIMIT)
+            except PeerGone:
+                pass
+            return Lags(worst, uncertainty, rounds, f"{peer.get('host')} pid {peer.get('pid')}", role)
+        peer = _party(os.path.join(folder, "writer")) or {}
+        _watch_rounds(session, clock, rounds, alive)
+        final = _receive(folder, f"{token}.final", time.monotonic() + LAG_LIMIT * 2, alive)
+        _send(folder, f"{token}.bye", {})
+        return Lags(final["lags"], final["uncertainty"], rounds, f"{peer.get('host')} pid {peer.get('pid')}", role)
+    finally:
+        if role == "writer":
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            try:
+                os.unlink(mine)
+            except FileNotFoundError:
+                pass
+
+
+def _write_rounds(folder: str, clock: Clock, rounds: int, alive: Callable[[], None]) -> tuple[dict, float]:
+    worst: dict[str, float | None] = {k: 0.0 for k in KINDS}
+    uncertainty = clock.uncertainty
+    os.makedirs(folder, exist_ok=True)
+    for r in range(rounds):
+        probe = os.path.join(folder, f"probe{r}")
+        for kind, text in (("renewal", "t"), ("replacement", "old"), ("deletion", "d")):
+            with open(f"{probe}.{kind}", "w") as f:
+                f.write(text)
+        laid = clock.fs_now()
+        _send(folder, f"ready.{r}", {})
+        _receive(folder, f"primed.{r}", time.monotonic() + LAG_LIMIT * 2, alive)
+        # The renewal must move the stamp, or it could not be seen at all.
+        time.sleep(max(0.0, laid + clock.granularity + 2 * clock.uncertainty + 0.01 - clock.fs_now()))
+        changed = {}
+        changed["renewal"] = clock.fs_now()
+        fd = os.open(f"{probe}.renewal", os.O_WRONLY)
+        os.pwrite(fd, b"t", 0)
+        os.close(fd)
+        changed["replacement"] = clock.fs_now()
+        with open(f"{probe}.new", "w") as f:
+            f.write("new")
+        os.replace(f"{probe}.new", f"{probe}.replacement")
+        changed["deletion"] = clock.fs_now()
+        os.unlink(f"{probe}.deletion")
+        changed["creation"] = changed["listing"] = clock.fs_now()
+        open(f"{probe}.creation", "w").close()
+        seen = _receive(folder, f"seen.{r}", time.monotonic() + LAG_LIMIT * 2, alive)
+        uncertainty = clock.uncertainty + float(seen.get("uncertainty", 0.0))
+        for kind in KINDS:
+            at = seen["seen"].get(kind)
+            if at is None:
+                worst[kind] = None
+            elif worst[kind] is not None:
+                worst[kind] = max(worst[kind], at - changed[kind])
+    return worst, uncertainty
+
+
+def _watch_rounds(folder: str, clock: Clock, rounds: int, alive: Callable[[], None]) -> None:
+    for r in range(rounds):
+        _receive(folder, f"ready.{r}", time.monotonic() + LAG_LIMIT * 2, alive)
+        probe = os.path.join(folder, f"probe{r}")
+        old_mtime = _stamp(f"{probe}.renewal")
+        _content(f"{probe}.replacement")
+        _exists(f"{probe}.deletion")
+        _exists(f"{probe}.creation")
+        os.listdir(folder)
+        _send(folder, f"primed.{r}", {})
+        tests = {
+            "renewal": lambda: _stamp(f"{probe}.renewal") != old_mtime,
+            "replacement": lambda: _content(f"{probe}.replacement") == "new",
+            "deletion": lambda: not _exists(f"{probe}.deletion"),
+            "creation": lambda: _exists(f"{probe}.creation"),
+            "listing": lambda: _listed(folder, f"probe{r}.creation", f"probe{r}.deletion"),
+        }
+        seen: dict[str, float | None] = {}
+        deadline = time.monotonic() + LAG_LIMIT
+        while len(seen) < len(tests) and time.monotonic() < deadline:
+            for kind, test in tests.items():
+                if kind not in seen and test():
+                    seen[kind] = clock.fs_now()
+            time.sleep(POLL)
+        for kind in tests:
+            seen.setdefault(kind, None)
+        _send(folder, f"seen.{r}", {"seen": seen, "uncertainty": clock.uncertainty})
+        alive()
+
+
+def _stamp(path: str) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        return os.fstat(fd).st_mtime_ns
+    finally:
+        os.close(fd)
+
+
+def _content(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _exists(path: str) -> bool:
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _listed(folder: str, present: str, absent: str) -> bool:
+    names = set(os.listdir(folder))
+    return present in names and absent not in names
