@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures of the two-client shared folder (sshd + two sshfs mounts); see tests/sharedfs.py.
+from sharedfs import sharedfs_server, two_clients  # noqa: F401
+
 
 # Taskfile lines that give tasks `note(...)`: one line per call appended (O_APPEND) to the
 # file named by TF_TEST_LOG, so tests can count exactly what ran, across processes.
@@ -65,3 +68,11 @@ def _fresh_declarations():
     previous = activate(Declarations())
     yield
     activate(previous)
+
+
+def pytest_collection_modifyitems(items):
+    """Every test on the two-client shared folder carries the `sharedfs` marker, so
+    `-m sharedfs` / `-m "not sharedfs"` select them."""
+    for item in items:
+        if "two_clients" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.sharedfs)
