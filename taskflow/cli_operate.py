@@ -211,8 +211,8 @@ def doctor(taskfile: str | None, store: str | None, as_json: bool, lease: float,
         raise UsageError("say which store to check: FILE, --store DIR or TASKFLOW_STORE")
     if peer and peer_path:
         raise UsageError("--peer and --peer-path both name the other client: give one")
-    if peer_path is not None and not os.path.isdir(peer_path):
-        raise UsageError(f"--peer-path {peer_path}: no such folder")
+    if peer_path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(peer_path))):
+        raise UsageError(f"--peer-path {peer_path}: no such folder, nor its parent")
     s = _open_store(taskfile or ".", store)
 
     def interrupt(signum, frame):
