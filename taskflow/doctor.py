@@ -398,9 +398,18 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
             lags, why_not = _measure_lag(store, clock, peer, peer_path, peer_wait)
             more, lag = lag_checks(lags, why_not)
             checks += more
+        lag_from = HOST
+        if lag is None and lags is None:
+            # A run on one node must not forget what a run on two measured before.
+            kept = _kept_lag(fsneeds.read_needs(store))
+            if kept is not None:
+                lag, lag_from = kept
+                checks[-1].figure += f"; keeping the {_seconds(lag)} measured from {lag_from} before"
+                checks[-1].data["kept_lag"] = lag
         check, need = lease_check(lease, clock.granularity, lag)
         checks.append(check)
         needs = {"granularity": clock.granularity, "whole_seconds": clock.whole_seconds, "lag": lag,
+                 "lag_measured_on": lag_from if lag is not None else None,
                  "min_lease": need, "offset": clock.offset, "measured_on": HOST, "time": time.time(),
                  "by": f"taskflow {__version__}"}
         fsneeds.write_needs(store, needs)
@@ -408,6 +417,12 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
         where = e.filename or store.path
         raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e
     return Diagnosis(store.path, filesystem_of(store.path), lease, checks, needs)
+
+
+def _kept_lag(previous: dict | None) -> tuple[float, str] | None:
+    if previous is None or not isinstance(previous.get("lag"), (int, float)):
+        return None
+    return float(previous["lag"]), str(previous.get("lag_measured_on") or previous.get("measured_on") or "?")
 
 
 def _visible(path: str, peer_path: str | None = None, store: str | None = None) -> str:
