@@ -443,9 +443,13 @@ def _measure_lag(store: Store, clock: doctor_peer.Clock, peer: bool, peer_path: 
                       "on two nodes at once (see docs/cluster.md)")
     if peer_path is None:
         try:
-            return doctor_peer.meet(store.path, clock, wait), ""
+            lags = doctor_peer.meet(store.path, clock, wait)
         except doctor_peer.PeerGone as e:
             return None, f"not measured: no other `taskflow doctor --peer` answered ({e} not seen in time)"
+        if lags.peer.split(" pid ")[0] == HOST:
+            return None, ("not measured: the other `taskflow doctor --peer` ran on this host too, and shares "
+                          "its caches; start the two on different nodes")
+        return lags, ""
     # The other party is a thread of ours looking through peer_path: its own view, caches and clock reading.
     outcome: dict[str, Any] = {}
 
