@@ -181,7 +181,9 @@ def _remove_if_stale(path: str, clock: Clock) -> bool:
 def _take_role(folder: str, clock: Clock, me: dict) -> tuple[str, str]:
     """("writer" or "watcher", the writer's token, which names every file of this pairing)."""
     writer_path, watcher_path = os.path.join(folder, "writer"), os.path.join(folder, "watcher")
-    for _ in range(5):
+    for attempt in range(100):
+        if attempt:
+            time.sleep(0.1)  # a party file just made may show empty to another client for a while
         if _try_create(writer_path, me):
             _remove_if_stale(watcher_path, clock)
             return "writer", me["token"]
@@ -221,8 +223,11 @@ class _Refresher:
         now = time.monotonic()
         if now - self.last > 5:
             self.last = now
-            with open(self.path, "r+b") as f:
-                os.pwrite(f.fileno(), f.read(1), 0)
+            try:
+                with open(self.path, "r+b") as f:
+                    os.pwrite(f.fileno(), f.read(1), 0)
+            except FileNotFoundError:
+                pass  # the pairing is over: the writer removed the folder
 
 
 def meet(view: str, clock: Clock, wait: float, rounds: int = ROUNDS) -> Lags:

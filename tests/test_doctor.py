@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from taskflow import doctor, doctor_peer, fsneeds
+from taskflow import doctor_checks, doctor_peer, fsneeds
 from taskflow.cli import main
 from taskflow.store import MARKER, Store
 
@@ -139,9 +139,8 @@ def test_a_rename_that_is_not_atomic_is_unsafe(tmp_path, monkeypatch):
                 f.flush()
         os.unlink(src)
 
-    monkeypatch.setattr(doctor, "RENAME_SECONDS", 1.0)
-    monkeypatch.setattr(doctor.os, "replace", copy_over)
-    check = doctor.check_rename(str(tmp_path))
+    monkeypatch.setattr(os, "replace", copy_over)
+    check = doctor_checks.check_rename(str(tmp_path), seconds=1.0)
     assert check.verdict == "unsafe" and check.data["torn"] > 0, check.figure
 
 
