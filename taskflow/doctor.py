@@ -1,15 +1,14 @@
 """`taskflow doctor`: does the store's filesystem give what taskflow relies on?
 
 Each check (see doctor_checks and doctor_peer) does on the filesystem what
-workers do, in a scratch folder
-STORE/doctor/<host>.<pid>.<n>/ that is removed however the check ends, and
-reports a figure and a verdict:
+workers do, in a scratch folder STORE/doctor/<host>.<pid>.<n>/ that is
+removed however the check ends, and reports a figure and a verdict:
 
 - exclusive create: racing processes create the same names with O_EXCL;
   exactly one may win each (with a second view of the store, half of them
   race through it, as another client would);
-- rename: a file renamed over another replaces it whole, while a reader
-  never finds the name missing or a mixture of two files;
+- rename: a file renamed over another replaces it whole, and a reader never
+  sees a mixture of two files (finding it missing for a moment is a note);
 - link: link() onto an existing name fails and leaves that file alone;
 - O_TMPFILE: whether results can be written as unnamed files (else tmp/ and
   rename, which is as safe);
