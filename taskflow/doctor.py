@@ -186,7 +186,7 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
                       check_rename(folder), check_link(folder), check_tmpfile(folder)]
             clock = doctor_peer.sample_clock(folder)
             checks += clock_checks(clock)
-            lags, why_not = _measure_lag(store, clock, peer, peer_path, peer_wait)
+            lags, why_not = _measure_lag(store, clock, peer, peer_path, peer_scratch, peer_wait)
             more, lag = lag_checks(lags, why_not)
             checks += more
         lag_from = HOST
@@ -228,7 +228,7 @@ def _visible(path: str, peer_path: str | None = None, store: str | None = None) 
 
 
 def _measure_lag(store: Store, clock: doctor_peer.Clock, peer: bool, peer_path: str | None,
-                 wait: float) -> tuple[doctor_peer.Lags | None, str]:
+                 peer_scratch: str | None, wait: float) -> tuple[doctor_peer.Lags | None, str]:
     if peer_path is None and not peer:
         return None, ("not measured: clients on one host share their caches; run `taskflow doctor --peer` "
                       "on two nodes at once (see docs/cluster.md)")
@@ -241,13 +241,14 @@ def _measure_lag(store: Store, clock: doctor_peer.Clock, peer: bool, peer_path: 
             return None, ("not measured: the other `taskflow doctor --peer` ran on this host too, and shares "
                           "its caches; start the two on different nodes")
         return lags, ""
-    # The other party is a thread of ours looking through peer_path: its own view, caches and clock reading.
+    # The other party is a thread of ours looking through peer_path: its own view, caches and
+    # clock reading. Its files lie in our scratch and peer folders, which we remove, also when
+    # we are interrupted and it is not.
     outcome: dict[str, Any] = {}
 
     def other() -> None:
         try:
-            with scratch(peer_path) as folder:
-                outcome["lags"] = doctor_peer.meet(peer_path, doctor_peer.sample_clock(folder), wait)
+            outcome["lags"] = doctor_peer.meet(peer_path, doctor_peer.sample_clock(peer_scratch), wait)
         except BaseException as e:  # noqa: B902 - handed to the main thread
             outcome["error"] = e
 
@@ -259,6 +260,9 @@ def _measure_lag(store: Store, clock: doctor_peer.Clock, peer: bool, peer_path: 
         thread.join(doctor_peer.LAG_LIMIT)
         error = outcome.get("error")
         return None, f"not measured: the view through --peer-path did not answer ({error or e})"
+    except BaseException:
+        shutil.rmtree(os.path.join(store.path, "doctor", "peer"), ignore_errors=True)
+        raise
     thread.join(doctor_peer.LAG_LIMIT)
     if "error" in outcome and not isinstance(outcome["error"], doctor_peer.PeerGone):
         raise outcome["error"]

@@ -11,6 +11,7 @@ import collections
 import errno
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,49 @@ def _errname(code: int | None) -> str:
 
 # -- exclusive create ----------------------------------------------------
 
-def _racer(folders: list[str], index: int, rounds: int, start_at: float, conn: Any) -> None:
+def _child(work: Any, conn: Any, *args: Any) -> None:
+    """Run `work(*args)` in a forked process and send back its answer, or the OSError it met."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it kills us
+    try:
+        conn.send(("ok", work(*args)))
+    except OSError as e:
+        conn.send(("error", (e.errno, e.strerror, e.filename)))
+    finally:
+        conn.close()
+
+
+def _run_children(ctx: Any, work: Any, arglists: list[tuple]) -> tuple[list, list]:
+    """Start one forked process per argument tuple; (processes, pipes to read their answers from)."""
+    procs, conns = [], []
+    for args in arglists:
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_child, args=(work, send, *args), daemon=True)
+        p.start()
+        send.close()
+        procs.append(p)
+        conns.append(recv)
+    return procs, conns
+
+
+def _answer(conn: Any) -> Any:
+    try:
+        status, value = conn.recv()
+    except EOFError:
+        raise StoreAccessError("a doctor process died without answering") from None
+    if status == "error":
+        code, message, filename = value
+        raise OSError(code, message, filename)
+    return value
+
+
+def _stop(procs: list) -> None:
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+        p.join()
+
+
+def _racer(folders: list[str], index: int, rounds: int, start_at: float) -> tuple:
     folder = folders[index % len(folders)]
     won, lost, failed = [], collections.Counter(), collections.Counter()
     while time.time() < start_at:
@@ -52,32 +95,19 @@ def _racer(folders: list[str], index: int, rounds: int, start_at: float, conn: A
         os.write(fd, str(index).encode())
         os.close(fd)
         won.append(r)
-    conn.send((won, dict(lost), dict(failed)))
-    conn.close()
+    return won, dict(lost), dict(failed)
 
 
 def check_exclusive_create(folders: list[str], racers: int = RACERS, rounds: int = ROUNDS) -> Check:
     """`racers` processes create r0..r{rounds-1} in lockstep; `folders` are views of one folder."""
     ctx = multiprocessing.get_context("fork")
     start_at = time.time() + 0.1 + 0.02 * racers
-    procs, conns = [], []
+    procs: list = []
     try:
-        for i in range(racers):
-            recv, send = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_racer, args=(folders, i, rounds, start_at, send), daemon=True)
-            p.start()
-            send.close()
-            procs.append(p)
-            conns.append(recv)
-        results = [c.recv() for c in conns]
-    except EOFError:
-        raise StoreAccessError(f"a racing process could not create files in {folders[0]}", path=folders[0]) \
-            from None
+        procs, conns = _run_children(ctx, _racer, [(folders, i, rounds, start_at) for i in range(racers)])
+        results = [_answer(c) for c in conns]
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-            p.join()
+        _stop(procs)
     winners: dict[int, list[int]] = collections.defaultdict(list)
     lost: collections.Counter = collections.Counter()
     failed: collections.Counter = collections.Counter()
@@ -117,7 +147,7 @@ def _version(n: int) -> bytes:
     return f"{n:08d}".encode() * 512
 
 
-def _renamer(folder: str, target: str, seconds: float, conn: Any) -> None:
+def _renamer(folder: str, target: str, seconds: float) -> int:
     n, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:
         n += 1
@@ -125,8 +155,7 @@ def _renamer(folder: str, target: str, seconds: float, conn: Any) -> None:
         with open(tmp, "wb") as f:
             f.write(_version(n))
         os.replace(tmp, target)
-    conn.send(n)
-    conn.close()
+    return n
 
 
 def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
@@ -138,12 +167,10 @@ def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
     with open(target, "wb") as f:
         f.write(_version(0))
     ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    writer = ctx.Process(target=_renamer, args=(src_dir, target, seconds, send), daemon=True)
-    writer.start()
-    send.close()
     reads = missing = torn = 0
+    procs: list = []
     try:
+        procs, (recv,) = _run_children(ctx, _renamer, [(src_dir, target, seconds)])
         while not recv.poll():
             try:
                 with open(target, "rb") as f:
@@ -157,11 +184,9 @@ def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
             reads += 1
             if len(data) != 4096 or data != data[:8] * 512:
                 torn += 1
-        renames = recv.recv()
+        renames = _answer(recv)
     finally:
-        if writer.is_alive():
-            writer.kill()
-        writer.join()
+        _stop(procs)
     with open(target, "rb") as f:
         last_ok = f.read() == _version(renames)
     data = {"renames": renames, "reads": reads, "missing": missing, "torn": torn, "final_content_right": last_ok}

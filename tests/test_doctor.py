@@ -3,6 +3,7 @@ warning of `execute` that its record feeds."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -30,6 +31,18 @@ def square(x):
 
 results = [square(i) for i in range(6)]
 """
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found():
+    """Commands invoked in this process set up taskflow's logger for a terminal; undo that, so
+    that later tests' caplog still sees its records."""
+    logger = logging.getLogger("taskflow")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 def _lines(stdout: str) -> dict[str, str]:
