@@ -165,7 +165,7 @@ Exit codes:
   1    something unsafe was found (see the lines marked unsafe)
   2    usage error
   4    the store could not be written
-  130  interrupted with Ctrl-C (scratch files removed)"""
+  130  interrupted with Ctrl-C or SIGTERM (scratch files removed)"""
 
 
 @main.command(epilog=DOCTOR_EPILOG)
