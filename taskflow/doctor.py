@@ -32,7 +32,7 @@ from typing import Any, Iterator
 from . import doctor_peer, fsneeds
 from ._version import __version__
 from .doctor_checks import (NOTE, OK, RACERS, ROUNDS, SKIP, UNSAFE, Check, check_exclusive_create, check_link,
-                            check_rename, check_tmpfile)
+                            check_rename, check_tmpfile, race_check)
 from .errors import StoreAccessError, UsageError
 from .store import HOST, Store, process
 
@@ -189,6 +189,9 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
             lags, why_not = _measure_lag(store, clock, peer, peer_path, peer_scratch, peer_wait)
             more, lag = lag_checks(lags, why_not)
             checks += more
+            if lags is not None and lags.race is not None and peer_path is None:
+                checks.insert(1, race_check("create between clients", lags.race, 2 * doctor_peer.PEER_RACERS,
+                                            doctor_peer.RACE_ROUNDS, f" on two clients (this one and {lags.peer})"))
         lag_from = HOST
         if lag is None and lags is None:
             # A run on one node must not forget what a run on two measured before.

@@ -98,47 +98,89 @@ def _racer(folders: list[str], index: int, rounds: int, start_at: float) -> tupl
     return won, dict(lost), dict(failed)
 
 
-def check_exclusive_create(folders: list[str], racers: int = RACERS, rounds: int = ROUNDS) -> Check:
-    """`racers` processes create r0..r{rounds-1} in lockstep; `folders` are views of one folder."""
+@dataclass
+class Race:
+    """What racing processes won and lost; `won` maps a round to the racers that won it."""
+
+    won: dict[int, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
+    lost: collections.Counter = field(default_factory=collections.Counter)
+    failed: collections.Counter = field(default_factory=collections.Counter)
+    overwritten: int = 0
+
+    def add(self, other: "Race") -> None:
+        for r, who in other.won.items():
+            self.won[r].extend(who)
+        self.lost.update(other.lost)
+        self.failed.update(other.failed)
+        self.overwritten += other.overwritten
+
+    def to_json(self) -> dict:
+        return {"won": {str(r): who for r, who in self.won.items()}, "lost": dict(self.lost),
+                "failed": dict(self.failed), "overwritten": self.overwritten}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Race":
+        race = cls()
+        for r, who in data["won"].items():
+            race.won[int(r)].extend(who)
+        race.lost.update(data["lost"])
+        race.failed.update(data["failed"])
+        race.overwritten = int(data.get("overwritten", 0))
+        return race
+
+
+def race(folders: list[str], racers: int, rounds: int, start_at: float, first: int = 0) -> Race:
+    """`racers` processes, numbered from `first`, create r0..r{rounds-1} in lockstep from
+    `start_at` (this host's clock) on; racer i works through folders[i % len(folders)]."""
     ctx = multiprocessing.get_context("fork")
-    start_at = time.time() + 0.1 + 0.02 * racers
     procs: list = []
     try:
-        procs, conns = _run_children(ctx, _racer, [(folders, i, rounds, start_at) for i in range(racers)])
+        procs, conns = _run_children(ctx, _racer, [(folders, first + i, rounds, start_at) for i in range(racers)])
         results = [_answer(c) for c in conns]
     finally:
         _stop(procs)
-    winners: dict[int, list[int]] = collections.defaultdict(list)
-    lost: collections.Counter = collections.Counter()
-    failed: collections.Counter = collections.Counter()
-    for i, (won, lost_i, failed_i) in enumerate(results):
+    outcome = Race()
+    for i, (won, lost, failed) in enumerate(results):
         for r in won:
-            winners[r].append(i)
-        lost.update(lost_i)
-        failed.update(failed_i)
-    double = sorted(r for r, who in winners.items() if len(who) > 1)
-    wrong = []  # rounds whose file does not hold its only winner's mark
-    for r, who in winners.items():
+            outcome.won[r].append(first + i)
+        outcome.lost.update(lost)
+        outcome.failed.update(failed)
+    for r, who in outcome.won.items():
         if len(who) == 1:
             # Read through the winner's own view: another's cache may still hold the empty new file.
             with open(os.path.join(folders[who[0] % len(folders)], f"r{r}")) as f:
                 if f.read() != str(who[0]):
-                    wrong.append(r)
-    unwon = rounds - len(winners)
-    data = {"racers": racers, "rounds": rounds, "views": len(folders), "double_wins": len(double),
-            "collisions": sum(lost.values()), "lost_race_errno": dict(lost), "failed_errno": dict(failed),
-            "unwon_rounds": unwon, "overwritten": len(wrong)}
-    figure = (f"{racers} processes x {rounds} rounds" + (f" through {len(folders)} views" if len(folders) > 1 else "")
-              + f": {len(double)} double wins, {sum(lost.values())} collisions"
-              + (f" (a lost race returns {', '.join(sorted(lost))})" if lost else ""))
+                    outcome.overwritten += 1
+    return outcome
+
+
+def race_check(name: str, outcome: Race, racers: int, rounds: int, where: str) -> Check:
+    double = sorted(r for r, who in outcome.won.items() if len(who) > 1)
+    lost, failed = outcome.lost, outcome.failed
+    unwon = rounds - len(outcome.won)
+    data = {"racers": racers, "rounds": rounds, "double_wins": len(double), "collisions": sum(lost.values()),
+            "lost_race_errno": dict(lost), "failed_errno": dict(failed), "unwon_rounds": unwon,
+            "overwritten": outcome.overwritten}
+    figure = (f"{racers} processes x {rounds} rounds{where}: {len(double)} double wins, "
+              f"{sum(lost.values())} collisions" + (f" (a lost race returns {', '.join(sorted(lost))})" if lost else ""))
     verdict = OK
-    if double or wrong:
+    if double or outcome.overwritten:
         verdict = UNSAFE
-        figure += f"; {len(wrong)} winners' files overwritten" if wrong else ""
+        if outcome.overwritten:
+            figure += f"; {outcome.overwritten} winners' files overwritten"
     if failed or unwon:
         verdict = UNSAFE
         figure += f"; {sum(failed.values())} creates failed with no file there ({', '.join(sorted(failed))})"
-    return Check("exclusive create", verdict, figure, data)
+    return Check(name, verdict, figure, data)
+
+
+def check_exclusive_create(folders: list[str], racers: int = RACERS, rounds: int = ROUNDS) -> Check:
+    """`racers` processes race to create the same names; `folders` are views of one folder."""
+    outcome = race(folders, racers, rounds, time.time() + 0.1 + 0.02 * racers)
+    check = race_check("exclusive create", outcome, racers, rounds,
+                       f" through {len(folders)} views" if len(folders) > 1 else "")
+    check.data["views"] = len(folders)
+    return check
 
 
 # -- rename and link ---------------------------------------------------------

@@ -19,8 +19,11 @@ then renews one probe (rewrites a byte, as a heartbeat does), renames a new
 file over another, deletes a third and creates a fourth; the watcher polls
 until it sees each change and says when, in `seen.R`. Both sides give times
 on the filesystem's clock (their own clock plus the offset measured above),
-so the two hosts' clocks need not agree. The writer sends the lags it found
-in `final`, the watcher answers `bye`, and the writer removes the folder.
+so the two hosts' clocks need not agree. Then both race processes to create
+the same names with O_EXCL, from a moment the writer announces in `race.start`; the
+watcher reports what its processes won in `raced`. The writer sends the lags
+and the race it found in `final`, the watcher answers `bye`, and the writer
+removes the folder.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from .doctor_checks import Race, race
 from .errors import UsageError
 from .store import HOST, process
 
@@ -43,6 +47,7 @@ LAG_LIMIT = 30.0            # a change not seen after this long is reported as n
 POLL = 0.002
 STALE_PARTY = 60.0          # a `writer`/`watcher` file not refreshed this long is a crashed doctor's
 ROUNDS = 3
+PEER_RACERS, RACE_ROUNDS = 4, 500   # racing processes on each client, names they race for
 # Changes that decide whether a live claim is judged right; listings only delay `status`.
 CLAIM_KINDS = ("renewal", "replacement", "deletion", "creation")
 KINDS = CLAIM_KINDS + ("listing",)
@@ -119,6 +124,29 @@ class Lags:
     rounds: int
     peer: str                       # who the other party was (host, pid)
     role: str
+    race: Race | None = None        # both parties' exclusive creates of the same names
+
+
+def _race_as_writer(folder: str, clock: Clock, worst: dict, alive: Callable[[], None]) -> Race:
+    """Race the watcher's processes to create the same names, from a moment both clients see coming."""
+    race_dir = os.path.join(folder, "race")
+    os.makedirs(race_dir)
+    lag = max((worst[k] for k in CLAIM_KINDS if worst[k] is not None), default=0.0)
+    start = clock.fs_now() + 1.0 + 2 * min(lag, LAG_LIMIT)
+    _send(folder, "race.start", {"start": start})
+    outcome = race([race_dir], PEER_RACERS, RACE_ROUNDS, start - clock.offset)
+    outcome.add(Race.from_json(_receive(folder, "raced", time.monotonic() + LAG_LIMIT * 2 + 60, alive)))
+    return outcome
+
+
+def _race_as_watcher(folder: str, clock: Clock, alive: Callable[[], None]) -> None:
+    start = _receive(folder, "race.start", time.monotonic() + LAG_LIMIT * 2, alive)["start"]
+    race_dir = os.path.join(folder, "race")
+    deadline = time.monotonic() + LAG_LIMIT
+    while not os.path.isdir(race_dir) and time.monotonic() < deadline:
+        time.sleep(POLL * 4)  # made by the writer before it spoke, but this client may not show it yet
+    outcome = race([race_dir], PEER_RACERS, RACE_ROUNDS, start - clock.offset, first=PEER_RACERS)
+    _send(folder, "raced", outcome.to_json())
 
 
 def _send(folder: str, name: str, data: dict) -> None:
@@ -248,17 +276,20 @@ def meet(view: str, clock: Clock, wait: float, rounds: int = ROUNDS) -> Lags:
         if role == "writer":
             peer = _await_watcher(folder, token, clock, deadline, alive)
             worst, uncertainty = _write_rounds(session, clock, rounds, alive)
-            _send(folder, f"{token}.final", {"lags": worst, "uncertainty": uncertainty})
+            raced = _race_as_writer(session, clock, worst, alive)
+            _send(folder, f"{token}.final", {"lags": worst, "uncertainty": uncertainty, "race": raced.to_json()})
             try:
                 _receive(folder, f"{token}.bye", time.monotonic() + LAG_LIMIT)
             except PeerGone:
                 pass
-            return Lags(worst, uncertainty, rounds, f"{peer.get('host')} pid {peer.get('pid')}", role)
+            return Lags(worst, uncertainty, rounds, f"{peer.get('host')} pid {peer.get('pid')}", role, raced)
         peer = _party(os.path.join(folder, "writer")) or {}
         _watch_rounds(session, clock, rounds, alive)
+        _race_as_watcher(session, clock, alive)
         final = _receive(folder, f"{token}.final", time.monotonic() + LAG_LIMIT * 2, alive)
         _send(folder, f"{token}.bye", {})
-        return Lags(final["lags"], final["uncertainty"], rounds, f"{peer.get('host')} pid {peer.get('pid')}", role)
+        return Lags(final["lags"], final["uncertainty"], rounds, f"{peer.get('host')} pid {peer.get('pid')}", role,
+                    Race.from_json(final["race"]))
     finally:
         if role == "writer":
             shutil.rmtree(folder, ignore_errors=True)

@@ -323,6 +323,9 @@ def test_two_doctors_on_two_hosts_meet_through_the_shared_folder(two_clients):
     for d in lags:
         assert d["lags"]["renewal"] > 0.5
     for r in reports:
-        stamps = next(c for c in r["checks"] if c["name"] == "time stamps")
-        assert stamps["data"]["whole_seconds"] is True
+        checks = {c["name"]: c for c in r["checks"]}
+        assert checks["time stamps"]["data"]["whole_seconds"] is True
+        between = checks["create between clients"]
+        assert between["verdict"] == "ok" and between["data"]["double_wins"] == 0, between
+        assert between["data"]["racers"] == 8 and between["data"]["unwon_rounds"] == 0
     assert not (two_clients.origin / "store" / "doctor").exists()
