@@ -36,6 +36,7 @@ from .doctor_checks import (NOTE, OK, RACERS, ROUNDS, SKIP, UNSAFE, Check, check
 from .errors import StoreAccessError, UsageError
 from .store import HOST, Store, process
 
+
 @dataclass
 class Diagnosis:
     store: str
@@ -189,7 +190,7 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
             lags, why_not = _measure_lag(store, clock, peer, peer_path, peer_scratch, peer_wait)
             more, lag = lag_checks(lags, why_not)
             checks += more
-            if lags is not None and lags.race is not None and peer_path is None:
+            if lags is not None and lags.race is not None:
                 checks.insert(1, race_check("create between clients", lags.race, 2 * doctor_peer.PEER_RACERS,
                                             doctor_peer.RACE_ROUNDS, f" on two clients (this one and {lags.peer})"))
         lag_from = HOST

@@ -297,6 +297,7 @@ def test_doctor_through_two_mounts_finds_cache_lag_and_whole_seconds(two_clients
     assert lags["renewal"] > 0.5
     assert checks["exclusive create"]["data"]["double_wins"] == 0
     assert checks["exclusive create"]["data"]["views"] == 2
+    assert checks["create between clients"]["data"]["double_wins"] == 0
     assert checks["O_TMPFILE"]["data"]["supported"] is False
     needs = json.loads((two_clients.origin / "store" / "doctor.json").read_text())
     assert needs["min_lease"] > 2 and needs["lag"] > 0.5 and needs["granularity"] == 1.0
