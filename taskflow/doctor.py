@@ -1,6 +1,6 @@
 """`taskflow doctor`: does the store's filesystem give what taskflow relies on?
 
-Each check (see doctor_checks and doctor_peer) does on the filesystem what
+Each check (see doctor_checks, doctor_clock and doctor_peer) does on the filesystem what
 workers do, in a scratch folder STORE/doctor/<host>.<pid>.<n>/ that is
 removed however the check ends, and reports a figure and a verdict:
 
@@ -12,7 +12,7 @@ removed however the check ends, and reports a figure and a verdict:
 - link: link() onto an existing name fails and leaves that file alone;
 - O_TMPFILE: whether results can be written as unnamed files (else tmp/ and
   rename, which is as safe);
-- time stamps and clock offset (see doctor_peer.sample_clock);
+- time stamps and clock offset (see doctor_clock);
 - cache lag: how late another client sees a change (see doctor_peer.meet).
 
 From the granularity and the lag it derives the shortest safe lease (see
@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from . import doctor_peer, fsneeds
+from . import doctor_clock, doctor_peer, fsneeds
 from ._version import __version__
 from .doctor_checks import (NOTE, OK, RACERS, ROUNDS, SKIP, UNSAFE, Check, check_exclusive_create, check_link,
                             check_rename, check_tmpfile, race_check)
@@ -108,7 +108,7 @@ def _seconds(x: float) -> str:
     return f"{x * 1e9:.3g} ns"
 
 
-def clock_checks(clock: doctor_peer.Clock) -> list[Check]:
+def clock_checks(clock: doctor_clock.Clock) -> list[Check]:
     unit = "whole seconds" if clock.whole_seconds else "finer than a second"
     stamps = Check("time stamps", OK, f"{unit}, steps of {_seconds(clock.granularity)}",
                    {"granularity": clock.granularity, "whole_seconds": clock.whole_seconds,
@@ -185,7 +185,7 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
             views = [race] if peer_scratch is None else [race, _visible(os.path.join(peer_scratch, "race"))]
             checks = [check_exclusive_create(views, racers, rounds),
                       check_rename(folder), check_link(folder), check_tmpfile(folder)]
-            clock = doctor_peer.sample_clock(folder)
+            clock = doctor_clock.sample_clock(folder)
             checks += clock_checks(clock)
             lags, why_not = _measure_lag(store, clock, peer, peer_path, peer_scratch, peer_wait)
             more, lag = lag_checks(lags, why_not)
@@ -231,7 +231,7 @@ def _visible(path: str, peer_path: str | None = None, store: str | None = None) 
     return path
 
 
-def _measure_lag(store: Store, clock: doctor_peer.Clock, peer: bool, peer_path: str | None,
+def _measure_lag(store: Store, clock: doctor_clock.Clock, peer: bool, peer_path: str | None,
                  peer_scratch: str | None, wait: float) -> tuple[doctor_peer.Lags | None, str]:
     if peer_path is None and not peer:
         return None, ("not measured: clients on one host share their caches; run `taskflow doctor --peer` "
@@ -252,7 +252,7 @@ def _measure_lag(store: Store, clock: doctor_peer.Clock, peer: bool, peer_path: 
 
     def other() -> None:
         try:
-            outcome["lags"] = doctor_peer.meet(peer_path, doctor_peer.sample_clock(peer_scratch), wait)
+            outcome["lags"] = doctor_peer.meet(peer_path, doctor_clock.sample_clock(peer_scratch), wait)
         except BaseException as e:  # noqa: B902 - handed to the main thread
             outcome["error"] = e
 

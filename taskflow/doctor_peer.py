@@ -1,29 +1,21 @@
-"""Time on a shared filesystem: its clock, and how late another client sees a change.
+"""How late another client of a shared filesystem sees a change: two doctors meet in the store.
 
-The clock. A file is rewritten over and over and its mtime read back through
-a fresh open. Each sample brackets the write between two readings of this
-host's clock, and the stamp says the filesystem's clock was in
-[stamp, stamp + granularity) at that moment, so every sample bounds the offset
-between the two clocks; the bounds of all samples intersect to a narrow
-interval, narrowest at a tick of a whole-second clock. Sampling stops once
-the stamp has ticked, which on whole-second filesystems takes up to a second.
-
-Another client. Two parties meet in STORE/doctor/peer/: two doctor processes
-on two nodes (`--peer`), or this process and a thread looking through another
-path to the same folder (`--peer-path`). Whoever creates `writer` first (with
-O_EXCL) writes; the other creates `watcher` and watches. They talk through
-files written whole and renamed into place, one per message. Each round the
-writer lays out probe files and says `ready.R`; the watcher looks at every
-probe, so that its caches hold the old state, and says `primed.R`; the writer
-then renews one probe (rewrites a byte, as a heartbeat does), renames a new
-file over another, deletes a third and creates a fourth; the watcher polls
-until it sees each change and says when, in `seen.R`. Both sides give times
-on the filesystem's clock (their own clock plus the offset measured above),
+Two parties meet in STORE/doctor/peer/: two doctor processes on two nodes
+(`--peer`), or this process and a thread looking through another path to the
+same folder (`--peer-path`). Whoever creates `writer` first (with O_EXCL)
+writes; the other creates `watcher` and watches. They talk through files
+written whole and renamed into place, one per message. Each round the writer
+lays out probe files and says `ready.R`; the watcher looks at every probe, so
+that its caches hold the old state, and says `primed.R`; the writer then
+renews one probe (rewrites a byte, as a heartbeat does), renames a new file
+over another, deletes a third and creates a fourth; the watcher polls until
+it sees each change and says when, in `seen.R`. Both sides give times on the
+filesystem's clock (their own clock plus the offset doctor_clock measured),
 so the two hosts' clocks need not agree. Then both race processes to create
-the same names with O_EXCL, from a moment the writer announces in `race.start`; the
-watcher reports what its processes won in `raced`. The writer sends the lags
-and the race it found in `final`, the watcher answers `bye`, and the writer
-removes the folder.
+the same names with O_EXCL, from a moment the writer announces in
+`race.start`; the watcher reports what its processes won in `raced`. The
+writer sends the lags and the race it found in `final`, the watcher answers
+`bye`, and the writer removes the folder.
 """
 from __future__ import annotations
 
@@ -37,12 +29,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .doctor_checks import Race, race
+from .doctor_clock import Clock
 from .errors import UsageError
 from .store import HOST, process
 
 log = logging.getLogger(__name__)
 
-CLOCK_SAMPLE_LIMIT = 2.5    # seconds: long enough to see a whole-second stamp tick twice over
 LAG_LIMIT = 30.0            # a change not seen after this long is reported as not seen at all
 POLL = 0.002
 STALE_PARTY = 60.0          # a `writer`/`watcher` file not refreshed this long is a crashed doctor's
@@ -52,66 +44,6 @@ PEER_RACERS, RACE_ROUNDS = 4, 500   # racing processes on each client, names the
 CLAIM_KINDS = ("renewal", "replacement", "deletion", "creation")
 KINDS = CLAIM_KINDS + ("listing",)
 
-
-@dataclass
-class Clock:
-    granularity: float      # seconds between two distinct stamps (the coarser of units and ticks)
-    whole_seconds: bool
-    offset: float           # filesystem clock minus this host's clock
-    uncertainty: float      # half-width of the interval the offset lies in
-    samples: int
-    seconds: float          # how long the sampling took
-
-    def fs_now(self) -> float:
-        return time.time() + self.offset
-
-
-def _units(ns: int) -> int:
-    unit = 1
-    while unit < 1_000_000_000 and ns % (unit * 10) == 0:
-        unit *= 10
-    return unit
-
-
-def sample_clock(folder: str, limit: float = CLOCK_SAMPLE_LIMIT) -> Clock:
-    """Granularity of the filesystem's time stamps and its clock's offset, from a file in `folder`."""
-    path = os.path.join(folder, f"clock.{HOST}.{process.pid}.{process.unique()}")
-    samples: list[tuple[float, float, int]] = []
-    start = time.monotonic()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        while True:
-            before = time.time()
-            os.pwrite(fd, b"t", 0)
-            check = os.open(path, os.O_RDONLY)  # a fresh open: attributes revalidated, as claims are read
-            try:
-                ns = os.fstat(check).st_mtime_ns
-            finally:
-                os.close(check)
-            samples.append((before, time.time(), ns))
-            ticks = sum(1 for a, b in zip(samples, samples[1:]) if b[2] != a[2])
-            elapsed = time.monotonic() - start
-            if (ticks >= 1 and len(samples) >= 20) or elapsed >= limit:
-                break
-    finally:
-        os.close(fd)
-        os.unlink(path)
-    stamps = [s[2] for s in samples]
-    steps = [b - a for a, b in zip(stamps, stamps[1:]) if b > a]
-    unit = min(_units(ns) for ns in stamps)
-    granularity = max(unit, min(steps) if steps else unit) / 1e9
-    if not steps:  # the stamp never moved: all we know is that it is coarser than our sampling
-        granularity = max(granularity, samples[-1][1] - samples[0][0])
-    low = max(ns / 1e9 - after for before, after, ns in samples)
-    high = min(ns / 1e9 + granularity - before for before, after, ns in samples)
-    if low > high:  # stamps not taken at the write (set on close, or cached): bound loosely
-        mids = sorted(ns / 1e9 - (before + after) / 2 for before, after, ns in samples)
-        low, high = mids[0] - granularity, mids[-1] + granularity
-    return Clock(granularity, unit == 1_000_000_000, (low + high) / 2, (high - low) / 2, len(samples),
-                 time.monotonic() - start)
-
-
-# -- the two-client protocol -------------------------------------------------
 
 class PeerGone(Exception):
     """The other party did not answer in time."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from taskflow import doctor_checks, doctor_peer, fsneeds
+from taskflow import doctor_checks, doctor_clock, doctor_peer, fsneeds
 from taskflow.cli import main
 from taskflow.store import MARKER, Store
 
@@ -106,14 +106,14 @@ def test_doctor_needs_a_store(tmp_path):
     assert "--peer-path" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _whole_seconds(folder: str, limit: float = 0) -> doctor_peer.Clock:
-    return doctor_peer.Clock(granularity=1.0, whole_seconds=True, offset=0.0, uncertainty=0.001, samples=20,
+def _whole_seconds(folder: str, limit: float = 0) -> doctor_clock.Clock:
+    return doctor_clock.Clock(granularity=1.0, whole_seconds=True, offset=0.0, uncertainty=0.001, samples=20,
                              seconds=0.5)
 
 
 def test_a_lease_shorter_than_the_store_needs_is_unsafe(tmp_path, monkeypatch):
     # As if the store had whole-second time stamps: it then needs at least 2 s.
-    monkeypatch.setattr(doctor_peer, "sample_clock", _whole_seconds)
+    monkeypatch.setattr(doctor_clock, "sample_clock", _whole_seconds)
     store = tmp_path / "store"
     result = CliRunner().invoke(main, ["doctor", "--store", str(store), "--lease", "1"])
     assert result.exit_code == 1, result.output
