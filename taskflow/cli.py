@@ -203,6 +203,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         reporter = LogReporter()
 
     if jobs > 1:
+        from .execute import warn_if_lease_short
+        warn_if_lease_short(s, lease)  # here, once, rather than in every worker
         child = [taskfile, "--store", s.path, "--lease", str(lease), "-q"]
         for t in targets:
             child += ["--target", t]
@@ -225,7 +227,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
                       verify=verify)
-    summary = run_execute(taskfile, s, args, options, reporter)
+    summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
     if summary.outcome is Outcome.FINISHED:
         sys.exit(EXIT_OK)
     if summary.outcome is Outcome.FAILED or summary.failed:  # a failure outranks work left over

@@ -1,12 +1,14 @@
-"""Commands for operating a run: invalidate, report, show, graph, shell."""
+"""Commands for operating a run: invalidate, report, show, graph, shell, doctor."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
 
-from .cli import TARGET_HELP, _common, _configure_logging, _handle_errors, _open_store, _store_option, main
+from .cli import (EXIT_FAILED, TARGET_HELP, _common, _configure_logging, _duration, _handle_errors, _open_store,
+                  _store_option, main)
 
 
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
@@ -160,3 +162,74 @@ def shell(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: b
     _configure_logging(verbose, False)
     run(taskfile, _open_store(taskfile, store), args)
     sys.exit(0)
+
+
+DOCTOR_EPILOG = """\b
+Exit codes:
+  0    the filesystem gives what taskflow needs, and the lease is long enough
+  1    something unsafe was found (see the lines marked unsafe)
+  2    usage error
+  4    the store could not be written
+  130  interrupted with Ctrl-C or SIGTERM (scratch files removed)"""
+
+
+@main.command(epilog=DOCTOR_EPILOG)
+@click.argument("taskfile", metavar="[FILE]", required=False)
+@_store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),
+              default="300", show_default=True, help="The lease workers will use [env TASKFLOW_LEASE].")
+@click.option("--peer", is_flag=True,
+              help="Measure cache lag with another `taskflow doctor --peer` on this store, run on another node "
+                   "at the same time (or as an array job of two).")
+@click.option("--peer-path", metavar="DIR",
+              help="Another path to the store's folder, as a second client sees it (another mount); measures "
+                   "cache lag and races exclusive creates through both.")
+@click.option("--peer-wait", metavar="DURATION", callback=_duration("--peer-wait"), default="5m",
+              show_default=True, help="How long to wait for the other doctor of --peer.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@_handle_errors
+def doctor(taskfile: str | None, store: str | None, as_json: bool, lease: float, peer: bool,
+           peer_path: str | None, peer_wait: float, verbose: bool, debug: bool) -> None:
+    """Check that the store's filesystem gives what taskflow relies on, and measure it.
+
+    Races exclusive creates, renames over a file being read, links onto an
+    existing name, tries O_TMPFILE, measures time-stamp granularity, the
+    filesystem's clock offset and (with --peer or --peer-path) how late
+    another client sees a change; recommends a minimum lease and records it
+    in STORE/doctor.json, which `execute` reads to warn about a short lease.
+    Takes a few seconds (up to about half a minute on network filesystems).
+
+    \b
+    Example:
+      taskflow doctor taskfile.py
+      taskflow doctor --store /scratch/me/run1 --peer     # on two nodes at once
+    """
+    import signal
+
+    from .doctor import diagnose
+    from .errors import UsageError
+
+    _configure_logging(verbose, False)
+    if taskfile is None and store is None:
+        raise UsageError("say which store to check: FILE, --store DIR or TASKFLOW_STORE")
+    if peer and peer_path:
+        raise UsageError("--peer and --peer-path both name the other client: give one")
+    if peer_path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(peer_path))):
+        raise UsageError(f"--peer-path {peer_path}: no such folder, nor its parent")
+    s = _open_store(taskfile or ".", store)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)  # so that scratch files go on SIGTERM too
+    try:
+        diagnosis = diagnose(s, lease, peer=peer, peer_path=peer_path, peer_wait=peer_wait)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        click.echo(json.dumps(diagnosis.to_json(), indent=1))
+    else:
+        click.echo("\n".join(diagnosis.lines()))
+    if diagnosis.unsafe:
+        sys.exit(EXIT_FAILED)

@@ -21,13 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Options | None = None,
-            reporter: Reporter | None = None) -> RunSummary:
+            reporter: Reporter | None = None, check_lease: bool = True) -> RunSummary:
     """Run tasks of `taskfile` until all are finished or this worker must stop.
 
     Reloads the taskfile each time what a barrier waits for is finished, so
-    one call goes through every barrier.
+    one call goes through every barrier. With `check_lease`, first warns when
+    the lease is shorter than the store needs (see `warn_if_lease_short`).
     """
     options = options or Options()
+    if check_lease:
+        warn_if_lease_short(store, options.lease)
     worker = Worker(store, options, reporter)
     total = RunSummary(Outcome.FINISHED, already_finished=True)
     stopped_at = None  # (barriers passed, tasks declared) where the last pass stopped
@@ -92,6 +95,19 @@ def blocked_message(summary: RunSummary) -> str:
         head += f"; {waits} on {'it' if n == 1 else 'them'}"
     return (head + ". Failed tasks are not run again unless you pass --retry-failed "
             "(`taskflow status --failed` shows why they failed)")
+
+
+def warn_if_lease_short(store: Store, lease: float) -> None:
+    """One warning when `lease` is shorter than what the store's filesystem needs.
+
+    What it needs comes from STORE/doctor.json, or else from its time stamps'
+    granularity (see fsneeds): one read and one stat per call, none per task.
+    """
+    from .fsneeds import lease_warning
+
+    advice = lease_warning(store, lease)
+    if advice:
+        log.warning("%s", advice)
 
 
 def _selected(loaded: taskfile_module.Loaded, targets: Sequence[str]) -> list[Task]:

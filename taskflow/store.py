@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MARKER = "taskflow-store.json"
-_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "STOP"}
+_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "STOP",
+                "doctor", "doctor.json"}
 HOST = os.uname().nodename  # gethostname(), without importing socket on every start
 
 
