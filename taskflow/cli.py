@@ -303,21 +303,39 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
       taskflow check taskfile.py && echo done
       taskflow check taskfile.py --verify
     """
-    from .status import compute
+    from .status import compute, damage_hint
     from .taskfile import load
 
     _configure_logging(verbose, not verbose)
     s = _open_store(taskfile, store)
     loaded = load(taskfile, s, args)
-    report = compute(loaded.tasks, s, loaded.complete)
+    report = compute(loaded.tasks, s, loaded.complete, confirm=True)
     if verbose:
         click.echo(report.table())
+    elif report.damaged:
+        click.echo(f"taskflow: {report.damaged} result(s) found damaged count as not finished: "
+                   f"{damage_hint(s)} to compute them again", err=True)
     damaged = []
     if verify:
-        finished = s.finished_hashes()
-        damaged = [reason for _, reason in s.damaged(t.hash for t in loaded.tasks if t.hash in finished)]
-        for reason in damaged:
-            click.echo(f"taskflow: damaged: {reason}", err=True)
+        from .damage import mark, move_aside
+
+        by_hash = {t.hash: t for t in loaded.tasks}
+        for h, reason in s.damaged(t.hash for t in loaded.tasks if t.hash in report.finished_hashes):
+            try:
+                moved = move_aside(s, h)
+            except OSError as e:
+                # A read-only view: leave it in place, marked if the store takes that much.
+                next_step = (f"marked for recomputation: {damage_hint(s)}" if mark(s, h, by_hash[h].name, reason)
+                             else f"run `taskflow execute {s.taskfile} --verify` where the store can be written")
+                click.echo(f"taskflow: damaged: {reason}; cannot move it to {s.damaged_dir} "
+                           f"({e.strerror or e}); {next_step}", err=True)
+                damaged.append(h)
+                continue
+            if moved is None:
+                continue  # intact from a fresh open: this client's cache was stale
+            damaged.append(h)
+            click.echo(f"taskflow: damaged: {reason}; moved to {moved}; {damage_hint(s)} to compute "
+                       f"{by_hash[h].name} again", err=True)
     sys.exit(EXIT_OK if report.all_finished and not damaged else EXIT_FAILED)
 
 

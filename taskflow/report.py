@@ -1,6 +1,7 @@
 """Provenance: what ran where, for how long, with how much memory; and one task in full."""
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -10,6 +11,8 @@ from .lease import Leases
 from .store import Store
 from .task import Task, TaskElement
 from .units import format_duration
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,7 +75,12 @@ def report(tasks: Sequence[Task], store: Store, slowest: int = 10) -> Report:
     """Read the metadata of every finished task (headers only) and summarise it per name."""
     names = {t.name: NameReport() for t in tasks}
     metas: list[dict] = []
-    for t, meta in store.metas(tasks):
+    from . import damage
+
+    def damaged(task: Task, error: CorruptResultError) -> None:
+        log.warning("%s", damage.found(store, task.hash, task.name, error))
+
+    for t, meta in store.metas(tasks, on_damaged=damaged):
         r = names[t.name]
         duration = float(meta.get("duration") or 0.0)
         r.finished += 1
@@ -158,7 +166,9 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
                     lines.append(f"{key:<10} {meta[key]}")
             lines.append(f"result     {store.result_path(task.hash)}")
         except CorruptResultError as e:
-            lines.append(f"result     {e}")
+            from . import damage
+
+            lines.append(f"result     {damage.found(store, task.hash, task.name, e)}")
     failure = store.load_failure(task.hash)
     if failure is not None:
         lines.append(f"failed     {failure.get('type')}: {failure.get('message')} "

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from . import confirm as confirming
 from .lease import Leases, LockInfo
 from .store import Store
 from .task import Task
@@ -41,13 +42,17 @@ class StatusReport:
     complete: bool = True  # False: the taskfile stopped at a barrier
     store: Store | None = None
     changed: dict[str, int] = field(default_factory=dict)  # results from other code, by name
+    damaged: int = 0      # results marked damaged (suspect), counted as missing
+    unconfirmed: int = 0  # results a sign says exist that the listing lacks: counts may lag
+    finished_hashes: set = field(default_factory=set, repr=False)
 
     @property
     def all_finished(self) -> bool:
         return self.complete and self.total["finished"] == sum(self.total.values())
 
     def to_json(self) -> dict:
-        return {"tasks": self.counts, "total": self.total}
+        return {"tasks": self.counts, "total": self.total, "damaged": self.damaged,
+                "may_lag": self.unconfirmed > 0, "unlisted": self.unconfirmed}
 
     @property
     def stuck(self) -> bool:
@@ -70,6 +75,11 @@ class StatusReport:
         for name, n in self.changed.items():
             rows.append(f"code changed: {n} finished {name} result(s) came from other code or another "
                         "version (`taskflow invalidate FILE --changed` removes them)")
+        if self.damaged:
+            rows.append(f"{self.damaged} result(s) found damaged count as not finished until computed again: "
+                        + damage_hint(self.store))
+        if self.unconfirmed:
+            rows.append(lag_note(self.unconfirmed))
         if not self.complete:
             rows.append("loading stopped at a barrier: tasks below it appear once those above are finished")
         return "\n".join(rows)
@@ -87,6 +97,39 @@ class StatusReport:
                         + "".join(f"<td>{c[s]}</td>" for s in STATES) + "</tr>")
         note = "" if self.complete else "<p>Loading stopped at a barrier.</p>"
         return f"<table>{''.join(rows)}</table>{note}"
+
+
+def damage_hint(store: Store | None) -> str:
+    return f"run `taskflow execute {(store.taskfile if store else None) or 'FILE'}`"
+
+
+def lag_note(n: int) -> str:
+    return (f"counts may lag behind the filesystem's caches: {n} result(s) that other results or a finished "
+            "run say exist are missing from this listing (`taskflow check` opens them to be sure)")
+
+
+@dataclass
+class Listing:
+    """What the store holds for a graph, from one listing of results and one of suspect marks."""
+
+    finished: set[str]
+    suspect: set[str]        # of this graph, marked damaged: not counted as finished
+    unconfirmed: set[str]    # a sign says they exist, the listing lacks them, nobody opened them
+
+
+def listing(tasks: Sequence[Task], store: Store, confirm: bool = False) -> Listing:
+    """Results in place for `tasks`. With `confirm`, results that a sign (see confirm.py) says
+    exist but the listing lacks are opened, and counted if they open."""
+    finished = store.finished_hashes()
+    signs = confirming.hinted(store, tasks, finished, journals=confirm)
+    if confirm and signs:
+        finished |= confirming.present(store, signs)
+        signs = set()
+    suspect = store.suspect_hashes()
+    if suspect:
+        suspect &= {t.hash for t in tasks}
+        finished -= suspect
+    return Listing(finished, suspect, signs)
 
 
 def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) -> tuple[list, list]:
@@ -108,9 +151,10 @@ def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) ->
     return running, stale
 
 
-def task_states(tasks: Sequence[Task], store: Store) -> tuple[dict[str, str], list[Running], list[Running]]:
+def task_states(tasks: Sequence[Task], store: Store, found: Listing | None = None
+                ) -> tuple[dict[str, str], list[Running], list[Running]]:
     """State of every task by hash, plus the live and the stale claims."""
-    finished = store.finished_hashes()
+    finished = (found or listing(tasks, store)).finished
     failed = store.failed_hashes()
     running, stale = _claims({t.hash: t for t in tasks}, store, finished)
     live = {r.task.hash for r in running}
@@ -130,11 +174,15 @@ def task_states(tasks: Sequence[Task], store: Store) -> tuple[dict[str, str], li
     return states, running, stale
 
 
-def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details: bool = False) -> StatusReport:
-    """Status of `tasks` in `store`. With `details`, also read failure records."""
+def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details: bool = False,
+            confirm: bool = False) -> StatusReport:
+    """Status of `tasks` in `store`. With `details`, also read failure records. With `confirm`
+    (check, wait), open the results that a sign says exist but the listing lacks (see confirm.py),
+    so that a client's stale cache does not make a finished run look unfinished."""
     from .invalidate import changed
 
-    states, running, stale = task_states(tasks, store)
+    found = listing(tasks, store, confirm)
+    states, running, stale = task_states(tasks, store, found)
     finished = {h for h, state in states.items() if state == "finished"}
     code_changed = {name: len(group) for name, group in changed(tasks, store, finished).items()}
     counts: dict[str, dict[str, int]] = {}
@@ -151,7 +199,8 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
     for row in counts.values():
         for s in STATES:
             total[s] += row[s]
-    return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed)
+    return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed,
+                        len(found.suspect), len(found.unconfirmed), finished)
 
 
 def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), details: bool = False) -> StatusReport:

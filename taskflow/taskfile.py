@@ -94,6 +94,8 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     if folder not in sys.path:
         sys.path.insert(0, folder)
 
+    if store is not None and store.taskfile is None:
+        store.taskfile = taskfile
     declarations = Declarations(store)
     previous = activate(declarations)
     saved_argv = sys.argv

@@ -78,7 +78,8 @@ def judge(report: StatusReport) -> WaitOutcome | None:
 
 def look(taskfile: str, store: Store, argv: Sequence[str] = ()) -> StatusReport:
     loaded = load(taskfile, store, argv)
-    return compute(loaded.tasks, store, loaded.complete)
+    # Confirmed: a stale listing through this client must not keep a finished run waiting.
+    return compute(loaded.tasks, store, loaded.complete, confirm=True)
 
 
 def wait(taskfile: str, store: str | Store | None = None, argv: Sequence[str] = (),
