@@ -303,13 +303,11 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
       taskflow check taskfile.py && echo done
       taskflow check taskfile.py --verify
     """
-    from .status import compute, damage_hint
-    from .taskfile import load
+    from .status import confirmed, damage_hint
 
     _configure_logging(verbose, not verbose)
     s = _open_store(taskfile, store)
-    loaded = load(taskfile, s, args)
-    report = compute(loaded.tasks, s, loaded.complete, confirm=True)
+    loaded, report = confirmed(taskfile, s, args)
     if verbose:
         click.echo(report.table())
     elif report.damaged:

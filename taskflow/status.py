@@ -14,6 +14,7 @@ from . import confirm as confirming
 from .lease import Leases, LockInfo
 from .store import Store
 from .task import Task
+from . import taskfile as taskfile_module
 from .taskfile import load, store_path
 from .units import format_duration
 
@@ -45,6 +46,7 @@ class StatusReport:
     damaged: int = 0      # results marked damaged (suspect), counted as missing
     unconfirmed: int = 0  # results a sign says exist that the listing lacks: counts may lag
     finished_hashes: set = field(default_factory=set, repr=False)
+    opened: set = field(default_factory=set, repr=False)  # confirmed by opening (see confirm.py)
 
     @property
     def all_finished(self) -> bool:
@@ -115,6 +117,7 @@ class Listing:
     finished: set[str]
     suspect: set[str]        # of this graph, marked damaged: not counted as finished
     unconfirmed: set[str]    # a sign says they exist, the listing lacks them, nobody opened them
+    opened: set[str] = field(default_factory=set)  # the listing lacked them, an open found them
 
 
 def listing(tasks: Sequence[Task], store: Store, confirm: bool = False) -> Listing:
@@ -122,14 +125,16 @@ def listing(tasks: Sequence[Task], store: Store, confirm: bool = False) -> Listi
     exist but the listing lacks are opened, and counted if they open."""
     finished = store.finished_hashes()
     signs = confirming.hinted(store, tasks, finished, journals=confirm)
+    opened: set[str] = set()
     if confirm and signs:
-        finished |= confirming.present(store, signs)
+        opened = confirming.present(store, signs)
+        finished |= opened
         signs = set()
     suspect = store.suspect_hashes()
     if suspect:
         suspect &= {t.hash for t in tasks}
         finished -= suspect
-    return Listing(finished, suspect, signs)
+    return Listing(finished, suspect, signs, opened)
 
 
 def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) -> tuple[list, list]:
@@ -200,7 +205,7 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
         for s in STATES:
             total[s] += row[s]
     return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed,
-                        len(found.suspect), len(found.unconfirmed), finished)
+                        len(found.suspect), len(found.unconfirmed), finished, found.opened)
 
 
 def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), details: bool = False) -> StatusReport:
@@ -208,6 +213,21 @@ def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), de
     s = Store(store_path(taskfile, store))
     loaded = load(taskfile, s, argv)
     return compute(loaded.tasks, s, loaded.complete, details)
+
+
+def confirmed(taskfile: str, store: Store, argv: Sequence[str] = ()) -> tuple[taskfile_module.Loaded, StatusReport]:
+    """The taskfile loaded and its status as `check` and `wait` judge it: results a stale listing
+    lacks are confirmed by opening them (see compute), also for the barriers they open."""
+    loaded = load(taskfile, store, argv)
+    report = compute(loaded.tasks, store, loaded.complete, confirm=True)
+    while not loaded.complete and report.opened:
+        # Loading stopped at a barrier that results found only by opening may open.
+        known = set(report.finished_hashes)
+        loaded = load(taskfile, store, argv, finished=known)
+        report = compute(loaded.tasks, store, loaded.complete, confirm=True)
+        if report.finished_hashes <= known:
+            break
+    return loaded, report
 
 
 def running_lines(report: StatusReport) -> list[str]:

@@ -14,7 +14,7 @@ import sys
 import traceback
 import types
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from .errors import TaskfileError, TaskflowError
 from .store import Store
@@ -67,8 +67,12 @@ def _line_in(path: str, tb: types.TracebackType | None) -> int | None:
     return line
 
 
-def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
-    """Run the taskfile and return what it declared. Never runs a task."""
+def load(taskfile: str, store: Store, argv: Sequence[str] = (), finished: Iterable[str] = ()) -> Loaded:
+    """Run the taskfile and return what it declared. Never runs a task.
+
+    `finished`: hashes of results the caller confirmed are in place, which
+    barriers then take as finished whatever a (possibly stale) listing says.
+    """
     path = os.path.abspath(taskfile)
     if not os.path.isfile(path):
         raise TaskfileError("no such taskfile" if not os.path.exists(path) else "not a file", path)
@@ -97,6 +101,7 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     if store is not None and store.taskfile is None:
         store.taskfile = taskfile
     declarations = Declarations(store)
+    declarations.known_finished.update(finished)
     previous = activate(declarations)
     saved_argv = sys.argv
     sys.argv = [path, *argv]

@@ -166,3 +166,18 @@ def test_check_and_wait_through_another_client_see_a_run_finished_there_just_now
     assert code == 0, err
     code, out, err = run(two_clients.mount_b, "client-b", "wait", via_b, "--timeout", "0")
     assert code == 0, out + err
+
+
+def test_results_confirmed_by_opening_open_the_barrier_they_stand_for(tmp_path, monkeypatch):
+    import taskflow
+    from taskflow.status import confirmed
+    from taskflow.store import Store
+
+    tf = write_taskfile(tmp_path, LEAVES + "from taskflow import barrier\nbarrier()\nresult = total(leaves)\n")
+    run_cli("execute", tf, "-q", check=0)
+    ns = taskflow.init(str(tf))
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    hidden = {t.hash for t in ns.leaves[::5]}
+    monkeypatch.setattr(Store, "finished_hashes", HidingListing(hidden)(Store))
+    loaded, report = confirmed(str(tf), store)
+    assert loaded.complete and report.all_finished and report.total["finished"] == 601
