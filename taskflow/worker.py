@@ -187,15 +187,13 @@ class Worker:
         for h, reason in self.store.damaged(todo):
             self._damaged(h, reason)
 
-    def _damaged(self, h: str, reason: str) -> bool:
-        """Result h failed its check: move it aside and count it as missing; False if it
-        reads intact from a fresh open (this client's cache was stale)."""
+    def _damaged(self, h: str, reason: str) -> None:
+        """Result h failed its check: move it aside and count it as missing, unless it reads
+        intact from a fresh open (this client's cache was stale)."""
         moved = damage.move_aside(self.store, h)
-        if moved is None:
-            return not self.store.has_result(h)
-        log.warning("%s; moved to %s; computing %s again", reason, moved, self.index[h].name)
-        self.finished.discard(h)
-        return True
+        if moved is not None:
+            log.warning("%s; moved to %s; computing %s again", reason, moved, self.index[h].name)
+            self.finished.discard(h)
 
     def _recheck_suspects(self) -> None:
         """Results of this graph some command marked damaged: read them again from a fresh open."""
@@ -247,6 +245,7 @@ class Worker:
             self.waiting_on[h] = waiting
             if waiting == 0:
                 self.ready.append(h)
+        self.reporter.learned(len(self.finished), len(self.failed))
         return False
 
     def _mark_finished(self, h: str) -> None:

@@ -321,8 +321,8 @@ doubles = [double(i) for i in range(3000)]
 
 
 def test_results_deleted_while_four_workers_run_are_computed_again_before_they_exit_0(make_env):
-    # Four tasks hold every worker (one runs each, the others wait for them) after reading all
-    # 300 leaves; meanwhile 87 leaf results vanish, which no task will read again.
+    # Four tasks hold the four workers, one each, after reading all 300 leaves; meanwhile 87 leaf
+    # results vanish, which no task will read again.
     env = make_env(TASKFILE_HEAD + """
 @TaskGenerator
 def leaf(i):
@@ -339,7 +339,7 @@ leaves = [leaf(i) for i in range(300)]
 holds = [hold(k, leaves) for k in range(4)]
 """, lease=None)
     workers = [env.start("-q") for _ in range(4)]
-    wait_until(lambda: env.events("hold"), "a worker to start a hold task")
+    wait_until(lambda: len(env.events("hold")) == 4, "every worker to start a hold task")
     results = sorted(str(p) for p in (env.store / "results").glob("*/*"))
     assert len(results) == 300  # every leaf, no hold yet
     for path in results[::3][:87]:
