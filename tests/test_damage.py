@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -155,3 +157,46 @@ def test_the_suspect_record_says_what_was_wrong_and_who_found_it(finished_run):
         record = json.load(f)
     assert record["name"] == "taskfile.leaf" and record["hash"] == task.hash
     assert "checksum mismatch" in record["reason"] and record["pid"] == os.getpid()
+
+
+# -- on two clients of one shared folder --------------------------------------------------------
+
+BIG_LEAF = """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def leaf(i):
+    return bytes([i]) * 300_000
+
+result = leaf(7)
+"""
+
+
+def test_a_reader_whose_cache_holds_pages_of_a_replaced_result_reads_it_again_fresh(two_clients):
+    # Client B read a damaged result and keeps its pages; the result is then replaced by an intact
+    # one of the same size (as when another node computed it again). B must not call it damaged.
+    tf = write_taskfile(two_clients.origin, BIG_LEAF)
+    run_cli("execute", tf, "-q", check=0)
+    results = list((two_clients.origin / "taskfile.taskflow" / "results").glob("*/*"))
+    assert len(results) == 1
+    good = results[0].read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    results[0].write_bytes(bad)
+    two_clients.settle()
+    via_b = two_clients.mount_b / results[0].relative_to(two_clients.origin)
+    assert via_b.read_bytes() == bad  # now in B's page cache
+    replacement = two_clients.origin / "replacement"
+    replacement.write_bytes(good)
+    # Written within the same second, as whole-second time stamps make likely: B sees nothing change.
+    damaged = os.stat(results[0])
+    os.utime(replacement, ns=(damaged.st_atime_ns, damaged.st_mtime_ns))
+    os.replace(replacement, results[0])
+    code = ("import taskflow; ns = taskflow.init(%r); v = taskflow.value(ns.result); "
+            "print(len(v), v[:1] == bytes([7]))" % str(two_clients.mount_b / tf.name))
+    proc = two_clients.spawn([sys.executable, "-c", code], host="client-b", cwd=two_clients.mount_b,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.split() == ["300000", "True"]
+    assert not (two_clients.origin / "taskfile.taskflow" / "suspect").exists()
