@@ -125,6 +125,8 @@ def listing(tasks: Sequence[Task], store: Store, confirm: bool = False) -> Listi
     exist but the listing lacks are opened, and counted if they open."""
     finished = store.finished_hashes()
     signs = confirming.hinted(store, tasks, finished, journals=confirm)
+    if signs:
+        signs -= store.moved_aside()  # missing because found damaged, not because of a cache
     opened: set[str] = set()
     if confirm and signs:
         opened = confirming.present(store, signs)

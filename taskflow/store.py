@@ -10,7 +10,7 @@
       jobs/                   array jobs submitted for this store
       code/<name>/<tag>       which code versions produced results of each task name
       suspect/<hash>          a result some command found damaged: checked again by the next execute
-      damaged/                damaged results moved aside by execute or check --verify, for a human to look at
+      damaged/<hash>.<host>.<pid>.<random>  damaged results moved aside by execute or check --verify, for a human
       complete/<digest>       a worker saw every task of one graph finished (a hint for other clients)
       STOP                    if present, workers take no new task
 
@@ -398,6 +398,13 @@ class Store:
         """Hashes of results marked damaged (see damage.py): one listing."""
         try:
             return set(os.listdir(self.suspect_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+
+    def moved_aside(self) -> set[str]:
+        """Hashes of results moved to damaged/ (see damage.py): one listing."""
+        try:
+            return {name.split(".", 1)[0] for name in os.listdir(self.damaged_dir)}
         except (FileNotFoundError, NotADirectoryError):
             return set()
 

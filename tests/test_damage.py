@@ -124,7 +124,8 @@ def test_check_verify_moves_damaged_results_aside_and_says_what_comes_next(finis
     assert f"damaged: corrupt result {path}: checksum mismatch" in proc.stderr
     assert f"run `taskflow execute {tf}` to compute taskfile.leaf again" in proc.stderr
     assert not os.path.exists(path) and len(os.listdir(store.damaged_dir)) == 1
-    assert status_json(tf)["total"]["finished"] == 5
+    data = status_json(tf)
+    assert data["total"]["finished"] == 5 and data["may_lag"] is False  # missing for a known reason
     run_cli("execute", tf, env=env, check=0)
     assert log_lines(tmp_path)[6:] == ["leaf 3"]
     run_cli("check", tf, "--verify", check=0)
