@@ -126,9 +126,13 @@ def move_aside(store: Store, task_hash: str) -> str | None:
         # Computed again by someone else between the check and the rename: give it back.
         try:
             os.link(moved, final)
+            os.unlink(moved)
         except FileExistsError:
-            pass  # a newer result is in place already
-        os.unlink(moved)
+            os.unlink(moved)  # a newer result is in place already
+        except OSError:
+            # No hard links here (some FUSE filesystems): a rename may replace a newer result,
+            # which is as intact as this one and of the same task.
+            os.rename(moved, final)
         unmark(store, task_hash)
         return None
     unmark(store, task_hash)

@@ -201,3 +201,30 @@ def test_a_reader_whose_cache_holds_pages_of_a_replaced_result_reads_it_again_fr
     assert proc.returncode == 0, err
     assert out.split() == ["300000", "True"]
     assert not (two_clients.origin / "taskfile.taskflow" / "suspect").exists()
+
+
+def test_moving_aside_gives_back_a_result_computed_again_meanwhile(finished_run, monkeypatch):
+    # A second worker that found the same damage moves what is at the path by then: an intact
+    # result another worker computed again. It must put it back.
+    from taskflow import damage
+
+    tf, env, ns, store = finished_run
+    task = ns.leaves[2]
+    path = store.result_path(task.hash)
+    good = open(path, "rb").read()
+    flip_a_byte(path)
+    checks = []
+    real = damage.recheck
+
+    def recheck(store_, task_hash, where=None):
+        checks.append(where)
+        if len(checks) == 1:
+            reason = real(store_, task_hash, where)
+            with open(path, "wb") as f:  # computed again between this check and the rename
+                f.write(good)
+            return reason
+        return real(store_, task_hash, where)
+    monkeypatch.setattr(damage, "recheck", recheck)
+    assert damage.move_aside(store, task.hash) is None
+    assert open(path, "rb").read() == good
+    assert os.listdir(store.damaged_dir) == []
