@@ -293,10 +293,15 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
                      "2 usage error.")
 @_common
 @click.option("--verify", is_flag=True,
-              help="Also read every finished result and check its checksum; list damaged ones on stderr.")
+              help="Also read every finished result and check its checksum; move damaged ones to "
+                   "STORE/damaged/ (the next execute computes them again) and list them on stderr.")
 @_handle_errors
 def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: bool, debug: bool) -> None:
-    """Exit 0 when every task is finished, 1 otherwise (silent unless -v).
+    """Exit 0 when every task is finished, 1 otherwise (silent unless -v or results were found damaged).
+
+    Results this node's listing lacks but that a finished run, a journal or a
+    dependent's result says exist are opened to be sure (a shared filesystem's
+    caches can hide new files from a listing for a while).
 
     \b
     Example:
