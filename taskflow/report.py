@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -180,6 +181,8 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
 
 def _state(task: Task, store: Store) -> str:
     if store.has_result(task.hash):
+        if os.path.exists(os.path.join(store.suspect_dir, task.hash)):
+            return f"found damaged, to be computed again (run `taskflow execute {store.taskfile or 'FILE'}`)"
         return "finished"
     if store.load_failure(task.hash) is not None:
         return "failed"

@@ -139,6 +139,8 @@ def test_show_and_report_mark_a_result_whose_header_is_damaged(finished_run):
         f.write(b"XXXX")  # the magic bytes
     proc = run_cli("show", tf, "leaf[4]", check=0)
     assert f"marked for recomputation: run `taskflow execute {tf}`" in proc.stdout
+    proc = run_cli("show", tf, "leaf[4]", check=0)
+    assert f"state      found damaged, to be computed again (run `taskflow execute {tf}`)" in proc.stdout
     os.unlink(os.path.join(store.suspect_dir, task.hash))
     proc = run_cli("report", tf, check=0)
     assert path in proc.stderr and "marked for recomputation" in proc.stderr
