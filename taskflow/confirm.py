@@ -55,7 +55,8 @@ def record_complete(store: Store, hashes: Sequence[str], worker: str) -> None:
 
 
 def complete_recorded(store: Store, hashes: Iterable[str]) -> bool:
-    """Whether a worker recorded this graph as finished (opened by name, not listed)."""
+    """Whether a worker recorded this graph as finished (opened by name, which revalidates this
+    client's cache of it)."""
     try:
         os.close(os.open(record_path(store, hashes), os.O_RDONLY))
         return True
@@ -76,9 +77,22 @@ def forget_complete(store: Store) -> None:
             pass
 
 
-def hinted(store: Store, tasks: Sequence[Task], finished: set[str], journals: bool = True) -> set[str]:
-    """Hashes of `tasks` that a sign says exist but the listing `finished` lacks."""
-    lacking = {t.hash for t in tasks if t.hash not in finished}
+def hinted(store: Store, tasks: Sequence[Task], finished: set[str], confirm: bool = True) -> set[str]:
+    """Hashes of `tasks` that a sign says exist but the listing `finished` lacks.
+
+    `confirm` (check, wait): also read the journals, and open the record by name; otherwise
+    (status) look the record up in one listing of complete/, and look no further when neither
+    the listing nor complete/ holds anything.
+    """
+    names: list[str] = []
+    if not confirm:
+        try:
+            names = os.listdir(store.complete_dir)
+        except OSError:
+            pass
+        if not finished and not names:
+            return set()  # nothing of this graph in place or recorded: no sign to look for
+    lacking = {t.hash for t in tasks} - finished
     if not lacking:
         return set()
     signs: set[str] = set()
@@ -86,10 +100,15 @@ def hinted(store: Store, tasks: Sequence[Task], finished: set[str], journals: bo
         for t in tasks:
             if t.deps and t.hash in finished:
                 signs.update(d.hash for d in t.deps if d.hash in lacking)
-    if journals:
+    if confirm:
         signs |= journaled(store) & lacking
-    if len(signs) < len(lacking) and complete_recorded(store, (t.hash for t in tasks)):
-        signs = lacking
+    if len(signs) < len(lacking):
+        if confirm:
+            recorded = complete_recorded(store, (t.hash for t in tasks))
+        else:
+            recorded = bool(names) and digest(t.hash for t in tasks) in names
+        if recorded:
+            signs = lacking
     return signs
 
 

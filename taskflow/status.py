@@ -120,23 +120,29 @@ class Listing:
     opened: set[str] = field(default_factory=set)  # the listing lacked them, an open found them
 
 
-def listing(tasks: Sequence[Task], store: Store, confirm: bool = False) -> Listing:
-    """Results in place for `tasks`. With `confirm`, results that a sign (see confirm.py) says
-    exist but the listing lacks are opened, and counted if they open."""
+def listing(tasks: Sequence[Task], store: Store) -> Listing:
+    """Results in place for `tasks`, less those marked damaged."""
     finished = store.finished_hashes()
-    signs = confirming.hinted(store, tasks, finished, journals=confirm)
-    if signs:
-        signs -= store.moved_aside()  # missing because found damaged, not because of a cache
-    opened: set[str] = set()
-    if confirm and signs:
-        opened = confirming.present(store, signs)
-        finished |= opened
-        signs = set()
     suspect = store.suspect_hashes()
     if suspect:
         suspect &= {t.hash for t in tasks}
         finished -= suspect
-    return Listing(finished, suspect, signs, opened)
+    return Listing(finished, suspect, set())
+
+
+def _look_for_unlisted(tasks: Sequence[Task], store: Store, found: Listing, finished: set[str],
+                       confirm: bool) -> bool:
+    """Fill in found.unconfirmed, or with `confirm` found.opened (see confirm.py); True if
+    opening found results, which changes the states."""
+    signs = confirming.hinted(store, tasks, finished, confirm=confirm) - found.suspect
+    if signs:
+        signs -= store.moved_aside()  # missing because found damaged, not because of a cache
+    if not confirm or not signs:
+        found.unconfirmed = signs
+        return False
+    found.opened = confirming.present(store, signs)
+    found.finished |= found.opened
+    return bool(found.opened)
 
 
 def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) -> tuple[list, list]:
@@ -188,9 +194,12 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
     so that a client's stale cache does not make a finished run look unfinished."""
     from .invalidate import changed
 
-    found = listing(tasks, store, confirm)
+    found = listing(tasks, store)
     states, running, stale = task_states(tasks, store, found)
     finished = {h for h, state in states.items() if state == "finished"}
+    if len(finished) < len(states) and _look_for_unlisted(tasks, store, found, finished, confirm):
+        states, running, stale = task_states(tasks, store, found)
+        finished = {h for h, state in states.items() if state == "finished"}
     code_changed = {name: len(group) for name, group in changed(tasks, store, finished).items()}
     counts: dict[str, dict[str, int]] = {}
     failed_list = []
