@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from . import confirm as confirming
 from .lease import Leases, LockInfo
 from .store import Store
 from .task import Task
@@ -134,6 +133,8 @@ def _look_for_unlisted(tasks: Sequence[Task], store: Store, found: Listing, fini
                        confirm: bool) -> bool:
     """Fill in found.unconfirmed, or with `confirm` found.opened (see confirm.py); True if
     opening found results, which changes the states."""
+    from . import confirm as confirming  # only when tasks are missing: a finished graph costs no import
+
     signs = confirming.hinted(store, tasks, finished, confirm=confirm) - found.suspect
     if signs:
         signs -= store.moved_aside()  # missing because found damaged, not because of a cache
