@@ -316,31 +316,52 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
                      "2 usage error.")
 @_common
 @click.option("--verify", is_flag=True,
-              help="Also read every finished result and check its checksum; list damaged ones on stderr.")
+              help="Also read every finished result and check its checksum; move damaged ones to "
+                   "STORE/damaged/ (the next execute computes them again) and list them on stderr.")
 @_handle_errors
 def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: bool, debug: bool) -> None:
-    """Exit 0 when every task is finished, 1 otherwise (silent unless -v).
+    """Exit 0 when every task is finished, 1 otherwise (silent unless -v or results were found damaged).
+
+    Results this node's listing lacks but that a finished run, a journal or a
+    dependent's result says exist are opened to be sure (a shared filesystem's
+    caches can hide new files from a listing for a while).
 
     \b
     Example:
       taskflow check taskfile.py && echo done
       taskflow check taskfile.py --verify
     """
-    from .status import compute
-    from .taskfile import load
+    from .status import confirmed, damage_hint
 
     _configure_logging(verbose, not verbose)
     s = _open_store(taskfile, store)
-    loaded = load(taskfile, s, args)
-    report = compute(loaded.tasks, s, loaded.complete)
+    loaded, report = confirmed(taskfile, s, args)
     if verbose:
         click.echo(report.table())
+    elif report.damaged:
+        click.echo(f"taskflow: {report.damaged} result(s) found damaged count as not finished: "
+                   f"{damage_hint(s)} to compute them again", err=True)
     damaged = []
     if verify:
-        finished = s.finished_hashes()
-        damaged = [reason for _, reason in s.damaged(t.hash for t in loaded.tasks if t.hash in finished)]
-        for reason in damaged:
-            click.echo(f"taskflow: damaged: {reason}", err=True)
+        from .damage import mark, move_aside
+
+        by_hash = {t.hash: t for t in loaded.tasks}
+        for h, reason in s.damaged(t.hash for t in loaded.tasks if t.hash in report.finished_hashes):
+            try:
+                moved = move_aside(s, h)
+            except OSError as e:
+                # A read-only view: leave it in place, marked if the store takes that much.
+                next_step = (f"marked for recomputation: {damage_hint(s)}" if mark(s, h, by_hash[h].name, reason)
+                             else f"run `taskflow execute {s.taskfile} --verify` where the store can be written")
+                click.echo(f"taskflow: damaged: {reason}; cannot move it to {s.damaged_dir} "
+                           f"({e.strerror or e}); {next_step}", err=True)
+                damaged.append(h)
+                continue
+            if moved is None:
+                continue  # intact from a fresh open: this client's cache was stale
+            damaged.append(h)
+            click.echo(f"taskflow: damaged: {reason}; moved to {moved}; {damage_hint(s)} to compute "
+                       f"{by_hash[h].name} again", err=True)
     sys.exit(EXIT_OK if report.all_finished and not damaged else EXIT_FAILED)
 
 

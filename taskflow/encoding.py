@@ -248,13 +248,29 @@ def read_meta(path: str) -> dict:
         return _read_head(f, path, os.fstat(f.fileno()).st_size)[1].meta
 
 
-def verify(path: str) -> None:
+def drop_cache(fd: int) -> None:
+    """Forget this client's cached pages of an open file, so that reads come from the filesystem.
+
+    A client of NFS or FUSE may keep pages of a file that another client has
+    since replaced; a fresh open revalidates its attributes, not those pages.
+    """
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # not every filesystem takes advice; the read is then as fresh as it can be
+
+
+def verify(path: str, fresh: bool = False) -> None:
     """Check a result's header, length and CRC without decoding it.
 
     Raises CorruptResultError when damaged, FileNotFoundError when absent.
     Reads in chunks, so checking a large array costs no more memory than a chunk.
+    With `fresh`, cached pages are dropped first (see drop_cache).
     """
     with open(path, "rb", buffering=0) as f:
+        if fresh:
+            drop_cache(f.fileno())
         first, header, offset = _read_head(f, path, os.fstat(f.fileno()).st_size)
         crc = zlib.crc32(memoryview(first)[offset:])
         chunk = memoryview(bytearray(_CHUNK))
@@ -267,25 +283,30 @@ def verify(path: str) -> None:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
 
 
-def load(path: str, mmap: bool = False) -> tuple[Any, dict]:
+def load(path: str, mmap: bool = False, fresh: bool = False) -> tuple[Any, dict]:
     """(value, meta) of the result at `path`.
 
     Every byte is checked against the CRC unless `mmap` is true: then arrays
     come back memory-mapped and read-only, and only the header and the total
     length are checked, since reading every byte is what mmap avoids.
     """
-    value, header = _load(path, mmap)
+    value, header = _load(path, mmap, fresh)
     return value, header.meta
 
 
-def load_value(path: str, mmap: bool = False) -> Any:
-    """The value of the result at `path`, checked as by `load`, its metadata left unread."""
-    return _load(path, mmap)[0]
+def load_value(path: str, mmap: bool = False, fresh: bool = False) -> Any:
+    """The value of the result at `path`, checked as by `load`, its metadata left unread.
+
+    With `fresh`, this client's cached pages of the file are dropped first (see drop_cache).
+    """
+    return _load(path, mmap, fresh)[0]
 
 
-def _load(path: str, mmap: bool) -> tuple[Any, Header]:
+def _load(path: str, mmap: bool, fresh: bool = False) -> tuple[Any, Header]:
     fd = os.open(path, os.O_RDONLY)
     try:
+        if fresh:
+            drop_cache(fd)
         size = os.fstat(fd).st_size
         if mmap and size > 0:
             buf = memoryview(mmap_module.mmap(fd, 0, access=mmap_module.ACCESS_READ))

@@ -72,10 +72,14 @@ class ResultMissingError(TaskflowError):
 class CorruptResultError(TaskflowError):
     """A stored result failed its integrity check (truncated or altered)."""
 
-    def __init__(self, path: str, reason: str):
+    def __init__(self, path: str, reason: str, advice: str | None = None):
         self.path = path
         self.reason = reason
-        super().__init__(f"corrupt result {path}: {reason}")
+        self.advice = advice
+        super().__init__(f"corrupt result {path}: {reason}" + (f"; {advice}" if advice else ""))
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason, self.advice)
 
 
 class TaskFailedError(TaskflowError):

@@ -87,4 +87,9 @@ def invalidate(store: Store, tasks: Sequence[Task], roots: Sequence[Task], dry_r
                 done.failures[t.name] += 1
     finally:
         leases.close()
+    if done.results and not dry_run:
+        # Records of finished runs would make check and wait look for what was just removed.
+        from .confirm import forget_complete
+
+        forget_complete(store)
     return done

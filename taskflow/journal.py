@@ -135,3 +135,23 @@ class JournalReader:
         for gone in self._read_to.keys() - seen:
             del self._read_to[gone]
         return found
+
+
+def journaled(store: Store) -> set[str]:
+    """Every hash named in the journals now in done/ (of running workers, or of dead ones not cleaned up)."""
+    found: set[str] = set()
+    try:
+        names = os.listdir(store.done_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for name in names:
+        try:
+            with open(os.path.join(store.done_dir, name), "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        for i in range(0, len(data) - len(data) % _LINE, _LINE):
+            if data[i + _LINE - 1] != 0x0A:
+                break  # not a journal of ours, or damaged: read no further
+            found.add(data[i:i + _LINE - 1].decode("ascii", "replace"))
+    return found

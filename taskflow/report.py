@@ -1,6 +1,8 @@
 """Provenance: what ran where, for how long, with how much memory; and one task in full."""
 from __future__ import annotations
 
+import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -11,6 +13,8 @@ from .selection import matching
 from .store import Store
 from .task import Task, TaskElement
 from .units import format_duration
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,7 +77,12 @@ def report(tasks: Sequence[Task], store: Store, slowest: int = 10) -> Report:
     """Read the metadata of every finished task (headers only) and summarise it per name."""
     names = {t.name: NameReport() for t in tasks}
     metas: list[dict] = []
-    for t, meta in store.metas(tasks):
+    from . import damage
+
+    def damaged(task: Task, error: CorruptResultError) -> None:
+        log.warning("%s", damage.found(store, task.hash, task.name, error))
+
+    for t, meta in store.metas(tasks, on_damaged=damaged):
         r = names[t.name]
         duration = float(meta.get("duration") or 0.0)
         r.finished += 1
@@ -162,7 +171,9 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
                     lines.append(f"{_LABELS.get(key, key):<10} {shown.get(key, str)(meta[key])}")
             lines.append(f"result     {store.result_path(task.hash)}")
         except CorruptResultError as e:
-            lines.append(f"result     {e}")
+            from . import damage
+
+            lines.append(f"result     {damage.found(store, task.hash, task.name, e)}")
     failure = store.load_failure(task.hash)
     if failure is not None:
         lines.append(f"failed     {failure.get('type')}: {failure.get('message')} "
@@ -177,6 +188,8 @@ _LABELS = {"max_rss_bytes": "peak mem"}
 
 def _state(task: Task, store: Store) -> str:
     if store.has_result(task.hash):
+        if os.path.exists(os.path.join(store.suspect_dir, task.hash)):
+            return f"found damaged, to be computed again (run `taskflow execute {store.taskfile or 'FILE'}`)"
         return "finished"
     if store.load_failure(task.hash) is not None:
         return "failed"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ResultMissingError, TaskFailedError, TaskflowError
+from .errors import CorruptResultError, ResultMissingError, TaskFailedError, TaskflowError
 from .task import Task, active, substitute
 
 
@@ -21,6 +21,16 @@ def load_task(task: Task, mmap: bool = False) -> Any:
             raise TaskFailedError(task.name, task.hash,
                                   f"{failure.get('type')}: {failure.get('message')}") from None
         raise ResultMissingError(task.name, task.hash) from None
+    except CorruptResultError as e:
+        from . import damage
+
+        try:
+            # This client's cache may hold pages of a file another client replaced.
+            return store.load_value(task.hash, mmap=mmap, fresh=True)
+        except FileNotFoundError:
+            raise ResultMissingError(task.name, task.hash) from None
+        except CorruptResultError:
+            raise damage.found(store, task.hash, task.name, e) from None
     return result
 
 
@@ -28,7 +38,8 @@ def value(x: Any, mmap: bool = False) -> Any:
     """`x` with every task replaced by its stored result, through lists, tuples, dicts and sets.
 
     Each result is checked against its checksum and a damaged one raises
-    CorruptResultError naming the file. With `mmap=True`, arrays come back
+    CorruptResultError naming the file, after marking it for recomputation
+    by the next `taskflow execute` (see damage.py). With `mmap=True`, arrays come back
     memory-mapped and read-only; then only the header and length are checked,
     not the checksum, since checking would read every byte.
     """

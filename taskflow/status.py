@@ -13,6 +13,7 @@ from typing import Sequence
 from .lease import Leases, LockInfo
 from .store import Store
 from .task import Task
+from . import taskfile as taskfile_module
 from .taskfile import load, store_path
 from .units import format_duration
 
@@ -41,13 +42,18 @@ class StatusReport:
     complete: bool = True  # False: the taskfile stopped at a barrier
     store: Store | None = None
     changed: dict[str, int] = field(default_factory=dict)  # results from other code, by name
+    damaged: int = 0      # results marked damaged (suspect), counted as missing
+    unconfirmed: int = 0  # results a sign says exist that the listing lacks: counts may lag
+    finished_hashes: set = field(default_factory=set, repr=False)
+    opened: set = field(default_factory=set, repr=False)  # confirmed by opening (see confirm.py)
 
     @property
     def all_finished(self) -> bool:
         return self.complete and self.total["finished"] == sum(self.total.values())
 
     def to_json(self) -> dict:
-        return {"tasks": self.counts, "total": self.total}
+        return {"tasks": self.counts, "total": self.total, "damaged": self.damaged,
+                "may_lag": self.unconfirmed > 0, "unlisted": self.unconfirmed}
 
     @property
     def stuck(self) -> bool:
@@ -73,6 +79,11 @@ class StatusReport:
         for name, n in self.changed.items():
             rows.append(f"code changed: {n} finished {name} result(s) came from other code or another "
                         "version (`taskflow invalidate FILE --changed` removes them)")
+        if self.damaged:
+            rows.append(f"{self.damaged} result(s) found damaged count as not finished until computed again: "
+                        + damage_hint(self.store))
+        if self.unconfirmed:
+            rows.append(lag_note(self.unconfirmed))
         if not self.complete:
             rows.append("loading stopped at a barrier: tasks below it appear once what it waits for is finished")
         return "\n".join(rows)
@@ -90,6 +101,52 @@ class StatusReport:
                         + "".join(f"<td>{c[s]}</td>" for s in STATES) + "</tr>")
         note = "" if self.complete else "<p>Loading stopped at a barrier.</p>"
         return f"<table>{''.join(rows)}</table>{note}"
+
+
+def damage_hint(store: Store | None) -> str:
+    return f"run `taskflow execute {(store.taskfile if store else None) or 'FILE'}`"
+
+
+def lag_note(n: int) -> str:
+    return (f"counts may lag behind the filesystem's caches: {n} result(s) that other results or a finished "
+            "run say exist are missing from this listing (`taskflow check` opens them to be sure)")
+
+
+@dataclass
+class Listing:
+    """What the store holds for a graph, from one listing of results and one of suspect marks."""
+
+    finished: set[str]
+    suspect: set[str]        # of this graph, marked damaged: not counted as finished
+    unconfirmed: set[str]    # a sign says they exist, the listing lacks them, nobody opened them
+    opened: set[str] = field(default_factory=set)  # the listing lacked them, an open found them
+
+
+def listing(tasks: Sequence[Task], store: Store) -> Listing:
+    """Results in place for `tasks`, less those marked damaged."""
+    finished = store.finished_hashes()
+    suspect = store.suspect_hashes()
+    if suspect:
+        suspect &= {t.hash for t in tasks}
+        finished -= suspect
+    return Listing(finished, suspect, set())
+
+
+def _look_for_unlisted(tasks: Sequence[Task], store: Store, found: Listing, finished: set[str],
+                       confirm: bool) -> bool:
+    """Fill in found.unconfirmed, or with `confirm` found.opened (see confirm.py); True if
+    opening found results, which changes the states."""
+    from . import confirm as confirming  # only when tasks are missing: a finished graph costs no import
+
+    signs = confirming.hinted(store, tasks, finished, confirm=confirm) - found.suspect
+    if signs:
+        signs -= store.moved_aside()  # missing because found damaged, not because of a cache
+    if not confirm or not signs:
+        found.unconfirmed = signs
+        return False
+    found.opened = confirming.present(store, signs)
+    found.finished |= found.opened
+    return bool(found.opened)
 
 
 def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) -> tuple[list, list]:
@@ -111,9 +168,10 @@ def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) ->
     return running, stale
 
 
-def task_states(tasks: Sequence[Task], store: Store) -> tuple[dict[str, str], list[Running], list[Running]]:
+def task_states(tasks: Sequence[Task], store: Store, found: Listing | None = None
+                ) -> tuple[dict[str, str], list[Running], list[Running]]:
     """State of every task by hash, plus the live and the stale claims."""
-    finished = store.finished_hashes()
+    finished = (found or listing(tasks, store)).finished
     failed = store.failed_hashes()
     running, stale = _claims({t.hash: t for t in tasks}, store, finished)
     live = {r.task.hash for r in running}
@@ -133,12 +191,19 @@ def task_states(tasks: Sequence[Task], store: Store) -> tuple[dict[str, str], li
     return states, running, stale
 
 
-def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details: bool = False) -> StatusReport:
-    """Status of `tasks` in `store`. With `details`, also read failure records."""
+def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details: bool = False,
+            confirm: bool = False) -> StatusReport:
+    """Status of `tasks` in `store`. With `details`, also read failure records. With `confirm`
+    (check, wait), open the results that a sign says exist but the listing lacks (see confirm.py),
+    so that a client's stale cache does not make a finished run look unfinished."""
     from .invalidate import changed
 
-    states, running, stale = task_states(tasks, store)
+    found = listing(tasks, store)
+    states, running, stale = task_states(tasks, store, found)
     finished = {h for h, state in states.items() if state == "finished"}
+    if len(finished) < len(states) and _look_for_unlisted(tasks, store, found, finished, confirm):
+        states, running, stale = task_states(tasks, store, found)
+        finished = {h for h, state in states.items() if state == "finished"}
     code_changed = {name: len(group) for name, group in changed(tasks, store, finished).items()}
     counts: dict[str, dict[str, int]] = {}
     failed_list = []
@@ -154,7 +219,8 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
     for row in counts.values():
         for s in STATES:
             total[s] += row[s]
-    return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed)
+    return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed,
+                        len(found.suspect), len(found.unconfirmed), finished, found.opened)
 
 
 def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), details: bool = False) -> StatusReport:
@@ -162,6 +228,21 @@ def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), de
     s = Store(store_path(taskfile, store))
     loaded = load(taskfile, s, argv)
     return compute(loaded.tasks, s, loaded.complete, details)
+
+
+def confirmed(taskfile: str, store: Store, argv: Sequence[str] = ()) -> tuple[taskfile_module.Loaded, StatusReport]:
+    """The taskfile loaded and its status as `check` and `wait` judge it: results a stale listing
+    lacks are confirmed by opening them (see compute), also for the barriers they open."""
+    loaded = load(taskfile, store, argv)
+    report = compute(loaded.tasks, store, loaded.complete, confirm=True)
+    while not loaded.complete and report.opened:
+        # Loading stopped at a barrier that results found only by opening may open.
+        known = set(report.finished_hashes)
+        loaded = load(taskfile, store, argv, finished=known)
+        report = compute(loaded.tasks, store, loaded.complete, confirm=True)
+        if report.finished_hashes <= known:
+            break
+    return loaded, report
 
 
 def running_lines(report: StatusReport) -> list[str]:

@@ -9,6 +9,9 @@
       clock/                  files touched to read the filesystem's own time
       jobs/                   array jobs submitted for this store
       code/<name>/<tag>       which code versions produced results of each task name
+      suspect/<hash>          a result some command found damaged: checked again by the next execute
+      damaged/<hash>.<host>.<pid>.<random>  damaged results moved aside by execute or check --verify, for a human
+      complete/<digest>       a worker saw every task of one graph finished (a hint for other clients)
       STOP                    if present, workers take no new task
 
 Writes are atomic: write a uniquely named file in tmp/ then rename it into
@@ -23,7 +26,7 @@ import os
 import errno
 import itertools
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import encoding
 from .fingerprint import fingerprint
@@ -34,8 +37,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MARKER = "taskflow-store.json"
-_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "STOP",
-                "doctor", "doctor.json"}
+_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "suspect", "damaged",
+                "complete", "STOP", "doctor", "doctor.json"}
 HOST = os.uname().nodename  # gethostname(), without importing socket on every start
 
 
@@ -125,6 +128,10 @@ class Store:
         self.jobs_dir = os.path.join(self.path, "jobs")
         self.stop_file = os.path.join(self.path, "STOP")
         self.code_dir = os.path.join(self.path, "code")
+        self.suspect_dir = os.path.join(self.path, "suspect")
+        self.damaged_dir = os.path.join(self.path, "damaged")
+        self.complete_dir = os.path.join(self.path, "complete")
+        self.taskfile: str | None = None  # the taskfile last loaded with this store, for messages
         self._ready = False
         self._format_ok = False
         self._noted_code: set[tuple] = set()
@@ -373,9 +380,9 @@ class Store:
         """(value, meta); FileNotFoundError when absent, CorruptResultError when damaged."""
         return encoding.load(self.result_path(task_hash), mmap=mmap)
 
-    def load_value(self, task_hash: str, mmap: bool = False) -> Any:
-        """The stored value alone, checked as by `load_result`."""
-        return encoding.load_value(self.result_path(task_hash), mmap=mmap)
+    def load_value(self, task_hash: str, mmap: bool = False, fresh: bool = False) -> Any:
+        """The stored value alone, checked as by `load_result`; `fresh` bypasses this client's page cache."""
+        return encoding.load_value(self.result_path(task_hash), mmap=mmap, fresh=fresh)
 
     def damaged(self, hashes: Iterable[str]) -> Iterator[tuple[str, str]]:
         """(hash, why) of each stored result among `hashes` that fails its full check.
@@ -393,15 +400,20 @@ class Store:
     def result_meta(self, task_hash: str) -> dict:
         return encoding.read_meta(self.result_path(task_hash))
 
-    def metas(self, tasks: Iterable[Any], finished: set[str] | None = None) -> Iterator[tuple[Any, dict]]:
-        """(task, metadata) of each finished task, reading headers only; damaged ones are left out."""
+    def metas(self, tasks: Iterable[Any], finished: set[str] | None = None,
+              on_damaged: Callable[[Any, CorruptResultError], None] | None = None) -> Iterator[tuple[Any, dict]]:
+        """(task, metadata) of each finished task, reading headers only; damaged ones are left out
+        (and passed to `on_damaged`)."""
         finished = self.finished_hashes() if finished is None else finished
         for task in tasks:
             if task.hash in finished:
                 try:
                     yield task, self.result_meta(task.hash)
-                except (FileNotFoundError, CorruptResultError):
+                except FileNotFoundError:
                     continue
+                except CorruptResultError as e:
+                    if on_damaged is not None:
+                        on_damaged(task, e)
 
     def remove_result(self, task_hash: str) -> bool:
         return _unlink(self.result_path(task_hash))
@@ -419,6 +431,20 @@ class Store:
             except (FileNotFoundError, NotADirectoryError):
                 continue
         return found
+
+    def suspect_hashes(self) -> set[str]:
+        """Hashes of results marked damaged (see damage.py): one listing."""
+        try:
+            return set(os.listdir(self.suspect_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+
+    def moved_aside(self) -> set[str]:
+        """Hashes of results moved to damaged/ (see damage.py): one listing."""
+        try:
+            return {name.split(".", 1)[0] for name in os.listdir(self.damaged_dir)}
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
 
     # -- failures ---------------------------------------------------------
 

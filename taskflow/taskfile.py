@@ -16,7 +16,7 @@ import sys
 import traceback
 import types
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from .errors import TaskfileError, TaskflowError
 from .jugalias import jug_alias
@@ -95,10 +95,12 @@ def _line_in(path: str, tb: types.TracebackType | None) -> int | None:
     return line
 
 
-def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
+def load(taskfile: str, store: Store, argv: Sequence[str] = (), finished: Iterable[str] = ()) -> Loaded:
     """Run the taskfile and return what it declared. Never runs a task.
 
     Refuses a store of another format (StoreError) before anything is declared.
+    `finished`: hashes of results the caller confirmed are in place, which
+    barriers then take as finished whatever a (possibly stale) listing says.
     """
     store.check_format()
     path = os.path.abspath(taskfile)
@@ -126,7 +128,10 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = ()) -> Loaded:
     if folder not in sys.path:
         sys.path.insert(0, folder)
 
+    if store is not None and store.taskfile is None:
+        store.taskfile = taskfile
     declarations = Declarations(store)
+    declarations.known_finished.update(finished)
     previous = activate(declarations)
     saved_argv = sys.argv
     sys.argv = [path, *argv]

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import jobs
-from .status import StatusReport, compute
+from .status import StatusReport, confirmed, damage_hint
 from .store import Store
-from .taskfile import load, store_path
+from .taskfile import store_path
 from .units import format_duration
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class Progress:
         text = f"{t['finished']} of {total} tasks finished, {t['running']} running, {t['failed']} failed"
         if not self.report.complete:
             text += " (more below a barrier)"
+        if self.report.damaged:
+            text += (f", {self.report.damaged} found damaged ({damage_hint(self.report.store)} "
+                     "to compute them again)")
         if self.workers:
             active = sum(len(a.active) for a in self.workers)
             text += f"; {active} of {sum(a.record.workers for a in self.workers)} workers active"
@@ -77,8 +80,8 @@ def judge(report: StatusReport) -> WaitOutcome | None:
 
 
 def look(taskfile: str, store: Store, argv: Sequence[str] = ()) -> StatusReport:
-    loaded = load(taskfile, store, argv)
-    return compute(loaded.tasks, store, loaded.complete)
+    # Confirmed: a stale listing through this client must not keep a finished run waiting.
+    return confirmed(taskfile, store, argv)[1]
 
 
 def wait(taskfile: str, store: str | Store | None = None, argv: Sequence[str] = (),

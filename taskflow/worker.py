@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from . import confirm, damage
 from .encoding import Payload
 from .errors import CorruptResultError, StoreAccessError
 from .journal import Journal, JournalReader
@@ -117,6 +118,7 @@ class Worker:
         self.index = {t.hash: t for t in tasks}
         self.news.start()  # before listing: what is journaled from now on is news
         self.finished = self.store.finished_hashes() & self.index.keys()
+        self._recheck_suspects()
         if self.options.verify:
             self._verify()
         failed = self.store.failed_hashes() & self.index.keys()
@@ -190,9 +192,68 @@ class Worker:
         if self.options.rank is not None and self.options.size:
             todo = todo[self.options.rank::self.options.size]
         for h, reason in self.store.damaged(todo):
-            log.warning("%s; computing %s again", reason, self.index[h].name)
-            self.store.remove_result(h)
+            self._damaged(h, reason)
+
+    def _damaged(self, h: str, reason: str) -> None:
+        """Result h failed its check: move it aside and count it as missing, unless it reads
+        intact from a fresh open (this client's cache was stale)."""
+        moved = damage.move_aside(self.store, h)
+        if moved is not None:
+            log.warning("%s; moved to %s; computing %s again", reason, moved, self.index[h].name)
             self.finished.discard(h)
+
+    def _recheck_suspects(self) -> None:
+        """Results of this graph some command marked damaged: read them again from a fresh open."""
+        for h in sorted(self.store.suspect_hashes() & self.index.keys()):
+            try:
+                reason = damage.recheck(self.store, h)
+            except FileNotFoundError:
+                damage.unmark(self.store, h)
+                self.finished.discard(h)
+                continue
+            if reason is None:
+                log.info("the result of %s (%s) marked damaged reads intact from a fresh open; keeping it",
+                         self.index[h].name, h[:12])
+                damage.unmark(self.store, h)
+                self.finished.add(h)
+            else:
+                self._damaged(h, f"corrupt result {self.store.result_path(h)}: {reason}")
+
+    def _all_in_store(self) -> bool:
+        """Before saying every task finished: are their results all in the store?
+
+        One listing of the results and one of suspect/, plus an open for each
+        result the listing lacks (a stale listing is no reason to run a task
+        again). Results that vanished (removed by hand, moved aside as
+        damaged) are queued to run again; False then.
+        """
+        self.journal.flush()
+        listed = self.store.finished_hashes()
+        self._recheck_suspects()
+        lacking = [h for h in self.index if h not in listed and h in self.finished]
+        gone = set(lacking) - confirm.present(self.store, lacking)
+        gone.update(h for h in self.index if h not in self.finished)
+        if not gone:
+            confirm.record_complete(self.store, list(self.index), self.leases.worker)
+            return True
+        log.warning("%d result(s) vanished from the store while this worker ran; computing them again",
+                    len(gone))
+        for h in gone:
+            self.finished.discard(h)
+        for h, task in self.index.items():  # declaration order: inputs first
+            if h not in gone:
+                continue
+            waiting = 0
+            for d in task.deps:
+                self.uses[d.hash] = self.uses.get(d.hash, 0) + 1
+                if d.hash not in self.finished:
+                    waiting += 1
+                    self.dependents.setdefault(d.hash, []).append(h)
+            self.waiting_on[h] = waiting
+            if waiting == 0:
+                self.ready.append(h)
+        self.reporter.learned(len(self.finished), len(self.failed))
+        return False
 
     def _mark_finished(self, h: str) -> None:
         if h in self.finished:
@@ -312,8 +373,14 @@ class Worker:
         except FileNotFoundError:
             raise _DependencyGone(task.hash) from None
         except CorruptResultError as e:
-            log.warning("%s; recomputing %s", e, task.name)
-            self.store.remove_result(task.hash)
+            try:
+                # This client's cache may hold pages of a file another client replaced.
+                return self.store.load_value(task.hash, fresh=True)
+            except FileNotFoundError:
+                raise _DependencyGone(task.hash) from None
+            except CorruptResultError:
+                pass
+            self._damaged(task.hash, str(e))
             raise _DependencyGone(task.hash) from None
         return result
 
@@ -459,6 +526,7 @@ class Worker:
         summary = RunSummary(Outcome.FINISHED, total=len(tasks))
         if self._remaining() == 0:
             summary.already_finished = True
+            confirm.record_complete(self.store, list(self.index), self.leases.worker)
             return summary
         self.store.ensure()
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
@@ -485,7 +553,11 @@ class Worker:
         while True:
             self._signals.deliver()
             if self._remaining() == 0:
-                return Outcome.FAILED if summary.failed else Outcome.FINISHED
+                if summary.failed:
+                    return Outcome.FAILED
+                if self._all_in_store():
+                    return Outcome.FINISHED
+                continue
             if self.ready:
                 h = self.ready.popleft()
                 if h in self.finished or h in self.failed:

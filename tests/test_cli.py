@@ -61,7 +61,8 @@ t = Task(one)
     assert proc.stderr == ""
     data = json.loads(run_cli("status", tf, "--json", check=0).stdout)
     assert data == {"tasks": {"taskfile.one": {"waiting": 0, "ready": 0, "running": 0, "finished": 1, "failed": 0}},
-                    "total": {"waiting": 0, "ready": 0, "running": 0, "finished": 1, "failed": 0}}
+                    "total": {"waiting": 0, "ready": 0, "running": 0, "finished": 1, "failed": 0},
+                    "damaged": 0, "may_lag": False, "unlisted": 0}
 
 
 def test_store_that_is_not_a_store_is_refused(tmp_path):

@@ -321,6 +321,43 @@ doubles = [double(i) for i in range(3000)]
     assert env.value("doubles") == [2 * i for i in range(3000)]
 
 
+def test_results_deleted_while_four_workers_run_are_computed_again_before_they_exit_0(make_env):
+    # Four tasks hold the four workers, one each, after reading all 300 leaves; meanwhile 87 leaf
+    # results vanish, which no task will read again.
+    env = make_env(TASKFILE_HEAD + """
+@TaskGenerator
+def leaf(i):
+    note("leaf", i, os.getpid())
+    return i
+
+@TaskGenerator
+def hold(k, leaves):
+    note("hold", k, os.getpid())
+    gate()
+    return sum(leaves) + k
+
+leaves = [leaf(i) for i in range(300)]
+holds = [hold(k, leaves) for k in range(4)]
+""", lease=None)
+    workers = [env.start("-q") for _ in range(4)]
+    wait_until(lambda: len(env.events("hold")) == 4, "every worker to start a hold task")
+    results = sorted(str(p) for p in (env.store / "results").glob("*/*"))
+    assert len(results) == 300  # every leaf, no hold yet
+    for path in results[::3][:87]:
+        os.unlink(path)
+    assert all(w.running() for w in workers)
+    env.open_gate()
+    for w in workers:
+        w.expect(0)
+    proc = subprocess.run([sys.executable, "-m", "taskflow", "check", str(env.taskfile), "--store", str(env.store)],
+                          env=env.env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert any("vanished from the store while this worker ran; computing them again" in w.stderr
+               for w in workers)
+    assert len(env.events("leaf")) == 300 + 87  # each vanished one computed once more, nothing else
+    assert env.value("leaves") == list(range(300))
+
+
 # -- 7. --jobs runs in parallel ---------------------------------------------------------------
 
 

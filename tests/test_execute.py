@@ -715,8 +715,6 @@ def test_verify_finds_damaged_results_that_no_task_reads(tmp_path, damage, jobs)
         data[-3] ^= 0xFF
     with open(path, "wb") as f:
         f.write(data)
-    proc = run_cli("check", tf, "--verify", check=1)
-    assert f"damaged: corrupt result {path}" in proc.stderr
     run_cli("execute", tf, env=env, check=0)  # without --verify, nothing reads it: nothing runs
     assert len(log_lines(tmp_path)) == 6
     proc = run_cli("execute", tf, "--verify", "--jobs", jobs, env=env, check=0)
@@ -724,6 +722,19 @@ def test_verify_finds_damaged_results_that_no_task_reads(tmp_path, damage, jobs)
     assert log_lines(tmp_path)[6:] == ["leaf 4"]
     assert taskflow.value(ns.leaves[3]) == list(range(400))
     run_cli("check", tf, "--verify", check=0)
+    # check --verify finds it too, moves it aside and says what comes next.
+    with open(path, "wb") as f:
+        f.write(data)
+    proc = run_cli("check", tf, "--verify", check=1)
+    assert f"damaged: corrupt result {path}" in proc.stderr
+    assert f"run `taskflow execute {tf}` to compute taskfile.leaf again" in proc.stderr
+    assert not os.path.exists(path)
+    assert len(os.listdir(tmp_path / "taskfile.taskflow" / "damaged")) == 2
+    run_cli("check", tf, check=1)
+    run_cli("execute", tf, env=env, check=0)
+    assert log_lines(tmp_path)[7:] == ["leaf 4"]
+    run_cli("check", tf, "--verify", check=0)
+
 
 def test_taskfile_errors_exit_2_with_location(tmp_path):
     bad = write_taskfile(tmp_path, "from taskflow import Task\nx = (\n", name="broken.py")
