@@ -143,7 +143,7 @@
     setText("stop-state", o.stop ? "STOP is set: workers finish their task and take no new one." : "STOP is not set.");
     setText("stale-count", `${o.stale.length} stale claim(s).`);
     setText("cmd-cleanup", cli("cleanup", "--locks"));
-    setText("cmd-launch", cli("execute", "--jobs", $("local-jobs").value || "1"));
+    if ($("local-jobs")) setText("cmd-launch", cli("execute", "--jobs", $("local-jobs").value || "1"));
   }
 
   function histogram(h) {
