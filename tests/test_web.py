@@ -367,3 +367,39 @@ def test_graph_view_draws_the_graph_or_says_why_not(tmp_path, page, servers):
         assert "tf.work" in page.locator("#graph-svg").inner_text()
     else:
         eventually(lambda: "Graphviz" in page.locator("#graph-note").inner_text(), what="the note")
+
+
+def test_a_chosen_token_from_the_variable_or_a_file(tmp_path, servers):
+    tf = taskfile(tmp_path)
+    server = servers(tf, env={"TASKFLOW_WEB_TOKEN": "sesame-123"})
+    assert server.token == "sesame-123"
+    assert _get(server.base + "/api/status?token=sesame-123")[0] == 200
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    server = servers(tf, "--token-file", str(token_file))
+    assert server.token == "from-a-file"
+    assert _get(server.base + "/api/status?token=from-a-file")[0] == 200
+    assert _get(server.base + "/api/status?token=sesame-123")[0] == 403
+
+
+def test_a_remote_host_needs_a_chosen_token_or_allow_remote(tmp_path, servers):
+    tf = taskfile(tmp_path)
+    proc = run_cli("web", tf, "--host", "0.0.0.0", check=2)
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("taskflow: error: --host 0.0.0.0 is reachable from other machines")
+    assert "Traceback" not in proc.stderr
+    server = servers(tf, "--host", "0.0.0.0", "--allow-remote")
+    assert server.url.startswith("http://0.0.0.0:")
+    assert "can launch jobs as you" in _stderr_line(server)
+    proc = run_cli("web", tf, "--token-file", str(tmp_path / "missing"), check=2)
+    assert "--token-file" in proc.stderr and "No such file" in proc.stderr
+
+
+def _stderr_line(server) -> str:
+    return server.proc.stderr.readline()
+
+
+def test_a_broken_taskfile_is_one_line_and_exit_2(tmp_path):
+    tf = write_taskfile(tmp_path, "raise RuntimeError('broken on purpose')\n", "tf.py")
+    proc = run_cli("web", tf, check=2)
+    assert proc.stdout == "" and "broken on purpose" in proc.stderr and "Traceback" not in proc.stderr

@@ -193,6 +193,8 @@
     try {
       overview = await api("/api/overview");
       renderOverview();
+      // Milliseconds from the start of navigation to the first overview drawn (bench/web_overview.py).
+      if (window.taskflowFirstRender === undefined) window.taskflowFirstRender = performance.now();
       if (currentView()[0] === "report") loadReport();
     } catch (e) {
       setText("updated", "cannot reach the server: " + e.message);
