@@ -403,3 +403,15 @@ def test_a_broken_taskfile_is_one_line_and_exit_2(tmp_path):
     tf = write_taskfile(tmp_path, "raise RuntimeError('broken on purpose')\n", "tf.py")
     proc = run_cli("web", tf, check=2)
     assert proc.stdout == "" and "broken on purpose" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_code_changed_warning_shows_when_status_gives_it(tmp_path, page, servers):
+    tf = taskfile(tmp_path)
+    run_cli("execute", tf, "-q", check=0)
+    tf.write_text(tf.read_text().replace("return i * i", "return i * i + 0"))
+    assert "code changed: 6 finished tf.work result(s)" in run_cli("status", tf, check=0).stdout
+    server = servers(tf)
+    open_page(page, server)
+    warning = page.locator("#warnings .code-changed")
+    assert "code changed: 6 finished tf.work result(s)" in warning.inner_text()
+    assert "invalidate" in warning.inner_text() and "--changed" in warning.inner_text()

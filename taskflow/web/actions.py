@@ -90,6 +90,8 @@ class Actions:
         """Remove the failure records of the failed tasks given (all with None), so that they run again."""
         from ..invalidate import invalidate
 
+        if hashes is not None and (not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes)):
+            raise UsageError("hashes must be a list of task hashes")
         with self.snapshots.lock:
             loaded = self.snapshots.loaded()
             failed = self.store.failed_hashes()

@@ -43,7 +43,10 @@ class Snapshots:
         self.argv = tuple(argv)
         self.refresh = refresh
         self.slowest = slowest
-        self.lock = threading.RLock()  # one store reader at a time; the others wait and share
+        self.lock = threading.RLock()  # the loaded taskfile, and actions that change the store
+        # One lock per view: a request waits for the reading of its view already under way (and
+        # shares it), while a slow report does not hold up the overview.
+        self._view_locks = {key: threading.Lock() for key in ("status", "overview", "report", "graph")}
         self._loaded: Loaded | None = None
         self._loaded_mtime: float | None = None
         self._cache: dict[str, tuple[float, Any]] = {}
@@ -62,11 +65,10 @@ class Snapshots:
 
     def invalidate_cache(self) -> None:
         """After an action changed the store: the next request reads it again."""
-        with self.lock:
-            self._cache.clear()
+        self._cache.clear()
 
     def _cached(self, key: str, max_age: float, make) -> Any:
-        with self.lock:
+        with self._view_locks[key]:
             hit = self._cache.get(key)
             now = time.monotonic()
             if hit is not None and now - hit[0] < max_age:
@@ -82,7 +84,8 @@ class Snapshots:
 
     def _compute_status(self) -> StatusReport:
         loaded = self.loaded()
-        report = compute(loaded.tasks, self.store, loaded.complete, details=True)
+        with self.lock:  # not while an action changes the store
+            report = compute(loaded.tasks, self.store, loaded.complete, details=True)
         now = time.monotonic()
         per_name = {name: c["finished"] for name, c in report.counts.items()}
         self._history.append((now, report.total["finished"], per_name))
@@ -96,9 +99,7 @@ class Snapshots:
 
     def overview(self) -> dict:
         """Everything the live page shows but the report and the graph."""
-        with self.lock:
-            report = self.status_report()
-            return self._cached("overview", self.refresh, lambda: self._overview(report))
+        return self._cached("overview", self.refresh, lambda: self._overview(self.status_report()))
 
     def _rates(self) -> tuple[float | None, dict[str, float | None]]:
         if len(self._history) < 2:
