@@ -65,3 +65,7 @@ def _fresh_declarations():
     previous = activate(Declarations())
     yield
     activate(previous)
+
+
+# The `taskflow web` browser fixtures (one headless chromium for the whole session).
+from web_helpers import browser, page, servers  # noqa: E402,F401

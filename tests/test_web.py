@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, write_taskfile
-from web_helpers import browser, counts, eventually, page, servers  # noqa: F401  (fixtures)
+from web_helpers import counts, eventually
 
 # Each work(i) waits for GATE to exist (when a gate is named), so a test sees tasks running.
 TASKFILE = """

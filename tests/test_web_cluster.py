@@ -12,7 +12,7 @@ import pytest
 
 from conftest import run_cli, write_taskfile
 from test_cluster_integration import sge, slurm, wait_gone  # noqa: F401  (fixtures)
-from web_helpers import browser, counts, eventually, page, servers  # noqa: F401  (fixtures)
+from web_helpers import counts, eventually
 
 pytestmark = pytest.mark.scheduler
 
