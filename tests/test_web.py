@@ -415,3 +415,17 @@ def test_the_code_changed_warning_shows_when_status_gives_it(tmp_path, page, ser
     warning = page.locator("#warnings .code-changed")
     assert "code changed: 6 finished tf.work result(s)" in warning.inner_text()
     assert "invalidate" in warning.inner_text() and "--changed" in warning.inner_text()
+
+
+def test_workers_launched_from_the_page_keep_going_after_ctrl_c(tmp_path, page, servers):
+    gate = tmp_path / "gate"
+    tf = taskfile(tmp_path, gate=str(gate))
+    server = servers(tf)
+    open_page(page, server, "actions")
+    page.fill("#local-jobs", "2")
+    page.click("#launch-local")
+    page.click('a[data-view="overview"]')
+    eventually(lambda: counts(page, "tf.work")["running"] == 2, what="2 tasks running")
+    assert server.stop() == 130
+    gate.touch()  # only now can the workers finish
+    eventually(lambda: run_cli("check", tf).returncode == 0, timeout=120, what="the launched workers finish")
