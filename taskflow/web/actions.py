@@ -174,7 +174,8 @@ class Actions:
         dry_run = (prepared.script_text
                    + f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:\n"
                    + prepared.shell_command() + "\n")
-        return {"preview": key, "scheduler": prepared.scheduler.name, "script": prepared.script_text,
+        return {"message": f"preview of a {prepared.scheduler.title} job: nothing is submitted until Submit",
+                "preview": key, "scheduler": prepared.scheduler.name, "script": prepared.script_text,
                 "script_path": prepared.script_path, "submit_command": prepared.shell_command(),
                 "dry_run": dry_run, "command": cli}
 

@@ -52,6 +52,7 @@
   }
   function showView() {
     const [view, arg] = currentView();
+    say("");  // a message belongs to the view it came from
     for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== "view-" + view;
     for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.view === view);
     if (view === "task") loadTask(arg);
