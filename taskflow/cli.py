@@ -417,6 +417,7 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
 from . import cli_cluster  # noqa: E402,F401  (registers submit and wait)
 from . import cli_operate  # noqa: E402,F401  (registers invalidate, report, show, graph, shell)
 from . import cli_jug  # noqa: E402,F401  (registers import-jug)
+from . import cli_web  # noqa: E402,F401  (registers web)
 
 
 if __name__ == "__main__":  # pragma: no cover

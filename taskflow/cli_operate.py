@@ -69,20 +69,28 @@ def invalidate(taskfile: str, args: tuple, store: str | None, targets: tuple, ch
 @_common
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--slowest", default=10, show_default=True, help="How many of the slowest tasks to list.")
+@click.option("--html", "html_out", metavar="OUT.html",
+              help="Write the overview, failures and report as one self-contained HTML file (no server needed).")
 @_handle_errors
-def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest: int, verbose: bool,
-           debug: bool) -> None:
+def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest: int, html_out: str | None,
+           verbose: bool, debug: bool) -> None:
     """Per task name: how many finished, run times, peak memory, hosts; the slowest tasks.
 
     \b
     Example:
       taskflow report taskfile.py --slowest 5
+      taskflow report taskfile.py --html run.html
     """
     from .report import report as make_report
     from .taskfile import load
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)
+    if html_out is not None:
+        from .web.static import write_report
+
+        click.echo(f"wrote {write_report(taskfile, s, args, html_out, slowest)}")
+        return
     loaded = load(taskfile, s, args)
     rep = make_report(loaded.tasks, s, slowest)
     click.echo(json.dumps(rep.to_json(), indent=1) if as_json else rep.table())

@@ -24,6 +24,22 @@ class NameReport:
     max_seconds: float = 0.0
     max_rss_bytes: int | None = None
     hosts: dict[str, int] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list, repr=False)  # for histograms
+    rss: list[int] = field(default_factory=list, repr=False)
+
+    def histogram(self, which: str, bins: int = 20) -> dict:
+        """Counts of `durations` or `rss` in `bins` equal bins from the least to the most."""
+        values = getattr(self, which)
+        if not values:
+            return {"low": None, "high": None, "counts": []}
+        low, high = min(values), max(values)
+        if high == low:
+            return {"low": low, "high": high, "counts": [len(values)]}
+        counts = [0] * bins
+        width = (high - low) / bins
+        for v in values:
+            counts[min(int((v - low) / width), bins - 1)] += 1
+        return {"low": low, "high": high, "counts": counts}
 
     @property
     def mean_seconds(self) -> float:
@@ -88,8 +104,10 @@ def report(tasks: Sequence[Task], store: Store, slowest: int = 10) -> Report:
         r.finished += 1
         r.total_seconds += duration
         r.max_seconds = max(r.max_seconds, duration)
+        r.durations.append(duration)
         rss = meta.get("max_rss_bytes")
         if isinstance(rss, int):
+            r.rss.append(rss)
             r.max_rss_bytes = rss if r.max_rss_bytes is None else max(r.max_rss_bytes, rss)
         host = str(meta.get("host", "?"))
         r.hosts[host] = r.hosts.get(host, 0) + 1

@@ -76,3 +76,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "two_clients" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.sharedfs)
+
+
+# The `taskflow web` browser fixtures (one headless chromium for the whole session).
+from web_helpers import browser, page, servers  # noqa: E402,F401
