@@ -20,10 +20,12 @@ from typing import Any, Callable
 import click
 
 from ._version import __version__
-from .errors import StoreAccessError, TaskflowError
+from .errors import ExitCode, StoreAccessError, TaskflowError
 from .store import Store
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REMAINING, EXIT_STORE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+# The names commands used before ExitCode, kept for modules that still import them.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE
+EXIT_REMAINING, EXIT_STORE, EXIT_INTERRUPTED = ExitCode.REMAINING, ExitCode.STORE, ExitCode.INTERRUPTED
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -84,10 +86,10 @@ def _handle_errors(f: Callable) -> Callable:
                 send_error(kwargs["progress_fd"], str(e))
             else:
                 click.echo(f"taskflow: error: {e}", err=True)
-            sys.exit(EXIT_STORE if isinstance(e, StoreAccessError) else EXIT_USAGE)
+            sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("taskflow: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(ExitCode.INTERRUPTED)
     return wrapper
 
 
@@ -229,7 +231,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                       verify=verify)
     summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
     if summary.outcome is Outcome.FINISHED:
-        sys.exit(EXIT_OK)
+        sys.exit(ExitCode.OK)
     if summary.outcome is Outcome.FAILED or summary.failed:  # a failure outranks work left over
         if summary.failed == 0 and summary.blockers:
             # This worker ran none of them: say which failures block it, and how to go on.
@@ -239,8 +241,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                 send_error(progress_fd, message)  # the pool prints it once for all its workers
             else:
                 log.error(message)
-        sys.exit(EXIT_FAILED)
-    sys.exit(EXIT_REMAINING)
+        sys.exit(ExitCode.FAILED)
+    sys.exit(ExitCode.REMAINING)
 
 
 def _run_forked_worker(argv: list[str]) -> int:
@@ -248,8 +250,8 @@ def _run_forked_worker(argv: list[str]) -> int:
     try:
         main.main(args=["execute", *argv], prog_name="taskflow", standalone_mode=True)
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else 0 if e.code is None else EXIT_FAILED
-    return EXIT_OK
+        return e.code if isinstance(e.code, int) else ExitCode.OK if e.code is None else ExitCode.FAILED
+    return ExitCode.OK
 
 
 def _array_rank() -> tuple[int | None, int | None]:
@@ -362,7 +364,7 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
             damaged.append(h)
             click.echo(f"taskflow: damaged: {reason}; moved to {moved}; {damage_hint(s)} to compute "
                        f"{by_hash[h].name} again", err=True)
-    sys.exit(EXIT_OK if report.all_finished and not damaged else EXIT_FAILED)
+    sys.exit(ExitCode.OK if report.all_finished and not damaged else ExitCode.FAILED)
 
 
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli import (EXIT_FAILED, EXIT_OK, EXIT_REMAINING, _common, _configure_logging, _duration,
+from .errors import ExitCode
+from .cli import (_common, _configure_logging, _duration,
                   _handle_errors, _open_store, _store_option, main)
 
 SUBMIT_EPILOG = """\b
@@ -157,12 +158,12 @@ def wait(taskfile: str, args: tuple, store: str | None, timeout: float | None, i
     if result.outcome is WaitOutcome.FINISHED:
         if not quiet:
             click.echo(f"taskflow: all {total} tasks finished", err=True)
-        sys.exit(EXIT_OK)
+        sys.exit(ExitCode.OK)
     if result.outcome is WaitOutcome.FAILED:
         blocked = total - t["finished"] - t["failed"]
         click.echo(f"taskflow: {t['failed']} task(s) failed" + (f" and {blocked} cannot run" if blocked else "")
                    + f"; see `taskflow status {taskfile} --failed`", err=True)
-        sys.exit(EXIT_FAILED)
+        sys.exit(ExitCode.FAILED)
     if not quiet:
         click.echo(f"taskflow: timed out with {total - t['finished']} of {total} tasks not finished", err=True)
-    sys.exit(EXIT_REMAINING)
+    sys.exit(ExitCode.REMAINING)

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from .cli import (EXIT_FAILED, TARGET_HELP, _common, _configure_logging, _duration, _handle_errors, _open_store,
+from .errors import ExitCode
+from .cli import (TARGET_HELP, _common, _configure_logging, _duration, _handle_errors, _open_store,
                   _store_option, main)
 
 
@@ -161,7 +162,7 @@ def shell(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: b
 
     _configure_logging(verbose, False)
     run(taskfile, _open_store(taskfile, store), args)
-    sys.exit(0)
+    sys.exit(ExitCode.OK)
 
 
 DOCTOR_EPILOG = """\b
@@ -232,4 +233,4 @@ def doctor(taskfile: str | None, store: str | None, as_json: bool, lease: float,
     else:
         click.echo("\n".join(diagnosis.lines()))
     if diagnosis.unsafe:
-        sys.exit(EXIT_FAILED)
+        sys.exit(ExitCode.FAILED)
