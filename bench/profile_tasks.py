@@ -54,7 +54,7 @@ STEPS = [
     ("  reporter.task_started", "taskflow/progress.py", "task_started"),
     ("  reporter.task_finished (progress/log line)", "taskflow/progress.py", "task_finished"),
     ("  _refresh (re-list store)", "taskflow/worker.py", "_refresh"),
-    ("status: compute", "taskflow/status.py", "compute"),
+    ("status: compute", "taskflow/statusreport.py", "compute"),
     ("store.finished_hashes (listing)", "taskflow/store.py", "finished_hashes"),
     ("zlib.crc32", "~", "<built-in method zlib.crc32>"),
     ("writev", "~", "<built-in method posix.writev>"),

@@ -286,7 +286,7 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
       taskflow status taskfile.py --running
       taskflow status taskfile.py --watch 5
     """
-    from .status import compute, dumps, running_lines, watch
+    from .statusreport import compute, dumps, running_lines, watch
     from .taskfile import load
 
     _configure_logging(verbose, False)
@@ -333,7 +333,7 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
       taskflow check taskfile.py && echo done
       taskflow check taskfile.py --verify
     """
-    from .status import confirmed, damage_hint
+    from .statusreport import confirmed, damage_hint
 
     _configure_logging(verbose, not verbose)
     s = _open_store(taskfile, store)

@@ -132,7 +132,7 @@ def graph(taskfile: str, args: tuple, store: str | None, output: str, full: bool
       taskflow graph taskfile.py -o graph.svg
     """
     from .graph import collapsed_dot, full_dot, write
-    from .status import compute, task_states
+    from .statusreport import compute, task_states
     from .taskfile import load
 
     _configure_logging(verbose, False)

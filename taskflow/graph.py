@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Sequence
 
 from .errors import TaskflowError, UsageError
-from .status import STATES, StatusReport
+from .statusreport import STATES, StatusReport
 from .task import Task
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import jobs
-from .status import StatusReport, confirmed, damage_hint
+from .statusreport import StatusReport, confirmed, damage_hint
 from .store import Store
 from .taskfile import store_path
 from .units import format_duration
