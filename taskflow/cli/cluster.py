@@ -1,6 +1,6 @@
 """The cluster commands `taskflow submit` and `taskflow wait`, registered on the `taskflow` group.
 
-Same conventions as cli.py: data on stdout (the job id; the script and
+Same conventions as the other commands: data on stdout (the job id; the script and
 command of a dry run), progress and messages on stderr, errors mapped to exit
 codes only here.
 """
@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .errors import ExitCode
-from .cli import (_common, _configure_logging, _duration,
-                  _handle_errors, _open_store, _store_option, main)
+from ..errors import ExitCode
+from .base import _common, _configure_logging, _duration, _handle_errors, _open_store, _store_option, main
 
 SUBMIT_EPILOG = """\b
 Settings not on the command line come from TASKFLOW_SCHEDULER,
@@ -30,7 +29,7 @@ Exit codes:
        or answered something unreadable (nothing is recorded then)"""
 
 if TYPE_CHECKING:
-    from .wait import Progress
+    from ..wait import Progress
 
 WAIT_EPILOG = """\b
 Exit codes:
@@ -76,7 +75,8 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
       taskflow submit taskfile.py -n 20 --arg --delay --arg 0.1
       taskflow wait taskfile.py
     """
-    from .submit import prepare, resolve_options, submit as run_submit
+    from ..submit import prepare, resolve_options
+    from ..submit import submit as run_submit
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)
@@ -141,7 +141,8 @@ def wait(taskfile: str, args: tuple, store: str | None, timeout: float | None, i
     Example:
       taskflow submit taskfile.py -n 20 && taskflow wait taskfile.py --timeout 12h
     """
-    from .wait import WaitOutcome, wait as run_wait
+    from ..wait import WaitOutcome
+    from ..wait import wait as run_wait
 
     _configure_logging(verbose, quiet and not verbose)
     if interval <= 0:
