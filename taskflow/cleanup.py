@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import UsageError
 from .lease import Leases, on_this_host, pid_alive, read_owner

@@ -10,7 +10,8 @@ import logging
 import os
 import re
 import sys
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 from .errors import UsageError
 
@@ -55,7 +56,8 @@ def read_section(taskfile: str, section: str,
     if loads is None:
         header = re.compile(rf"^\s*\[\s*tool\s*\.\s*taskflow\s*\.\s*{re.escape(section)}\s*\]", re.M)
         if header.search(text):
-            raise UsageError(f"{path}: has [tool.taskflow.{section}] but this Python {sys.version_info[0]}.{sys.version_info[1]} cannot read TOML: "
+            version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+            raise UsageError(f"{path}: has [tool.taskflow.{section}] but this Python {version} cannot read TOML: "
                              "install tomli (pip install tomli) or pass the settings on the command line")
         return {}, None
     try:

@@ -27,7 +27,8 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from . import doctor_clock, doctor_peer, fsneeds
 from ._version import __version__
@@ -253,7 +254,7 @@ def _measure_lag(store: Store, clock: doctor_clock.Clock, peer: bool, peer_path:
     def other() -> None:
         try:
             outcome["lags"] = doctor_peer.meet(peer_path, doctor_clock.sample_clock(peer_scratch), wait)
-        except BaseException as e:  # noqa: B902 - handed to the main thread
+        except BaseException as e:  # handed to the main thread
             outcome["error"] = e
 
     thread = threading.Thread(target=other, name="taskflow-doctor-peer", daemon=True)

@@ -107,7 +107,7 @@ class Race:
     failed: collections.Counter = field(default_factory=collections.Counter)
     overwritten: int = 0
 
-    def add(self, other: "Race") -> None:
+    def add(self, other: Race) -> None:
         for r, who in other.won.items():
             self.won[r].extend(who)
         self.lost.update(other.lost)
@@ -119,7 +119,7 @@ class Race:
                 "failed": dict(self.failed), "overwritten": self.overwritten}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Race":
+    def from_json(cls, data: dict) -> Race:
         race = cls()
         for r, who in data["won"].items():
             race.won[int(r)].extend(who)
@@ -161,8 +161,9 @@ def race_check(name: str, outcome: Race, racers: int, rounds: int, where: str) -
     data = {"racers": racers, "rounds": rounds, "double_wins": len(double), "collisions": sum(lost.values()),
             "lost_race_errno": dict(lost), "failed_errno": dict(failed), "unwon_rounds": unwon,
             "overwritten": outcome.overwritten}
-    figure = (f"{racers} processes x {rounds} rounds{where}: {len(double)} double wins, "
-              f"{sum(lost.values())} collisions" + (f" (a lost race returns {', '.join(sorted(lost))})" if lost else ""))
+    returns = f" (a lost race returns {', '.join(sorted(lost))})" if lost else ""
+    figure = f"{racers} processes x {rounds} rounds{where}: {len(double)} double wins, {sum(lost.values())} collisions"
+    figure += returns
     verdict = OK
     if double or outcome.overwritten:
         verdict = UNSAFE

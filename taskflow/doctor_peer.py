@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from .doctor_checks import Race, race
 from .doctor_clock import Clock
@@ -298,11 +298,13 @@ def _watch_rounds(folder: str, clock: Clock, rounds: int, alive: Callable[[], No
         _send(folder, f"primed.{r}", {})
         if r == 0:
             listing_until = time.monotonic() + LAG_LIMIT
+        # Bound as defaults: each round's tests look at that round's probe.
         tests = {
-            "renewal": lambda: all(new != was for new, was in zip(_stamps(f"{probe}.renewal"), old)),
-            "replacement": lambda: _content(f"{probe}.replacement") == "new",
-            "deletion": lambda: not any(_exists(f"{probe}.deletion")),
-            "creation": lambda: all(_exists(f"{probe}.creation")),
+            "renewal": lambda probe=probe, old=old: all(
+                new != was for new, was in zip(_stamps(f"{probe}.renewal"), old, strict=True)),
+            "replacement": lambda probe=probe: _content(f"{probe}.replacement") == "new",
+            "deletion": lambda probe=probe: not any(_exists(f"{probe}.deletion")),
+            "creation": lambda probe=probe: all(_exists(f"{probe}.creation")),
         }
         seen: dict[str, float | None] = {}
         deadline = time.monotonic() + LAG_LIMIT

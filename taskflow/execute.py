@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import traceback
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from . import taskfile as taskfile_module
 from .progress import replay
@@ -220,7 +220,7 @@ def _fork_worker(child_main: Callable[[list[str]], int], argv: list[str], read_f
         code = child_main(argv)
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
-    except BaseException:  # noqa: B902 - whatever happens, this process must not return into the pool
+    except BaseException:  # whatever happens, this process must not return into the pool
         traceback.print_exc()
     finally:
         try:

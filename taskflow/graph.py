@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import TaskflowError, UsageError
 from .statusreport import STATES, StatusReport

@@ -20,7 +20,8 @@ import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from .errors import StoreError
 from .store import Store
@@ -51,7 +52,7 @@ class JobRecord:
         return f"{self.scheduler} job {self.job_id}"
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "JobRecord":
+    def from_json(cls, data: dict[str, Any]) -> JobRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 

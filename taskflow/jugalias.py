@@ -19,7 +19,7 @@ import importlib.machinery
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import JugImportError
 

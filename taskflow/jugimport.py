@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 from .jugdata import JugData, Unreadable
 from .jugkey import NotComputable, task_key

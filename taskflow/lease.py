@@ -63,7 +63,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import StoreError, UsageError
 from .store import HOST, Store, process

@@ -5,7 +5,8 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .errors import CorruptResultError, NoTaskMatchesError, UsageError
 from .lease import Leases

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import code
 import sys
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .invalidate import invalidate as invalidate_tasks
 from .report import describe, find

@@ -26,7 +26,8 @@ import os
 import errno
 import itertools
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 from . import encoding
 from .fingerprint import fingerprint

@@ -16,7 +16,8 @@ import sys
 import traceback
 import types
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from .errors import TaskfileError, TaskflowError
 from .jugalias import jug_alias

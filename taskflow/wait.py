@@ -20,7 +20,7 @@ import enum
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from . import jobs
 from .statusreport import StatusReport, confirmed, damage_hint

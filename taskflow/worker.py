@@ -18,7 +18,8 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from . import confirm, damage
 from .encoding import Payload
@@ -448,7 +449,7 @@ class Worker:
                 return True
             except (KeyboardInterrupt, Terminated):
                 raise
-            except BaseException as e:  # noqa: B902 - a task's SystemExit is the task failing
+            except BaseException as e:  # a task's SystemExit is the task failing
                 return self._record_failure(task, claim, e, started, summary)
             if not self.leases.holds(claim):
                 log.warning("lost the claim on %s (%s) while running it: %s; discarding this result",

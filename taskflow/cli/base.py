@@ -8,7 +8,8 @@ import functools
 import logging
 import os
 import sys
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import click
 

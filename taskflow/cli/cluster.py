@@ -104,7 +104,7 @@ class _ProgressPrinter:
         self.printed_at = 0.0
         self.drawn = False
 
-    def __call__(self, progress: "Progress") -> None:
+    def __call__(self, progress: Progress) -> None:
         line = progress.line()
         if self.tty:
             click.echo("\r\033[K" + line, nl=False, err=True)

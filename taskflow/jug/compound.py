@@ -10,7 +10,8 @@ and stores it as its own result, under its own hash. `f` may call
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from .. import task as core
 from ..jugalias import jug_alias

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import SchedulerError, UsageError
 from .base import (DEFAULT_LOG_DIR, DEFAULT_NAME, DEFAULT_PYTHON, Scheduler, ScriptSpec, fill, format_walltime,

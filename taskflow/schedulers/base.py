@@ -15,7 +15,7 @@ import shlex
 import shutil
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import SchedulerError, UsageError
 

@@ -11,7 +11,7 @@ import logging
 import re
 import shutil
 import subprocess
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import UsageError
 from .base import Scheduler, ScriptSpec, format_walltime

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .base import Scheduler, ScriptSpec, format_walltime
 
