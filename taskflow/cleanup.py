@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from .errors import UsageError
 from .lease import Leases, on_this_host, pid_alive, read_owner

@@ -10,8 +10,8 @@ import logging
 import os
 import re
 import sys
-from typing import Any, Literal
 from collections.abc import Callable
+from typing import Any, Literal
 
 from .errors import UsageError
 
@@ -21,11 +21,9 @@ PYPROJECT = "pyproject.toml"
 
 
 def _toml_loads() -> Callable[[str], dict] | None:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
         return tomllib.loads
-    except ModuleNotFoundError:
-        pass
     try:
         import tomli
         return tomli.loads

@@ -81,7 +81,9 @@ def _stop(procs: list) -> None:
 
 def _racer(folders: list[str], index: int, rounds: int, start_at: float) -> tuple:
     folder = folders[index % len(folders)]
-    won, lost, failed = [], collections.Counter(), collections.Counter()
+    won: list = []
+    lost: collections.Counter[str] = collections.Counter()
+    failed: collections.Counter[str] = collections.Counter()
     while time.time() < start_at:
         pass  # spin rather than sleep: the racers must start within microseconds of one another
     for r in range(rounds):
@@ -232,7 +234,7 @@ def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
         _stop(procs)
     with open(target, "rb") as f:
         last_ok = f.read() == _version(renames)
-    data = {"renames": renames, "reads": reads, "missing": missing, "torn": torn, "final_content_right": last_ok}
+    counts = {"renames": renames, "reads": reads, "missing": missing, "torn": torn, "final_content_right": last_ok}
     figure = f"{renames} renames over a file read {reads} times meanwhile: {missing} times missing, {torn} torn"
     verdict = OK
     if missing:
@@ -243,7 +245,7 @@ def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
         verdict = UNSAFE
         if not last_ok:
             figure += "; the last rename did not replace the file"
-    return Check("rename", verdict, figure, data)
+    return Check("rename", verdict, figure, counts)
 
 
 def check_link(folder: str) -> Check:

@@ -25,8 +25,8 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .doctor_checks import Race, race
 from .doctor_clock import Clock
@@ -298,14 +298,7 @@ def _watch_rounds(folder: str, clock: Clock, rounds: int, alive: Callable[[], No
         _send(folder, f"primed.{r}", {})
         if r == 0:
             listing_until = time.monotonic() + LAG_LIMIT
-        # Bound as defaults: each round's tests look at that round's probe.
-        tests = {
-            "renewal": lambda probe=probe, old=old: all(
-                new != was for new, was in zip(_stamps(f"{probe}.renewal"), old, strict=True)),
-            "replacement": lambda probe=probe: _content(f"{probe}.replacement") == "new",
-            "deletion": lambda probe=probe: not any(_exists(f"{probe}.deletion")),
-            "creation": lambda probe=probe: all(_exists(f"{probe}.creation")),
-        }
+        tests = _lag_tests(probe, old)
         seen: dict[str, float | None] = {}
         deadline = time.monotonic() + LAG_LIMIT
         last = r == rounds - 1
@@ -322,6 +315,16 @@ def _watch_rounds(folder: str, clock: Clock, rounds: int, alive: Callable[[], No
             seen.setdefault(kind, None)
         _send(folder, f"seen.{r}", {"seen": seen, "listing": listed, "uncertainty": clock.uncertainty})
         alive()
+
+
+def _lag_tests(probe: str, old: tuple[int | None, int | None]) -> dict[str, Callable[[], bool]]:
+    """Whether this client sees each change the writer made to the probe files of one round."""
+    return {
+        "renewal": lambda: all(new != was for new, was in zip(_stamps(f"{probe}.renewal"), old, strict=True)),
+        "replacement": lambda: _content(f"{probe}.replacement") == "new",
+        "deletion": lambda: not any(_exists(f"{probe}.deletion")),
+        "creation": lambda: all(_exists(f"{probe}.creation")),
+    }
 
 
 def _stamps(path: str) -> tuple[int | None, int | None]:

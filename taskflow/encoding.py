@@ -59,7 +59,7 @@ def _npy_segments(arr) -> tuple[str, list]:
     buf = io.BytesIO()
     np.lib.format.write_array_header_2_0(buf, header)
     data = arr.T if header["fortran_order"] else arr
-    return "npy", [buf.getvalue(), memoryview(np.ascontiguousarray(data)).cast("B")]
+    return "npy", [buf.getvalue(), np.ascontiguousarray(data).data.cast("B")]
 
 
 def _pickle_segments(value: Any) -> tuple[str, list]:
@@ -350,7 +350,7 @@ def _read_whole(fd: int, path: str, size: int) -> memoryview:
     return buf
 
 
-def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
+def _read_exactly(f: io.FileIO, into: memoryview, path: str) -> None:
     got = 0
     while got < len(into):
         n = f.readinto(into[got:])
@@ -359,7 +359,7 @@ def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
         got += n
 
 
-def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, Header] | None:
+def _load_large_array(f: io.FileIO, path: str, size: int) -> tuple[Any, Header] | None:
     """A large .npy result read straight into a new array, checked chunk by chunk.
 
     No intermediate buffer: the array's pages are filled once by the read, and
@@ -385,7 +385,7 @@ def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, Header] |
     if count * dtype.itemsize != data_size:
         raise CorruptResultError(path, "array header does not match the data length")
     flat = np.empty(data_size, dtype=np.uint8)
-    target = memoryview(flat)
+    target = flat.data
     checker = checksum.Parallel()
     checker.add(npy_header)
     have = first[offset + npy_size:]

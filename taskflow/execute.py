@@ -132,7 +132,7 @@ def _selected(loaded: taskfile_module.Loaded, targets: Sequence[str]) -> list[Ta
 
 
 # Worst first: how --jobs combines its workers' exit codes.
-_SEVERITY = [ExitCode.USAGE, ExitCode.STORE, ExitCode.FAILED, ExitCode.INTERRUPTED, ExitCode.REMAINING,
+_SEVERITY: list[int] = [ExitCode.USAGE, ExitCode.STORE, ExitCode.FAILED, ExitCode.INTERRUPTED, ExitCode.REMAINING,
              ExitCode.OK]
 
 
@@ -179,7 +179,8 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
             for rank in range(jobs):
                 # Before child_args: those may end with `-- taskfile arguments`.
                 argv = ["--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}", *child_args]
-                pids.append(_fork_worker(child_main, argv, read_fd) if fork else _spawn_worker(argv, write_fd))
+                pids.append(_fork_worker(child_main, argv, read_fd) if fork and child_main is not None
+                            else _spawn_worker(argv, write_fd))
         finally:
             os.close(write_fd)
         _relay_progress(read_fd, reporter)

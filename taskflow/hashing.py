@@ -13,8 +13,8 @@ import enum
 import hashlib
 import sys
 import types
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from .errors import UnhashableArgumentError
 

@@ -19,9 +19,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from collections.abc import Iterable
 
 from .errors import StoreError
 from .store import Store

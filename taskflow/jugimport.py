@@ -11,8 +11,8 @@ above it are in.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from .jugdata import JugData, Unreadable
 from .jugkey import NotComputable, task_key

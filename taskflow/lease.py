@@ -62,8 +62,8 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .errors import StoreError, UsageError
 from .store import HOST, Store, process

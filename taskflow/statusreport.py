@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from .lease import Leases, LockInfo
 from .store import Store

@@ -26,8 +26,8 @@ import os
 import errno
 import itertools
 import time
-from typing import Any
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from . import encoding
 from .fingerprint import fingerprint
@@ -351,7 +351,7 @@ class Store:
         `status` see cheaply whether any stored result may come from other code.
         """
         key = (meta.get("name"), meta.get("code"), meta.get("version"))
-        if key in self._noted_code or key[1] is None:
+        if key in self._noted_code or key[0] is None or key[1] is None:
             return
         self._noted_code.add(key)
         folder = os.path.join(self.code_dir, key[0])

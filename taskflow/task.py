@@ -7,8 +7,8 @@ while a taskfile loads is recorded, in declaration order, in the active
 from __future__ import annotations
 
 import functools
-from typing import Any
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .errors import TaskDeclarationError
 from .hashing import function_name, task_hash, value_hash
@@ -159,6 +159,10 @@ class TaskGenerator:
     to mark results of earlier versions as changed (see `taskflow status`).
     Results stay keyed by name and arguments, not by version.
     """
+
+    f: Callable
+    name: str
+    version: str | None
 
     def __new__(cls, f: Callable | None = None, *, version: Any = None):
         if f is None:

@@ -15,9 +15,9 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Iterable, Sequence
 
 from .errors import TaskfileError, TaskflowError
 from .jugalias import jug_alias
@@ -120,8 +120,7 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = (), finished: Iterab
     _refuse_shadowing(stem, path)
     module = types.ModuleType(stem)
     module.__file__ = path
-    module.__builtins__ = __builtins__
-    module.__taskflow_taskfile__ = True
+    vars(module).update(__builtins__=__builtins__, __taskflow_taskfile__=True)
     sys.modules[stem] = module
     # Kept after loading: tasks may import modules beside the taskfile while they
     # run, and results may hold their classes.
@@ -195,8 +194,8 @@ def _unfinished(store: Store, hashes: list[str], known_finished: set[str]) -> bo
 
 def _caller_line() -> int | None:
     """The taskfile line that called barrier() (or bvalue())."""
-    frame = sys._getframe(1)
-    here = frame.f_code.co_filename
+    frame: types.FrameType | None = sys._getframe(1)
+    here = sys._getframe(1).f_code.co_filename
     while frame is not None and frame.f_code.co_filename == here:
         frame = frame.f_back
     return frame.f_lineno if frame is not None else None

@@ -19,8 +19,8 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from . import jobs
 from .statusreport import StatusReport, confirmed, damage_hint

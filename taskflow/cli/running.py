@@ -54,16 +54,16 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     from ..execute import execute as run_execute
     from ..lease import check_lease
     from ..progress import LogReporter, PipeReporter, TerminalReporter
-    from ..worker import Options, Outcome
+    from ..worker import Options, Outcome, Reporter
 
     _configure_logging(verbose, quiet and not verbose)
     from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
     lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
+    reporter: Reporter
     if progress_fd is not None:
         reporter = PipeReporter(progress_fd)
     elif quiet:
-        from ..worker import Reporter
         reporter = Reporter()
     elif sys.stderr.isatty():
         reporter = TerminalReporter()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import pickle
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from .task import TaskGenerator, Tasklet, describe
 

@@ -9,8 +9,8 @@ as a task argument, whose value is the flat list.
 from __future__ import annotations
 
 import functools
-from typing import Any
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .. import task as core
 from .task import MAP, Task, _can_load, _element, key_view, resolve, value
@@ -76,7 +76,7 @@ def _curry_map_values(mapper: Callable, inputs: list) -> list:
     return [mapper(*x) for x in inputs]
 
 
-def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: int = 4,
+def mapreduce(reducer: Callable, mapper: Callable | None, inputs: Iterable, map_step: int = 4,
               reduce_step: int = 8) -> Any:
     """A task computing `functools.reduce(reducer, map(mapper, inputs))`, in a tree of tasks.
 

@@ -20,8 +20,8 @@ import inspect
 import textwrap
 import time
 import types
-from typing import Any
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .. import task as core
 from ..errors import JugFeatureError, TaskDeclarationError
@@ -303,7 +303,8 @@ class Tasklet:
 
     __slots__ = ("base", "f")
 
-    def __init__(self, base: Any, f: Callable):
+    # A function of the base's value; NoLoad keeps the string "NoLoad" here, which names it in keys.
+    def __init__(self, base: Any, f: Callable | Any):
         self.base = base
         self.f = f
 

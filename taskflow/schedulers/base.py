@@ -13,9 +13,9 @@ import os
 import re
 import shlex
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from collections.abc import Callable, Sequence
 
 from ..errors import SchedulerError, UsageError
 
@@ -43,7 +43,8 @@ class ScriptSpec:
 
 
 def template_text(filename: str) -> str:
-    return resources.files(__package__).joinpath("templates", filename).read_text(encoding="utf-8")
+    package = __name__.rpartition(".")[0]  # taskflow.schedulers, which holds templates/
+    return resources.files(package).joinpath("templates").joinpath(filename).read_text(encoding="utf-8")
 
 
 def fill(text: str, values: dict[str, str]) -> str:
