@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import shutil
 import time
@@ -32,8 +31,6 @@ from .doctor_checks import Race, race
 from .doctor_clock import Clock
 from .errors import UsageError
 from .store import HOST, process
-
-log = logging.getLogger(__name__)
 
 LAG_LIMIT = 30.0            # a change not seen after this long is reported as not seen at all
 POLL = 0.002

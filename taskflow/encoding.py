@@ -137,11 +137,6 @@ def _crc_of(segments: list) -> int:
     return crc
 
 
-def encode(value: Any, meta: dict) -> list:
-    """The buffers that make up the result file of `value`, ready for one writev()."""
-    return Payload(value, meta).buffers()
-
-
 def write_all(fd: int, buffers: list) -> int:
     """Write every buffer to `fd`, in as few system calls as the kernel allows."""
     if len(buffers) == 2 and type(buffers[1]) is bytes and len(buffers[1]) < _LARGE:
@@ -164,12 +159,6 @@ def write_all(fd: int, buffers: list) -> int:
                 views[0] = views[0][n:]
                 n = 0
     return total
-
-
-def dump(value: Any, meta: dict, out: BinaryIO) -> int:
-    """Write `value` with `meta` to the open binary file; returns bytes written."""
-    out.flush()
-    return write_all(out.fileno(), encode(value, meta))
 
 
 # What our own writer puts first (see Payload._head), read without a JSON parser:

@@ -1,7 +1,6 @@
 """Pictures of the task graph in Graphviz dot: one node per task name, or every task."""
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
@@ -11,8 +10,6 @@ from collections.abc import Sequence
 from .errors import TaskflowError, UsageError
 from .statusreport import STATES, StatusReport
 from .task import Task
-
-log = logging.getLogger(__name__)
 
 FULL_LIMIT = 2000
 COLOURS = {"finished": "#8fd18f", "running": "#7fb2f0", "ready": "#f5e27a",

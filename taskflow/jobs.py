@@ -57,10 +57,6 @@ class JobRecord:
         return cls(**known)
 
 
-def jobs_dir(store: Store) -> str:
-    return store.jobs_dir
-
-
 def logs_dir(store: Store) -> str:
     return os.path.join(store.jobs_dir, "logs")
 

@@ -161,7 +161,7 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
                       walltime=options.walltime,
                       memory=options.memory, queue=options.queue)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    script_path = os.path.join(jobs.jobs_dir(store),
+    script_path = os.path.join(store.jobs_dir,
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
     command = [scheduler.submit_command, *scheduler.submit_args(script_path, options.workers, options.extra)]
     return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command)

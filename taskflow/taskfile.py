@@ -218,13 +218,13 @@ def bvalue(x: Any) -> Any:
     return value(x)
 
 
-def init(taskfile: str, store: str | None = None, argv: Sequence[str] = (), fsync: bool = False) -> types.ModuleType:
+def init(taskfile: str, store: str | None = None, argv: Sequence[str] = ()) -> types.ModuleType:
     """Load a taskfile and its store for use in a notebook or script; runs no task.
 
     Returns the taskfile as a module: `ns = taskflow.init("taskfile.py")`,
     then `taskflow.value(ns.results)`.
     """
-    loaded = load(taskfile, Store(store_path(taskfile, store), fsync=fsync), argv)
+    loaded = load(taskfile, Store(store_path(taskfile, store)), argv)
     if not loaded.complete:
         log.warning("stopped at the barrier at %s, which waits for unfinished tasks; "
                     "names below it are not defined yet", loaded.barrier_at)
