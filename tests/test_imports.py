@@ -123,3 +123,16 @@ def test_no_cycle_among_module_level_imports():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_cli_package_offers_what_command_modules_import():
+    """A command module outside taskflow/cli/ builds on these names of taskflow.cli."""
+    import taskflow.cli as cli
+    from taskflow.errors import ExitCode
+
+    for name in ["main", "_common", "_handle_errors", "_open_store", "_store_option", "_configure_logging",
+                 "_duration", "TARGET_HELP", "EXIT_CODES_HELP", "log"]:
+        assert hasattr(cli, name), name
+    assert [cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_REMAINING, cli.EXIT_STORE,
+            cli.EXIT_INTERRUPTED] == list(ExitCode)
+    assert set(cli.__all__) <= set(dir(cli))
