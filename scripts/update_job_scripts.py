@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write scripts/<scheduler>/taskflow_array.* from the job script templates in taskflow/schedulers/templates/.
 
-The scripts are the templates rendered with default settings; tests/test_job_scripts.py
+The scripts are the templates rendered with default settings; tests/test_scheduler_scripts.py
 checks that they agree. Run this after changing a template:
 
     python3 scripts/update_job_scripts.py

@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import zlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 _POLY = 0xEDB88320  # x**32 + x**26 + ... + 1, reflected, without the x**32 term
 _X0 = 1 << 31       # the polynomial 1
@@ -76,7 +76,7 @@ def threads() -> int:
 def join(crcs: Sequence[int], lengths: Sequence[int]) -> int:
     """The CRC of consecutive pieces, from each piece's CRC and length."""
     total = 0
-    for crc, length in zip(crcs, lengths):
+    for crc, length in zip(crcs, lengths, strict=True):
         total = combine(total, crc, length)
     return total
 

@@ -6,17 +6,14 @@ judged stale and only if it is still the very file that was judged (see
 """
 from __future__ import annotations
 
-import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .errors import UsageError
 from .lease import Leases, on_this_host, pid_alive, read_owner
 from .store import HOST, Store
 from .task import Task
-
-log = logging.getLogger(__name__)
 
 # Temp files of writers on other hosts are removed only when this old: a write
 # in progress on a slow filesystem must never lose its file.

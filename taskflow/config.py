@@ -10,7 +10,8 @@ import logging
 import os
 import re
 import sys
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from .errors import UsageError
 
@@ -20,11 +21,9 @@ PYPROJECT = "pyproject.toml"
 
 
 def _toml_loads() -> Callable[[str], dict] | None:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
         return tomllib.loads
-    except ModuleNotFoundError:
-        pass
     try:
         import tomli
         return tomli.loads
@@ -55,7 +54,8 @@ def read_section(taskfile: str, section: str,
     if loads is None:
         header = re.compile(rf"^\s*\[\s*tool\s*\.\s*taskflow\s*\.\s*{re.escape(section)}\s*\]", re.M)
         if header.search(text):
-            raise UsageError(f"{path}: has [tool.taskflow.{section}] but this Python {sys.version_info[0]}.{sys.version_info[1]} cannot read TOML: "
+            version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+            raise UsageError(f"{path}: has [tool.taskflow.{section}] but this Python {version} cannot read TOML: "
                              "install tomli (pip install tomli) or pass the settings on the command line")
         return {}, None
     try:

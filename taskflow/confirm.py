@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .journal import journaled
 from .store import HOST, Store, process

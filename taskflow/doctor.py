@@ -25,9 +25,10 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from . import doctor_clock, doctor_peer, fsneeds
 from ._version import __version__
@@ -143,7 +144,7 @@ def lag_checks(lags: doctor_peer.Lags | None, why_not: str) -> tuple[list[Check]
     if any(v is None for v in claim.values()):
         return [Check("cache lag", UNSAFE, f"changes made by another client were not seen within "
                       f"{doctor_peer.LAG_LIMIT:g} s ({parts}; with {lags.peer})", data), listing], None
-    worst = max(max(claim.values()) + lags.uncertainty, 0.0)
+    worst = max(max(v for v in claim.values() if v is not None) + lags.uncertainty, 0.0)
     who = "changes made here, seen by" if lags.role == "writer" else "changes seen here, made by"
     return [Check("cache lag", OK, f"a change shows on the other client after up to {_seconds(worst)}: {parts} "
                   f"(worst of {lags.rounds} rounds, ± {_seconds(lags.uncertainty)}; {who} {lags.peer})", data),
@@ -249,11 +250,13 @@ def _measure_lag(store: Store, clock: doctor_clock.Clock, peer: bool, peer_path:
     # clock reading. Its files lie in our scratch and peer folders, which we remove, also when
     # we are interrupted and it is not.
     outcome: dict[str, Any] = {}
+    if peer_scratch is None:
+        raise ValueError("peer_path comes with peer_scratch, its view of our scratch folder")
 
     def other() -> None:
         try:
             outcome["lags"] = doctor_peer.meet(peer_path, doctor_clock.sample_clock(peer_scratch), wait)
-        except BaseException as e:  # noqa: B902 - handed to the main thread
+        except BaseException as e:  # handed to the main thread
             outcome["error"] = e
 
     thread = threading.Thread(target=other, name="taskflow-doctor-peer", daemon=True)

@@ -81,7 +81,9 @@ def _stop(procs: list) -> None:
 
 def _racer(folders: list[str], index: int, rounds: int, start_at: float) -> tuple:
     folder = folders[index % len(folders)]
-    won, lost, failed = [], collections.Counter(), collections.Counter()
+    won: list = []
+    lost: collections.Counter[str] = collections.Counter()
+    failed: collections.Counter[str] = collections.Counter()
     while time.time() < start_at:
         pass  # spin rather than sleep: the racers must start within microseconds of one another
     for r in range(rounds):
@@ -107,7 +109,7 @@ class Race:
     failed: collections.Counter = field(default_factory=collections.Counter)
     overwritten: int = 0
 
-    def add(self, other: "Race") -> None:
+    def add(self, other: Race) -> None:
         for r, who in other.won.items():
             self.won[r].extend(who)
         self.lost.update(other.lost)
@@ -119,7 +121,7 @@ class Race:
                 "failed": dict(self.failed), "overwritten": self.overwritten}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Race":
+    def from_json(cls, data: dict) -> Race:
         race = cls()
         for r, who in data["won"].items():
             race.won[int(r)].extend(who)
@@ -161,8 +163,9 @@ def race_check(name: str, outcome: Race, racers: int, rounds: int, where: str) -
     data = {"racers": racers, "rounds": rounds, "double_wins": len(double), "collisions": sum(lost.values()),
             "lost_race_errno": dict(lost), "failed_errno": dict(failed), "unwon_rounds": unwon,
             "overwritten": outcome.overwritten}
-    figure = (f"{racers} processes x {rounds} rounds{where}: {len(double)} double wins, "
-              f"{sum(lost.values())} collisions" + (f" (a lost race returns {', '.join(sorted(lost))})" if lost else ""))
+    returns = f" (a lost race returns {', '.join(sorted(lost))})" if lost else ""
+    figure = f"{racers} processes x {rounds} rounds{where}: {len(double)} double wins, {sum(lost.values())} collisions"
+    figure += returns
     verdict = OK
     if double or outcome.overwritten:
         verdict = UNSAFE
@@ -231,7 +234,7 @@ def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
         _stop(procs)
     with open(target, "rb") as f:
         last_ok = f.read() == _version(renames)
-    data = {"renames": renames, "reads": reads, "missing": missing, "torn": torn, "final_content_right": last_ok}
+    counts = {"renames": renames, "reads": reads, "missing": missing, "torn": torn, "final_content_right": last_ok}
     figure = f"{renames} renames over a file read {reads} times meanwhile: {missing} times missing, {torn} torn"
     verdict = OK
     if missing:
@@ -242,7 +245,7 @@ def check_rename(folder: str, seconds: float = RENAME_SECONDS) -> Check:
         verdict = UNSAFE
         if not last_ok:
             figure += "; the last rename did not replace the file"
-    return Check("rename", verdict, figure, data)
+    return Check("rename", verdict, figure, counts)
 
 
 def check_link(folder: str) -> Check:

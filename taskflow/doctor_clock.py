@@ -10,6 +10,7 @@ the stamp has ticked, which on whole-second filesystems takes up to a second.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def sample_clock(folder: str, limit: float = CLOCK_SAMPLE_LIMIT) -> Clock:
             finally:
                 os.close(check)
             samples.append((before, time.time(), ns))
-            ticks = sum(1 for a, b in zip(samples, samples[1:]) if b[2] != a[2])
+            ticks = sum(1 for a, b in itertools.pairwise(samples) if b[2] != a[2])
             elapsed = time.monotonic() - start
             if (ticks >= 1 and len(samples) >= 20) or elapsed >= limit:
                 break
@@ -63,7 +64,7 @@ def sample_clock(folder: str, limit: float = CLOCK_SAMPLE_LIMIT) -> Clock:
         os.close(fd)
         os.unlink(path)
     stamps = [s[2] for s in samples]
-    steps = [b - a for a, b in zip(stamps, stamps[1:]) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(stamps) if b > a]
     unit = min(_units(ns) for ns in stamps)
     granularity = max(unit, min(steps) if steps else unit) / 1e9
     if not steps:  # the stamp never moved: all we know is that it is coarser than our sampling

@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .doctor_checks import Race, race
 from .doctor_clock import Clock
 from .errors import UsageError
 from .store import HOST, process
-
-log = logging.getLogger(__name__)
 
 LAG_LIMIT = 30.0            # a change not seen after this long is reported as not seen at all
 POLL = 0.002
@@ -298,12 +295,7 @@ def _watch_rounds(folder: str, clock: Clock, rounds: int, alive: Callable[[], No
         _send(folder, f"primed.{r}", {})
         if r == 0:
             listing_until = time.monotonic() + LAG_LIMIT
-        tests = {
-            "renewal": lambda: all(new != was for new, was in zip(_stamps(f"{probe}.renewal"), old)),
-            "replacement": lambda: _content(f"{probe}.replacement") == "new",
-            "deletion": lambda: not any(_exists(f"{probe}.deletion")),
-            "creation": lambda: all(_exists(f"{probe}.creation")),
-        }
+        tests = _lag_tests(probe, old)
         seen: dict[str, float | None] = {}
         deadline = time.monotonic() + LAG_LIMIT
         last = r == rounds - 1
@@ -320,6 +312,16 @@ def _watch_rounds(folder: str, clock: Clock, rounds: int, alive: Callable[[], No
             seen.setdefault(kind, None)
         _send(folder, f"seen.{r}", {"seen": seen, "listing": listed, "uncertainty": clock.uncertainty})
         alive()
+
+
+def _lag_tests(probe: str, old: tuple[int | None, int | None]) -> dict[str, Callable[[], bool]]:
+    """Whether this client sees each change the writer made to the probe files of one round."""
+    return {
+        "renewal": lambda: all(new != was for new, was in zip(_stamps(f"{probe}.renewal"), old, strict=True)),
+        "replacement": lambda: _content(f"{probe}.replacement") == "new",
+        "deletion": lambda: not any(_exists(f"{probe}.deletion")),
+        "creation": lambda: all(_exists(f"{probe}.creation")),
+    }
 
 
 def _stamps(path: str) -> tuple[int | None, int | None]:

@@ -59,7 +59,7 @@ def _npy_segments(arr) -> tuple[str, list]:
     buf = io.BytesIO()
     np.lib.format.write_array_header_2_0(buf, header)
     data = arr.T if header["fortran_order"] else arr
-    return "npy", [buf.getvalue(), memoryview(np.ascontiguousarray(data)).cast("B")]
+    return "npy", [buf.getvalue(), np.ascontiguousarray(data).data.cast("B")]
 
 
 def _pickle_segments(value: Any) -> tuple[str, list]:
@@ -137,11 +137,6 @@ def _crc_of(segments: list) -> int:
     return crc
 
 
-def encode(value: Any, meta: dict) -> list:
-    """The buffers that make up the result file of `value`, ready for one writev()."""
-    return Payload(value, meta).buffers()
-
-
 def write_all(fd: int, buffers: list) -> int:
     """Write every buffer to `fd`, in as few system calls as the kernel allows."""
     if len(buffers) == 2 and type(buffers[1]) is bytes and len(buffers[1]) < _LARGE:
@@ -164,12 +159,6 @@ def write_all(fd: int, buffers: list) -> int:
                 views[0] = views[0][n:]
                 n = 0
     return total
-
-
-def dump(value: Any, meta: dict, out: BinaryIO) -> int:
-    """Write `value` with `meta` to the open binary file; returns bytes written."""
-    out.flush()
-    return write_all(out.fileno(), encode(value, meta))
 
 
 # What our own writer puts first (see Payload._head), read without a JSON parser:
@@ -350,7 +339,7 @@ def _read_whole(fd: int, path: str, size: int) -> memoryview:
     return buf
 
 
-def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
+def _read_exactly(f: io.FileIO, into: memoryview, path: str) -> None:
     got = 0
     while got < len(into):
         n = f.readinto(into[got:])
@@ -359,7 +348,7 @@ def _read_exactly(f: BinaryIO, into: memoryview, path: str) -> None:
         got += n
 
 
-def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, Header] | None:
+def _load_large_array(f: io.FileIO, path: str, size: int) -> tuple[Any, Header] | None:
     """A large .npy result read straight into a new array, checked chunk by chunk.
 
     No intermediate buffer: the array's pages are filled once by the read, and
@@ -385,7 +374,7 @@ def _load_large_array(f: BinaryIO, path: str, size: int) -> tuple[Any, Header] |
     if count * dtype.itemsize != data_size:
         raise CorruptResultError(path, "array header does not match the data length")
     flat = np.empty(data_size, dtype=np.uint8)
-    target = memoryview(flat)
+    target = flat.data
     checker = checksum.Parallel()
     checker.add(npy_header)
     have = first[offset + npy_size:]

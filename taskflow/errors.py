@@ -1,14 +1,47 @@
 """The one error hierarchy of taskflow.
 
 Every error a user can cause is a `TaskflowError` whose message is a single
-line naming the file, task or argument at fault. Only the CLI turns these into
-exit codes (see `taskflow.cli`).
+line naming the file, task or argument at fault. Each class says which exit
+code it ends a command with (`exit_code`); only the CLI turns errors into exit
+codes (see `taskflow.cli`), and it asks this attribute.
+
+Errors cross process boundaries (`execute --jobs` workers, engines running
+tasks elsewhere), so every one of them pickles with its message and attributes.
 """
 from __future__ import annotations
+
+import enum
+from typing import Any
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of every `taskflow` command (README: Exit codes)."""
+
+    OK = 0  # every task finished; the command did what it was asked
+    FAILED = 1  # a task failed, or a check found something wrong
+    USAGE = 2  # a usage error, or a taskfile that cannot be loaded
+    REMAINING = 3  # tasks remain that this worker could not run (limits, STOP, --wait, SIGTERM)
+    STORE = 4  # the store could not be written or read
+    INTERRUPTED = 130  # Ctrl-C
+
+
+def _restore(cls: type[BaseException], args: tuple, state: dict[str, Any]) -> BaseException:
+    # Without calling __init__: its parameters differ from the one message in `args`.
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class TaskflowError(Exception):
     """Root of every error taskflow raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __reduce__(self) -> tuple:
+        # The default would call cls(*self.args), which fails for classes whose __init__
+        # takes other parameters than the message it builds.
+        return _restore, (type(self), self.args, dict(self.__dict__))
 
 
 class UsageError(TaskflowError):
@@ -59,6 +92,8 @@ class StoreError(TaskflowError):
 class StoreAccessError(StoreError):
     """The store could not be written or read (full disk, quota, permissions, I/O error)."""
 
+    exit_code = ExitCode.STORE
+
 
 class ResultMissingError(TaskflowError):
     """A result was asked for but the task has not finished."""
@@ -77,9 +112,6 @@ class CorruptResultError(TaskflowError):
         self.reason = reason
         self.advice = advice
         super().__init__(f"corrupt result {path}: {reason}" + (f"; {advice}" if advice else ""))
-
-    def __reduce__(self):
-        return type(self), (self.path, self.reason, self.advice)
 
 
 class TaskFailedError(TaskflowError):
@@ -107,9 +139,6 @@ class JugFeatureError(TaskflowError):
         self.instead = instead
         super().__init__(f"{feature} is not covered by taskflow's jug compatibility: {instead}")
 
-    def __reduce__(self):
-        return type(self), (self.feature, self.instead)
-
 
 class JugImportError(JugFeatureError, ImportError):
     """`import jug.X` for a jug submodule that has no counterpart in taskflow.jug."""
@@ -117,3 +146,7 @@ class JugImportError(JugFeatureError, ImportError):
     def __init__(self, feature: str, instead: str):
         JugFeatureError.__init__(self, feature, instead)
         self.name = feature
+
+    def __reduce__(self) -> tuple:
+        # ImportError keeps `name` outside __dict__: build it again from what it was made of.
+        return type(self), (self.feature, self.instead)

@@ -7,11 +7,11 @@ import signal
 import subprocess
 import sys
 import traceback
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from . import taskfile as taskfile_module
 from .progress import replay
-from .errors import NoTaskMatchesError
+from .errors import ExitCode, NoTaskMatchesError
 from .selection import select_targets
 from .store import Store
 from .task import Task
@@ -132,15 +132,16 @@ def _selected(loaded: taskfile_module.Loaded, targets: Sequence[str]) -> list[Ta
 
 
 # Worst first: how --jobs combines its workers' exit codes.
-_SEVERITY = [2, 4, 1, 130, 3, 0]
+_SEVERITY: list[int] = [ExitCode.USAGE, ExitCode.STORE, ExitCode.FAILED, ExitCode.INTERRUPTED, ExitCode.REMAINING,
+             ExitCode.OK]
 
 
 def worst_exit_code(codes: Sequence[int]) -> int:
     known = [c for c in codes if c in _SEVERITY]
     unknown = [c for c in codes if c not in _SEVERITY]
     if unknown:
-        return 1
-    return min(known, key=_SEVERITY.index) if known else 0
+        return ExitCode.FAILED
+    return ExitCode(min(known, key=_SEVERITY.index)) if known else ExitCode.OK
 
 
 def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
@@ -178,7 +179,8 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
             for rank in range(jobs):
                 # Before child_args: those may end with `-- taskfile arguments`.
                 argv = ["--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}", *child_args]
-                pids.append(_fork_worker(child_main, argv, read_fd) if fork else _spawn_worker(argv, write_fd))
+                pids.append(_fork_worker(child_main, argv, read_fd) if fork and child_main is not None
+                            else _spawn_worker(argv, write_fd))
         finally:
             os.close(write_fd)
         _relay_progress(read_fd, reporter)
@@ -187,11 +189,12 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     reporter.end()
-    codes = [130 if c in (-signal.SIGINT, 130) else 3 if c == -signal.SIGTERM else c for c in codes]
+    codes = [ExitCode.INTERRUPTED if c in (-signal.SIGINT, ExitCode.INTERRUPTED)
+             else ExitCode.REMAINING if c == -signal.SIGTERM else c for c in codes]
     if signal.SIGINT in forwarded:
-        return 130
+        return ExitCode.INTERRUPTED
     if signal.SIGTERM in forwarded:
-        return worst_exit_code(codes + [3])
+        return worst_exit_code([*codes, ExitCode.REMAINING])
     return worst_exit_code(codes)
 
 
@@ -209,7 +212,7 @@ def _fork_worker(child_main: Callable[[list[str]], int], argv: list[str], read_f
     if pid:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         return pid
-    code = 1
+    code: int = ExitCode.FAILED
     try:
         os.close(read_fd)  # or the pool would never see the pipe closed
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -217,8 +220,8 @@ def _fork_worker(child_main: Callable[[list[str]], int], argv: list[str], read_f
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         code = child_main(argv)
     except KeyboardInterrupt:
-        code = 130
-    except BaseException:  # noqa: B902 - whatever happens, this process must not return into the pool
+        code = ExitCode.INTERRUPTED
+    except BaseException:  # whatever happens, this process must not return into the pool
         traceback.print_exc()
     finally:
         try:
@@ -241,7 +244,7 @@ def _wait_exit_code(pid: int) -> int:
         except InterruptedError:
             continue
         except ChildProcessError:
-            return 1
+            return ExitCode.FAILED
 
 
 def _relay_progress(read_fd: int, reporter: Reporter) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import io
 import tokenize
-from typing import Callable
+from collections.abc import Callable
 
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
          tokenize.ENCODING, tokenize.ENDMARKER}

@@ -1,18 +1,15 @@
 """Pictures of the task graph in Graphviz dot: one node per task name, or every task."""
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import TaskflowError, UsageError
-from .status import STATES, StatusReport
+from .statusreport import STATES, StatusReport
 from .task import Task
-
-log = logging.getLogger(__name__)
 
 FULL_LIMIT = 2000
 COLOURS = {"finished": "#8fd18f", "running": "#7fb2f0", "ready": "#f5e27a",

@@ -13,16 +13,18 @@ import enum
 import hashlib
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import UnhashableArgumentError
 
 ENCODING_VERSION = b"taskflow-hash-1\0"
 DIGEST_SIZE = 16  # 128 bits: collisions are not a practical concern, names stay short
 
-HINT = ("supported: None, bool, int, float, complex, str, bytes, list, tuple, dict, set, "
-        "frozenset, numpy arrays and scalars, tasks, module-level functions; give other "
-        "types a __taskflow_hash__() method returning bytes or str")
+# The types the README lists (Task hashes), in the order it lists them.
+HINT = ("supported: None, bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, "
+        "frozenset, slices, paths, enums, numpy arrays and scalars, tasks and task elements, "
+        "module-level functions and classes; give other types a __taskflow_hash__() method returning bytes or str")
 
 
 class _Unhashable(Exception):

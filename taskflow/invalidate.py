@@ -7,17 +7,14 @@ the store inconsistent.
 """
 from __future__ import annotations
 
-import logging
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from .fingerprint import fingerprint
 from .lease import Leases
 from .store import Store
 from .task import Task
-
-log = logging.getLogger(__name__)
 
 
 def downstream(tasks: Sequence[Task], roots: Iterable[Task]) -> list[Task]:

@@ -19,8 +19,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import StoreError
 from .store import Store
@@ -51,13 +52,9 @@ class JobRecord:
         return f"{self.scheduler} job {self.job_id}"
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "JobRecord":
+    def from_json(cls, data: dict[str, Any]) -> JobRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
-
-
-def jobs_dir(store: Store) -> str:
-    return store.jobs_dir
 
 
 def logs_dir(store: Store) -> str:

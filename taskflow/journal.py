@@ -65,7 +65,8 @@ class Journal:
             os.close(self._fd)
             self._fd = None
             try:
-                os.unlink(self.path)
+                if self.path is not None:
+                    os.unlink(self.path)
             except FileNotFoundError:
                 pass
 

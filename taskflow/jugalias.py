@@ -18,8 +18,9 @@ import importlib
 import importlib.machinery
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from typing import cast
 
 from .errors import JugImportError
 
@@ -78,14 +79,14 @@ class _Finder:
             global _own_spec
             if _own_spec is None:
                 _own_spec = importlib.import_module("taskflow.jug").__spec__
-            return importlib.machinery.ModuleSpec("jug", _Loader())
+            return importlib.machinery.ModuleSpec("jug", cast("importlib.abc.Loader", _Loader()))
         # Covered submodules are in sys.modules already (see _Loader): this one is not covered.
         sub = fullname[len("jug."):]
         hint = UNCOVERED.get(sub) or UNCOVERED.get(sub.split(".")[0])
         raise JugImportError(f"module {fullname}", hint or "docs/jug.md lists what is covered")
 
 
-_own_spec = None
+_own_spec: importlib.machinery.ModuleSpec | None = None
 _finder = _Finder()
 
 

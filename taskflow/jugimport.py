@@ -11,8 +11,8 @@ above it are in.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .jugdata import JugData, Unreadable
 from .jugkey import NotComputable, task_key

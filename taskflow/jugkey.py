@@ -227,12 +227,12 @@ class _GeneratorPickle:
         self.name = getattr(generator.f, "__name__", None)
 
     def pickled(self) -> bytes:
-        names = ["jug.task", "TaskGenerator", self.module, self.name]
-        if None in names or len(set(names)) < 4:
+        module, name = self.module, self.name
+        if module is None or name is None or len({"jug.task", "TaskGenerator", module, name}) < 4:
             # Equal strings may be memoized once by pickle: not a layout computed here.
             raise NotComputable("a TaskGenerator whose module and function names repeat")
-        body = b"".join(_short_unicode(n) for n in names[:2]) + b"\x93\x94)\x81\x94"
-        body += _short_unicode(self.module) + _short_unicode(self.name) + b"\x86\x94b"
+        body = _short_unicode("jug.task") + _short_unicode("TaskGenerator") + b"\x93\x94)\x81\x94"
+        body += _short_unicode(module) + _short_unicode(name) + b"\x86\x94b"
         return b"\x80\x04\x95" + struct.pack("<Q", len(body) + 1) + body + b"."
 
 

@@ -62,8 +62,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .errors import StoreError, UsageError
 from .store import HOST, Store, process
@@ -177,7 +177,6 @@ class Claim:
     path: str
     content: bytes
     made: float = 0.0  # _elapsed_clock() just before the lock file was created
-    confirmed: float = field(default_factory=time.monotonic)  # when last known to be ours
     lost: bool = False  # taken over by another worker, or released
     renewals: int = 0   # the counter the file holds now
     why: str = ""       # why the claim was lost, for messages
@@ -556,7 +555,6 @@ class Leases:
             os.write(fd, claim.content)
         finally:
             os.close(fd)
-        claim.confirmed = time.monotonic()
         log.warning("claim file on %s vanished (deleted from the store?); made it again", claim.task_hash)
         return True
 
@@ -581,7 +579,6 @@ class Leases:
         # One assignment: a thread comparing meanwhile sees the old or the new bytes, both ours.
         claim.content = claim.content[:_R0] + digits + claim.content[_R1:]
         claim.renewals = renewals
-        claim.confirmed = time.monotonic()
         return True
 
     def release(self, claim: Claim) -> bool:

@@ -23,6 +23,10 @@ _SLACK_KIB = 1024  # growth below this is not worth a reset (three system calls)
 
 class _Meter:
     def __init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        """Measure from now: a forked child has its own peak and its own floor."""
         self.mode = "unknown" if sys.platform.startswith("linux") else "lifetime"
         self.baseline = 0  # peak KiB right after the last reset
 
@@ -90,7 +94,7 @@ def _status_kib(fields: tuple[bytes, ...]) -> dict[bytes, int]:
 
 
 _meter = _Meter()
-os.register_at_fork(after_in_child=_meter.__init__)  # a child has its own peak and its own floor
+os.register_at_fork(after_in_child=_meter.start)
 
 
 def task_peak_bytes() -> int:

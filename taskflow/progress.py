@@ -13,7 +13,7 @@ import time
 from typing import TextIO
 
 from .task import Task
-from .worker import Reporter
+from .worker import NamedTask, Reporter
 
 log = logging.getLogger("taskflow.progress")
 
@@ -89,7 +89,7 @@ class TerminalReporter(Reporter):
         self.counter.current = ""
         self._draw()
 
-    def task_failed(self, task: Task, message: str):
+    def task_failed(self, task: NamedTask, message: str):
         self.counter.failed += 1
         self._draw(force=True)
         self.stream.write(f"\nfailed: {task.name} ({task.hash[:12]}): {message}\n")

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import CorruptResultError, NoTaskMatchesError, UsageError
 from .lease import Leases

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .errors import NoTaskMatchesError, UsageError
 from .task import Task

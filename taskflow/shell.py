@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import code
 import sys
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .invalidate import invalidate as invalidate_tasks
 from .report import describe, find
@@ -51,6 +52,7 @@ BANNER = ("taskflow shell for {path}: {n} tasks. value(x) loads results, show(t)
 def run(taskfile: str, store: Store, argv: Sequence[str] = ()) -> None:
     ns = namespace(taskfile, store, argv)
     banner = BANNER.format(path=taskfile, n=len(ns["tasks"]))
+    start_ipython: Callable[..., Any] | None
     try:
         from IPython import start_ipython
     except ImportError:

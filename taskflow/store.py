@@ -7,16 +7,20 @@
       locks/<hash>            claim of a running task (see lease.py)
       tmp/                    files being written; renamed into place when complete
       clock/                  files touched to read the filesystem's own time
+      done/<host>.<pid>.<n>   journal of one worker: the tasks it finished, for other clients (see journal.py)
       jobs/                   array jobs submitted for this store
       code/<name>/<tag>       which code versions produced results of each task name
       suspect/<hash>          a result some command found damaged: checked again by the next execute
       damaged/<hash>.<host>.<pid>.<random>  damaged results moved aside by execute or check --verify, for a human
       complete/<digest>       a worker saw every task of one graph finished (a hint for other clients)
+      doctor/                 scratch folders of a running `taskflow doctor`
+      doctor.json             what `taskflow doctor` measured and recommends (see fsneeds.py)
       STOP                    if present, workers take no new task
 
-Writes are atomic: write a uniquely named file in tmp/ then rename it into
-place, so readers see a whole file or none, and a crashed writer leaves at
-most a temp file, which `taskflow cleanup` removes.
+Writes are atomic: a result is written to an anonymous file (O_TMPFILE) and
+linked into place or, where the filesystem cannot, written to a uniquely named
+file in tmp/ and renamed into place; readers see a whole file or none, and a
+crashed writer leaves at most a temp file, which `taskflow cleanup` removes.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ import os
 import errno
 import itertools
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from . import encoding
 from .fingerprint import fingerprint
@@ -350,7 +355,7 @@ class Store:
         `status` see cheaply whether any stored result may come from other code.
         """
         key = (meta.get("name"), meta.get("code"), meta.get("version"))
-        if key in self._noted_code or key[1] is None:
+        if key in self._noted_code or key[0] is None or key[1] is None:
             return
         self._noted_code.add(key)
         folder = os.path.join(self.code_dir, key[0])
@@ -376,12 +381,9 @@ class Store:
     def has_result(self, task_hash: str) -> bool:
         return os.path.exists(self.result_path(task_hash))
 
-    def load_result(self, task_hash: str, mmap: bool = False) -> tuple[Any, dict]:
-        """(value, meta); FileNotFoundError when absent, CorruptResultError when damaged."""
-        return encoding.load(self.result_path(task_hash), mmap=mmap)
-
     def load_value(self, task_hash: str, mmap: bool = False, fresh: bool = False) -> Any:
-        """The stored value alone, checked as by `load_result`; `fresh` bypasses this client's page cache."""
+        """The stored value; FileNotFoundError when absent, CorruptResultError when damaged (checked against
+        its checksum); `fresh` bypasses this client's page cache."""
         return encoding.load_value(self.result_path(task_hash), mmap=mmap, fresh=fresh)
 
     def damaged(self, hashes: Iterable[str]) -> Iterator[tuple[str, str]]:

@@ -22,8 +22,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from . import jobs
 from .config import read_section
@@ -160,7 +161,7 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
                       walltime=options.walltime,
                       memory=options.memory, queue=options.queue)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    script_path = os.path.join(jobs.jobs_dir(store),
+    script_path = os.path.join(store.jobs_dir,
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
     command = [scheduler.submit_command, *scheduler.submit_args(script_path, options.workers, options.extra)]
     return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command)

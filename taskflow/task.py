@@ -7,7 +7,8 @@ while a taskfile loads is recorded, in declaration order, in the active
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .errors import TaskDeclarationError
 from .hashing import function_name, task_hash, value_hash
@@ -24,7 +25,7 @@ class Declarations:
         # Limits the taskfile set for the worker (max_tasks, max_time, stop_files), from jug's exit hooks.
         self.limits: dict = {}
 
-    def add(self, task: "Task") -> None:
+    def add(self, task: Task) -> None:
         # The same call declared twice is the same task: keep the first.
         self.tasks.setdefault(task.hash, task)
 
@@ -67,7 +68,7 @@ class Task:
         self.store = _active.store
         _active.add(self)
 
-    def __getitem__(self, key: Any) -> "TaskElement":
+    def __getitem__(self, key: Any) -> TaskElement:
         return TaskElement(self, (key,))
 
     def __iter__(self):
@@ -87,7 +88,7 @@ class Task:
         from .results import value
         return value(self, mmap=mmap)
 
-    def run(self, lookup: Callable[["Task"], Any]) -> Any:
+    def run(self, lookup: Callable[[Task], Any]) -> Any:
         """Call the function, with every task in the arguments replaced by `lookup(task)`."""
         if not self.deps:
             return self.f(*self.args, **self.kwargs)
@@ -121,7 +122,7 @@ class TaskElement:
     def name(self) -> str:
         return self.task.name + "".join(f"[{_key_text(key)}]" for key in self.path)
 
-    def __getitem__(self, key: Any) -> "TaskElement":
+    def __getitem__(self, key: Any) -> TaskElement:
         return TaskElement(self.task, self.path + (key,))
 
     def __repr__(self) -> str:
@@ -158,6 +159,10 @@ class TaskGenerator:
     to mark results of earlier versions as changed (see `taskflow status`).
     Results stay keyed by name and arguments, not by version.
     """
+
+    f: Callable
+    name: str
+    version: str | None
 
     def __new__(cls, f: Callable | None = None, *, version: Any = None):
         if f is None:

@@ -15,8 +15,9 @@ import os
 import sys
 import traceback
 import types
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .errors import TaskfileError, TaskflowError
 from .jugalias import jug_alias
@@ -119,8 +120,7 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = (), finished: Iterab
     _refuse_shadowing(stem, path)
     module = types.ModuleType(stem)
     module.__file__ = path
-    module.__builtins__ = __builtins__
-    module.__taskflow_taskfile__ = True
+    vars(module).update(__builtins__=__builtins__, __taskflow_taskfile__=True)
     sys.modules[stem] = module
     # Kept after loading: tasks may import modules beside the taskfile while they
     # run, and results may hold their classes.
@@ -194,8 +194,8 @@ def _unfinished(store: Store, hashes: list[str], known_finished: set[str]) -> bo
 
 def _caller_line() -> int | None:
     """The taskfile line that called barrier() (or bvalue())."""
-    frame = sys._getframe(1)
-    here = frame.f_code.co_filename
+    frame: types.FrameType | None = sys._getframe(1)
+    here = sys._getframe(1).f_code.co_filename
     while frame is not None and frame.f_code.co_filename == here:
         frame = frame.f_back
     return frame.f_lineno if frame is not None else None
@@ -218,13 +218,13 @@ def bvalue(x: Any) -> Any:
     return value(x)
 
 
-def init(taskfile: str, store: str | None = None, argv: Sequence[str] = (), fsync: bool = False) -> types.ModuleType:
+def init(taskfile: str, store: str | None = None, argv: Sequence[str] = ()) -> types.ModuleType:
     """Load a taskfile and its store for use in a notebook or script; runs no task.
 
     Returns the taskfile as a module: `ns = taskflow.init("taskfile.py")`,
     then `taskflow.value(ns.results)`.
     """
-    loaded = load(taskfile, Store(store_path(taskfile, store), fsync=fsync), argv)
+    loaded = load(taskfile, Store(store_path(taskfile, store)), argv)
     if not loaded.complete:
         log.warning("stopped at the barrier at %s, which waits for unfinished tasks; "
                     "names below it are not defined yet", loaded.barrier_at)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from . import jobs
-from .status import StatusReport, confirmed, damage_hint
+from .statusreport import StatusReport, confirmed, damage_hint
 from .store import Store
 from .taskfile import store_path
 from .units import format_duration

@@ -17,8 +17,9 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Protocol
 
 from . import confirm, damage
 from .encoding import Payload
@@ -70,13 +71,22 @@ class Options:
     stop_files: tuple = ()           # more files that, like STOP, make the worker take no new task
 
 
+class NamedTask(Protocol):
+    """What a reporter reads of a failed task: a Task here, its name and hash sent by a --jobs worker."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+
+
 class Reporter:
     """Receives progress events; the default one says nothing."""
 
     def begin(self, total: int, finished: int, failed: int) -> None: ...
     def task_started(self, task: Task) -> None: ...
     def task_finished(self, task: Task, seconds: float) -> None: ...
-    def task_failed(self, task: Task, message: str) -> None: ...
+    def task_failed(self, task: NamedTask, message: str) -> None: ...
     def learned(self, finished: int, failed: int) -> None: ...
     def progress(self, done: int, current: str) -> None: ...
     def already_finished(self, total: int) -> None: ...
@@ -448,7 +458,7 @@ class Worker:
                 return True
             except (KeyboardInterrupt, Terminated):
                 raise
-            except BaseException as e:  # noqa: B902 - a task's SystemExit is the task failing
+            except BaseException as e:  # a task's SystemExit is the task failing
                 return self._record_failure(task, claim, e, started, summary)
             if not self.leases.holds(claim):
                 log.warning("lost the claim on %s (%s) while running it: %s; discarding this result",

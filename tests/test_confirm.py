@@ -52,7 +52,7 @@ def finished_leaves(tmp_path):
 
 
 def _report(tf, store, confirm):
-    from taskflow.status import compute
+    from taskflow.statusreport import compute
     from taskflow.taskfile import load
 
     loaded = load(str(tf), store)
@@ -173,7 +173,7 @@ def test_check_and_wait_through_another_client_see_a_run_finished_there_just_now
 
 def test_results_confirmed_by_opening_open_the_barrier_they_stand_for(tmp_path, monkeypatch):
     import taskflow
-    from taskflow.status import confirmed
+    from taskflow.statusreport import confirmed
     from taskflow.store import Store
 
     tf = write_taskfile(tmp_path, LEAVES + "from taskflow import barrier\nbarrier()\nresult = total(leaves)\n")

@@ -15,7 +15,7 @@ from taskflow.errors import CorruptResultError
 def roundtrip(tmp_path, value, mmap=False):
     path = tmp_path / "r"
     with open(path, "wb") as f:
-        size = encoding.dump(value, {"name": "m.f"}, f)
+        size = encoding.Payload(value, {"name": "m.f"}).write(f.fileno())
     assert size == os.path.getsize(path)
     return encoding.load(str(path), mmap=mmap)
 
@@ -75,7 +75,7 @@ def test_mmap_returns_read_only_arrays(tmp_path):
 def test_truncated_file_is_detected(tmp_path):
     path = tmp_path / "r"
     with open(path, "wb") as f:
-        encoding.dump(np.arange(1000), {}, f)
+        encoding.Payload(np.arange(1000), {}).write(f.fileno())
     size = os.path.getsize(path)
     os.truncate(path, size - 10)
     with pytest.raises(CorruptResultError, match="truncated"):
@@ -90,7 +90,7 @@ def test_truncated_file_is_detected(tmp_path):
 def test_flipped_byte_is_detected(tmp_path):
     path = tmp_path / "r"
     with open(path, "wb") as f:
-        encoding.dump({"x": list(range(100))}, {}, f)
+        encoding.Payload({"x": list(range(100))}, {}).write(f.fileno())
     data = bytearray(path.read_bytes())
     data[-5] ^= 0x01
     path.write_bytes(bytes(data))
@@ -189,7 +189,7 @@ def test_header_read_without_a_json_parser_matches_the_full_one(tmp_path):
     meta = {"name": "m.f", "host": "h\u00e9", "nested": {"a": [1, 2]}, "duration": 0.5}
     path = tmp_path / "r"
     with open(path, "wb") as f:
-        encoding.dump({"x": np.arange(5)}, meta, f)
+        encoding.Payload({"x": np.arange(5)}, meta).write(f.fileno())
     data = path.read_bytes()
     raw = data[_PREFIX.size:_PREFIX.size + _PREFIX.unpack_from(data)[1]]
     assert _FIXED_HEAD.match(raw), "the writer's header must take the fast path"
@@ -205,7 +205,7 @@ def test_header_read_without_a_json_parser_matches_the_full_one(tmp_path):
 def test_header_in_another_key_order_is_read_by_the_json_parser(tmp_path):
     path = tmp_path / "r"
     with open(path, "wb") as f:
-        encoding.dump("text", {"name": "m.f"}, f)
+        encoding.Payload("text", {"name": "m.f"}).write(f.fileno())
     data = path.read_bytes()
     prefix = encoding._PREFIX
     end = prefix.size + prefix.unpack_from(data)[1]

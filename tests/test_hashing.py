@@ -229,3 +229,17 @@ def test_lambdas_and_local_functions_are_refused():
 def test_module_level_functions_hash_by_name():
     assert task_hash("m.f", (plain,), {})[0] == task_hash("m.f", (plain,), {})[0]
     assert task_hash("m.f", (plain,), {})[0] != task_hash("m.f", (Custom,), {})[0]
+
+
+def test_the_unhashable_hint_names_every_type_the_readme_lists():
+    import pathlib
+    import re
+
+    from taskflow.hashing import HINT
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    listed = re.search(r"Supported argument\s+types: (.*?)`__taskflow_hash__", readme, re.S).group(1)
+    for kind in ["bytearray", "set", "frozenset", "slices", "paths", "enums", "numpy arrays", "scalars",
+                 "task elements", "module-level functions", "classes"]:
+        assert kind in " ".join(listed.split()), kind
+        assert kind in HINT, kind

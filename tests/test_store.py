@@ -24,7 +24,7 @@ def test_save_and_list_results(tmp_path):
     for h in hashes:
         store.save_result(h, {"h": h}, {"hash": h})
     assert store.finished_hashes() == set(hashes)
-    assert store.load_result(hashes[3])[0] == {"h": hashes[3]}
+    assert store.load_value(hashes[3]) == {"h": hashes[3]}
     assert store.result_meta(hashes[3]) == {"hash": hashes[3]}
     # Results live in shard folders and nothing is left in tmp/.
     assert os.path.exists(os.path.join(store.results_dir, hashes[3][:2], hashes[3]))
@@ -50,7 +50,7 @@ def test_failed_write_leaves_no_temp_file(tmp_path):
 def test_fsync_mode_writes_the_same_result(tmp_path):
     store = Store(str(tmp_path / "s"), fsync=True)
     store.save_result("cd" * 16, [1, 2, 3], {})
-    assert store.load_result("cd" * 16)[0] == [1, 2, 3]
+    assert store.load_value("cd" * 16) == [1, 2, 3]
 
 
 def test_failure_records(tmp_path):
@@ -106,7 +106,7 @@ def test_writes_through_tmp_where_unnamed_files_are_unavailable(tmp_path, monkey
     monkeypatch.setattr(store_module._anonymous, "usable", False)
     store = Store(str(tmp_path / "s"))
     store.save_result("ab" * 16, {"via": "tmp"}, {})
-    assert store.load_result("ab" * 16)[0] == {"via": "tmp"}
+    assert store.load_value("ab" * 16) == {"via": "tmp"}
     assert os.listdir(store.tmp_dir) == []
 
 
@@ -117,7 +117,7 @@ def test_a_damaged_result_is_replaced(tmp_path):
     with open(store.result_path(h), "r+b") as f:
         f.truncate(10)
     store.save_result(h, "second", {})
-    assert store.load_result(h)[0] == "second"
+    assert store.load_value(h) == "second"
     assert os.listdir(store.tmp_dir) == []
 
 
@@ -130,7 +130,7 @@ def test_shards_are_made_on_first_use_without_giving_up_unnamed_files(tmp_path):
     assert os.listdir(store.results_dir) == ["ef"]
     shutil.rmtree(os.path.join(store.results_dir, "ef"))  # as after a cleanup
     store.save_result("ef" * 16, 2, {})
-    assert store.load_result("ef" * 16)[0] == 2
+    assert store.load_value("ef" * 16) == 2
     assert store_module._anonymous.usable == usable, "a missing shard is no reason to stop using unnamed files"
     assert os.listdir(store.tmp_dir) == []
 
@@ -155,7 +155,7 @@ def test_a_shard_made_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch)
 
     monkeypatch.setattr(store, "_place", place_racing)
     store.save_result(h, "mine", {})
-    assert store.load_result(h)[0] == "mine" and len(calls) == 2
+    assert store.load_value(h) == "mine" and len(calls) == 2
     assert store_module._anonymous.usable == usable
 
 

@@ -179,13 +179,13 @@ def test_progress_counts_workers_of_recorded_jobs(tmp_path):
     (dict(waiting=0, ready=0, running=0, finished=0, failed=0), WaitOutcome.FINISHED),
 ])
 def test_judge(total, expected):
-    from taskflow.status import StatusReport
+    from taskflow.statusreport import StatusReport
 
     assert judge(StatusReport({"t": total}, total)) is expected
 
 
 def test_incomplete_load_is_not_finished():
-    from taskflow.status import StatusReport
+    from taskflow.statusreport import StatusReport
 
     total = dict(waiting=0, ready=0, running=0, finished=3, failed=0)
     assert judge(StatusReport({"t": total}, total, complete=False)) is None

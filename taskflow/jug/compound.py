@@ -10,7 +10,8 @@ and stores it as its own result, under its own hash. `f` may call
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 from .. import task as core
 from ..jugalias import jug_alias
@@ -30,7 +31,7 @@ def CompoundTask(f: Callable, *args: Any, **kwargs: Any) -> Task:  # noqa: N802 
         declared.pop(outer.hash, None)
     inner = f(*args, **kwargs)
     outer.__class__ = _Compound
-    outer._inner = inner
+    cast(_Compound, outer)._inner = inner
     outer.deps = tuple(_tasks_in(key_view(inner)))
     if first:
         declared[outer.hash] = outer  # after the tasks it waits for
@@ -39,6 +40,8 @@ def CompoundTask(f: Callable, *args: Any, **kwargs: Any) -> Task:  # noqa: N802 
 
 class _Compound(Task):
     """A compound task whose inner tasks are declared: its result is what `f` returned, computed."""
+
+    _inner: Any
 
     def run(self, lookup: Callable | None = None) -> Any:
         if lookup is None:
@@ -52,7 +55,7 @@ def CompoundTaskGenerator(f: Callable) -> Callable:  # noqa: N802 - jug's name
     @functools.wraps(f)
     def generator(*args: Any, **kwargs: Any) -> Task:
         return CompoundTask(f, *args, **kwargs)
-    generator.f = f
+    generator.__dict__["f"] = f  # what jug's generators carry, and jugkey reads
     return generator
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import pickle
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .task import TaskGenerator, Tasklet, describe
 
@@ -28,13 +29,13 @@ class NoLoad(Tasklet):
     def __getitem__(self, key: Any):
         raise TypeError("a NoLoad cannot be indexed")
 
-    def value(self) -> "NoLoad":
+    def value(self) -> NoLoad:
         return self
 
-    def __jug_value__(self) -> "NoLoad":
+    def __jug_value__(self) -> NoLoad:
         return self
 
-    def _resolve(self, lookup: Callable) -> "NoLoad":
+    def _resolve(self, lookup: Callable) -> NoLoad:
         return self
 
     def _key_view(self) -> Any:

@@ -9,7 +9,8 @@ as a task argument, whose value is the flat list.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .. import task as core
 from .task import MAP, Task, _can_load, _element, key_view, resolve, value
@@ -75,7 +76,7 @@ def _curry_map_values(mapper: Callable, inputs: list) -> list:
     return [mapper(*x) for x in inputs]
 
 
-def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: int = 4,
+def mapreduce(reducer: Callable, mapper: Callable | None, inputs: Iterable, map_step: int = 4,
               reduce_step: int = 8) -> Any:
     """A task computing `functools.reduce(reducer, map(mapper, inputs))`, in a tree of tasks.
 
@@ -89,7 +90,7 @@ def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: i
     return level[0] if level else identity([])
 
 
-def reduce(reducer: Callable, inputs: Iterable, reduce_step: int = 8) -> Any:  # noqa: A001 - jug's name
+def reduce(reducer: Callable, inputs: Iterable, reduce_step: int = 8) -> Any:
     """A task computing `functools.reduce(reducer, inputs)` in a tree of tasks (mapreduce without a mapper)."""
     return mapreduce(reducer, None, inputs, reduce_step=reduce_step)
 

@@ -20,7 +20,8 @@ import inspect
 import textwrap
 import time
 import types
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .. import task as core
 from ..errors import JugFeatureError, TaskDeclarationError
@@ -67,7 +68,7 @@ def key_view(obj: Any) -> Any:
         return obj
     if kind is list or kind is tuple:
         items = [key_view(x) for x in obj]
-        return obj if all(a is b for a, b in zip(items, obj)) else kind(items)
+        return obj if all(a is b for a, b in zip(items, obj, strict=True)) else kind(items)
     if kind is dict:
         changed = False
         out = {}
@@ -302,7 +303,8 @@ class Tasklet:
 
     __slots__ = ("base", "f")
 
-    def __init__(self, base: Any, f: Callable):
+    # A function of the base's value; NoLoad keeps the string "NoLoad" here, which names it in keys.
+    def __init__(self, base: Any, f: Callable | Any):
         self.base = base
         self.f = f
 
@@ -324,7 +326,7 @@ class Tasklet:
     def unload_recursive(self) -> None:
         pass
 
-    def __getitem__(self, key: Any) -> "Tasklet":
+    def __getitem__(self, key: Any) -> Tasklet:
         return Tasklet(self, _GetItem(key))
 
     def __iter__(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import glob as _glob
 import os
 import subprocess
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import task as core
 from ..errors import JugFeatureError

@@ -11,10 +11,10 @@ import logging
 import re
 import shutil
 import subprocess
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import UsageError
-from . import Scheduler, ScriptSpec, format_walltime, register
+from .base import Scheduler, ScriptSpec, format_walltime
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ class PBS(Scheduler):
     script = "scripts/pbs/taskflow_array.pbs"
     submit_command = "qsub"
     detect_commands = ("qsub", "pbsnodes")
-    directive = "#PBS"
     name_limit = 15  # Torque's limit; PBS Pro allows more
 
     def is_torque(self, which: Callable[[str], str | None] = shutil.which) -> bool:
@@ -74,6 +73,3 @@ class PBS(Scheduler):
             if m:
                 return m.group(1)
         raise self.unreadable(stdout)
-
-
-register(PBS())

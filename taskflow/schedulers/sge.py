@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from . import Scheduler, ScriptSpec, format_walltime, register
+from .base import Scheduler, ScriptSpec, format_walltime
 
 
 class SGE(Scheduler):
@@ -16,7 +16,6 @@ class SGE(Scheduler):
     script = "scripts/sge/taskflow_array.sge"
     submit_command = "qsub"
     detect_commands = ("qsub", "qconf")
-    directive = "#$"
 
     def available(self, which: Callable[[str], str | None] = shutil.which) -> bool:
         # PBS has a qsub too; qconf, or an SGE_ROOT, is what only Grid Engine has.
@@ -47,6 +46,3 @@ class SGE(Scheduler):
             if m:
                 return m.group(1)
         raise self.unreadable(stdout)
-
-
-register(SGE())

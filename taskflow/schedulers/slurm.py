@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
-from . import Scheduler, ScriptSpec, format_walltime, register
+from .base import Scheduler, ScriptSpec, format_walltime
 
 
 class Slurm(Scheduler):
@@ -14,7 +14,6 @@ class Slurm(Scheduler):
     script = "scripts/slurm/taskflow_array.sbatch"
     submit_command = "sbatch"
     detect_commands = ("sbatch",)
-    directive = "#SBATCH"
 
     def resource_lines(self, spec: ScriptSpec) -> list[str]:
         lines = []
@@ -40,6 +39,3 @@ class Slurm(Scheduler):
             if m:
                 return m.group(1)
         raise self.unreadable(stdout)
-
-
-register(Slurm())

@@ -13,11 +13,15 @@ import sys
 import threading
 import time
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .. import jobs
 from ..errors import UsageError
 from .snapshot import Snapshots
+
+if TYPE_CHECKING:
+    from ..submit import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ class Actions:
 
     def __init__(self, snapshots: Snapshots):
         self.snapshots = snapshots
-        self._previews: dict[str, object] = {}  # preview id -> submit.Prepared
+        self._previews: dict[str, Prepared] = {}  # preview id -> what its Submit button submits
         self._lock = threading.Lock()
 
     @property
@@ -46,7 +50,7 @@ class Actions:
 
     # -- local workers -----------------------------------------------------
 
-    def launch_local(self, n: int) -> dict:
+    def launch_local(self, n: object) -> dict:
         """Start `taskflow execute FILE --jobs N` detached: it outlives the server, like any worker."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1024:
             raise UsageError("the number of local workers must be between 1 and 1024")
@@ -165,8 +169,9 @@ class Actions:
         words = ["submit"]
         for flag, key_ in (("-n", "workers"), ("--scheduler", "scheduler"), ("--time", "time"),
                            ("--mem", "mem"), ("--queue", "queue")):
-            if text(key_):
-                words += [flag, text(key_)]
+            value = text(key_)
+            if value:
+                words += [flag, value]
         words.append("--dry-run")
         for a in self.snapshots.argv:
             words += ["--arg", a]

@@ -43,10 +43,10 @@ class WebServer(ThreadingHTTPServer):
         self.token = token
         self.csrf = secrets.token_urlsafe(24)
         self.read_only = read_only
-        self.cookie_name = f"taskflow_token_{self.server_address[1]}"  # cookies ignore ports: one per server
+        self.cookie_name = f"taskflow_token_{self.server_address[1]!s}"  # cookies ignore ports: one per server
 
     def url(self, host: str | None = None) -> str:
-        shown = host or self.server_address[0]
+        shown = host or str(self.server_address[0])
         if ":" in shown:
             shown = f"[{shown}]"
         return f"http://{shown}:{self.server_address[1]}/?token={self.token}"

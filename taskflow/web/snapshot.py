@@ -13,10 +13,11 @@ import tempfile
 import threading
 import time
 from collections import deque
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .. import jobs
-from ..status import StatusReport, compute, dumps
+from ..statusreport import StatusReport, compute, dumps
 from ..store import Store
 from ..taskfile import Loaded, load
 

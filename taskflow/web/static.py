@@ -14,7 +14,7 @@ TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf
 
 
 def _read(name: str) -> bytes:
-    return resources.files("taskflow.web").joinpath("assets", name).read_bytes()
+    return resources.files("taskflow.web").joinpath("assets").joinpath(name).read_bytes()
 
 
 def asset(name: str) -> tuple[bytes, str] | None:

@@ -9,7 +9,8 @@ a limit is reached and exits 3 (work left over), where jug exits 0.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ... import task as core
 from ...errors import JugFeatureError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import _common, _configure_logging, _handle_errors, _open_store, log, main
+from .base import _common, _configure_logging, _handle_errors, _open_store, log, main
 
 
 @main.command("import-jug", epilog="Exit codes: 0 done (whatever could be imported), 2 usage error or the "
@@ -26,7 +26,7 @@ def import_jug(jugdir: str, taskfile: str, args: tuple, store: str | None, dry_r
       taskflow import-jug jugfile.jugdata jugfile.py --dry-run
       taskflow import-jug jugfile.jugdata jugfile.py
     """
-    from .jugimport import import_jug as run_import
+    from ..jugimport import import_jug as run_import
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)

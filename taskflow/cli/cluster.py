@@ -1,6 +1,6 @@
 """The cluster commands `taskflow submit` and `taskflow wait`, registered on the `taskflow` group.
 
-Same conventions as cli.py: data on stdout (the job id; the script and
+Same conventions as the other commands: data on stdout (the job id; the script and
 command of a dry run), progress and messages on stderr, errors mapped to exit
 codes only here.
 """
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli import (EXIT_FAILED, EXIT_OK, EXIT_REMAINING, _common, _configure_logging, _duration,
-                  _handle_errors, _open_store, _store_option, main)
+from ..errors import ExitCode
+from .base import _common, _configure_logging, _duration, _handle_errors, _open_store, _store_option, main
 
 SUBMIT_EPILOG = """\b
 Settings not on the command line come from TASKFLOW_SCHEDULER,
@@ -29,7 +29,7 @@ Exit codes:
        or answered something unreadable (nothing is recorded then)"""
 
 if TYPE_CHECKING:
-    from .wait import Progress
+    from ..wait import Progress
 
 WAIT_EPILOG = """\b
 Exit codes:
@@ -75,7 +75,8 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
       taskflow submit taskfile.py -n 20 --arg --delay --arg 0.1
       taskflow wait taskfile.py
     """
-    from .submit import prepare, resolve_options, submit as run_submit
+    from ..submit import prepare, resolve_options
+    from ..submit import submit as run_submit
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)
@@ -103,7 +104,7 @@ class _ProgressPrinter:
         self.printed_at = 0.0
         self.drawn = False
 
-    def __call__(self, progress: "Progress") -> None:
+    def __call__(self, progress: Progress) -> None:
         line = progress.line()
         if self.tty:
             click.echo("\r\033[K" + line, nl=False, err=True)
@@ -140,7 +141,8 @@ def wait(taskfile: str, args: tuple, store: str | None, timeout: float | None, i
     Example:
       taskflow submit taskfile.py -n 20 && taskflow wait taskfile.py --timeout 12h
     """
-    from .wait import WaitOutcome, wait as run_wait
+    from ..wait import WaitOutcome
+    from ..wait import wait as run_wait
 
     _configure_logging(verbose, quiet and not verbose)
     if interval <= 0:
@@ -157,12 +159,12 @@ def wait(taskfile: str, args: tuple, store: str | None, timeout: float | None, i
     if result.outcome is WaitOutcome.FINISHED:
         if not quiet:
             click.echo(f"taskflow: all {total} tasks finished", err=True)
-        sys.exit(EXIT_OK)
+        sys.exit(ExitCode.OK)
     if result.outcome is WaitOutcome.FAILED:
         blocked = total - t["finished"] - t["failed"]
         click.echo(f"taskflow: {t['failed']} task(s) failed" + (f" and {blocked} cannot run" if blocked else "")
                    + f"; see `taskflow status {taskfile} --failed`", err=True)
-        sys.exit(EXIT_FAILED)
+        sys.exit(ExitCode.FAILED)
     if not quiet:
         click.echo(f"taskflow: timed out with {total - t['finished']} of {total} tasks not finished", err=True)
-    sys.exit(EXIT_REMAINING)
+    sys.exit(ExitCode.REMAINING)

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from .cli import _common, _configure_logging, _handle_errors, _open_store, main
+from .base import _common, _configure_logging, _handle_errors, _open_store, main
 
 LOOPBACK = ("localhost",)
 
@@ -23,7 +23,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _chosen_token(token: str | None, token_file: str | None) -> str | None:
-    from .errors import UsageError
+    from ..errors import UsageError
 
     if token_file is not None:
         try:
@@ -73,9 +73,9 @@ def web(taskfile: str, args: tuple, store: str | None, host: str, port: int, rea
       taskflow web taskfile.py
       taskflow web taskfile.py --read-only --port 8800
     """
-    from .errors import UsageError
-    from .web.server import WebServer, new_token
-    from .web.snapshot import Snapshots
+    from ..errors import UsageError
+    from ..web.server import WebServer, new_token
+    from ..web.snapshot import Snapshots
 
     _configure_logging(verbose, False)
     chosen = _chosen_token(token, token_file)

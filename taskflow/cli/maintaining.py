@@ -1,4 +1,4 @@
-"""Commands for operating a run: invalidate, report, show, graph, shell, doctor."""
+"""Keeping a store in order: `taskflow cleanup`, `invalidate` and `doctor`."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,57 @@ import sys
 
 import click
 
-from .cli import (EXIT_FAILED, TARGET_HELP, _common, _configure_logging, _duration, _handle_errors, _open_store,
-                  _store_option, main)
+from .base import (TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors, _open_store,
+                   _store_option, main)
+
+
+@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
+                     "4 the store cannot be written.")
+@_common
+@click.option("--locks", "locks_only", is_flag=True,
+              help="Remove only stale claims of dead or frozen workers, and what their takeovers and releases "
+                   "left in locks/.")
+@click.option("-n", "--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@_handle_errors
+def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry_run: bool,
+            verbose: bool, debug: bool) -> None:
+    """Remove stale claims, leftover temp files, and results no task of FILE produces.
+
+    Never removes a live claim. Prints what it removed, then one line per kind
+    with its count.
+
+    \b
+    Example:
+      taskflow cleanup taskfile.py --dry-run
+    """
+    from ..cleanup import cleanup as run_cleanup
+    from ..taskfile import load
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    if locks_only:
+        tasks, complete = [], True
+    else:
+        loaded = load(taskfile, s, args)
+        tasks, complete = loaded.tasks, loaded.complete
+    removed = run_cleanup(s, tasks, complete, dry_run=dry_run, locks_only=locks_only)
+    verb = "would remove" if dry_run else "removed"
+    for lock in removed.stale_locks:
+        click.echo(f"{verb} stale claim {lock}")
+    for h in removed.results:
+        click.echo(f"{verb} result {h}")
+    for h in removed.failures:
+        click.echo(f"{verb} failure record {h}")
+    for name in removed.leftovers:
+        click.echo(f"{verb} leftover lock file {name}")
+    for path in removed.tmp:
+        click.echo(f"{verb} temp file {path}")
+    for line in removed.summary(verb):
+        click.echo(line)
+    if removed.kept_live:
+        click.echo(f"kept {len(removed.kept_live)} live claim(s)")
+    if not removed.count():
+        click.echo("nothing to remove")
 
 
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
@@ -31,10 +80,11 @@ def invalidate(taskfile: str, args: tuple, store: str | None, targets: tuple, ch
       taskflow invalidate taskfile.py --target countwords --dry-run
       taskflow invalidate taskfile.py --changed
     """
-    from .errors import NoTaskMatchesError, UsageError
-    from .invalidate import changed as changed_tasks, invalidate as run_invalidate
-    from .selection import select
-    from .taskfile import load
+    from ..errors import NoTaskMatchesError, UsageError
+    from ..invalidate import changed as changed_tasks
+    from ..invalidate import invalidate as run_invalidate
+    from ..selection import select
+    from ..taskfile import load
 
     _configure_logging(verbose, False)
     if not targets and not changed:
@@ -63,113 +113,6 @@ def invalidate(taskfile: str, args: tuple, store: str | None, targets: tuple, ch
         click.echo("nothing to remove")
     if not loaded.complete:
         click.echo("note: the taskfile stops at a barrier; tasks below it were not examined", err=True)
-
-
-@main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded.")
-@_common
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--slowest", default=10, show_default=True, help="How many of the slowest tasks to list.")
-@click.option("--html", "html_out", metavar="OUT.html",
-              help="Write the overview, failures and report as one self-contained HTML file (no server needed).")
-@_handle_errors
-def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest: int, html_out: str | None,
-           verbose: bool, debug: bool) -> None:
-    """Per task name: how many finished, run times, peak memory, hosts; the slowest tasks.
-
-    \b
-    Example:
-      taskflow report taskfile.py --slowest 5
-      taskflow report taskfile.py --html run.html
-    """
-    from .report import report as make_report
-    from .taskfile import load
-
-    _configure_logging(verbose, False)
-    s = _open_store(taskfile, store)
-    if html_out is not None:
-        from .web.static import write_report
-
-        click.echo(f"wrote {write_report(taskfile, s, args, html_out, slowest)}")
-        return
-    loaded = load(taskfile, s, args)
-    rep = make_report(loaded.tasks, s, slowest)
-    click.echo(json.dumps(rep.to_json(), indent=1) if as_json else rep.table())
-
-
-@main.command(epilog="Exit codes: 0 shown, 2 no such task, usage error or the taskfile cannot be loaded.")
-@click.argument("taskfile", metavar="FILE")
-@click.argument("target")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@_store_option
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
-@_handle_errors
-def show(taskfile: str, target: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
-    """Everything known about a task: arguments, dependencies, state, metadata, traceback.
-
-    TARGET is a pattern (every task it matches: a name, the part after the
-    last dot, a shell glob or /REGEX/, as for --target), PATTERN[i] (the i-th
-    task it matches, in declaration order) or a hash prefix.
-
-    \b
-    Example:
-      taskflow show taskfile.py 'countwords[3]'
-    """
-    from .report import describe, find
-    from .taskfile import load
-
-    _configure_logging(verbose, False)
-    s = _open_store(taskfile, store)
-    loaded = load(taskfile, s, args)
-    click.echo("\n\n".join(describe(t, loaded.tasks, s) for t in find(loaded.tasks, target)))
-
-
-@main.command(epilog="Exit codes: 0 written, 2 usage error, no Graphviz for .svg/.png (the .dot is written), "
-                     "or the taskfile cannot be loaded.")
-@_common
-@click.option("-o", "--output", required=True, metavar="FILE", help="graph.svg, graph.png or graph.dot.")
-@click.option("--full", is_flag=True, help="One node per task instead of per task name (small graphs only).")
-@_handle_errors
-def graph(taskfile: str, args: tuple, store: str | None, output: str, full: bool, verbose: bool,
-          debug: bool) -> None:
-    """Draw the task graph, coloured by state (SVG/PNG need Graphviz: apt-get install graphviz).
-
-    \b
-    Example:
-      taskflow graph taskfile.py -o graph.svg
-    """
-    from .graph import collapsed_dot, full_dot, write
-    from .status import compute, task_states
-    from .taskfile import load
-
-    _configure_logging(verbose, False)
-    s = _open_store(taskfile, store)
-    loaded = load(taskfile, s, args)
-    if full:
-        source = full_dot(loaded.tasks, task_states(loaded.tasks, s)[0])
-    else:
-        source = collapsed_dot(loaded.tasks, compute(loaded.tasks, s, loaded.complete))
-    click.echo(f"wrote {write(source, output)}")
-
-
-@main.command(epilog="Exit codes: 0 on exit, 2 the taskfile cannot be loaded.")
-@_common
-@_handle_errors
-def shell(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
-    """An interactive Python session with the taskfile loaded, plus value, show and invalidate.
-
-    IPython when installed and in a terminal, the standard console otherwise.
-
-    \b
-    Example:
-      taskflow shell taskfile.py
-      echo 'print(value(result))' | taskflow shell taskfile.py
-    """
-    from .shell import run
-
-    _configure_logging(verbose, False)
-    run(taskfile, _open_store(taskfile, store), args)
-    sys.exit(0)
 
 
 DOCTOR_EPILOG = """\b
@@ -216,8 +159,8 @@ def doctor(taskfile: str | None, store: str | None, as_json: bool, lease: float,
     """
     import signal
 
-    from .doctor import diagnose
-    from .errors import UsageError
+    from ..doctor import diagnose
+    from ..errors import UsageError
 
     _configure_logging(verbose, False)
     if taskfile is None and store is None:
@@ -240,4 +183,4 @@ def doctor(taskfile: str | None, store: str | None, as_json: bool, lease: float,
     else:
         click.echo("\n".join(diagnosis.lines()))
     if diagnosis.unsafe:
-        sys.exit(EXIT_FAILED)
+        sys.exit(ExitCode.FAILED)

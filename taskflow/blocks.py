@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, overload
 
 from .errors import UsageError
 from .task import Task, TaskGenerator
@@ -10,6 +11,10 @@ from .task import Task, TaskGenerator
 _NO_INITIAL = object()
 
 
+@overload
+def _plain(f: Callable) -> Callable: ...
+@overload
+def _plain(f: None) -> None: ...
 def _plain(f: Callable | None) -> Callable | None:
     # Inside a map task the mapper and reducer are called, not declared.
     return f.f if isinstance(f, TaskGenerator) else f
@@ -35,7 +40,7 @@ def reduce_values(reducer: Callable, values: list) -> Any:
     return functools.reduce(reducer, values)
 
 
-def mapreduce(reducer: Callable, mapper: Callable, inputs: Iterable, map_step: int = 4,
+def mapreduce(reducer: Callable, mapper: Callable | None, inputs: Iterable, map_step: int = 4,
               reduce_step: int = 8, initial: Any = _NO_INITIAL) -> Task:
     """Declare tasks computing `reduce(reducer, map(mapper, inputs))`; returns the final task.
 

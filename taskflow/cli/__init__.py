@@ -1,0 +1,27 @@
+"""The `taskflow` command: a thin layer over the library, and the only place
+that maps errors to exit codes and configures logging.
+
+The group and what every command shares are in base.py; each group of
+commands is one module registering on it (running, inspecting, maintaining,
+cluster, jug, web). A new command is a module importing from .base, imported below.
+
+Exit codes (taskflow.errors.ExitCode):
+  0    every task finished (check: all finished)
+  1    a task failed (check: not all finished)
+  2    usage error, or a taskfile that cannot be loaded
+  3    tasks remain that this worker could not run (limits, STOP, --wait, SIGTERM)
+  4    the store could not be written or read (full disk, quota, permissions, read-only)
+  130  interrupted with Ctrl-C
+"""
+from __future__ import annotations
+
+from . import cluster, inspecting, jug, maintaining, running, web  # noqa: F401  (each registers its commands on main)
+from .base import (EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REMAINING, EXIT_STORE, EXIT_USAGE,
+                   TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors, _open_store,
+                   _store_option, log, main)
+from .running import _array_rank, _run_forked_worker
+
+# What commands built outside this package import from taskflow.cli.
+__all__ = ["EXIT_CODES_HELP", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REMAINING", "EXIT_STORE",
+           "EXIT_USAGE", "TARGET_HELP", "ExitCode", "_array_rank", "_common", "_configure_logging", "_duration",
+           "_handle_errors", "_open_store", "_run_forked_worker", "_store_option", "log", "main"]

@@ -1,0 +1,139 @@
+"""What every `taskflow` command shares: the click group, the common options,
+logging, and the one place that maps errors to exit codes (each error's
+`exit_code`, see taskflow.errors).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .._version import __version__
+from ..errors import ExitCode, StoreAccessError, TaskflowError
+from ..store import Store
+
+# Short names of the exit codes, for command modules that import them from taskflow.cli.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE
+EXIT_REMAINING, EXIT_STORE, EXIT_INTERRUPTED = ExitCode.REMAINING, ExitCode.STORE, ExitCode.INTERRUPTED
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    every task finished
+  1    a task failed
+  2    usage error, or the taskfile cannot be loaded
+  3    tasks remain that this worker could not run
+       (--max-tasks, --max-time, --wait, a STOP file, SIGTERM)
+  4    the store could not be written or read (full disk, quota,
+       permissions, read-only); the claim of the task at hand is given back
+  130  interrupted with Ctrl-C"""
+
+# Said once here for every command that selects tasks by name (see taskflow.selection).
+TARGET_HELP = ("PATTERN is a task name, the part after its last dot, a shell glob (count_*) or /REGEX/ "
+               "(README: Selecting tasks by name)")
+
+log = logging.getLogger("taskflow")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "taskflow: " if record.levelno < logging.WARNING else f"taskflow: {record.levelname.lower()}: "
+        return prefix + record.getMessage()
+
+
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    root = logging.getLogger("taskflow")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+def _handle_errors(f: Callable) -> Callable:
+    """Turn library errors into one line on stderr and an exit code; tracebacks only with --debug."""
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug") or os.environ.get("TASKFLOW_DEBUG") == "1"
+        try:
+            try:
+                return f(*args, **kwargs)
+            except OSError as e:
+                # A command writing into a store it cannot write (read-only, permissions, full).
+                from ..store import UNWRITABLE
+                if debug or e.errno not in UNWRITABLE:
+                    raise
+                raise StoreAccessError(f"cannot write {e.filename or 'in the store'}: {e.strerror}",
+                                       path=e.filename) from e
+        except TaskflowError as e:
+            if debug:
+                raise
+            if kwargs.get("progress_fd") is not None:
+                # A worker of --jobs: the pool prints each distinct error once, not once per worker.
+                from ..progress import send_error
+                send_error(kwargs["progress_fd"], str(e))
+            else:
+                click.echo(f"taskflow: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("taskflow: interrupted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+    return wrapper
+
+
+def _store_option(f: Callable) -> Callable:
+    return click.option("--store", "store", metavar="DIR", envvar="TASKFLOW_STORE",
+                        help="Store folder [default: <taskfile stem>.taskflow beside the taskfile; "
+                             "env TASKFLOW_STORE].")(f)
+
+
+def _common(f: Callable) -> Callable:
+    f = click.argument("args", nargs=-1, type=click.UNPROCESSED)(f)
+    f = click.argument("taskfile", metavar="FILE")(f)
+    f = _store_option(f)
+    f = click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
+    f = click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")(f)
+    return f
+
+
+def _open_store(taskfile: str, store: str | None, fsync: bool = False) -> Store:
+    from ..taskfile import store_path
+
+    s = Store(store_path(taskfile, store), fsync=fsync)
+    s.check_format()
+    return s
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="taskflow")
+def main() -> None:
+    """Run task graphs on one machine or many batch-cluster nodes, coordinated
+    through a shared folder (the store).
+
+    \b
+    Example:
+      taskflow execute taskfile.py --jobs 4
+      taskflow status taskfile.py
+    """
+    from .. import taskfile
+    taskfile.by_command = True
+
+
+def _duration(option: str) -> Callable:
+    def convert(ctx, param, text):
+        from ..units import parse_duration
+
+        if text is None:
+            return None
+        try:
+            return parse_duration(text, option)
+        except TaskflowError:
+            # click names the option itself.
+            raise click.BadParameter(f"cannot read {text!r} as a duration (examples: 90, 45m, 3h30m, 1d)") from None
+    return convert

@@ -1,0 +1,154 @@
+"""Running tasks: `taskflow execute` and `taskflow shell`."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors,
+                   _open_store, log, main)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_common
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Start this many worker processes on this machine.")
+@click.option("--target", "targets", multiple=True, metavar="PATTERN",
+              help=f"Run only tasks matching PATTERN and their dependencies; {TARGET_HELP}. Repeatable.")
+@click.option("--keep-going", is_flag=True, help="After a task fails, run everything that does not depend on it.")
+@click.option("--retry-failed", is_flag=True, help="Run tasks that failed before again.")
+@click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),
+              default="300", show_default=True,
+              help="Claims not renewed for this long are stale and taken over [env TASKFLOW_LEASE].")
+@click.option("--wait", metavar="DURATION", callback=_duration("--wait"),
+              help="Give up (exit 3) after waiting this long for tasks other workers run [default: forever].")
+@click.option("--max-tasks", type=click.IntRange(min=1), help="Take no new task after running N tasks.")
+@click.option("--max-time", metavar="DURATION", callback=_duration("--max-time"),
+              help="Take no new task after this much time, e.g. 3h30m (for batch walltime limits).")
+@click.option("--fsync", is_flag=True, envvar="TASKFLOW_FSYNC",
+              help="fsync each result and its folder before it counts as finished [env TASKFLOW_FSYNC=1].")
+@click.option("--verify", is_flag=True,
+              help="First read every finished result and check its checksum; damaged ones run again "
+                   "(after a node crash without --fsync).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("--progress-fd", type=int, hidden=True)
+@click.option("--rank", hidden=True)
+@_handle_errors
+def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
+            retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
+            max_time: float | None, fsync: bool, verify: bool, quiet: bool, verbose: bool, debug: bool,
+            progress_fd: int | None, rank: str | None) -> None:
+    """Run the taskfile's tasks until all are finished.
+
+    Start as many workers as you like, on this machine (--jobs) or on cluster
+    nodes sharing the store: they claim tasks through lock files in the store.
+    Arguments after FILE (put them after `--`) are the taskfile's sys.argv[1:].
+    Create a file named STOP in the store to make every worker take no new task.
+
+    \b
+    Example:
+      taskflow execute taskfile.py --jobs 4 -- --input data.csv
+    """
+    from ..execute import blocked_message, run_pool
+    from ..execute import execute as run_execute
+    from ..lease import check_lease
+    from ..progress import LogReporter, PipeReporter, TerminalReporter
+    from ..worker import Options, Outcome, Reporter
+
+    _configure_logging(verbose, quiet and not verbose)
+    from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
+    lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
+    s = _open_store(taskfile, store, fsync)
+    reporter: Reporter
+    if progress_fd is not None:
+        reporter = PipeReporter(progress_fd)
+    elif quiet:
+        reporter = Reporter()
+    elif sys.stderr.isatty():
+        reporter = TerminalReporter()
+    else:
+        reporter = LogReporter()
+
+    if jobs > 1:
+        from ..execute import warn_if_lease_short
+        warn_if_lease_short(s, lease)  # here, once, rather than in every worker
+        child = [taskfile, "--store", s.path, "--lease", str(lease), "-q"]
+        for t in targets:
+            child += ["--target", t]
+        for flag, on in (("--keep-going", keep_going), ("--retry-failed", retry_failed), ("--fsync", fsync),
+                         ("--verify", verify), ("--verbose", verbose), ("--debug", debug)):
+            if on:
+                child.append(flag)
+        for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time)):
+            if val is not None:
+                child += [opt, str(val)]
+        if args:
+            child += ["--", *args]
+        sys.exit(run_pool(jobs, child, reporter, child_main=_run_forked_worker))
+
+    worker_rank = worker_size = None
+    if rank:
+        worker_rank, worker_size = (int(x) for x in rank.split("/"))
+    else:
+        worker_rank, worker_size = _array_rank()
+    options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
+                      wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
+                      verify=verify)
+    summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
+    if summary.outcome is Outcome.FINISHED:
+        sys.exit(ExitCode.OK)
+    if summary.outcome is Outcome.FAILED or summary.failed:  # a failure outranks work left over
+        if summary.failed == 0 and summary.blockers:
+            # This worker ran none of them: say which failures block it, and how to go on.
+            message = blocked_message(summary)
+            if progress_fd is not None:
+                from ..progress import send_error
+                send_error(progress_fd, message)  # the pool prints it once for all its workers
+            else:
+                log.error(message)
+        sys.exit(ExitCode.FAILED)
+    sys.exit(ExitCode.REMAINING)
+
+
+def _run_forked_worker(argv: list[str]) -> int:
+    """`taskflow execute ARGV` in a process forked by --jobs; returns its exit code."""
+    try:
+        main.main(args=["execute", *argv], prog_name="taskflow", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else ExitCode.OK if e.code is None else ExitCode.FAILED
+    return ExitCode.OK
+
+
+def _array_rank() -> tuple[int | None, int | None]:
+    """This worker's place in its batch array, to spread the workers' starting points."""
+    env = os.environ
+    for idx, first, last in (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"),
+                             ("SGE_TASK_ID", "SGE_TASK_FIRST", "SGE_TASK_LAST")):
+        try:
+            i, lo, hi = int(env[idx]), int(env[first]), int(env[last])
+        except (KeyError, ValueError):
+            continue
+        if hi >= lo:
+            return i - lo, hi - lo + 1
+    return None, None
+
+
+@main.command(epilog="Exit codes: 0 on exit, 2 the taskfile cannot be loaded.")
+@_common
+@_handle_errors
+def shell(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+    """An interactive Python session with the taskfile loaded, plus value, show and invalidate.
+
+    IPython when installed and in a terminal, the standard console otherwise.
+
+    \b
+    Example:
+      taskflow shell taskfile.py
+      echo 'print(value(result))' | taskflow shell taskfile.py
+    """
+    from ..shell import run
+
+    _configure_logging(verbose, False)
+    run(taskfile, _open_store(taskfile, store), args)
+    sys.exit(ExitCode.OK)

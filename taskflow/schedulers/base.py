@@ -1,0 +1,188 @@
+"""What every batch scheduler shares: the job script's spec and templates, the `Scheduler` base
+class, and the conversions of walltime, memory, paths and job names its options need.
+
+Templates hold `{{name}}` placeholders. A line holding nothing but a
+placeholder is a block: replaced by the value's lines, dropped when the
+value is empty.
+"""
+from __future__ import annotations
+
+import abc
+import math
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from ..errors import SchedulerError, UsageError
+
+DEFAULT_NAME = "taskflow"
+DEFAULT_PYTHON = "python3"
+DEFAULT_LOG_DIR = "."
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_BLOCK = re.compile(r"^\{\{(\w+)\}\}$")
+# Characters that survive a #$/#SBATCH/#PBS directive and a double-quoted shell word untouched.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./+@:,=~-]+")
+
+
+@dataclass(frozen=True)
+class ScriptSpec:
+    """What differs between one job script and another; the defaults give the scripts/ files."""
+
+    name: str = DEFAULT_NAME
+    python: str = DEFAULT_PYTHON
+    log_dir: str = DEFAULT_LOG_DIR
+    arguments: Sequence[str] = ()     # default arguments of the worker: taskfile, --store STORE
+    walltime: float | None = None     # seconds
+    memory: int | None = None         # megabytes
+    queue: str | None = None
+
+
+def template_text(filename: str) -> str:
+    package = __name__.rpartition(".")[0]  # taskflow.schedulers, which holds templates/
+    return resources.files(package).joinpath("templates").joinpath(filename).read_text(encoding="utf-8")
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Replace the placeholders of a template; a missing value is a bug, so it raises KeyError."""
+    out: list[str] = []
+    for line in text.splitlines():
+        block = _BLOCK.match(line)
+        if block:
+            value = values[block.group(1)]
+            if value:
+                out.extend(value.splitlines())
+            continue
+        out.append(_PLACEHOLDER.sub(lambda m: values[m.group(1)], line))
+    return "\n".join(out) + "\n"
+
+
+def format_walltime(seconds: float) -> str:
+    """HH:MM:SS, which every scheduler here reads (hours may exceed 24)."""
+    total = int(math.ceil(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}"
+
+
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?", re.IGNORECASE)
+_MEGABYTES = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def parse_memory(text: str | int, option: str = "--mem") -> int:
+    """Megabytes in `8G`, `512M`, `8GB`, `1.5g` or a plain number of megabytes (as Slurm reads it)."""
+    if isinstance(text, int):
+        return text
+    m = _MEMORY.fullmatch(text.strip())
+    if not m:
+        raise UsageError(f"{option}: cannot read {text!r} as a memory size (examples: 512M, 8G, 1.5G)")
+    megabytes = int(math.ceil(float(m.group(1)) * _MEGABYTES[m.group(2).lower()]))
+    if megabytes <= 0:
+        raise UsageError(f"{option}: {text!r} is no memory at all")
+    return megabytes
+
+
+def plain_path(path: str, what: str) -> str:
+    """`path` if a job script directive can carry it as is; else a UsageError naming it."""
+    if not _PLAIN_PATH.fullmatch(path):
+        raise UsageError(f"{what} {path!r} has characters (spaces, quotes, $, %, ...) that job script "
+                         "directives cannot carry; use a plain path (--store DIR)")
+    return path
+
+
+def safe_job_name(text: str, limit: int = 64) -> str:
+    """A job name every scheduler accepts: starts with a letter, letters, digits, _ . - only."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+    if not name[:1].isalpha():
+        name = "tf" + ("-" if name else "") + name
+    return name[:limit]
+
+
+class Scheduler(abc.ABC):
+    """One batch scheduler: its job script and how to submit that as an array job."""
+
+    name: str = ""                 # as in --scheduler, and the prefix of lease.worker_id()
+    title: str = ""                # for messages
+    template: str = ""             # file in templates/
+    script: str = ""               # the rendered template with default ScriptSpec, in the repository
+    submit_command: str = ""       # qsub, sbatch
+    detect_commands: tuple[str, ...] = ()  # all on PATH: this scheduler is installed
+    name_limit: int = 64
+
+    def __repr__(self) -> str:
+        return f"<scheduler {self.name}>"
+
+    @property
+    def suffix(self) -> str:
+        return os.path.splitext(self.template)[1]
+
+    # -- finding it -------------------------------------------------------
+
+    def available(self, which: Callable[[str], str | None] = shutil.which) -> bool:
+        return all(which(c) for c in self.detect_commands)
+
+    def require(self, which: Callable[[str], str | None] = shutil.which) -> str:
+        """Full path of the submit command; SchedulerError when it is not on PATH."""
+        path = which(self.submit_command)
+        if not path:
+            raise SchedulerError(f"{self.submit_command} not found on PATH: is {self.title} installed on this "
+                                 "host (or its module loaded)?", self.name)
+        return path
+
+    # -- the job script ------------------------------------------------------
+
+    @abc.abstractmethod
+    def resource_lines(self, spec: ScriptSpec) -> list[str]:
+        """Directives for walltime, memory and queue; empty when none is set."""
+
+    def example_lines(self) -> list[str]:
+        """Commented directives shown when no resource is set."""
+        example = ScriptSpec(walltime=4 * 3600, memory=8 * 1024, queue="QUEUE")
+        return ["# Walltime, memory and queue per worker, for example (delete one '#' to use):"] + [
+            "#" + line for line in self.resource_lines(example)]
+
+    def render(self, spec: ScriptSpec | None = None) -> str:
+        spec = spec or ScriptSpec()
+        resource = self.resource_lines(spec) or self.example_lines()
+        walltime = ""
+        if spec.walltime is not None:
+            walltime = ("# The walltime taskflow submit asked for, in case the scheduler cannot be asked:\n"
+                        f"walltime=${{walltime:-{format_walltime(spec.walltime)}}}")
+        arguments = ""
+        if spec.arguments:
+            arguments = ("# The taskfile and store taskflow submit wrote this script for:\n"
+                         f"[ $# -gt 0 ] || set -- {shlex.join(spec.arguments)}")
+        values = {"name": safe_job_name(spec.name, self.name_limit), "log_dir": spec.log_dir,
+                  "resources": "\n".join(resource), "walltime": walltime, "arguments": arguments,
+                  "python": shlex.quote(spec.python), "scheduler": self.title}
+        values["worker"] = fill(template_text("worker.sh"), values)
+        return fill(template_text(self.template), values)
+
+    # -- submitting ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def array_args(self, workers: int) -> list[str]:
+        """The submit command's options that make an array of `workers` tasks."""
+
+    @abc.abstractmethod
+    def submit_args(self, script: str, workers: int, extra: Sequence[str] = ()) -> list[str]:
+        """The command that submits `script` as an array of `workers` tasks (without the program path)."""
+
+    @abc.abstractmethod
+    def parse_reply(self, stdout: str) -> str:
+        """The job id in the submit command's reply; SchedulerError when there is none."""
+
+    def unreadable(self, stdout: str) -> SchedulerError:
+        shown = stdout.strip()[:300] or "(nothing)"
+        return SchedulerError(f"cannot find a job id in the reply of {self.submit_command}: {shown!r}; "
+                              f"a job may have been submitted anyway: check the {self.title} queue", self.name)
+
+
+def job_number(job_id: str) -> str:
+    """The number a job id starts with: `123` of `123`, `123.1-20:1`, `123[].server`, `123;cluster`."""
+    m = re.match(r"\d+", job_id.strip())
+    return m.group(0) if m else job_id.strip()
