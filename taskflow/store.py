@@ -32,6 +32,7 @@ from . import encoding
 from .fingerprint import fingerprint
 from ._version import __version__
 from .errors import CorruptResultError, StoreAccessError, StoreError
+from .stale import reread
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,12 @@ def _unlink(path: str) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+@reread  # failure records are replaced by rename, maybe through another client
+def _read_json(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
 
 
 def _fsync_dir(path: str) -> None:
@@ -458,8 +465,7 @@ class Store:
 
     def load_failure(self, task_hash: str) -> dict | None:
         try:
-            with open(self.failure_path(task_hash)) as f:
-                return json.load(f)
+            return _read_json(self.failure_path(task_hash))
         except FileNotFoundError:
             return None
         except ValueError:
