@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from . import confirm
 from .errors import UsageError
 from .lease import Leases, on_this_host, pid_alive, read_owner
 from .store import HOST, Store
@@ -32,11 +33,13 @@ class Removed:
     tmp: list[str] = field(default_factory=list)
     clock_files: list[str] = field(default_factory=list)  # of dead workers
     journals: list[str] = field(default_factory=list)  # of dead workers
+    suspects: list[str] = field(default_factory=list)  # marks of damaged results no task produces
+    records: list[str] = field(default_factory=list)  # complete/ records of other graphs
     kept_live: list[str] = field(default_factory=list)
 
     def count(self) -> int:
         return sum(len(x) for x in (self.stale_locks, self.leftovers, self.results, self.failures, self.tmp,
-                                    self.clock_files, self.journals))
+                                    self.clock_files, self.journals, self.suspects, self.records))
 
     def summary(self, verb: str = "removed") -> list[str]:
         """One line per kind of file removed, with its count."""
@@ -46,7 +49,9 @@ class Removed:
                  (self.failures, "failure record(s) of tasks no longer declared"),
                  (self.tmp, "temp file(s)"),
                  (self.clock_files, "clock file(s) of dead workers"),
-                 (self.journals, "journal(s) of dead workers"))
+                 (self.journals, "journal(s) of dead workers"),
+                 (self.suspects, "suspect mark(s) of tasks no longer declared"),
+                 (self.records, "completion record(s) of other graphs"))
         return [f"{verb} {len(found)} {what}" for found, what in kinds if found]
 
 
@@ -127,6 +132,15 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
     for h in sorted(store.failed_hashes() - known - live):
         if dry_run or store.remove_failure(h):
             removed.failures.append(h)
+    for h in sorted(store.suspect_hashes() - known - live):
+        if dry_run or _unlink(os.path.join(store.suspect_dir, h)):
+            removed.suspects.append(h)
+    # A record of another graph may name results removed above: a sign that lies would make
+    # check and wait open every result of that graph, and status say its counts may lag.
+    ours = confirm.digest(t.hash for t in tasks)
+    for name in sorted(_names(store.complete_dir) - {ours}):
+        if dry_run or _unlink(os.path.join(store.complete_dir, name)):
+            removed.records.append(name)
     leases = Leases(store)
     try:
         fs_now = leases.fs_now()
@@ -145,6 +159,13 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
             if _tmp_is_dead(store, entry, fs_now) and (dry_run or _unlink(entry.path)):
                 found.append(entry.path)
     return removed
+
+
+def _names(folder: str) -> set[str]:
+    try:
+        return set(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
 
 
 def _unlink(path: str) -> bool:
