@@ -13,8 +13,9 @@ from typing import Sequence
 
 from . import confirm
 from .errors import UsageError
-from .lease import Leases, on_this_host, pid_alive, read_owner
-from .store import HOST, Store
+from .lease import (Leases, gone_from_here, on_this_host, read_owner, writer_gone_from_here,
+                    writer_of_this_host)
+from .store import HOST, Store, remove_file
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,10 @@ def _leftover_is_dead(leases: Leases, path: str) -> str | None:
     owner = read_owner(path)
     if owner is None:
         return None
+    if gone_from_here(owner):
+        return f"process {owner['pid']} on {HOST} is gone"
     if on_this_host(owner):
-        return None if pid_alive(owner["pid"]) else f"process {owner['pid']} on {HOST} is gone"
+        return None
     try:
         age = leases.fs_now() - os.stat(path).st_mtime
     except FileNotFoundError:
@@ -84,7 +87,7 @@ def remove_stale_locks(store: Store, dry_run: bool = False) -> Removed:
                 path = os.path.join(store.locks_dir, name)
                 why = _leftover_is_dead(leases, path)
                 if why is not None:
-                    if dry_run or _unlink(path):
+                    if dry_run or remove_file(path):
                         removed.leftovers.append(f"{name} ({why})")
                 continue
             info = leases.inspect(name)
@@ -105,8 +108,9 @@ def _tmp_is_dead(store: Store, entry: os.DirEntry, fs_now: float) -> bool:
     parts = entry.name.rsplit(".", 2)
     if len(parts) == 3:
         head, pid, _ = parts
-        if (head == HOST or head.endswith("." + HOST)) and pid.isdigit():
-            return not pid_alive(int(pid))
+        host = HOST if head.endswith("." + HOST) else head  # the label before it may hold dots
+        if writer_of_this_host(host, pid):
+            return writer_gone_from_here(host, pid)
     try:
         return fs_now - entry.stat().st_mtime > FOREIGN_TMP_AGE
     except FileNotFoundError:
@@ -133,13 +137,13 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
         if dry_run or store.remove_failure(h):
             removed.failures.append(h)
     for h in sorted(store.suspect_hashes() - known - live):
-        if dry_run or _unlink(os.path.join(store.suspect_dir, h)):
+        if dry_run or remove_file(os.path.join(store.suspect_dir, h)):
             removed.suspects.append(h)
     # A record of another graph may name results removed above: a sign that lies would make
     # check and wait open every result of that graph, and status say its counts may lag.
     ours = confirm.digest(t.hash for t in tasks)
     for name in sorted(_names(store.complete_dir) - {ours}):
-        if dry_run or _unlink(os.path.join(store.complete_dir, name)):
+        if dry_run or remove_file(os.path.join(store.complete_dir, name)):
             removed.records.append(name)
     leases = Leases(store)
     try:
@@ -147,7 +151,7 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
     finally:
         leases.close()
     for entry in list(store.tmp_files()):
-        if _tmp_is_dead(store, entry, fs_now) and (dry_run or _unlink(entry.path)):
+        if _tmp_is_dead(store, entry, fs_now) and (dry_run or remove_file(entry.path)):
             removed.tmp.append(entry.path)
     # Clock files and journals of workers that died (a worker removes its own when it stops).
     for folder, found in ((store.clock_dir, removed.clock_files), (store.done_dir, removed.journals)):
@@ -156,7 +160,7 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
         except FileNotFoundError:
             continue
         for entry in entries:
-            if _tmp_is_dead(store, entry, fs_now) and (dry_run or _unlink(entry.path)):
+            if _tmp_is_dead(store, entry, fs_now) and (dry_run or remove_file(entry.path)):
                 found.append(entry.path)
     return removed
 
@@ -166,12 +170,3 @@ def _names(folder: str) -> set[str]:
         return set(os.listdir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return set()
-
-
-def _unlink(path: str) -> bool:
-    """Remove a file; False when another cleanup was first."""
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False

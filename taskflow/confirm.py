@@ -26,7 +26,7 @@ import time
 from typing import Iterable, Sequence
 
 from .journal import journaled
-from .store import HOST, Store, process
+from .store import HOST, Store, process, remove_file
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -71,10 +71,7 @@ def forget_complete(store: Store) -> None:
     except (FileNotFoundError, NotADirectoryError):
         return
     for name in names:
-        try:
-            os.unlink(os.path.join(store.complete_dir, name))
-        except FileNotFoundError:
-            pass
+        remove_file(os.path.join(store.complete_dir, name))
 
 
 def hinted(store: Store, tasks: Sequence[Task], finished: set[str], confirm: bool = True) -> set[str]:

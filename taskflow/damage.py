@@ -27,7 +27,7 @@ import time
 
 from . import encoding
 from .errors import CorruptResultError
-from .store import HOST, Store, process
+from .store import HOST, Store, process, remove_file
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,7 @@ def mark(store: Store, task_hash: str, name: str, reason: str) -> bool:
 
 
 def unmark(store: Store, task_hash: str) -> None:
-    try:
-        os.unlink(os.path.join(store.suspect_dir, task_hash))
-    except FileNotFoundError:
-        pass
+    remove_file(os.path.join(store.suspect_dir, task_hash))
 
 
 def found(store: Store, task_hash: str, name: str, error: CorruptResultError) -> CorruptResultError:

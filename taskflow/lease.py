@@ -153,10 +153,15 @@ def gone_from_here(owner: dict) -> bool:
     return on_this_host(owner) and not pid_alive(owner["pid"])
 
 
-def writer_gone_from_here(host: str, pid: str) -> bool:
+def writer_of_this_host(host: str, pid: str) -> bool:
     """Whether the process a file is named after (`<host>.<pid>.<random>`: journals, clock
-    and temp files) ran on this host and is gone; such names carry no boot id."""
-    return host == HOST and pid.isdigit() and not pid_alive(int(pid))
+    and temp files) ran on this host; such names carry no boot id."""
+    return host == HOST and pid.isdigit()
+
+
+def writer_gone_from_here(host: str, pid: str) -> bool:
+    """Whether the process a file is named after ran on this host and is gone."""
+    return writer_of_this_host(host, pid) and not pid_alive(int(pid))
 
 
 def read_owner(path: str) -> dict | None:

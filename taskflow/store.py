@@ -97,8 +97,8 @@ class _Anonymous:
 _anonymous = _Anonymous()
 
 
-def _unlink(path: str) -> bool:
-    """Remove a file; False if it was already gone (another worker may have been first)."""
+def remove_file(path: str) -> bool:
+    """Remove a file; False if it was already gone (another worker or cleanup may have been first)."""
     try:
         os.unlink(path)
         return True
@@ -423,7 +423,7 @@ class Store:
                         on_damaged(task, e)
 
     def remove_result(self, task_hash: str) -> bool:
-        return _unlink(self.result_path(task_hash))
+        return remove_file(self.result_path(task_hash))
 
     def finished_hashes(self) -> set[str]:
         """Hashes of every stored result: one listing per shard, no stat per file."""
@@ -472,7 +472,7 @@ class Store:
             return {"type": "?", "message": "(unreadable failure record)", "traceback": ""}
 
     def remove_failure(self, task_hash: str) -> bool:
-        return _unlink(self.failure_path(task_hash))
+        return remove_file(self.failure_path(task_hash))
 
     def failed_hashes(self) -> set[str]:
         try:
