@@ -35,7 +35,7 @@ class Removed:
     clock_files: list[str] = field(default_factory=list)  # of dead workers
     journals: list[str] = field(default_factory=list)  # of dead workers
     suspects: list[str] = field(default_factory=list)  # marks of damaged results no task produces
-    records: list[str] = field(default_factory=list)  # complete/ records of other graphs
+    records: list[str] = field(default_factory=list)  # complete/ records of other graphs, once results went
     kept_live: list[str] = field(default_factory=list)
 
     def count(self) -> int:
@@ -139,12 +139,15 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
     for h in sorted(store.suspect_hashes() - known - live):
         if dry_run or remove_file(os.path.join(store.suspect_dir, h)):
             removed.suspects.append(h)
-    # A record of another graph may name results removed above: a sign that lies would make
-    # check and wait open every result of that graph, and status say its counts may lag.
-    ours = confirm.digest(t.hash for t in tasks)
-    for name in sorted(_names(store.complete_dir) - {ours}):
-        if dry_run or remove_file(os.path.join(store.complete_dir, name)):
-            removed.records.append(name)
+    if removed.results:
+        # A record of another graph may name results removed above: a sign that lies would make
+        # check and wait open every result of that graph, and status say its counts may lag.
+        # Records name graphs by a digest only, so every other one goes (those of the parts of
+        # this graph above a barrier too: the next execute writes them again).
+        ours = confirm.digest(t.hash for t in tasks)
+        for name in sorted(_names(store.complete_dir) - {ours}):
+            if dry_run or remove_file(os.path.join(store.complete_dir, name)):
+                removed.records.append(name)
     leases = Leases(store)
     try:
         fs_now = leases.fs_now()
