@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -34,13 +35,14 @@ class Removed:
     tmp: list[str] = field(default_factory=list)
     clock_files: list[str] = field(default_factory=list)  # of dead workers
     journals: list[str] = field(default_factory=list)  # of dead workers
+    doctor: list[str] = field(default_factory=list)  # scratch folders of doctors killed with kill -9
     suspects: list[str] = field(default_factory=list)  # marks of damaged results no task produces
     records: list[str] = field(default_factory=list)  # complete/ records of other graphs, once results went
     kept_live: list[str] = field(default_factory=list)
 
     def count(self) -> int:
         return sum(len(x) for x in (self.stale_locks, self.leftovers, self.results, self.failures, self.tmp,
-                                    self.clock_files, self.journals, self.suspects, self.records))
+                                    self.clock_files, self.journals, self.doctor, self.suspects, self.records))
 
     def summary(self, verb: str = "removed") -> list[str]:
         """One line per kind of file removed, with its count."""
@@ -51,6 +53,7 @@ class Removed:
                  (self.tmp, "temp file(s)"),
                  (self.clock_files, "clock file(s) of dead workers"),
                  (self.journals, "journal(s) of dead workers"),
+                 (self.doctor, "scratch folder(s) of doctors that died"),
                  (self.suspects, "suspect mark(s) of tasks no longer declared"),
                  (self.records, "completion record(s) of other graphs"))
         return [f"{verb} {len(found)} {what}" for found, what in kinds if found]
@@ -165,6 +168,22 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
         for entry in entries:
             if _tmp_is_dead(store, entry, fs_now) and (dry_run or remove_file(entry.path)):
                 found.append(entry.path)
+    # A doctor removes its scratch folder on its way out, unless killed with kill -9.
+    doctor_dir = os.path.join(store.path, "doctor")
+    try:
+        entries = list(os.scandir(doctor_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        entries = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and _tmp_is_dead(store, entry, fs_now):
+            if not dry_run:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            removed.doctor.append(entry.path)
+    if removed.doctor and not dry_run:
+        try:
+            os.rmdir(doctor_dir)
+        except OSError:
+            pass  # a running doctor's folder is in it
     return removed
 
 

@@ -410,6 +410,8 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
         click.echo(f"{verb} leftover lock file {name}")
     for path in removed.tmp:
         click.echo(f"{verb} temp file {path}")
+    for path in removed.doctor:
+        click.echo(f"{verb} doctor's scratch folder {path}")
     for line in removed.summary(verb):
         click.echo(line)
     if removed.kept_live:

@@ -215,3 +215,24 @@ def test_cleanup_removes_suspect_marks_and_completion_records_no_task_declares(t
     assert len(os.listdir(store.complete_dir)) == 1
     assert run_cli("cleanup", tf, check=0).stdout.splitlines() == ["nothing to remove"], \
         "the record of the graph FILE declares stays"
+
+
+def test_cleanup_removes_the_scratch_folder_of_a_doctor_killed_on_this_host(tmp_path):
+    tf = write_taskfile(tmp_path, V1)
+    run_cli("execute", tf, check=0)
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    dead = os.path.join(store.path, "doctor", f"{HOST}.{2**22 + 7}.abc")
+    live = os.path.join(store.path, "doctor", f"{HOST}.{os.getpid()}.abc")
+    far = os.path.join(store.path, "doctor", "far-away-node.4242.abc")
+    for folder in (dead, live, far):
+        os.makedirs(os.path.join(folder, "race"))
+        open(os.path.join(folder, "race", "x"), "wb").close()
+
+    dry = run_cli("cleanup", tf, "--dry-run", check=0).stdout.splitlines()
+    assert f"would remove doctor's scratch folder {dead}" in dry and os.path.isdir(dead)
+    out = run_cli("cleanup", tf, check=0).stdout.splitlines()
+    assert "removed 1 scratch folder(s) of doctors that died" in out
+    assert not os.path.exists(dead)
+    assert os.path.isdir(live), "a running doctor keeps its folder"
+    assert os.path.isdir(far), "another host's doctor is judged by age only"
+    assert run_cli("cleanup", tf, check=0).stdout.splitlines() == ["nothing to remove"]
