@@ -26,6 +26,7 @@ import time
 from typing import Iterable, Sequence
 
 from .journal import journaled
+from .stale import reread
 from .store import HOST, Store, process, remove_file
 from .task import Task
 
@@ -58,7 +59,7 @@ def complete_recorded(store: Store, hashes: Iterable[str]) -> bool:
     """Whether a worker recorded this graph as finished (opened by name, which revalidates this
     client's cache of it)."""
     try:
-        os.close(os.open(record_path(store, hashes), os.O_RDONLY))
+        _open(record_path(store, hashes))
         return True
     except OSError:
         return False
@@ -114,8 +115,13 @@ def present(store: Store, hashes: Iterable[str]) -> set[str]:
     found = set()
     for task_hash in hashes:
         try:
-            os.close(os.open(store.result_path(task_hash), os.O_RDONLY))
+            _open(store.result_path(task_hash))
         except OSError:
             continue
         found.add(task_hash)
     return found
+
+
+@reread  # a result replaced through another client may answer ESTALE: it is there all the same
+def _open(path: str) -> None:
+    os.close(os.open(path, os.O_RDONLY))

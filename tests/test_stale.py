@@ -148,3 +148,13 @@ def test_a_failure_record_meeting_estale(store, stale_open):
     assert len(failed) == 1
     stale_open(store.failure_path(H), times=None)
     assert store.load_failure(H) is None
+
+
+def test_a_result_confirmed_by_opening_through_estale_is_present(store, stale_open):
+    from taskflow import confirm
+
+    store.save_result(H, 1, {"name": "t"})
+    stale_open(os.sep + H, times=1)
+    assert confirm.present(store, [H]) == {H}
+    stale_open(os.sep + H, times=None)
+    assert confirm.present(store, [H]) == set()
