@@ -7,12 +7,15 @@ judged stale and only if it is still the very file that was judged (see
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import confirm
 from .errors import UsageError
-from .lease import Leases, on_this_host, pid_alive, read_owner
-from .store import HOST, Store
+from .lease import (Leases, gone_from_here, on_this_host, read_owner, writer_gone_from_here,
+                    writer_of_this_host)
+from .store import HOST, Store, remove_file
 from .task import Task
 
 # Temp files of writers on other hosts are removed only when this old: a write
@@ -29,11 +32,14 @@ class Removed:
     tmp: list[str] = field(default_factory=list)
     clock_files: list[str] = field(default_factory=list)  # of dead workers
     journals: list[str] = field(default_factory=list)  # of dead workers
+    doctor: list[str] = field(default_factory=list)  # scratch folders of doctors killed with kill -9
+    suspects: list[str] = field(default_factory=list)  # marks of damaged results no task produces
+    records: list[str] = field(default_factory=list)  # complete/ records of other graphs, once results went
     kept_live: list[str] = field(default_factory=list)
 
     def count(self) -> int:
         return sum(len(x) for x in (self.stale_locks, self.leftovers, self.results, self.failures, self.tmp,
-                                    self.clock_files, self.journals))
+                                    self.clock_files, self.journals, self.doctor, self.suspects, self.records))
 
     def summary(self, verb: str = "removed") -> list[str]:
         """One line per kind of file removed, with its count."""
@@ -43,7 +49,10 @@ class Removed:
                  (self.failures, "failure record(s) of tasks no longer declared"),
                  (self.tmp, "temp file(s)"),
                  (self.clock_files, "clock file(s) of dead workers"),
-                 (self.journals, "journal(s) of dead workers"))
+                 (self.journals, "journal(s) of dead workers"),
+                 (self.doctor, "scratch folder(s) of doctors that died"),
+                 (self.suspects, "suspect mark(s) of tasks no longer declared"),
+                 (self.records, "completion record(s) of other graphs"))
         return [f"{verb} {len(found)} {what}" for found, what in kinds if found]
 
 
@@ -58,8 +67,10 @@ def _leftover_is_dead(leases: Leases, path: str) -> str | None:
     owner = read_owner(path)
     if owner is None:
         return None
+    if gone_from_here(owner):
+        return f"process {owner['pid']} on {HOST} is gone"
     if on_this_host(owner):
-        return None if pid_alive(owner["pid"]) else f"process {owner['pid']} on {HOST} is gone"
+        return None
     try:
         age = leases.fs_now() - os.stat(path).st_mtime
     except FileNotFoundError:
@@ -76,7 +87,7 @@ def remove_stale_locks(store: Store, dry_run: bool = False) -> Removed:
                 path = os.path.join(store.locks_dir, name)
                 why = _leftover_is_dead(leases, path)
                 if why is not None:
-                    if dry_run or _unlink(path):
+                    if dry_run or remove_file(path):
                         removed.leftovers.append(f"{name} ({why})")
                 continue
             info = leases.inspect(name)
@@ -97,8 +108,9 @@ def _tmp_is_dead(store: Store, entry: os.DirEntry, fs_now: float) -> bool:
     parts = entry.name.rsplit(".", 2)
     if len(parts) == 3:
         head, pid, _ = parts
-        if (head == HOST or head.endswith("." + HOST)) and pid.isdigit():
-            return not pid_alive(int(pid))
+        host = HOST if head.endswith("." + HOST) else head  # the label before it may hold dots
+        if writer_of_this_host(host, pid):
+            return writer_gone_from_here(host, pid)
     try:
         return fs_now - entry.stat().st_mtime > FOREIGN_TMP_AGE
     except FileNotFoundError:
@@ -124,13 +136,25 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
     for h in sorted(store.failed_hashes() - known - live):
         if dry_run or store.remove_failure(h):
             removed.failures.append(h)
+    for h in sorted(store.suspect_hashes() - known - live):
+        if dry_run or remove_file(os.path.join(store.suspect_dir, h)):
+            removed.suspects.append(h)
+    if removed.results:
+        # A record of another graph may name results removed above: a sign that lies would make
+        # check and wait open every result of that graph, and status say its counts may lag.
+        # Records name graphs by a digest only, so every other one goes (those of the parts of
+        # this graph above a barrier too: the next execute writes them again).
+        ours = confirm.digest(t.hash for t in tasks)
+        for name in sorted(_names(store.complete_dir) - {ours}):
+            if dry_run or remove_file(os.path.join(store.complete_dir, name)):
+                removed.records.append(name)
     leases = Leases(store)
     try:
         fs_now = leases.fs_now()
     finally:
         leases.close()
     for entry in list(store.tmp_files()):
-        if _tmp_is_dead(store, entry, fs_now) and (dry_run or _unlink(entry.path)):
+        if _tmp_is_dead(store, entry, fs_now) and (dry_run or remove_file(entry.path)):
             removed.tmp.append(entry.path)
     # Clock files and journals of workers that died (a worker removes its own when it stops).
     for folder, found in ((store.clock_dir, removed.clock_files), (store.done_dir, removed.journals)):
@@ -139,15 +163,29 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
         except FileNotFoundError:
             continue
         for entry in entries:
-            if _tmp_is_dead(store, entry, fs_now) and (dry_run or _unlink(entry.path)):
+            if _tmp_is_dead(store, entry, fs_now) and (dry_run or remove_file(entry.path)):
                 found.append(entry.path)
+    # A doctor removes its scratch folder on its way out, unless killed with kill -9.
+    doctor_dir = os.path.join(store.path, "doctor")
+    try:
+        entries = list(os.scandir(doctor_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        entries = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and _tmp_is_dead(store, entry, fs_now):
+            if not dry_run:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            removed.doctor.append(entry.path)
+    if removed.doctor and not dry_run:
+        try:
+            os.rmdir(doctor_dir)
+        except OSError:
+            pass  # a running doctor's folder is in it
     return removed
 
 
-def _unlink(path: str) -> bool:
-    """Remove a file; False when another cleanup was first."""
+def _names(folder: str) -> set[str]:
     try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
+        return set(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()

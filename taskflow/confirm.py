@@ -26,7 +26,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 from .journal import journaled
-from .store import HOST, Store, process
+from .stale import reread
+from .store import HOST, Store, process, remove_file
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def complete_recorded(store: Store, hashes: Iterable[str]) -> bool:
     """Whether a worker recorded this graph as finished (opened by name, which revalidates this
     client's cache of it)."""
     try:
-        os.close(os.open(record_path(store, hashes), os.O_RDONLY))
+        _open(record_path(store, hashes))
         return True
     except OSError:
         return False
@@ -71,10 +72,7 @@ def forget_complete(store: Store) -> None:
     except (FileNotFoundError, NotADirectoryError):
         return
     for name in names:
-        try:
-            os.unlink(os.path.join(store.complete_dir, name))
-        except FileNotFoundError:
-            pass
+        remove_file(os.path.join(store.complete_dir, name))
 
 
 def hinted(store: Store, tasks: Sequence[Task], finished: set[str], confirm: bool = True) -> set[str]:
@@ -117,8 +115,13 @@ def present(store: Store, hashes: Iterable[str]) -> set[str]:
     found = set()
     for task_hash in hashes:
         try:
-            os.close(os.open(store.result_path(task_hash), os.O_RDONLY))
+            _open(store.result_path(task_hash))
         except OSError:
             continue
         found.add(task_hash)
     return found
+
+
+@reread  # a result replaced through another client may answer ESTALE: it is there all the same
+def _open(path: str) -> None:
+    os.close(os.open(path, os.O_RDONLY))

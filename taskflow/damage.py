@@ -27,7 +27,7 @@ import time
 
 from . import encoding
 from .errors import CorruptResultError
-from .store import HOST, Store, process
+from .store import HOST, Store, process, remove_file
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,9 @@ def mark(store: Store, task_hash: str, name: str, reason: str) -> bool:
               "time": time.time()}
     path = os.path.join(store.suspect_dir, task_hash)
     try:
-        try:
-            store.write_atomic(path, json.dumps(record).encode())
-        except FileNotFoundError:
-            os.makedirs(store.suspect_dir, exist_ok=True)
-            os.makedirs(store.tmp_dir, exist_ok=True)
-            store.write_atomic(path, json.dumps(record).encode())
+        # Made on first use, so that writing the mark does not report it as a vanished folder.
+        os.makedirs(store.suspect_dir, exist_ok=True)
+        store.write_atomic(path, json.dumps(record).encode())
     except OSError as e:
         log.warning("cannot mark the damaged result of %s (%s) for recomputation (%s: %s); it counts as "
                     "finished until `taskflow execute %s --verify` runs where the store can be written",
@@ -70,10 +67,7 @@ def mark(store: Store, task_hash: str, name: str, reason: str) -> bool:
 
 
 def unmark(store: Store, task_hash: str) -> None:
-    try:
-        os.unlink(os.path.join(store.suspect_dir, task_hash))
-    except FileNotFoundError:
-        pass
+    remove_file(os.path.join(store.suspect_dir, task_hash))
 
 
 def found(store: Store, task_hash: str, name: str, error: CorruptResultError) -> CorruptResultError:

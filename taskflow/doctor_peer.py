@@ -111,8 +111,12 @@ def _try_create(path: str, content: dict) -> bool:
         if e.errno == errno.EEXIST or os.path.exists(path):
             return False
         raise
-    with os.fdopen(fd, "w") as f:
-        json.dump(content, f)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(content, f)
+    except BaseException:  # an empty party file would block the next pairing for a minute
+        os.unlink(path)
+        raise
     return True
 
 
@@ -196,12 +200,13 @@ def meet(view: str, clock: Clock, wait: float, rounds: int = ROUNDS) -> Lags:
     folder = os.path.join(view, "doctor", "peer")
     os.makedirs(folder, exist_ok=True)
     me = {"host": HOST, "pid": process.pid, "token": process.unique() + os.urandom(4).hex()}
-    role, token = _take_role(folder, clock, me)
-    mine = os.path.join(folder, role)
-    alive = _Refresher(mine)
-    deadline = time.monotonic() + wait
-    session = os.path.join(folder, token)
+    role = None
     try:
+        role, token = _take_role(folder, clock, me)
+        mine = os.path.join(folder, role)
+        alive = _Refresher(mine)
+        deadline = time.monotonic() + wait
+        session = os.path.join(folder, token)
         if role == "writer":
             peer = _await_watcher(folder, token, clock, deadline, alive)
             worst, uncertainty = _write_rounds(session, clock, rounds, alive)
@@ -220,11 +225,14 @@ def meet(view: str, clock: Clock, wait: float, rounds: int = ROUNDS) -> Lags:
         return Lags(final["lags"], final["uncertainty"], rounds, f"{peer.get('host')} pid {peer.get('pid')}", role,
                     Race.from_json(final["race"]))
     finally:
+        if role is None:  # interrupted (Ctrl-C, SIGTERM) while taking a role: it may have been taken
+            role = next((r for r in ("writer", "watcher")
+                         if (_party(os.path.join(folder, r)) or {}).get("token") == me["token"]), None)
         if role == "writer":
             shutil.rmtree(folder, ignore_errors=True)
-        else:
+        elif role == "watcher":
             try:
-                os.unlink(mine)
+                os.unlink(os.path.join(folder, role))
             except FileNotFoundError:
                 pass
 

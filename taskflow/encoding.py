@@ -29,6 +29,7 @@ import zlib
 from typing import Any, BinaryIO
 
 from . import checksum
+from .stale import reread
 from .errors import CorruptResultError
 
 MAGIC = b"TFR1"
@@ -231,6 +232,7 @@ def _read_head(f: BinaryIO, path: str, size: int) -> tuple[bytes, Header, int]:
     return first, header, offset
 
 
+@reread
 def read_meta(path: str) -> dict:
     """The metadata of a result, reading only its header (length checked, not the CRC)."""
     with open(path, "rb") as f:
@@ -250,6 +252,7 @@ def drop_cache(fd: int) -> None:
             pass  # not every filesystem takes advice; the read is then as fresh as it can be
 
 
+@reread
 def verify(path: str, fresh: bool = False) -> None:
     """Check a result's header, length and CRC without decoding it.
 
@@ -291,6 +294,7 @@ def load_value(path: str, mmap: bool = False, fresh: bool = False) -> Any:
     return _load(path, mmap, fresh)[0]
 
 
+@reread
 def _load(path: str, mmap: bool, fresh: bool = False) -> tuple[Any, Header]:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -22,6 +22,7 @@ import time
 
 from .hashing import DIGEST_SIZE
 from .lease import writer_gone_from_here
+from .stale import gone, reread
 from .store import HOST, Store, process
 
 _LINE = 2 * DIGEST_SIZE + 1  # a hash in hex and a newline
@@ -103,8 +104,9 @@ class JournalReader:
         for entry in entries:
             try:
                 yield entry.name, entry.stat().st_size
-            except FileNotFoundError:
-                continue
+            except OSError as e:
+                if not gone(e):
+                    raise
 
     def news(self, skip: str | None = None) -> set[str]:
         """Hashes journaled since the last call, except in the journal at path `skip` (one's own)."""
@@ -119,13 +121,9 @@ class JournalReader:
             if size < start + _LINE:
                 continue
             try:
-                fd = os.open(os.path.join(self.store.done_dir, name), os.O_RDONLY)
+                data = _read_from(os.path.join(self.store.done_dir, name), start, size - start)
             except FileNotFoundError:
                 continue
-            try:
-                data = os.pread(fd, size - start, start)
-            finally:
-                os.close(fd)
             whole = len(data) - len(data) % _LINE
             for i in range(0, whole, _LINE):
                 if data[i + _LINE - 1] != 0x0A:  # not a journal of ours, or damaged: read no further
@@ -133,9 +131,18 @@ class JournalReader:
                     break
                 found.add(data[i:i + _LINE - 1].decode("ascii", "replace"))
             self._read_to[name] = start + whole
-        for gone in self._read_to.keys() - seen:
-            del self._read_to[gone]
+        for vanished in self._read_to.keys() - seen:
+            del self._read_to[vanished]
         return found
+
+
+@reread  # a journal removed through another client answers ESTALE
+def _read_from(path: str, start: int, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, size, start)
+    finally:
+        os.close(fd)
 
 
 def journaled(store: Store) -> set[str]:

@@ -18,6 +18,8 @@ from .errors import UsageError
 from .jugalias import jug_alias
 
 NPY_MAGIC = b"\x93NUMPY"
+_JUG_FOLDERS = {"locks", "packs", "tempfiles"}
+_HEX = set("0123456789abcdef")
 
 
 class Unreadable(Exception):
@@ -32,6 +34,12 @@ class JugData:
         if not os.path.isdir(self.path):
             raise UsageError(f"{path}: no such jugdata folder" if not os.path.exists(path)
                              else f"{path}: not a folder")
+        # Jug writes only these (its keys are hex digests); anything else means a wrong folder,
+        # whose tasks would all be reported as not finished under jug.
+        foreign = sorted(n for n in os.listdir(self.path)
+                         if n not in _JUG_FOLDERS and not (len(n) == 2 and set(n) <= _HEX))
+        if foreign:
+            raise UsageError(f"{path}: not a jugdata folder (it holds {foreign[0]!r}, which jug does not write)")
         self._pack: dict | None = None
 
     def file_of(self, key: str) -> str:

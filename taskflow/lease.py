@@ -66,6 +66,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import StoreError, UsageError
+from .stale import reread
 from .store import HOST, Store, process
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,15 @@ def gone_from_here(owner: dict) -> bool:
     return on_this_host(owner) and not pid_alive(owner["pid"])
 
 
-def writer_gone_from_here(host: str, pid: str) -> bool:
+def writer_of_this_host(host: str, pid: str) -> bool:
     """Whether the process a file is named after (`<host>.<pid>.<random>`: journals, clock
-    and temp files) ran on this host and is gone; such names carry no boot id."""
-    return host == HOST and pid.isdigit() and not pid_alive(int(pid))
+    and temp files) ran on this host; such names carry no boot id."""
+    return host == HOST and pid.isdigit()
+
+
+def writer_gone_from_here(host: str, pid: str) -> bool:
+    """Whether the process a file is named after ran on this host and is gone."""
+    return writer_of_this_host(host, pid) and not pid_alive(int(pid))
 
 
 def read_owner(path: str) -> dict | None:
@@ -229,11 +235,16 @@ def _exclusive(path: str) -> int | None:
 
 
 def _read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | None:
-    # os.open/os.read rather than open(): a third of the system calls, on the hot path.
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return _stat_and_read(path, limit)
     except FileNotFoundError:
         return None
+
+
+@reread  # claims are renamed away by takeovers and releases, maybe through another client
+def _stat_and_read(path: str, limit: int) -> tuple[os.stat_result, bytes]:
+    # os.open/os.read rather than open(): a third of the system calls, on the hot path.
+    fd = os.open(path, os.O_RDONLY)
     try:
         st = os.fstat(fd)  # after open: fresh attributes even on NFS
         return st, os.read(fd, limit)
@@ -244,13 +255,23 @@ def _read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | Non
 def _head(path: str, size: int) -> bytes | None:
     """The first `size` bytes of the file, or None if there is none."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        return _read_head(path, size)
     except FileNotFoundError:
         return None
+
+
+@reread
+def _read_head(path: str, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
     try:
         return os.read(fd, size)
     finally:
         os.close(fd)
+
+
+@reread
+def _open_for_renewal(path: str) -> int:
+    return os.open(path, os.O_RDWR)
 
 
 def _put_back(moved: str, path: str, task_hash: str, why: str) -> None:
@@ -563,7 +584,7 @@ class Leases:
         if claim.lost:
             return False
         try:
-            fd = os.open(claim.path, os.O_RDWR)
+            fd = _open_for_renewal(claim.path)
         except FileNotFoundError:
             return self._vanished(claim)
         renewals = (claim.renewals + 1) % 10 ** _RENEWAL_DIGITS

@@ -37,6 +37,7 @@ from . import encoding
 from .fingerprint import fingerprint
 from ._version import __version__
 from .errors import CorruptResultError, StoreAccessError, StoreError
+from .stale import reread
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,19 @@ class _Anonymous:
 _anonymous = _Anonymous()
 
 
-def _unlink(path: str) -> bool:
-    """Remove a file; False if it was already gone (another worker may have been first)."""
+def remove_file(path: str) -> bool:
+    """Remove a file; False if it was already gone (another worker or cleanup may have been first)."""
     try:
         os.unlink(path)
         return True
     except FileNotFoundError:
         return False
+
+
+@reread  # failure records are replaced by rename, maybe through another client
+def _read_json(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
 
 
 def _fsync_dir(path: str) -> None:
@@ -418,7 +425,7 @@ class Store:
                         on_damaged(task, e)
 
     def remove_result(self, task_hash: str) -> bool:
-        return _unlink(self.result_path(task_hash))
+        return remove_file(self.result_path(task_hash))
 
     def finished_hashes(self) -> set[str]:
         """Hashes of every stored result: one listing per shard, no stat per file."""
@@ -460,15 +467,14 @@ class Store:
 
     def load_failure(self, task_hash: str) -> dict | None:
         try:
-            with open(self.failure_path(task_hash)) as f:
-                return json.load(f)
+            return _read_json(self.failure_path(task_hash))
         except FileNotFoundError:
             return None
         except ValueError:
             return {"type": "?", "message": "(unreadable failure record)", "traceback": ""}
 
     def remove_failure(self, task_hash: str) -> bool:
-        return _unlink(self.failure_path(task_hash))
+        return remove_file(self.failure_path(task_hash))
 
     def failed_hashes(self) -> set[str]:
         try:

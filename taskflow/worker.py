@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import confirm, damage
+from . import confirm, damage, stale
 from .encoding import Payload
 from .errors import CorruptResultError, StoreAccessError
 from .journal import Journal, JournalReader
@@ -342,7 +342,9 @@ class Worker:
     def _failed_elsewhere(self, h: str) -> bool:
         try:
             recorded = os.stat(self.store.failure_path(h)).st_mtime
-        except FileNotFoundError:
+        except OSError as e:
+            if not stale.gone(e):
+                raise
             return False
         return h not in self.retrying or recorded >= self.retry_cutoff
 

@@ -183,3 +183,56 @@ def test_cleanup_counts_each_kind_it_removes(tmp_path):
     out = run_cli("cleanup", tf, check=0).stdout.splitlines()
     assert {"removed 2 temp file(s)", "removed 1 result(s) no task produces",
             "removed 1 failure record(s) of tasks no longer declared"} <= set(out)
+
+
+def test_cleanup_removes_suspect_marks_and_completion_records_no_task_declares(tmp_path):
+    from taskflow import damage
+
+    tf = write_taskfile(tmp_path, V1)
+    run_cli("execute", tf, check=0)
+    ns = taskflow.init(str(tf))
+    gone, kept = ns.keep[2].hash, ns.keep[0].hash
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    assert damage.mark(store, gone, "taskfile.f", "checksum mismatch")
+    assert damage.mark(store, kept, "taskfile.f", "checksum mismatch")
+    assert len(os.listdir(store.complete_dir)) == 1, "the run recorded its graph as finished"
+    tf.write_text(V2.lstrip("\n"))
+
+    dry = run_cli("cleanup", tf, "--dry-run", check=0).stdout.splitlines()
+    assert f"would remove suspect mark {gone}" in dry
+    assert "would remove 1 suspect mark(s) of tasks no longer declared" in dry
+    assert "would remove 1 completion record(s) of other graphs" in dry
+    assert store.suspect_hashes() == {gone, kept} and len(os.listdir(store.complete_dir)) == 1
+
+    out = run_cli("cleanup", tf, check=0).stdout.splitlines()
+    assert "removed 1 suspect mark(s) of tasks no longer declared" in out
+    assert "removed 1 completion record(s) of other graphs" in out
+    assert store.suspect_hashes() == {kept}, "a declared task's mark stays for execute to check"
+    assert os.listdir(store.complete_dir) == []
+
+    run_cli("execute", tf, check=0)
+    assert store.suspect_hashes() == set()
+    assert len(os.listdir(store.complete_dir)) == 1
+    assert run_cli("cleanup", tf, check=0).stdout.splitlines() == ["nothing to remove"], \
+        "the record of the graph FILE declares stays"
+
+
+def test_cleanup_removes_the_scratch_folder_of_a_doctor_killed_on_this_host(tmp_path):
+    tf = write_taskfile(tmp_path, V1)
+    run_cli("execute", tf, check=0)
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    dead = os.path.join(store.path, "doctor", f"{HOST}.{2**22 + 7}.abc")
+    live = os.path.join(store.path, "doctor", f"{HOST}.{os.getpid()}.abc")
+    far = os.path.join(store.path, "doctor", "far-away-node.4242.abc")
+    for folder in (dead, live, far):
+        os.makedirs(os.path.join(folder, "race"))
+        open(os.path.join(folder, "race", "x"), "wb").close()
+
+    dry = run_cli("cleanup", tf, "--dry-run", check=0).stdout.splitlines()
+    assert f"would remove doctor's scratch folder {dead}" in dry and os.path.isdir(dead)
+    out = run_cli("cleanup", tf, check=0).stdout.splitlines()
+    assert "removed 1 scratch folder(s) of doctors that died" in out
+    assert not os.path.exists(dead)
+    assert os.path.isdir(live), "a running doctor keeps its folder"
+    assert os.path.isdir(far), "another host's doctor is judged by age only"
+    assert run_cli("cleanup", tf, check=0).stdout.splitlines() == ["nothing to remove"]

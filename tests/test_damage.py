@@ -230,3 +230,21 @@ def test_moving_aside_gives_back_a_result_computed_again_meanwhile(finished_run,
     assert damage.move_aside(store, task.hash) is None
     assert open(path, "rb").read() == good
     assert os.listdir(store.damaged_dir) == []
+
+
+def test_the_first_mark_in_a_store_is_not_reported_as_a_vanished_folder(tmp_path, caplog):
+    import logging
+    import shutil
+
+    from taskflow import damage
+    from taskflow.store import Store
+
+    store = Store(str(tmp_path / "store"))
+    store.ensure()
+    store.save_result("ab" * 16, 1, {"name": "t"})
+    with caplog.at_level(logging.WARNING, logger="taskflow"):
+        assert damage.mark(store, "ab" * 16, "t", "checksum mismatch")
+    assert store.suspect_hashes() == {"ab" * 16}
+    assert not [r for r in caplog.records if "vanished" in r.getMessage()], caplog.text
+    shutil.rmtree(store.tmp_dir)
+    assert damage.mark(store, "ab" * 16, "t", "checksum mismatch"), "tmp/ deleted meanwhile is made again"

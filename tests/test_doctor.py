@@ -330,3 +330,19 @@ def test_two_doctors_on_two_hosts_meet_through_the_shared_folder(two_clients):
         assert between["verdict"] == "ok" and between["data"]["double_wins"] == 0, between
         assert between["data"]["racers"] == 8 and between["data"]["unwon_rounds"] == 0
     assert not (two_clients.origin / "store" / "doctor").exists()
+
+
+@pytest.mark.parametrize("where", ["right after taking the role", "while writing the party file"])
+def test_a_peer_interrupted_as_it_takes_its_role_leaves_no_party_file(tmp_path, monkeypatch, where):
+    """Ctrl-C or SIGTERM may come between the exclusive create of `writer` and the protocol."""
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "right after taking the role":
+        monkeypatch.setattr(doctor_peer, "_Refresher", interrupt)
+    else:
+        monkeypatch.setattr(doctor_peer.json, "dump", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        doctor_peer.meet(str(tmp_path), _whole_seconds(str(tmp_path)), wait=1)
+    peer = tmp_path / "doctor" / "peer"
+    assert not (peer / "writer").exists() and not (peer / "watcher").exists(), list(tmp_path.rglob("*"))

@@ -655,3 +655,18 @@ def test_the_shell_loads_an_unmodified_jugfile(tmp_path: Path) -> None:
                           env={**os.environ, "TERM": "dumb"})
     assert proc.returncode == 0, proc.stderr
     assert "24" in proc.stdout
+
+
+def test_import_jug_refuses_a_folder_jug_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "jugfile.py").write_text(COMMANDS_JUGFILE)
+    wrong = tmp_path / "project"
+    (wrong / "data").mkdir(parents=True)
+    (wrong / "notes.txt").write_text("x")
+    proc = run_cli("import-jug", wrong, "jugfile.py", cwd=tmp_path, check=2)
+    assert proc.stderr.strip().splitlines() == [
+        f"taskflow: error: {wrong}: not a jugdata folder (it holds 'data', which jug does not write)"]
+    jugdata = tmp_path / "jugfile.jugdata"
+    for name in ("locks", "tempfiles", "0a"):
+        (jugdata / name).mkdir(parents=True)
+    proc = run_cli("import-jug", jugdata, "jugfile.py", cwd=tmp_path, check=0)
+    assert "not finished under jug" in proc.stdout

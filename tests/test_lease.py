@@ -474,3 +474,27 @@ def test_skewed_wall_clock_neither_steals_nor_keeps_dead_claims(store, skew):
     assert normal.inspect(H).stale
     taken = normal.claim(H)
     assert taken is not None and not skewed.holds(mine) and not skewed.renew(mine)
+
+
+def test_a_lost_exclusive_create_answered_with_eperm_is_a_collision(store, monkeypatch):
+    """sshfs answers a lost O_CREAT|O_EXCL race with EPERM (SFTP v3 has no 'exists' status)."""
+    import errno
+
+    real_open = os.open
+    refusals = []
+
+    def sftp_open(path, flags, *args, **kwargs):
+        if flags & os.O_EXCL and os.fspath(path) == store.lock_path(H):
+            if os.path.lexists(path) or not refusals:
+                refusals.append(path)  # the first one: a winner that gave its claim back at once
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), path)
+        return real_open(path, flags, *args, **kwargs)
+
+    a, b = Leases(store, lease=60, worker="a"), Leases(store, lease=60, worker="b")
+    monkeypatch.setattr(os, "open", sftp_open)
+    mine = a.claim(H)
+    assert mine is not None, "EPERM with no file left is tried again"
+    assert b.claim(H) is None, "EPERM with the file in place is a lost race"
+    assert len(refusals) == 2
+    assert a.release(mine)
+    assert b.claim(H) is not None

@@ -48,10 +48,16 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
         click.echo(f"{verb} result {h}")
     for h in removed.failures:
         click.echo(f"{verb} failure record {h}")
+    for h in removed.suspects:
+        click.echo(f"{verb} suspect mark {h}")
+    for name in removed.records:
+        click.echo(f"{verb} completion record {name}")
     for name in removed.leftovers:
         click.echo(f"{verb} leftover lock file {name}")
     for path in removed.tmp:
         click.echo(f"{verb} temp file {path}")
+    for path in removed.doctor:
+        click.echo(f"{verb} doctor's scratch folder {path}")
     for line in removed.summary(verb):
         click.echo(line)
     if removed.kept_live:
