@@ -42,22 +42,12 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
         tasks, complete = loaded.tasks, loaded.complete
     removed = run_cleanup(s, tasks, complete, dry_run=dry_run, locks_only=locks_only)
     verb = "would remove" if dry_run else "removed"
-    for lock in removed.stale_locks:
-        click.echo(f"{verb} stale claim {lock}")
-    for h in removed.results:
-        click.echo(f"{verb} result {h}")
-    for h in removed.failures:
-        click.echo(f"{verb} failure record {h}")
-    for h in removed.suspects:
-        click.echo(f"{verb} suspect mark {h}")
-    for name in removed.records:
-        click.echo(f"{verb} completion record {name}")
-    for name in removed.leftovers:
-        click.echo(f"{verb} leftover lock file {name}")
-    for path in removed.tmp:
-        click.echo(f"{verb} temp file {path}")
-    for path in removed.doctor:
-        click.echo(f"{verb} doctor's scratch folder {path}")
+    for label, items in (("stale claim", removed.stale_locks), ("result", removed.results),
+                         ("failure record", removed.failures), ("suspect mark", removed.suspects),
+                         ("completion record", removed.records), ("leftover lock file", removed.leftovers),
+                         ("temp file", removed.tmp), ("doctor's scratch folder", removed.doctor)):
+        for item in items:
+            click.echo(f"{verb} {label} {item}")
     for line in removed.summary(verb):
         click.echo(line)
     if removed.kept_live:
