@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from concurrency_helpers import TASKFILE_HEAD, process_state, wait_until
+from concurrency_helpers import ONE_GATED_TASK, TASKFILE_HEAD, process_state, wait_until
 from conftest import write_taskfile
 from taskflow.lease import Leases
 from taskflow.store import Store
@@ -281,20 +281,8 @@ def test_kill_9_chaos_on_three_views_runs_every_task_once_but_for_the_killed(two
 
 # -- SIGSTOP past the lease -----------------------------------------------------------------
 
-ONE_GATED = TASKFILE_HEAD + """
-@TaskGenerator
-def job(i):
-    note("start", i, os.getpid())
-    gate()
-    note("done", i, os.getpid())
-    return os.getpid()
-
-result = job(0)
-"""
-
-
 def test_worker_frozen_past_its_lease_on_one_client_loses_the_task_to_another(two_clients, tmp_path):
-    run = Run(two_clients, tmp_path, ONE_GATED, lease=6.0)
+    run = Run(two_clients, tmp_path, ONE_GATED_TASK, lease=6.0)
     frozen = run.start(two_clients.mount_a)
     wait_until(lambda: run.events("start"), "the worker on mount A to start the task", timeout=60)
     frozen.send_signal(signal.SIGSTOP)
