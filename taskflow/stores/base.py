@@ -200,7 +200,10 @@ class Journal(ABC):
     (readers that still need it look at the results instead).
     """
 
-    ident: str | None     # this journal's name once written, for `NewsReader.news(skip=...)`
+    @property
+    @abstractmethod
+    def ident(self) -> str | None:
+        """This journal's name once written, for `NewsReader.news(skip=...)`; None before."""
 
     @abstractmethod
     def add(self, task_hash: str) -> None:
