@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..base import Claim, ClaimInfo, Claims
-from ..identity import BOOT_ID, HOST, elapsed_clock, gone_from_here, process, worker_id
+from ..identity import BOOT_ID, HOST, elapsed_clock, process, worker_id
 from ..lease import DEFAULT_LEASE, check_lease
-from . import claimfiles, takeover
+from . import claimfiles, judging, takeover
 from .claimfiles import R0, R1, RENEWAL_DIGITS, RENEWAL_HEAD, head, same_claim
 from .clock import FsClock
 
@@ -158,27 +158,13 @@ class FolderClaims(Claims):
         return self.judge(task_hash, self.store.lock_path(task_hash))
 
     def judge(self, task_hash: str, path: str) -> LockInfo | None:
+        """Read and judge the claim file at `path` (a claim, or a takeover token)."""
         got = claimfiles.read(path)
         if got is None:
             return None
         st, raw = got
-        try:
-            owner = json.loads(raw)
-            if not isinstance(owner, dict):
-                raise ValueError
-        except ValueError:
-            owner = {}  # being written right now, or damaged: judged by age alone
-        age = self.now(st.st_mtime) - st.st_mtime
-        try:
-            lease = float(owner.get("lease") or self.lease)
-        except (TypeError, ValueError):
-            lease = self.lease
-        if gone_from_here(owner):
-            return LockInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", raw, st)
-        if age > lease:
-            return LockInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)",
-                            raw, st)
-        return LockInfo(task_hash, owner, age, False, "live", raw, st)
+        owner, age, stale, reason = judging.judge(raw, st.st_mtime, self.now(st.st_mtime), self.lease)
+        return LockInfo(task_hash, owner, age, stale, reason, raw, st)
 
     # -- holding -----------------------------------------------------------
 
@@ -206,7 +192,7 @@ class FolderClaims(Claims):
             return True
         raw = head(c.path, len(c.content) + 1)
         if raw is None:
-            return self._vanished(c)
+            return _vanished(self, c)
         if same_claim(raw, c.content):
             return True
         c.why = "another worker took it over"
@@ -222,20 +208,6 @@ class FolderClaims(Claims):
         log.warning("lost claim on %s: another worker took it over", claim.task_hash)
         return False
 
-    def _vanished(self, claim: FolderClaim) -> bool:
-        """Our claim file is not there. A takeover leaves a claim in its place, so either its
-        file or its folder was deleted, or the task was taken over and finished meanwhile:
-        make the claim again, unless the task is finished or someone else claimed it since."""
-        if self.store.has_result(claim.task_hash):
-            claim.lost = True
-            claim.why = "its claim file vanished, and the task was finished elsewhere"
-            log.warning("claim file on %s vanished, and the task was finished elsewhere", claim.task_hash)
-            return False
-        if not claimfiles.write_new(claim.path, claim.content):
-            return self._lose(claim)
-        log.warning("claim file on %s vanished (deleted from the store?); made it again", claim.task_hash)
-        return True
-
     def renew(self, claim: Claim) -> bool:
         """Touch our claim if it is still ours; mark it lost otherwise."""
         c = _own(claim)
@@ -244,7 +216,7 @@ class FolderClaims(Claims):
         try:
             fd = claimfiles.open_for_renewal(c.path)
         except FileNotFoundError:
-            return self._vanished(c)
+            return _vanished(self, c)
         renewals = (c.renewals + 1) % 10 ** RENEWAL_DIGITS
         digits = b"%0*d" % (RENEWAL_DIGITS, renewals)
         try:
@@ -302,3 +274,18 @@ def _own(claim: Claim) -> FolderClaim:
     if not isinstance(claim, FolderClaim):
         raise TypeError(f"not a claim of a folder store: {claim!r}")
     return claim
+
+
+def _vanished(claims: FolderClaims, claim: FolderClaim) -> bool:
+    """Our claim file is not there. A takeover leaves a claim in its place, so either its
+    file or its folder was deleted, or the task was taken over and finished meanwhile:
+    make the claim again, unless the task is finished or someone else claimed it since."""
+    if claims.store.has_result(claim.task_hash):
+        claim.lost = True
+        claim.why = "its claim file vanished, and the task was finished elsewhere"
+        log.warning("claim file on %s vanished, and the task was finished elsewhere", claim.task_hash)
+        return False
+    if not claimfiles.write_new(claim.path, claim.content):
+        return claims._lose(claim)
+    log.warning("claim file on %s vanished (deleted from the store?); made it again", claim.task_hash)
+    return True
