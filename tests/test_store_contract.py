@@ -466,3 +466,12 @@ def test_leftovers_of_a_running_worker_are_kept(store):
     journal.flush()
     assert store.leftovers("journal") == []
     journal.close()
+
+
+def test_the_cli_names_an_unknown_kind_of_store_in_one_line(tmp_path):
+    from conftest import run_cli, write_taskfile
+
+    tf = write_taskfile(tmp_path, "from taskflow import Task\n\ndef f():\n    return 1\n\nt = Task(f)\n")
+    proc = run_cli("status", tf, "--store", "nosuch://somewhere/db", check=ExitCode.USAGE)
+    assert proc.stderr.strip().count("\n") == 0 and "nosuch://somewhere/db" in proc.stderr
+    assert "Traceback" not in proc.stderr
