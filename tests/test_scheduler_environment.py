@@ -154,3 +154,10 @@ def test_array_rank_of_execute_counts_steps(monkeypatch):
         monkeypatch.setenv(name, value)
     # qsub -t 2-6:2 runs tasks 2, 4 and 6: task 4 is the second of three.
     assert _array_rank() == (1, 3)
+
+
+def test_every_registered_scheduler_has_an_environment_reader():
+    from taskflow.schedulers import SCHEDULERS
+    from taskflow.schedulers.environment import READERS
+
+    assert sorted(read.__name__ for read in READERS) == sorted(SCHEDULERS)

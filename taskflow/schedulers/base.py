@@ -112,6 +112,11 @@ class Scheduler(abc.ABC):
     submit_command: str = ""       # qsub, sbatch
     detect_commands: tuple[str, ...] = ()  # all on PATH: this scheduler is installed
     name_limit: int = 64
+    # resource_lines: each directive with {} for its value; memory in whole gigabytes, else megabytes
+    walltime_directive: str = ""   # {} is HH:MM:SS
+    memory_directive: str = ""
+    memory_units: tuple[str, str] = ("G", "M")
+    queue_directive: str = ""
 
     def __repr__(self) -> str:
         return f"<scheduler {self.name}>"
@@ -135,9 +140,18 @@ class Scheduler(abc.ABC):
 
     # -- the job script ------------------------------------------------------
 
-    @abc.abstractmethod
     def resource_lines(self, spec: ScriptSpec) -> list[str]:
         """Directives for walltime, memory and queue; empty when none is set."""
+        lines = []
+        if spec.walltime is not None:
+            lines.append(self.walltime_directive.format(format_walltime(spec.walltime)))
+        if spec.memory is not None:
+            gigabytes, megabytes = self.memory_units
+            size = f"{spec.memory // 1024}{gigabytes}" if spec.memory % 1024 == 0 else f"{spec.memory}{megabytes}"
+            lines.append(self.memory_directive.format(size))
+        if spec.queue:
+            lines.append(self.queue_directive.format(spec.queue))
+        return lines
 
     def example_lines(self) -> list[str]:
         """Commented directives shown when no resource is set."""

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 
 from ..errors import UsageError
-from .base import Scheduler, ScriptSpec, format_walltime
+from .base import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,10 @@ class PBS(Scheduler):
         log.debug("qsub --version says %r: %s", answer.strip(), "Torque" if torque else "PBS Pro")
         return torque
 
-    def resource_lines(self, spec: ScriptSpec) -> list[str]:
-        lines = []
-        if spec.walltime is not None:
-            lines.append(f"#PBS -l walltime={format_walltime(spec.walltime)}")
-        if spec.memory is not None:
-            size = f"{spec.memory // 1024}gb" if spec.memory % 1024 == 0 else f"{spec.memory}mb"
-            lines.append(f"#PBS -l mem={size}")
-        if spec.queue:
-            lines.append(f"#PBS -q {spec.queue}")
-        return lines
+    walltime_directive = "#PBS -l walltime={}"
+    memory_directive = "#PBS -l mem={}"
+    memory_units = ("gb", "mb")
+    queue_directive = "#PBS -q {}"
 
     def array_args(self, workers: int) -> list[str]:
         if self.is_torque():

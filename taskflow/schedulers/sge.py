@@ -6,7 +6,7 @@ import re
 import shutil
 from collections.abc import Callable, Sequence
 
-from .base import Scheduler, ScriptSpec, format_walltime
+from .base import Scheduler
 
 
 class SGE(Scheduler):
@@ -21,17 +21,10 @@ class SGE(Scheduler):
         # PBS has a qsub too; qconf, or an SGE_ROOT, is what only Grid Engine has.
         return bool(which("qsub")) and (bool(which("qconf")) or bool(os.environ.get("SGE_ROOT")))
 
-    def resource_lines(self, spec: ScriptSpec) -> list[str]:
-        lines = []
-        if spec.walltime is not None:
-            lines.append(f"#$ -l h_rt={format_walltime(spec.walltime)}")
-        if spec.memory is not None:
-            # h_vmem is the limit most sites enforce; it counts per slot, and a worker uses one.
-            size = f"{spec.memory // 1024}G" if spec.memory % 1024 == 0 else f"{spec.memory}M"
-            lines.append(f"#$ -l h_vmem={size}")
-        if spec.queue:
-            lines.append(f"#$ -q {spec.queue}")
-        return lines
+    walltime_directive = "#$ -l h_rt={}"
+    # h_vmem is the limit most sites enforce; it counts per slot, and a worker uses one.
+    memory_directive = "#$ -l h_vmem={}"
+    queue_directive = "#$ -q {}"
 
     def array_args(self, workers: int) -> list[str]:
         return ["-t", f"1-{workers}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .base import Scheduler, ScriptSpec, format_walltime
+from .base import Scheduler
 
 
 class Slurm(Scheduler):
@@ -15,16 +15,9 @@ class Slurm(Scheduler):
     submit_command = "sbatch"
     detect_commands = ("sbatch",)
 
-    def resource_lines(self, spec: ScriptSpec) -> list[str]:
-        lines = []
-        if spec.walltime is not None:
-            lines.append(f"#SBATCH --time={format_walltime(spec.walltime)}")
-        if spec.memory is not None:
-            size = f"{spec.memory // 1024}G" if spec.memory % 1024 == 0 else f"{spec.memory}M"
-            lines.append(f"#SBATCH --mem={size}")
-        if spec.queue:
-            lines.append(f"#SBATCH --partition={spec.queue}")
-        return lines
+    walltime_directive = "#SBATCH --time={}"
+    memory_directive = "#SBATCH --mem={}"
+    queue_directive = "#SBATCH --partition={}"
 
     def array_args(self, workers: int) -> list[str]:
         return [f"--array=1-{workers}"]
