@@ -10,8 +10,8 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .errors import TaskDeclarationError
-from .hashing import function_name, task_hash, value_hash
+from .errors import CorruptResultError, ResultMissingError, TaskDeclarationError, TaskFailedError, TaskflowError
+from .hashing import ElementArgument, GeneratorArgument, TaskArgument, function_name, task_hash, value_hash
 
 
 class Declarations:
@@ -44,7 +44,7 @@ def active() -> Declarations:
     return _active
 
 
-class Task:
+class Task(TaskArgument):
     """A deferred call `f(*args, **kwargs)`; arguments may contain other tasks."""
 
     __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "__weakref__")
@@ -85,8 +85,7 @@ class Task:
 
     def value(self, mmap: bool = False) -> Any:
         """The stored result of this task (see `taskflow.value`)."""
-        from .results import value
-        return value(self, mmap=mmap)
+        return load_task(self, mmap)
 
     def run(self, lookup: Callable[[Task], Any]) -> Any:
         """Call the function, with every task in the arguments replaced by `lookup(task)`."""
@@ -97,7 +96,7 @@ class Task:
         return self.f(*args, **kwargs)
 
 
-class TaskElement:
+class TaskElement(ElementArgument):
     """A lazy `task[key]` (possibly nested) usable as an argument of another task.
 
     A key may itself be a task or a task element (`r[z]`), or a slice whose
@@ -106,6 +105,7 @@ class TaskElement:
     """
 
     __slots__ = ("task", "path", "hash", "deps")
+    task: Task
 
     def __init__(self, task: Task, path: tuple):
         self.task = task
@@ -139,8 +139,7 @@ class TaskElement:
         return base_value
 
     def value(self, mmap: bool = False) -> Any:
-        from .results import value
-        return value(self, mmap=mmap)
+        return self.pick(load_task(self.task, mmap), lambda task: load_task(task, mmap))
 
 
 def _key_text(key: Any) -> str:
@@ -152,7 +151,7 @@ def _key_text(key: Any) -> str:
     return repr(key)
 
 
-class TaskGenerator:
+class TaskGenerator(GeneratorArgument):
     """Decorator: calling the decorated function declares a Task instead of running it.
 
     `@TaskGenerator(version="2")` records a version with every result; bump it
@@ -183,6 +182,34 @@ class TaskGenerator:
 
     def __repr__(self) -> str:
         return f"TaskGenerator({self.name})"
+
+
+def load_task(task: Task, mmap: bool = False) -> Any:
+    """The stored result of one task; ResultMissingError, TaskFailedError or CorruptResultError if none."""
+    store = task.store or active().store
+    if store is None:
+        raise TaskflowError(f"task {task.name} belongs to no store: load the taskfile with "
+                            "taskflow.init('taskfile.py') first")
+    store.check_format()  # tasks declared without init() reach the store only here
+    try:
+        result = store.load_value(task.hash, mmap=mmap)
+    except FileNotFoundError:
+        failure = store.load_failure(task.hash)
+        if failure is not None:
+            raise TaskFailedError(task.name, task.hash,
+                                  f"{failure.get('type')}: {failure.get('message')}") from None
+        raise ResultMissingError(task.name, task.hash) from None
+    except CorruptResultError as e:
+        from . import damage
+
+        try:
+            # This client's cache may hold pages of a file another client replaced.
+            return store.load_value(task.hash, mmap=mmap, fresh=True)
+        except FileNotFoundError:
+            raise ResultMissingError(task.name, task.hash) from None
+        except CorruptResultError:
+            raise damage.found(store, task.hash, task.name, e) from None
+    return result
 
 
 def iteratetask(task: Task | TaskElement, n: int) -> Iterator[TaskElement]:

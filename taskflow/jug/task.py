@@ -27,7 +27,7 @@ from .. import task as core
 from ..errors import JugFeatureError, TaskDeclarationError
 from ..fingerprint import fingerprint
 from ..jugalias import jug_alias
-from ..results import load_task
+from ..task import load_task
 
 __all__ = ["Task", "Tasklet", "TaskGenerator", "value", "CachedFunction", "iteratetask", "return_tuple",
            "recursive_dependencies", "describe"]
