@@ -218,28 +218,32 @@ def iteratetask(task: Task | TaskElement, n: int) -> Iterator[TaskElement]:
         yield task[i]
 
 
-def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
-    """`obj` with each Task or TaskElement inside lists, tuples, dicts and sets replaced."""
+def substitute(obj: Any, lookup: Callable[[Task], Any], other: Callable[[Any], Any] | None = None) -> Any:
+    """`obj` with each Task or TaskElement inside lists, tuples, dicts and sets replaced.
+
+    `other`, where given, replaces each object that is none of these (jug's Tasklets).
+    """
     kind = type(obj)
     if kind is Task:
         return lookup(obj)
     if kind is TaskElement:
         return obj.pick(lookup(obj.task), lookup)
     if kind is list:
-        return [substitute(item, lookup) for item in obj]
+        return [substitute(item, lookup, other) for item in obj]
     if kind is tuple:
-        return tuple(substitute(item, lookup) for item in obj)
+        return tuple(substitute(item, lookup, other) for item in obj)
     if kind is dict:
-        return {substitute(key, lookup): substitute(val, lookup) for key, val in obj.items()}
+        return {substitute(key, lookup, other): substitute(val, lookup, other) for key, val in obj.items()}
     if kind is set or kind is frozenset:
-        return kind(substitute(item, lookup) for item in obj)
+        return kind(substitute(item, lookup, other) for item in obj)
     if kind is slice:
-        return slice(substitute(obj.start, lookup), substitute(obj.stop, lookup), substitute(obj.step, lookup))
+        return slice(substitute(obj.start, lookup, other), substitute(obj.stop, lookup, other),
+                     substitute(obj.step, lookup, other))
     if isinstance(obj, tuple) and hasattr(obj, "_make"):  # namedtuple
-        return kind._make(substitute(item, lookup) for item in obj)
+        return kind._make(substitute(item, lookup, other) for item in obj)
     if isinstance(obj, Task):  # a subclass: jug's Task (taskflow.jug)
         return lookup(obj)
-    return obj
+    return obj if other is None else other(obj)
 
 
 def tasks_in(obj: Any, found: dict | None = None) -> dict[str, Task]:
