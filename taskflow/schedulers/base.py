@@ -117,6 +117,10 @@ class Scheduler(abc.ABC):
     memory_directive: str = ""
     memory_units: tuple[str, str] = ("G", "M")
     queue_directive: str = ""
+    # submit_args and parse_reply: options before the array's, and the job id in the reply
+    submit_flags: tuple[str, ...] = ()
+    reply_pattern: str = ""        # a whole line of the reply; its group 1 is the job id
+    reply_from_end: bool = False   # look from the reply's last line up
 
     def __repr__(self) -> str:
         return f"<scheduler {self.name}>"
@@ -182,13 +186,18 @@ class Scheduler(abc.ABC):
     def array_args(self, workers: int) -> list[str]:
         """The submit command's options that make an array of `workers` tasks."""
 
-    @abc.abstractmethod
     def submit_args(self, script: str, workers: int, extra: Sequence[str] = ()) -> list[str]:
         """The command that submits `script` as an array of `workers` tasks (without the program path)."""
+        return [*self.submit_flags, *self.array_args(workers), *extra, script]
 
-    @abc.abstractmethod
     def parse_reply(self, stdout: str) -> str:
         """The job id in the submit command's reply; SchedulerError when there is none."""
+        lines = stdout.splitlines()
+        for line in reversed(lines) if self.reply_from_end else lines:
+            m = re.fullmatch(self.reply_pattern, line)
+            if m:
+                return m.group(1)
+        raise self.unreadable(stdout)
 
     def unreadable(self, stdout: str) -> SchedulerError:
         shown = stdout.strip()[:300] or "(nothing)"
