@@ -125,7 +125,7 @@ _SGE_UNITS = {"": 1, "k": 1000, "K": 1024, "m": 1000 ** 2, "M": 1024 ** 2, "g": 
 def sge_memory(text: str) -> int | None:
     """Bytes in an SGE memory value (`200M`, `1.5G`, `4g`, `1048576`); None for INFINITY or junk.
 
-    Grid Engine's multipliers (sge_types(1)): k, m, g are powers of 1000, K, M, G of 1024.
+    Grid Engine's multipliers (sge_types(5)): k, m, g are powers of 1000, K, M, G of 1024.
     """
     m = _SGE_MEMORY.fullmatch(text.strip())
     if not m:
