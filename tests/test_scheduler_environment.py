@@ -48,6 +48,9 @@ def test_slurm_resources_and_times():
     assert (job.start_time, job.end_time, job.walltime) == (1000.0, 4600.0, 3600.0)
     assert job.time_left(now=4000) == 600
     assert detect({"SLURM_JOB_ID": "9", "SLURM_GPUS_ON_NODE": "0"}).gpus == ()
+    # sbatch -n 4 -c 2: the batch step, where the worker runs, has all 8 cpus of the node.
+    assert detect({"SLURM_JOB_ID": "9", "SLURM_CPUS_ON_NODE": "8", "SLURM_CPUS_PER_TASK": "2"}).cpus == 8
+    assert detect({"SLURM_JOB_ID": "9", "SLURM_CPUS_PER_TASK": "2"}).cpus == 2
 
 
 def test_slurm_index_list_with_gaps_has_no_rank():

@@ -5,10 +5,10 @@ One function per scheduler reads that scheduler's variables; `detect` asks each 
 Names and meanings are those of the schedulers' own documentation:
 
 - Slurm, sbatch(1) "OUTPUT ENVIRONMENT VARIABLES": SLURM_JOB_ID, SLURM_ARRAY_JOB_ID,
-  SLURM_ARRAY_TASK_ID/MIN/MAX/STEP/COUNT, SLURM_CPUS_PER_TASK (only with --cpus-per-task),
-  SLURM_CPUS_ON_NODE, SLURM_MEM_PER_NODE (--mem) and SLURM_MEM_PER_CPU (--mem-per-cpu), in
-  megabytes, SLURM_GPUS_ON_NODE, SLURM_JOB_START_TIME and SLURM_JOB_END_TIME (Unix times; newer
-  Slurm releases only, not 22.05).
+  SLURM_ARRAY_TASK_ID/MIN/MAX/STEP/COUNT, SLURM_CPUS_ON_NODE (of the batch step),
+  SLURM_CPUS_PER_TASK (only with --cpus-per-task), SLURM_MEM_PER_NODE (--mem) and
+  SLURM_MEM_PER_CPU (--mem-per-cpu) in megabytes, SLURM_GPUS_ON_NODE, SLURM_JOB_START_TIME and
+  SLURM_JOB_END_TIME (Unix times; newer Slurm releases only, not 22.05).
 - Grid Engine, qsub(1) "ENVIRONMENT VARIABLES": JOB_ID, SGE_TASK_ID ("undefined" outside an
   array job), SGE_TASK_FIRST/LAST/STEPSIZE, NSLOTS. No variable carries h_rt or h_vmem; the
   shepherd writes the job's limits (h_vmem among them, h_rt not) to the `config` file in
@@ -156,14 +156,16 @@ def slurm(environ: Mapping[str, str]) -> JobEnvironment | None:
     if not job and not task:
         return None
     array_job = environ.get("SLURM_ARRAY_JOB_ID") or (job if task else None)
-    cpus = _positive(environ.get("SLURM_CPUS_PER_TASK")) or _positive(environ.get("SLURM_CPUS_ON_NODE"))
+    # The worker runs as the batch step, which has every cpu of the job on this node (several
+    # tasks' worth with --ntasks); --cpus-per-task alone is the fallback.
+    cpus = _positive(environ.get("SLURM_CPUS_ON_NODE")) or _positive(environ.get("SLURM_CPUS_PER_TASK"))
     memory = None
     per_node = _positive(environ.get("SLURM_MEM_PER_NODE"))
     per_cpu = _positive(environ.get("SLURM_MEM_PER_CPU"))
     if per_node is not None:
         memory = per_node * _MIB
     elif per_cpu is not None:
-        memory = per_cpu * _MIB * (_positive(environ.get("SLURM_CPUS_ON_NODE")) or cpus or 1)
+        memory = per_cpu * _MIB * (cpus or 1)
     gpus = _devices(environ)
     if gpus is None and _int(environ.get("SLURM_GPUS_ON_NODE")) == 0:
         gpus = ()
