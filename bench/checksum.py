@@ -270,6 +270,10 @@ def store(args: argparse.Namespace) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def load_average() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -296,7 +300,9 @@ def main() -> None:
     args = parser.parse_args()
     if getattr(args, "code", "unset") is None:
         args.code = ["worktree"]
+    print(f"{os.cpu_count()} cores, {load_average()} before", file=sys.stderr)
     args.run(args)
+    print(f"{load_average()} after", file=sys.stderr)
 
 
 if __name__ == "__main__":

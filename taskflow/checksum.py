@@ -206,8 +206,16 @@ def checker(algorithm: str, path: str, parallel: bool = False) -> Any:
                      "know: it was written by a newer taskflow; upgrade taskflow to read it", path=path)
 
 
-def of(algorithm: str, buffers: Iterable, path: str, parallel: bool = False) -> int:
+def of(algorithm: str, buffers: Sequence, path: str, parallel: bool = False) -> int:
     """The checksum of the buffers one after another (see `checker`)."""
+    # Most results are one small pickle, written and read once per task: no checker object for them.
+    if algorithm == XXH3 and len(buffers) == 1 and _xxhash:
+        return _xxhash.xxh3_64_intdigest(buffers[0])
+    if algorithm == CRC32 and not parallel:
+        crc = 0
+        for buf in buffers:
+            crc = zlib.crc32(buf, crc)
+        return crc
     check = checker(algorithm, path, parallel)
     for buf in buffers:
         check.add(buf)

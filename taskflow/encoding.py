@@ -276,7 +276,7 @@ def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[Head
                             [int(n) for n in fixed[4].split(b",") if n], raw[fixed.end():])
         else:
             parsed = json.loads(raw)
-            algorithm, digest = _checksum_field(parsed["checksum"]) if "checksum" in parsed \
+            algorithm, digest = _checksum_field(str(parsed["checksum"])) if "checksum" in parsed \
                 else (checksums.CRC32, int(parsed["crc32"]))
             header = Header(path, algorithm, digest, str(parsed["kind"]), [int(n) for n in parsed["segments"]],
                             meta=parsed["meta"])
