@@ -5,6 +5,7 @@
     python3 bench/checksum.py chunks                   # write + checksum of 400 MB, whole or chunk by chunk
     python3 bench/checksum.py store --code 8471e60 --code worktree     # save / load 400 MB, before and after
     python3 bench/checksum.py store --code worktree --block xxhash     # the same without the xxhash package
+    python3 bench/checksum.py report out.json                          # the table of a `store --json out.json`
 
 `speed` and `chunks` run in this process (numpy needed; checksum packages
 that are not installed are left out, saying so). `store` runs every
@@ -248,26 +249,39 @@ def store(args: argparse.Namespace) -> None:
                 for what in ("array", "save", "load", "mmap"):
                     runs[code][what].append(child(what, code_dir, folder, args))
                 shutil.rmtree(folder)
-        def med(rs: list, key: str) -> float:
-            return statistics.median(r[key] for r in rs)
-
-        print(f"{args.mb} MB float64 array ({args.layout}), store in {args.workdir}, medians of {args.repeat}"
-              + (f", with {args.block} blocked" if args.block else ""))
-        print("| code | checksum | save | save: process peak RSS (array alone) | load | load: peak RSS "
-              "| load mmap | save process wall |")
-        print("|---|---|---|---|---|---|---|---|")
-        for code in args.code:
-            r = runs[code]
-            print(f"| {code} | {r['save'][0]['checksum']} | {med(r['save'], 'seconds') * 1e3:.0f} ms "
-                  f"| {med(r['save'], 'rss_mb'):.0f} MB ({med(r['array'], 'rss_mb'):.0f} MB) "
-                  f"| {med(r['load'], 'seconds') * 1e3:.0f} ms | {med(r['load'], 'rss_mb'):.0f} MB "
-                  f"| {med(r['mmap'], 'seconds') * 1e3:.2f} ms | {med(r['save'], 'wall'):.2f} s |")
+        data = {"mb": args.mb, "layout": args.layout, "workdir": args.workdir, "block": args.block,
+                "repeat": args.repeat, "runs": runs}
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"mb": args.mb, "layout": args.layout, "workdir": args.workdir, "block": args.block,
-                           "runs": runs}, f, indent=1)
+                json.dump(data, f, indent=1)
+        print_store(data)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def print_store(data: dict) -> None:
+    """The table of a `store` run: medians, the best run in brackets for times."""
+    def med(rs: list, key: str) -> float:
+        return statistics.median(r[key] for r in rs)
+
+    def ms(rs: list, digits: int = 0) -> str:
+        return f"{med(rs, 'seconds') * 1e3:.{digits}f} ms (best {min(r['seconds'] for r in rs) * 1e3:.{digits}f})"
+
+    print(f"{data['mb']} MB float64 array ({data['layout']}), store in {data['workdir']}, medians of "
+          f"{len(next(iter(data['runs'].values()))['save'])}" + (f", {data['block']} blocked" if data["block"] else ""))
+    print("| code | checksum | save | save: peak RSS (array alone) | checked load | load: peak RSS | mmap load |")
+    print("|---|---|---|---|---|---|---|")
+    for code, r in data["runs"].items():
+        print(f"| {code} | {r['save'][0]['checksum']} | {ms(r['save'])} "
+              f"| {med(r['save'], 'rss_mb'):.0f} MB ({med(r['array'], 'rss_mb'):.0f} MB) "
+              f"| {ms(r['load'])} | {med(r['load'], 'rss_mb'):.0f} MB | {ms(r['mmap'], 2)} |")
+
+
+def report(args: argparse.Namespace) -> None:
+    for path in args.files:
+        with open(path) as f:
+            print_store(json.load(f))
+        print()
 
 
 def load_average() -> str:
@@ -297,6 +311,9 @@ def main() -> None:
     p.add_argument("--block", default="", help="packages the child processes cannot import (e.g. xxhash)")
     p.add_argument("--json", help="write every run here")
     p.set_defaults(run=store)
+    p = sub.add_parser("report", help="print the tables of `store --json` files again")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(run=report)
     args = parser.parse_args()
     if getattr(args, "code", "unset") is None:
         args.code = ["worktree"]

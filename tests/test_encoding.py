@@ -486,3 +486,25 @@ def test_a_large_non_contiguous_array_is_copied_one_chunk_at_a_time(tmp_path, mo
 def test_empty_arrays_of_any_shape_roundtrip(tmp_path, value):
     loaded, _ = roundtrip(tmp_path, value)
     assert loaded.shape == value.shape and loaded.dtype == value.dtype
+
+
+@needs_xxhash
+def test_a_worker_that_cannot_check_an_input_stops_without_failing_the_task(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import run_cli, write_taskfile
+
+    source = ("from taskflow import TaskGenerator\n\n@TaskGenerator\ndef f(i):\n    return [i] * 10\n\n"
+              "@TaskGenerator\ndef g(x):\n    return sum(x)\n\nxs = [f(i) for i in range(2)]\n")
+    tf = write_taskfile(tmp_path, source)
+    run_cli("execute", tf, check=0)  # XXH3 results
+    tf.write_text(source + "y = g(xs[1])\n")
+    proc = subprocess.run([sys.executable, "-m", "taskflow", "execute", str(tf)], capture_output=True, text=True,
+                          env=block_xxhash(tmp_path), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert "needs the xxhash package" in line and "results/" in line and "Traceback" not in proc.stderr
+    store = tmp_path / "taskfile.taskflow"
+    assert not os.listdir(store / "failed") and not os.listdir(store / "locks"), "no failure, claim given back"
+    assert "finished taskfile.g" in run_cli("execute", tf, check=0).stderr
