@@ -416,7 +416,8 @@ def block_xxhash(tmp_path) -> dict:
     blocked = tmp_path / "blocked"
     blocked.mkdir(exist_ok=True)
     (blocked / "xxhash.py").write_text("raise ImportError('xxhash is not installed here')\n")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")])}
+    paths = [str(blocked)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 @needs_xxhash
