@@ -110,6 +110,9 @@ class TaskflowClaims:
     def holds(self) -> bool:
         return self.claim is not None and self.leases.holds(self.claim)
 
+    def marker_names_me(self) -> bool:
+        return self.claim is not None and self.leases.still_ours(self.claim)
+
     def judged_age(self, name: str) -> float | None:
         info = self.leases.inspect(name)
         return None if info is None else info.age
@@ -163,7 +166,7 @@ class FilelockClaims:
 
         def touch() -> None:
             while True:
-                time.sleep(self.lease / 4)
+                pause(self.lease / 4)
                 try:
                     os.utime(path, None)
                 except OSError:
@@ -176,6 +179,19 @@ class FilelockClaims:
         if not lock.is_locked:
             return False
         return getattr(lock, "compromise", None) is None
+
+    def marker_names_me(self) -> bool:
+        """Whether the file at the lock's path records this process (and, for a lease, its token)."""
+        lock = next(iter(self.locks.values()))
+        try:
+            with open(lock.lock_file) as f:
+                content = f.read()
+        except OSError:
+            return False
+        token = getattr(lock, "token", None)
+        if content.startswith("filelock/"):  # a lease's record: key=value lines
+            return f"pid={os.getpid()}\n" in content and (token is None or f"token={token}\n" in content)
+        return content.startswith(f"{os.getpid()}\n")
 
     def judged_age(self, name: str) -> float | None:
         """The age the lock's own expiry check uses: local time minus mtime for lifetime=, zero at
@@ -199,6 +215,11 @@ def make_claims(impl: str, folder: str, lease: float):
     return FilelockClaims(folder, lease, impl)
 
 
+def pause(seconds: float) -> None:
+    """time.sleep, but one that works under faketime (its clock_nanosleep fails with EINVAL there)."""
+    threading.Event().wait(seconds)
+
+
 def say(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
@@ -216,32 +237,34 @@ def child(argv: list[str]) -> None:
         claims.keep_renewing()
         say(held=True)
         while True:
-            time.sleep(3600)
+            pause(3600)
     elif role == "contender":  # try for `window` seconds; report the judged age and when it got the lock
         window = float(rest[0])
         say(looking=True)
+        sys.stdin.readline()  # the parent has read the lock's age on the filesystem's clock
         age = claims.judged_age(name)
         start = time.monotonic()
         while time.monotonic() - start < window:
             if claims.try_acquire(name):
                 say(judged_age=age, acquired_after=time.monotonic() - start)
                 return
-            time.sleep(0.05)
+            pause(0.05)
         say(judged_age=age, acquired_after=None)
-    elif role == "racer":  # spin from `go` (wall clock of this host) until `go + window`
+    elif role == "racer":  # spin from `go` until `go + window` (this host's wall clock), then look
         go, window = float(rest[0]), float(rest[1])
-        time.sleep(max(0.0, go - time.time()))
-        end = time.monotonic() + window
-        got = False
-        while time.monotonic() < end:
+        pause(max(0.0, go - time.time()))
+        got_at = None
+        while time.time() < go + window:
             if claims.try_acquire(name):
-                got = True
+                got_at = time.time() - go
                 claims.keep_renewing()
                 break
-            time.sleep(random.uniform(0.001, 0.01))
-        if got:
-            time.sleep(max(0.0, end - time.monotonic()))
-        say(acquired=got, holds=got and claims.holds())
+            pause(random.uniform(0.001, 0.01))
+        # Every racer looks at the same moment (all run on this machine's one clock), holder or not.
+        pause(max(0.0, go + window - time.time()))
+        got = got_at is not None
+        say(acquired=got, acquired_at=got_at, holds=got and claims.holds(),
+            marker_names_me=got and claims.marker_names_me())
     elif role == "attempts":  # `count` failed claims of a name a live owner holds
         count = int(rest[0])
         for _ in range(count):
@@ -281,8 +304,8 @@ class Child:
             argv = ["strace", "-f", "-c", "-o", strace, *argv]
         if host:
             argv = ["unshare", "--uts", "sh", "-c", 'hostname "$1" && shift && exec "$@"', "sh", host, *argv]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True, env=env)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True, env=env)
         self._buf = ""
 
     def read(self, timeout: float) -> tuple[dict | None, float]:
@@ -297,6 +320,11 @@ class Child:
                 return json.loads(line), now
             if line == "" or now >= deadline:
                 return None, now
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
 
     def wait(self, timeout: float = 60) -> dict:
         out, err = self.proc.communicate(timeout=timeout)
@@ -323,32 +351,54 @@ def lock_folder(impl: str, folder: str) -> str:
 
 # ---------------------------------------------------------------- 1. skew
 
+def fs_age(folder: str, path: str) -> float | None:
+    """Seconds since `path` was last stamped, on the filesystem's clock: the mtime of a probe
+    file written just now in `folder`, minus the mtime of `path`."""
+    probe = os.path.join(folder, ".clock-probe")
+    with open(probe, "wb") as f:
+        f.write(b"t")
+    try:
+        return os.stat(probe).st_mtime - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+
+
 def skew_trial(impl: str, root: str, lease: float, state: str, side: str, skew: int) -> dict:
-    """A holder on host node-a, a contender on node-b; `side` runs with its clock off by `skew`."""
+    """A holder on host node-a renews its lock for 1.5 leases; then, `live`, it goes on; `dead`, it is
+    killed just before a contender on node-b starts; `stale`, it is killed 2 leases before. `side`
+    runs with its wall clock off by `skew` seconds. The contender tries for 3 leases + 2 s."""
     folder = lock_folder(impl, fresh(root, "skew"))
+    lock_path = os.path.join(folder, "locks" if impl.startswith("taskflow") else "", task_name(0))
     holder = Child("holder", impl, folder, lease, host="node-a", skew=skew if side == "holder" else 0)
-    got, held_at = holder.read(30)
+    got, _ = holder.read(30)
     if not got or not got.get("held"):
         holder.kill()
         raise RuntimeError(f"{impl}: holder did not start: {got} {holder.proc.stderr.read()[-1500:]}")
-    if state == "dead":
+    time.sleep(1.5 * lease)  # a few renewals, stamped however the implementation stamps them
+    killed_at = None
+    if state != "live":
         holder.kill()
+        killed_at = time.monotonic()
+        if state == "stale":
+            time.sleep(2 * lease)
     window = 3 * lease + 2
     contender = Child("contender", impl, folder, lease, window, host="node-b",
                       skew=skew if side == "contender" else 0)
     looking, looked_at = contender.read(30)
+    age = fs_age(os.path.dirname(lock_path), lock_path) if looking else None
+    contender.go()
     done, done_at = contender.read(window + 30)
     holder.kill()
     contender.kill()
     if not looking or not done:
         raise RuntimeError(f"{impl}: contender gave no answer")
-    true_age = looked_at - held_at
     judged = done.get("judged_age")
     acquired = done.get("acquired_after") is not None
-    after = done_at - held_at if acquired else None
     return {"impl": impl, "state": state, "side": side, "skew": skew, "lease": lease, "window": window,
-            "acquired": acquired, "after_s": after, "true_age_s": true_age,
-            "judged_minus_true_s": None if judged is None else judged - true_age}
+            "acquired": acquired,
+            "after_death_s": done_at - killed_at if acquired and killed_at is not None else None,
+            "after_look_s": done_at - looked_at if acquired else None,
+            "fs_age_s": age, "judged_minus_fs_s": None if judged is None or age is None else judged - age}
 
 
 def run_skew(args, roots: dict[str, str]) -> list[dict]:
@@ -357,13 +407,14 @@ def run_skew(args, roots: dict[str, str]) -> list[dict]:
     configs = [("none", 0)] + [(side, s) for side in ("holder", "contender") for s in (SKEW, -SKEW)]
     for rep in range(args.repeat_skew):
         for impl in args.impls:
-            for state in ("live", "dead"):
+            for state in ("live", "dead", "stale"):
                 for side, skew in configs:
                     row = skew_trial(impl, root, args.lease, state, side, skew)
                     row["repeat"] = rep
                     rows.append(row)
                     progress(f"skew {impl} {state} {side} {skew:+d}: acquired={row['acquired']} "
-                             f"after={fmt(row['after_s'])} judged-true={fmt(row['judged_minus_true_s'])}")
+                             f"after death {fmt(row['after_death_s'])}, after look {fmt(row['after_look_s'])}, "
+                             f"judged - fs age {fmt(row['judged_minus_fs_s'])}")
     return rows
 
 
@@ -377,13 +428,15 @@ def race_trial(impl: str, folders: list[str], lease: float, racers: int) -> dict
     holder.kill()
     if not got or not got.get("held"):
         raise RuntimeError(f"{impl}: holder did not start")
-    go = time.time() + 1.5  # every racer started and imported
+    go = time.time() + 3.0  # every racer started and imported
     window = lease + 4
     procs = [Child("racer", impl, folders[i % len(folders)], lease, go, window, host=f"node-{i + 1}")
              for i in range(racers)]
     results = [p.wait(timeout=window + 60) for p in procs]
     return {"impl": impl, "racers": racers, "acquired": sum(bool(r.get("acquired")) for r in results),
-            "believe_hold": sum(bool(r.get("holds")) for r in results)}
+            "believe_hold": sum(bool(r.get("holds")) for r in results),
+            "marker_names": sum(bool(r.get("marker_names_me")) for r in results),
+            "acquired_at": sorted(round(r["acquired_at"], 3) for r in results if r.get("acquired_at") is not None)}
 
 
 def run_race(args, roots: dict[str, str], views: dict[str, list[str]]) -> list[dict]:
@@ -402,7 +455,8 @@ def run_race(args, roots: dict[str, str], views: dict[str, list[str]]) -> list[d
                     row.update(where=where, repeat=rep, lease=lease)
                     rows.append(row)
                     progress(f"race {where} {impl} x{racers} #{rep}: acquired {row['acquired']}, "
-                             f"believe they hold {row['believe_hold']}")
+                             f"believe they hold {row['believe_hold']}, lock file names {row['marker_names']}, "
+                             f"at {row['acquired_at']}")
     return rows
 
 
@@ -585,19 +639,21 @@ def progress(msg: str) -> None:
 def summarise(result: dict) -> None:
     out = sys.stdout
     if result.get("skew"):
-        out.write("\n## Skew: a holder or contender 10 min off (lease %gs, contender tries for 3 leases + 2 s)\n"
-                  % result["lease"])
-        out.write("| impl | holder | skewed | by | lock taken? | after (s, median) | judged - true age (s) |\n|---|---|---|---|---|---|---|\n")
+        out.write("\n## Skew: a holder or contender 10 min off (lease %gs; the contender tries for 3 leases "
+                  "+ 2 s)\n" % result["lease"])
+        out.write("| impl | holder | clock off | by (s) | lock taken | s after holder died | s after first look "
+                  "| judged age - age on the fs clock (s) |\n|---|---|---|---|---|---|---|---|\n")
         groups: dict[tuple, list[dict]] = {}
         for r in result["skew"]:
             groups.setdefault((r["impl"], r["state"], r["side"], r["skew"]), []).append(r)
+
+        def med(rs: list[dict], key: str) -> str:
+            xs = [r[key] for r in rs if r[key] is not None]
+            return fmt(statistics.median(xs)) if xs else "-"
         for (impl, state, side, skew), rs in groups.items():
             taken = sum(r["acquired"] for r in rs)
-            afters = [r["after_s"] for r in rs if r["after_s"] is not None]
-            offs = [r["judged_minus_true_s"] for r in rs if r["judged_minus_true_s"] is not None]
-            out.write(f"| {impl} | {state} | {side} | {skew:+d} | {taken}/{len(rs)} | "
-                      f"{fmt(statistics.median(afters)) if afters else '-'} | "
-                      f"{fmt(statistics.median(offs)) if offs else '-'} |\n")
+            out.write(f"| {impl} | {state} | {side} | {skew:+d} | {taken}/{len(rs)} | {med(rs, 'after_death_s')} | "
+                      f"{med(rs, 'after_look_s')} | {med(rs, 'judged_minus_fs_s')} |\n")
     if result.get("race"):
         out.write("\n## Race: processes, each its own host, take over one stale lock\n")
         out.write("| where | impl | racers | trials | trials with > 1 acquirer | max acquirers | "
