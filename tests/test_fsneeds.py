@@ -110,3 +110,19 @@ def test_the_record_is_read_without_taking_the_lock(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.sharedfs
+def test_updates_of_doctors_on_two_clients_of_one_store_are_never_lost(two_clients):
+    """Each client has its own caches: the update must read the record as the other client left it."""
+    Store(str(two_clients.origin / "store")).ensure()
+    go = two_clients.origin / "go"
+    writers = []
+    for i in range(4):
+        view = two_clients.mount_a if i % 2 == 0 else two_clients.mount_b
+        writers.append(two_clients.spawn([sys.executable, "-c", WRITER, str(view / "store"), f"w{i}",
+                                          str(view / "go"), "10"], view=view))
+    go.touch()
+    assert [w.wait(timeout=300) for w in writers] == [0] * 4
+    writes = json.loads((two_clients.origin / "store" / fsneeds.NEEDS_FILE).read_text())["writes"]
+    assert sorted(writes) == sorted(f"w{i}" for i in range(4) for _ in range(10))
