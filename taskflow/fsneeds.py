@@ -17,9 +17,11 @@ A doctor that measured no cache lag keeps the lag an earlier doctor on two
 nodes measured: it reads the record, then replaces it. Doctors on several
 nodes may finish at once, so that read and write are one critical section,
 under a lease in STORE/doctor.json.lock (filelock's SoftFileLease: exclusive
-create, and a holder killed inside the section is taken over once its marker
-went unrenewed for LOCK_LEASE on the taker's own clock, whatever the hosts'
-clocks say). Readers take no lock: the write is atomic.
+create; a holder killed inside the section is taken over once its marker
+went unrenewed for LOCK_LEASE on the taker's own clock, but only where the
+filesystem can exchange two names, renameat2(RENAME_EXCHANGE): elsewhere, as
+through sshfs, such a lock stays until removed, and the next doctor says so
+after LOCK_WAIT). Readers take no lock: the write is atomic.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -82,14 +85,29 @@ def update_needs(store: Store, change: Callable[[dict | None], dict[str, Any]]) 
     import filelock  # here: `execute` reads the record through this module, and needs no lock
 
     path = os.path.join(store.path, LOCK_FILE)
-    lease = filelock.SoftFileLease(path, lease_duration=LOCK_LEASE, timeout=LOCK_WAIT, poll_interval=0.02)
+    lease = filelock.SoftFileLease(path, lease_duration=LOCK_LEASE, poll_interval=0.02)
+    deadline = time.monotonic() + LOCK_WAIT
+    held_up = StoreAccessError(f"{path}: held by another `taskflow doctor` for over {LOCK_WAIT:g} s, or left by "
+                               f"one that was killed; remove it if no doctor runs on this store", path=path)
+    while True:
+        try:
+            lease.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            break
+        except filelock.Timeout:
+            raise held_up from None
+        except PermissionError:
+            # sshfs answers an exclusive create that lost the race with EPERM (SFTP v3 has no
+            # "exists"), which filelock takes for a real error: the lock is held, wait as for any.
+            if not os.path.lexists(path):
+                raise
+            if time.monotonic() > deadline:
+                raise held_up from None
+            time.sleep(0.02)
     try:
-        with lease:
-            record = change(read_needs(store))
-            write_needs(store, record)
-    except filelock.Timeout:
-        raise StoreAccessError(f"{path}: another `taskflow doctor` has held it for over {LOCK_WAIT:g} s; "
-                               f"remove it if no doctor runs on this store", path=path) from None
+        record = change(read_needs(store))
+        write_needs(store, record)
+    finally:
+        lease.release()
     return record
 
 

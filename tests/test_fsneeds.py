@@ -92,7 +92,7 @@ def test_an_update_held_up_by_a_live_doctor_past_the_wait_is_a_store_error(tmp_p
     holder = _holder(store, fsneeds.LOCK_LEASE)
     try:
         monkeypatch.setattr(fsneeds, "LOCK_WAIT", 0.3)
-        with pytest.raises(StoreAccessError, match=r"doctor\.json\.lock: another `taskflow doctor` has held it"):
+        with pytest.raises(StoreAccessError, match=r"doctor\.json\.lock: held by another `taskflow doctor`"):
             fsneeds.update_needs(store, lambda previous: {"min_lease": 1.0})
     finally:
         holder.kill()
