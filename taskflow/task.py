@@ -63,7 +63,8 @@ class Task(TaskArgument):
             name, version = function_name(f), kwargs.pop("version", None)
             resources = parse(kwargs.pop("resources", None), f"task {name}")
         # Not part of the hash: asking for more memory must not make a finished task run again.
-        self.resources: Resources = resources.over(_active.resource_defaults)
+        defaults = _active.resource_defaults
+        self.resources: Resources = resources.over(defaults) if defaults else resources
         self.f = f
         self.version = None if version is None else str(version)
         self.args = args
