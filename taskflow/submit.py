@@ -11,9 +11,9 @@ most one per task.
 
 Settings come from, the first that has one winning: the command line, the
 environment (TASKFLOW_SCHEDULER, TASKFLOW_WORKERS, TASKFLOW_TIME, TASKFLOW_MEM,
-TASKFLOW_QUEUE, TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS), then
+TASKFLOW_CPUS, TASKFLOW_QUEUE, TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS), then
 `[tool.taskflow.submit]` in a pyproject.toml beside the taskfile (keys
-scheduler, workers, time, mem, queue, name, args). Extra scheduler arguments
+scheduler, workers, time, mem, cpus, queue, name, args). Extra scheduler arguments
 add up instead, in that order reversed, so that on the qsub/sbatch command
 line the later, more specific ones override the earlier.
 
@@ -207,7 +207,6 @@ class ResourceClass:
     tasks: int = 0
     seconds: float | None = 0.0   # declared time times tasks; None when the class declares no time
     workers: int = 0
-    names: dict[str, int] = field(default_factory=dict)  # task name -> tasks of it in the class
 
 
 def resource_classes(taskfile: str, store: Store, options: SubmitOptions,
@@ -229,7 +228,6 @@ def resource_classes(taskfile: str, store: Store, options: SubmitOptions,
         needs = effective(task, defaults)
         c = classes.setdefault(needs.key(), ResourceClass(needs))
         c.tasks += 1
-        c.names[task.name] = c.names.get(task.name, 0) + 1
         c.seconds = None if needs.time is None or c.seconds is None else c.seconds + needs.time
     found = list(classes.values()) or [ResourceClass(defaults)]
     share_workers(found, options.workers)
