@@ -28,7 +28,6 @@ See bench/README.md ("Claims: taskflow and filelock").
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import random
