@@ -313,22 +313,41 @@ def _load(path: str, mmap: bool, fresh: bool = False) -> tuple[Any, Header]:
             buf = _read_whole(fd, path, size)
     finally:
         os.close(fd)
-    header, offset = _parse_header(path, buf, size)
+    return decode(path, buf, check=not mmap)
+
+
+def decode(name: str, buf: memoryview, check: bool = True) -> tuple[Any, Header]:
+    """(value, header) of a whole result held in memory (a file's bytes; a result from a server);
+    `name` says where it came from in errors. With `check` every byte is checked against the CRC."""
+    header, offset = _parse_header(name, buf, len(buf))
     segments = []
     for n in header.segments:
         segments.append(buf[offset:offset + n])
         offset += n
-    if not mmap and _crc_of(segments) != header.crc32:
-        raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
+    if check and _crc_of(segments) != header.crc32:
+        raise CorruptResultError(name, "checksum mismatch (the file was altered or torn)")
     try:
         value = _decode(header.kind, segments)
     except CorruptResultError:
         raise
     except Exception as e:
-        if header.kind == "npy" or mmap:
-            raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
+        if header.kind == "npy" or not check:
+            raise CorruptResultError(name, f"cannot decode ({type(e).__name__}: {e})") from None
         raise
     return value, header
+
+
+def check(name: str, buf: memoryview) -> Header:
+    """The header of a whole result held in memory, after checking its length and CRC."""
+    header, offset = _parse_header(name, buf, len(buf))
+    if zlib.crc32(buf[offset:]) != header.crc32:
+        raise CorruptResultError(name, "checksum mismatch (the file was altered or torn)")
+    return header
+
+
+def parse_header(name: str, head: bytes | memoryview, size: int) -> Header:
+    """The header at the start of `head`, for a result of `size` bytes in all (its length is checked)."""
+    return _parse_header(name, head, size)[0]
 
 
 def _read_whole(fd: int, path: str, size: int) -> memoryview:

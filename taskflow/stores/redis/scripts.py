@@ -1,0 +1,123 @@
+"""The Lua scripts of a Redis store: each runs on the server as one atomic step.
+
+Every script may be sent twice (the client tries a dropped connection again,
+see connection.py), so each has the same effect the second time. They start
+with a `#!lua` line (Redis 7 or later): a script that writes is then refused
+as a whole when the server is out of memory, instead of stopping halfway.
+Scripts that only give memory back (`allow-oom`) still run then, so claims
+can be released on a full server.
+"""
+from __future__ import annotations
+
+# KEYS: claim, claims set. ARGV: claim content, lease in ms.
+# 1 if the claim is ours now (also when this very claim was made by an earlier send), else 0.
+CLAIM = """#!lua
+local held = redis.call('GET', KEYS[1])
+if held == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[3])
+  return 1
+end
+if held == ARGV[1] then return 1 end
+return 0
+"""
+
+# KEYS: claim. ARGV: claim content, lease in ms. 1 if renewed, 0 if the claim is not ours (any more).
+RENEW = """#!lua flags=allow-oom
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: claim, claims set. ARGV: claim content, hash. 1 if removed, 0 if it was not ours.
+RELEASE = """#!lua flags=allow-oom
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: claim, claims set. ARGV: content judged stale, new content, lease in ms, hash.
+# 1 if the judged claim was replaced by ours, 0 if it changed meanwhile (renewed, released, taken).
+TAKE_OVER = """#!lua
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] or (held == false and ARGV[1] == '') then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SADD', KEYS[2], ARGV[4])
+  return 1
+end
+if held == ARGV[2] then return 1 end
+return 0
+"""
+
+# KEYS: claim, claims set. ARGV: content judged stale, hash. 1 if removed.
+REMOVE_STALE = """#!lua flags=allow-oom
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: claim. {content or false, ms left}.
+INSPECT = """#!lua flags=no-writes
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+"""
+
+# KEYS: claims set. ARGV: claim key prefix. {hash, content, ms left, ...} of every live claim;
+# members whose claim expired are dropped from the set on the way.
+LIST_CLAIMS = """#!lua flags=allow-oom
+local out = {}
+for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = ARGV[1] .. h
+  local held = redis.call('GET', key)
+  if held then
+    out[#out + 1] = h
+    out[#out + 1] = held
+    out[#out + 1] = redis.call('PTTL', key)
+  else
+    redis.call('SREM', KEYS[1], h)
+  end
+end
+return out
+"""
+
+# Make a result visible, with its entry in the finished set and the journal, in one step.
+# KEYS: result, finished set, journal stream, claim ('' key name when unconditional), chunks being written.
+# ARGV: claim content ('' for none), hash, journal length kept, then for a result in one piece:
+#       header, size, data.
+# 1 when in place; 0 when the claim is not ours (nothing written); -1 when the chunks are gone
+# (expired: the writer was stopped for longer than their lifetime).
+COMMIT = """#!lua
+if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
+if #ARGV > 3 then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'h', ARGV[4], 's', ARGV[5], '0', ARGV[6])
+elseif redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('RENAME', KEYS[5], KEYS[1])
+  redis.call('PERSIST', KEYS[1])
+elseif redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
+  return -1
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'h', ARGV[2])
+return 1
+"""
+
+# KEYS: result, finished set. ARGV: hash. 1 if a result was removed.
+REMOVE_RESULT = """#!lua flags=allow-oom
+redis.call('SREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
+
+# KEYS: result, finished set, where it goes. ARGV: hash. 1 if moved aside.
+MOVE_ASIDE = """#!lua flags=allow-oom
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""

@@ -1,0 +1,248 @@
+"""The parts of a Redis store on a real redis-server: addresses, errors, claims, results, records."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from taskflow import encoding
+from taskflow.errors import StoreServerError, UsageError
+from taskflow.stores.redis import results as results_module
+from taskflow.stores.redis.claims import RedisClaims
+from taskflow.stores.redis.connection import Connection
+from taskflow.stores.redis.journal import StreamReader
+from taskflow.stores.redis.keys import Keys
+from taskflow.stores.redis.records import Records
+from taskflow.stores.redis.results import Results
+from taskflow.stores.redis.url import parse
+
+H1, H2, H3 = "a1" * 16, "b2" * 16, "c3" * 16
+
+
+def parts(url: str, lease: float = 30.0):
+    address = parse(url)
+    connection = Connection(address)
+    keys = Keys(address.prefix)
+    return connection, keys, RedisClaims(connection, keys, lease=lease), Results(connection, keys)
+
+
+# -- addresses ------------------------------------------------------------------
+
+def test_url_parts_and_defaults():
+    a = parse("redis://cache.example:6380/3?prefix=proj", environ={})
+    assert (a.host, a.port, a.db, a.prefix, a.tls, a.password) == ("cache.example", 6380, 3, "proj", False, None)
+    b = parse("rediss://node", environ={})
+    assert (b.port, b.db, b.prefix, b.tls) == (6379, 0, "taskflow", True)
+    assert b.client_kwargs()["ssl"] is True
+
+
+def test_password_from_url_or_environment_is_never_shown():
+    a = parse("redis://alice:s3cret%21@h:1/0", environ={"TASKFLOW_REDIS_PASSWORD": "other"})
+    assert a.password == "s3cret!" and a.username == "alice"
+    for text in (a.display, repr(a), str(a), a.server):
+        assert "s3cret" not in text
+    b = parse("redis://h:1/0", environ={"TASKFLOW_REDIS_PASSWORD": "fromenv"})
+    assert b.password == "fromenv" and "fromenv" not in repr(b)
+
+
+@pytest.mark.parametrize("url, words", [
+    ("redis://:pw@h:1/x", "database must be a number"),
+    ("redis://:pw@h:1/0?prefix=a:b", "prefix"),
+    ("redis://:pw@h:1/0?colour=red", "unknown option 'colour'"),
+    ("redis://:pw@/0", "names no host"),
+])
+def test_bad_urls_are_one_line_errors_without_the_password(url, words):
+    with pytest.raises(UsageError) as e:
+        parse(url, environ={})
+    assert words in str(e.value) and "pw" not in str(e.value).replace("prefix", "")
+
+
+# -- errors ---------------------------------------------------------------------
+
+def _error(url: str, environ: dict | None = None) -> StoreServerError:
+    connection = Connection(parse(url, environ={} if environ is None else environ))
+    with pytest.raises(StoreServerError) as e:
+        connection.ping()
+    assert e.value.exit_code == 4
+    assert "\n" not in str(e.value)
+    pickle.loads(pickle.dumps(e.value))
+    return e.value
+
+
+def test_connection_refused_names_the_server():
+    from redis_server import free_port, missing_requirement
+    if missing_requirement():
+        pytest.skip(missing_requirement())
+    port = free_port()
+    e = _error(f"redis://:hidden@127.0.0.1:{port}/0")
+    assert f"127.0.0.1:{port}" in str(e) and "connection refused" in str(e) and "hidden" not in str(e)
+
+
+def test_wrong_password_missing_password_and_wrong_database(own_redis):
+    server = own_redis(extra=("--requirepass", "right-one", "--databases", "4"))
+    wrong = _error(server.url(password="wrong-one"))
+    assert "wrong user or password" in str(wrong) and "wrong-one" not in str(wrong) and server.address in str(wrong)
+    missing = _error(server.url())
+    assert "wants a password" in str(missing) and "TASKFLOW_REDIS_PASSWORD" in str(missing)
+    no_db = _error(server.url(db=9, password="right-one"))
+    assert "has no database 9" in str(no_db) and "right-one" not in str(no_db)
+    Connection(parse(server.url(db=3), environ={"TASKFLOW_REDIS_PASSWORD": "right-one"})).ping()
+
+
+def test_out_of_memory_is_one_line_and_writes_nothing(own_redis):
+    server = own_redis(extra=("--maxmemory", "3mb"))
+    connection, keys, claims, results = parts(server.url())
+    with pytest.raises(StoreServerError) as e:
+        results.save(H1, encoding.Payload(b"x" * (4 << 20), {"name": "t.big"}))
+    assert "out of memory" in str(e.value) and server.address in str(e.value)
+    assert results.finished() == set() and not results.exists(H1)
+
+
+# -- claims -----------------------------------------------------------------------
+
+def test_a_claim_is_exclusive_renewed_and_released_by_its_owner_only(redis_url):
+    _, _, mine, _ = parts(redis_url)
+    _, _, theirs, _ = parts(redis_url)
+    claim = mine.claim(H1)
+    assert claim is not None and theirs.claim(H1) is None
+    info = theirs.inspect(H1)
+    assert info is not None and not info.stale and info.owner["pid"] == os.getpid()
+    assert "password" not in info.raw.decode()
+    assert [c.task_hash for c in theirs.list()] == [H1]
+    assert mine.renew(claim) and mine.holds(claim)
+    assert mine.release(claim)
+    assert theirs.inspect(H1) is None and theirs.list() == []
+    assert not mine.release(claim)  # given back: never ours again
+
+
+def test_the_server_expires_a_claim_not_renewed_and_its_owner_then_loses_it(redis_url):
+    _, _, mine, results = parts(redis_url, lease=1.0)
+    _, _, theirs, _ = parts(redis_url, lease=30.0)
+    claim = mine.claim(H1)
+    time.sleep(1.3)
+    taken = theirs.claim(H1)
+    assert taken is not None
+    assert not mine.renew(claim) and not mine.holds(claim)
+    # Saving under the lost claim writes nothing: the winner's result is the one that counts.
+    assert results.save(H1, encoding.Payload("late", {"name": "t.f"}), mine.keys.claim(H1), claim.content) is None
+    assert results.save(H1, encoding.Payload("won", {"name": "t.f"}), theirs.keys.claim(H1), taken.content) == \
+        len(b"".join(encoding.Payload("won", {"name": "t.f"}).buffers()))
+    assert results.load(H1)[0] == "won"
+
+
+def test_a_claim_whose_owner_died_on_this_host_is_taken_over_at_once(redis_url):
+    code = ("import sys; from taskflow.stores.redis.claims import RedisClaims; "
+            "from taskflow.stores.redis.connection import Connection; from taskflow.stores.redis.keys import Keys; "
+            "from taskflow.stores.redis.url import parse; a = parse(sys.argv[1]); "
+            "c = RedisClaims(Connection(a), Keys(a.prefix), lease=300); "
+            "assert c.claim(sys.argv[2]); print('claimed', flush=True); sys.stdin.read()")
+    owner = subprocess.Popen([sys.executable, "-c", code, redis_url, H1], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert owner.stdout.readline().strip() == "claimed"
+    _, _, mine, _ = parts(redis_url)
+    assert mine.claim(H1) is None  # its owner lives
+    owner.kill()
+    owner.wait()
+    info = mine.inspect(H1)
+    assert info.stale and "is gone" in info.reason
+    assert mine.claim(H1, take_over=False) is None
+    taken = mine.claim(H1)
+    assert taken is not None and mine.holds(taken)
+
+
+# -- results --------------------------------------------------------------------
+
+def test_small_and_chunked_results_round_trip_with_their_checks(redis_url, monkeypatch):
+    monkeypatch.setattr(results_module, "CHUNK", 1 << 16)
+    _, keys, _, results = parts(redis_url)
+    arr = np.arange(100_000, dtype=np.int64).reshape(1000, 100)
+    for h, value in ((H1, {"a": [1, 2]}), (H2, arr), (H3, [arr, b"y" * 70_001])):
+        results.save(h, encoding.Payload(value, {"name": "t.f", "hash": h}))
+    assert results.load(H1)[0] == {"a": [1, 2]}
+    back = results.load(H2)[0]
+    assert (back == arr).all() and back.flags.writeable
+    assert results.load(H3)[0][1] == b"y" * 70_001
+    assert results.meta(H2)["hash"] == H2
+    assert results.finished() == {H1, H2, H3} and results.count() == 3
+    with results.connection.guard() as r:
+        assert r.hlen(keys.result(H2)) > 10  # it really is in chunks
+        r.hset(keys.result(H2), "3", b"\0" * (1 << 16))  # damage one chunk
+    with pytest.raises(encoding.CorruptResultError):
+        results.load(H2)
+    with pytest.raises(encoding.CorruptResultError):
+        results.verify(H2)
+    where = results.move_aside(H2)
+    assert where is not None and H2 not in results.finished() and not results.exists(H2)
+    with pytest.raises(FileNotFoundError):
+        results.load(H2)
+    assert results.remove(H1) and H1 not in results.finished()
+
+
+def test_a_writer_dying_midway_leaves_nothing_that_counts(redis_url, monkeypatch):
+    monkeypatch.setattr(results_module, "CHUNK", 1 << 16)
+    _, keys, _, results = parts(redis_url)
+    calls = {"n": 0}
+    real = results_module._chunks
+
+    def dying(buffers, size=None):
+        for chunk in real(buffers, results_module.CHUNK):
+            calls["n"] += 1
+            if calls["n"] == 6:
+                raise KeyboardInterrupt
+            yield chunk
+    monkeypatch.setattr(results_module, "_chunks", dying)
+    with pytest.raises(KeyboardInterrupt):
+        results.save(H1, encoding.Payload(np.ones(200_000), {"name": "t.f"}))
+    assert not results.exists(H1) and results.finished() == set()
+    with results.connection.guard() as r:
+        assert list(r.scan_iter(keys.tmp_pattern())) == []
+
+
+# -- records and the journal -------------------------------------------------------
+
+def test_records_failures_code_stop_suspect_complete(redis_url):
+    connection, keys, _, _ = parts(redis_url)
+    records = Records(connection, keys)
+    records.check_format()
+    records.ensure()
+    records.check_format()
+    records.save_failure(H1, {"name": "t.f", "type": "ValueError", "message": "no"})
+    assert records.failed_hashes() == {H1} and records.load_failure(H1)["message"] == "no"
+    assert records.failure_time(H1) > 0 and records.load_failure(H2) is None
+    assert records.remove_failure(H1) and records.failed_hashes() == set()
+    records.note_code("t.f", "abc-v2")
+    assert records.code_tags("t.f") == {"abc-v2"}
+    records.forget_code("t.f", "abc-v2")
+    assert records.code_tags("t.f") == set()
+    assert not records.stop_requested() and records.request_stop({"by": "test"}) and records.stop_requested()
+    assert records.undo_stop() and not records.stop_requested()
+    records.mark_suspect(H2, {"reason": "bad"})
+    assert records.suspect_hashes() == {H2} and records.unmark_suspect(H2)
+    records.record_complete("d1", {"tasks": 3})
+    assert records.complete_recorded("d1") and records.forget_complete() == 1
+
+
+def test_a_store_of_another_format_is_refused(redis_url):
+    connection, keys, _, _ = parts(redis_url)
+    with connection.guard() as r:
+        r.set(keys.marker, json.dumps({"format": 99, "kind": "redis"}))
+    with pytest.raises(Exception, match="format 99"):
+        Records(connection, keys).check_format()
+
+
+def test_the_journal_tells_only_what_finished_since_the_reader_started(redis_url):
+    connection, keys, _, results = parts(redis_url)
+    results.save(H1, encoding.Payload(1, {"name": "t.f"}))
+    reader = StreamReader(connection, keys)
+    reader.start()
+    assert reader.others_at_work() and reader.news() == set()
+    results.save(H2, encoding.Payload(2, {"name": "t.f"}))
+    results.save(H3, encoding.Payload(3, {"name": "t.f"}))
+    assert reader.news() == {H2, H3}
+    assert reader.news() == set()
