@@ -14,22 +14,18 @@ import pytest
 from taskflow import encoding
 from taskflow.errors import StoreServerError, UsageError
 from taskflow.stores.redis import results as results_module
-from taskflow.stores.redis.claims import RedisClaims
 from taskflow.stores.redis.connection import Connection
-from taskflow.stores.redis.journal import StreamReader
 from taskflow.stores.redis.keys import Keys
 from taskflow.stores.redis.records import Records
-from taskflow.stores.redis.results import Results
+from taskflow.stores.redis.store import RedisStore
 from taskflow.stores.redis.url import parse
 
 H1, H2, H3 = "a1" * 16, "b2" * 16, "c3" * 16
 
 
 def parts(url: str, lease: float = 30.0):
-    address = parse(url)
-    connection = Connection(address)
-    keys = Keys(address.prefix)
-    return connection, keys, RedisClaims(connection, keys, lease=lease), Results(connection, keys)
+    store = RedisStore.from_value(url)
+    return store.connection, store.keys, store.claims(lease=lease), store.results
 
 
 # -- addresses ------------------------------------------------------------------
@@ -114,10 +110,10 @@ def test_a_claim_is_exclusive_renewed_and_released_by_its_owner_only(redis_url):
     info = theirs.inspect(H1)
     assert info is not None and not info.stale and info.owner["pid"] == os.getpid()
     assert "password" not in info.raw.decode()
-    assert [c.task_hash for c in theirs.list()] == [H1]
+    assert theirs.claimed() == {H1} and theirs.owner(H1)["pid"] == os.getpid()
     assert mine.renew(claim) and mine.holds(claim)
     assert mine.release(claim)
-    assert theirs.inspect(H1) is None and theirs.list() == []
+    assert theirs.inspect(H1) is None and theirs.claimed() == set()
     assert not mine.release(claim)  # given back: never ours again
 
 
@@ -130,17 +126,15 @@ def test_the_server_expires_a_claim_not_renewed_and_its_owner_then_loses_it(redi
     assert taken is not None
     assert not mine.renew(claim) and not mine.holds(claim)
     # Saving under the lost claim writes nothing: the winner's result is the one that counts.
-    assert results.save(H1, encoding.Payload("late", {"name": "t.f"}), mine.keys.claim(H1), claim.content) is None
-    assert results.save(H1, encoding.Payload("won", {"name": "t.f"}), theirs.keys.claim(H1), taken.content) == \
+    assert results.save(H1, encoding.Payload("late", {"name": "t.f"}), claim.token) is None
+    assert results.save(H1, encoding.Payload("won", {"name": "t.f"}), taken.token) == \
         len(b"".join(encoding.Payload("won", {"name": "t.f"}).buffers()))
     assert results.load(H1)[0] == "won"
 
 
 def test_a_claim_whose_owner_died_on_this_host_is_taken_over_at_once(redis_url):
-    code = ("import sys; from taskflow.stores.redis.claims import RedisClaims; "
-            "from taskflow.stores.redis.connection import Connection; from taskflow.stores.redis.keys import Keys; "
-            "from taskflow.stores.redis.url import parse; a = parse(sys.argv[1]); "
-            "c = RedisClaims(Connection(a), Keys(a.prefix), lease=300); "
+    code = ("import sys; from taskflow.stores import open_store; "
+            "c = open_store(sys.argv[1]).claims(lease=300); "
             "assert c.claim(sys.argv[2]); print('claimed', flush=True); sys.stdin.read()")
     owner = subprocess.Popen([sys.executable, "-c", code, redis_url, H1], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
@@ -177,7 +171,7 @@ def test_small_and_chunked_results_round_trip_with_their_checks(redis_url, monke
         results.load(H2)
     with pytest.raises(encoding.CorruptResultError):
         results.verify(H2)
-    where = results.move_aside(H2)
+    where = results.move_aside(H2, results.header(H2))
     assert where is not None and H2 not in results.finished() and not results.exists(H2)
     with pytest.raises(FileNotFoundError):
         results.load(H2)
@@ -236,13 +230,24 @@ def test_a_store_of_another_format_is_refused(redis_url):
         Records(connection, keys).check_format()
 
 
-def test_the_journal_tells_only_what_finished_since_the_reader_started(redis_url):
-    connection, keys, _, results = parts(redis_url)
-    results.save(H1, encoding.Payload(1, {"name": "t.f"}))
-    reader = StreamReader(connection, keys)
+def test_journals_tell_only_what_others_finished_since_the_reader_started(redis_url):
+    store = RedisStore.from_value(redis_url)
+    early = store.journal()
+    early.add(H1)
+    early.flush()
+    reader = store.news()
     reader.start()
-    assert reader.others_at_work() and reader.news() == set()
-    results.save(H2, encoding.Payload(2, {"name": "t.f"}))
-    results.save(H3, encoding.Payload(3, {"name": "t.f"}))
-    assert reader.news() == {H2, H3}
+    assert reader.journals_seen() and not reader.journals_seen(skip=early.ident)
     assert reader.news() == set()
+    mine, theirs = store.journal(), store.journal()
+    mine.add(H2)
+    mine.flush()
+    theirs.add(H3)
+    theirs.flush()
+    assert reader.news(skip=mine.ident) == {H3}
+    assert reader.news(skip=mine.ident) == set()
+    assert store.journaled() == {H1, H2, H3}
+    early.close()
+    mine.close()
+    theirs.close()
+    assert store.journaled() == set()

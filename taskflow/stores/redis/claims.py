@@ -1,36 +1,45 @@
 """Claims in a Redis store: one key per running task, expired by the server.
 
-A claim is `SET P:claim:<hash> CONTENT NX PX LEASE`, made by a script that
-also counts a second send of the very same claim as made (see scripts.py).
-CONTENT names the owner as a folder store's lock file does (host, boot id,
-pid, worker id, start, lease) with a random token, so two claims are never
-equal. The owner renews it several times per lease by resetting its expiry,
-and renews, releases and saves only while the key still holds its content:
-each of those is one script comparing and acting in one atomic step, so a
-worker never touches a claim that is no longer its own.
+A claim is the key P:claim:<hash> holding "<token> <owner record>", made with
+`SET ... PX LEASE` by a script that makes it only where there is none, and
+counts a second send of the very same claim as made (see scripts.py). The
+owner record names its owner as a folder store's lock file does (host, boot
+id, pid, worker id, start, lease); the token is random, so two claims are
+never equal. The owner renews it several times per lease by resetting its
+expiry, and renews and releases only while the key still holds its token:
+each is one script comparing and acting in one atomic step, so a worker
+never touches a claim that is no longer its own.
 
-The server expires a claim that was not renewed within its lease: its own
-clock is the only one that counts, so hosts whose clocks disagree, or a
-worker stopped (SIGSTOP, a suspended laptop) past its lease, cannot keep or
-steal a claim. A claim expires on its own; the only stale claim anybody sees
-is one whose owner ran on this host (same hostname and boot id) and whose
-process is gone: it is taken over at once, by a script that replaces exactly
-the content judged stale, so of several racers only one wins.
+The server expires a claim that was not renewed within its lease: its clock
+is the only one that counts, so hosts whose clocks disagree cannot keep or
+steal a claim, and a worker stopped past its lease (SIGSTOP, a suspended
+laptop) finds its claim gone, or another worker's in its place, when it
+comes back. The only stale claim anybody sees is one whose owner ran on this
+host (same hostname and boot id) and whose process is gone: it is taken over
+at once, by a script that replaces exactly the value judged stale, so of
+several racers one wins.
+
+A claim that vanished while its owner still runs (it expired while the owner
+was stopped, or it was deleted) is made again by the owner's next renewal or
+check, unless the task's result is in place or another worker claimed it.
 
 The set P:claims names every hash that may be claimed, so that listing the
 running tasks needs no SCAN of the keyspace; members whose claim expired are
-dropped by the listing script itself.
+dropped by the listing script.
 """
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
-from ...lease import BOOT_ID, DEFAULT_LEASE, check_lease, gone_from_here, worker_id
+from ...errors import StoreServerError
+from ...lease import BOOT_ID, DEFAULT_LEASE, FS_TIME_SLACK, check_lease, gone_from_here, worker_id
 from ...store import HOST, process
+from ..base import Claim, ClaimInfo, Claims
 from . import scripts
 from .connection import Connection
 from .keys import Keys
@@ -44,52 +53,45 @@ else:
     _elapsed_clock = time.monotonic
 
 
-@dataclass
-class RedisClaim:
-    task_hash: str
-    key: str
-    content: bytes
-    made: float = 0.0   # _elapsed_clock() just before the claim was made
-    lost: bool = False  # taken over by another worker, expired, or released
-    renewals: int = 0
-    why: str = ""       # why the claim was lost, for messages
-
-    @property
-    def path(self) -> str:  # where the claim lives, for messages
-        return self.key
+def _token_of(raw: bytes) -> str:
+    return raw.split(b" ", 1)[0].decode("ascii", "replace")
 
 
-@dataclass
-class RedisClaimInfo:
-    """What a claim says about its owner, as judged now."""
-
-    task_hash: str
-    owner: dict
-    age: float          # seconds since it was made or last renewed
-    stale: bool
-    reason: str
-    remaining: float = 0.0  # seconds until the server expires it
-    raw: bytes = field(default=b"", repr=False)
+def owner_of(raw: bytes | None) -> dict | None:
+    """The owner record in a claim's value; {} when unreadable, None when there is no claim."""
+    if raw is None:
+        return None
+    try:
+        owner = json.loads(raw.split(b" ", 1)[1])
+    except (ValueError, IndexError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
 
 
-class RedisClaims:
-    """Claims made by one worker in one Redis store."""
+class RedisClaims(Claims):
+    """Claims of one worker (or reader) on one Redis store."""
 
-    def __init__(self, connection: Connection, keys: Keys, lease: float = DEFAULT_LEASE,
-                 worker: str | None = None, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Any, connection: Connection, keys: Keys, lease: float | None = None,
+                 worker: str | None = None, reader: bool = False, clock: Callable[[], float] = time.time):
+        self.store = store
         self.connection = connection
         self.keys = keys
-        self.lease = check_lease(lease)
+        self.lease = check_lease(DEFAULT_LEASE if lease is None else lease)
         self.worker = worker or worker_id()
+        self.reader = reader
+        self.read_only = False  # the server's clock is read, never written: a reader needs no write
         self.clock = clock  # wall clock: only for the informational start time
         self._owner_json: tuple[int, str] | None = None
-        self._scripts: dict[str, object] = {}
+        self._scripts: dict[str, Any] = {}
 
-    def _script(self, source: str):
-        # Registered per client: a Script sends EVALSHA and loads itself again after a server restart.
+    def __reduce__(self) -> tuple:
+        return _remake, (self.store, self.lease, self.worker, self.reader)
+
+    def _script(self, source: str) -> Any:
+        # Made per client: a Script sends EVALSHA and loads itself again after a server restart.
         client = self.connection.client
         script = self._scripts.get(source)
-        if script is None or getattr(script, "registered_client", None) is not client:
+        if script is None or script.registered_client is not client:
             script = client.register_script(source)
             self._scripts[source] = script
         return script
@@ -98,33 +100,31 @@ class RedisClaims:
     def lease_ms(self) -> int:
         return max(1, int(self.lease * 1000))
 
-    def now(self) -> float:
-        """The server's clock: the clock of every claim."""
-        return self.connection.server_now()
+    def now(self, seen: float = 0.0) -> float:
+        return max(self.connection.server_now(), seen)
 
-    def _record(self, task_hash: str) -> bytes:
+    def close(self) -> None:
+        """Nothing to let go of: the connection belongs to the store."""
+
+    def _value(self, task_hash: str, token: str) -> bytes:
         if self._owner_json is None or self._owner_json[0] != process.pid:
             owner = json.dumps({"host": HOST, "boot": BOOT_ID, "pid": process.pid, "worker": self.worker,
                                 "lease": self.lease})
             self._owner_json = (process.pid, owner[:-1])
-        return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, "fs_started": {self.now():.3f}, '
-                f'"task": {json.dumps(task_hash)}, "token": "{process.unique()}"}}').encode()
+        return (f'{token} {self._owner_json[1]}, "started": {float(self.clock())!r}, '
+                f'"fs_started": {self.now():.3f}, "task": {json.dumps(task_hash)}}}').encode()
 
     # -- claiming --------------------------------------------------------
 
-    def claim(self, task_hash: str, take_over: bool = True) -> RedisClaim | None:
-        """Claim the task; None if a live claim of someone else holds it.
-
-        With `take_over`, a claim whose owner is gone from this host is taken over.
-        """
-        key = self.keys.claim(task_hash)
-        content = self._record(task_hash)
+    def claim(self, task_hash: str, take_over: bool = True) -> Claim | None:
+        token = secrets.token_hex(10)
+        value = self._value(task_hash, token)
         made = _elapsed_clock()
         with self.connection.guard(f"claiming {task_hash[:12]}"):
-            won = self._script(scripts.CLAIM)(keys=[key, self.keys.claims],
-                                              args=[content, self.lease_ms, task_hash])
+            won = self._script(scripts.CLAIM)(keys=[self.keys.claim(task_hash), self.keys.claims],
+                                              args=[value, self.lease_ms, task_hash, token])
         if won:
-            return RedisClaim(task_hash, key, content, made)
+            return Claim(task_hash, token, made, BOOT_ID)
         if not take_over:
             return None
         info = self.inspect(task_hash)
@@ -134,98 +134,126 @@ class RedisClaims:
             return None
         return self._take_over(info)
 
-    def _take_over(self, info: RedisClaimInfo) -> RedisClaim | None:
-        key = self.keys.claim(info.task_hash)
-        content = self._record(info.task_hash)
+    def _take_over(self, info: ClaimInfo) -> Claim | None:
+        token = secrets.token_hex(10)
+        value = self._value(info.task_hash, token)
         made = _elapsed_clock()
         with self.connection.guard(f"taking over the claim on {info.task_hash[:12]}"):
-            won = self._script(scripts.TAKE_OVER)(keys=[key, self.keys.claims],
-                                                  args=[info.raw, content, self.lease_ms, info.task_hash])
+            won = self._script(scripts.TAKE_OVER)(keys=[self.keys.claim(info.task_hash), self.keys.claims],
+                                                  args=[info.raw, value, self.lease_ms, info.task_hash])
         if not won:
             return None
         log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
                     info.owner.get("worker", "unknown owner"), info.reason)
-        return RedisClaim(info.task_hash, key, content, made)
+        return Claim(info.task_hash, token, made, BOOT_ID)
 
-    def remove_stale(self, info: RedisClaimInfo) -> bool:
-        """Remove the claim judged stale in `info`, if it still holds what was judged."""
+    def remove_stale(self, info: ClaimInfo) -> bool:
         with self.connection.guard(f"removing the stale claim on {info.task_hash[:12]}"):
             return bool(self._script(scripts.REMOVE_STALE)(keys=[self.keys.claim(info.task_hash), self.keys.claims],
                                                            args=[info.raw, info.task_hash]))
 
     # -- judging ---------------------------------------------------------
 
-    def inspect(self, task_hash: str) -> RedisClaimInfo | None:
-        """Read and judge the claim on `task_hash`; None if there is none."""
+    def inspect(self, task_hash: str) -> ClaimInfo | None:
         with self.connection.guard(f"reading the claim on {task_hash[:12]}"):
             raw, left = self._script(scripts.INSPECT)(keys=[self.keys.claim(task_hash)])
         if raw is None:
             return None
         return self._judge(task_hash, raw, left)
 
-    def list(self) -> list[RedisClaimInfo]:
-        """Every claim held now, judged."""
+    def listing(self) -> list[ClaimInfo]:
+        """Every claim held now, judged: one script, no SCAN."""
         with self.connection.guard("listing claims"):
             flat = self._script(scripts.LIST_CLAIMS)(keys=[self.keys.claims], args=[self.keys.claim_prefix])
         return [self._judge(flat[i].decode("ascii", "replace"), flat[i + 1], flat[i + 2])
                 for i in range(0, len(flat), 3)]
 
-    def _judge(self, task_hash: str, raw: bytes, left_ms: int) -> RedisClaimInfo:
-        try:
-            owner = json.loads(raw)
-            if not isinstance(owner, dict):
-                raise ValueError
-        except ValueError:
-            owner = {}
+    def claimed(self) -> set[str]:
+        return {info.task_hash for info in self.listing()}
+
+    def owner(self, task_hash: str) -> dict | None:
+        with self.connection.guard(f"reading the claim on {task_hash[:12]}") as r:
+            return owner_of(r.get(self.keys.claim(task_hash)))
+
+    def _judge(self, task_hash: str, raw: bytes, left_ms: int) -> ClaimInfo:
+        owner = owner_of(raw) or {}
         try:
             lease = float(owner.get("lease") or self.lease)
         except (TypeError, ValueError):
             lease = self.lease
-        remaining = max(0.0, left_ms / 1000) if left_ms >= 0 else lease
+        remaining = left_ms / 1000 if left_ms >= 0 else lease
         age = max(0.0, lease - remaining)
         if gone_from_here(owner):
-            return RedisClaimInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone",
-                                  remaining, raw)
-        return RedisClaimInfo(task_hash, owner, age, False, "live", remaining, raw)
+            return ClaimInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", raw)
+        return ClaimInfo(task_hash, owner, age, False, "live", raw)
 
     # -- the owner's side -------------------------------------------------
 
-    def renew(self, claim: RedisClaim) -> bool:
-        """Reset the claim's expiry if it is still ours; mark it lost otherwise."""
-        if claim.lost:
-            return False
+    def _young(self, claim: Claim) -> bool:
+        # Nobody can take a claim over before the server expires it, a lease after it was made,
+        # unless its owner is gone: a claim made here less than half a lease ago is ours.
+        return claim.boot == BOOT_ID and _elapsed_clock() - claim.made < self.lease / 2 - FS_TIME_SLACK
+
+    def _renew(self, claim: Claim) -> int:
+        value = self._value(claim.task_hash, claim.token)
         with self.connection.guard(f"renewing the claim on {claim.task_hash[:12]}"):
-            renewed = self._script(scripts.RENEW)(keys=[claim.key], args=[claim.content, self.lease_ms])
-        if not renewed:
-            return self._lose(claim)
-        claim.renewals += 1
-        return True
+            return int(self._script(scripts.RENEW)(
+                keys=[self.keys.claim(claim.task_hash), self.keys.claims, self.keys.result(claim.task_hash)],
+                args=[claim.token, self.lease_ms, value, claim.task_hash]))
 
-    def holds(self, claim: RedisClaim) -> bool:
-        """Whether the claim is still ours: one GET (the server may have expired it)."""
-        if claim.lost:
-            return False
-        with self.connection.guard(f"reading the claim on {claim.task_hash[:12]}") as r:
-            held = r.get(claim.key)
-        if held == claim.content:
+    def _outcome(self, claim: Claim, answer: int) -> bool:
+        if answer == 2:
+            log.warning("claim on %s vanished (expired while this worker was stopped, or deleted), and nobody "
+                        "else claimed the task; made it again", claim.task_hash)
+        if answer > 0:
             return True
-        return self._lose(claim)
-
-    def _lose(self, claim: RedisClaim) -> bool:
         claim.lost = True
-        claim.why = "it expired on the server or another worker took it over"
+        claim.why = ("its claim vanished, and the task was finished elsewhere" if answer == -1
+                     else "its claim expired and another worker claimed the task")
         log.warning("lost claim on %s: %s", claim.task_hash, claim.why)
         return False
 
-    def release(self, claim: RedisClaim) -> bool:
-        """Remove our claim; leaves alone a claim that is no longer ours."""
+    def renew(self, claim: Claim) -> bool:
+        """Reset the claim's expiry if it is still ours; False (and `lost` set) otherwise.
+
+        A server that cannot be reached answers False without marking the claim lost (nobody can
+        say whose it is): `holds`, before the result is saved, asks again."""
+        if claim.lost:
+            return False
+        try:
+            answer = self._renew(claim)
+        except StoreServerError as e:
+            log.warning("could not renew the claim on %s: %s", claim.task_hash, e)
+            return False
+        if answer > 0:
+            claim.renewals += 1
+        return self._outcome(claim, answer)
+
+    def holds(self, claim: Claim) -> bool:
+        if claim.lost:
+            return False
+        if self._young(claim):
+            return True
+        return self._outcome(claim, self._renew(claim))
+
+    def still_ours(self, claim: Claim) -> bool:
+        with self.connection.guard(f"reading the claim on {claim.task_hash[:12]}") as r:
+            raw = r.get(self.keys.claim(claim.task_hash))
+        return raw is not None and _token_of(raw) == claim.token
+
+    def release(self, claim: Claim) -> bool:
         if claim.lost:
             log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
             return False
         claim.lost = True  # given back: never ours again
         with self.connection.guard(f"releasing the claim on {claim.task_hash[:12]}"):
-            removed = self._script(scripts.RELEASE)(keys=[claim.key, self.keys.claims],
-                                                    args=[claim.content, claim.task_hash])
+            removed = self._script(scripts.RELEASE)(keys=[self.keys.claim(claim.task_hash), self.keys.claims],
+                                                    args=[claim.token, claim.task_hash])
         if not removed:
-            log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
+            log.warning("not releasing the claim on %s: it is no longer ours (it expired, or another worker "
+                        "holds it)", claim.task_hash)
         return bool(removed)
+
+
+def _remake(store: Any, lease: float, worker: str, reader: bool) -> RedisClaims:
+    return store.claims(lease=lease, worker=worker, reader=reader)

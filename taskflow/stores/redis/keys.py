@@ -7,7 +7,8 @@
     P:failed                  hash: task hash -> failure record (JSON)
     P:claim:<hash>            claim of a running task (see claims.py); expires unless renewed
     P:claims                  set of hashes that may be claimed: listing claims needs no SCAN
-    P:done                    stream of finished hashes, the journal other workers read
+    P:journals                hash: journal name -> its writer (host, boot, pid) and last write
+    P:done:<writer>           stream of the hashes one worker finished: its journal
     P:code:<name>             set of code tags that produced results of a task name
     P:suspect                 hash: task hash -> why its result was found damaged
     P:damaged:<hash>:<writer> a damaged result moved aside, for a human
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 
 class Keys:
-    __slots__ = ("prefix", "marker", "finished", "failed", "claims", "done", "suspect", "complete", "stop",
+    __slots__ = ("prefix", "marker", "finished", "failed", "claims", "journals", "suspect", "complete", "stop",
                  "_result", "_claim")
 
     def __init__(self, prefix: str):
@@ -30,7 +31,7 @@ class Keys:
         self.finished = f"{prefix}:finished"
         self.failed = f"{prefix}:failed"
         self.claims = f"{prefix}:claims"
-        self.done = f"{prefix}:done"
+        self.journals = f"{prefix}:journals"
         self.suspect = f"{prefix}:suspect"
         self.complete = f"{prefix}:complete"
         self.stop = f"{prefix}:STOP"
@@ -60,6 +61,9 @@ class Keys:
 
     def damaged_pattern(self) -> str:
         return f"{self.prefix}:damaged:*"
+
+    def journal(self, writer: str) -> str:
+        return f"{self.prefix}:done:{writer}"
 
     def code(self, name: str) -> str:
         return f"{self.prefix}:code:{name}"

@@ -13,9 +13,8 @@ one is first written chunk by chunk under a key of its own writer,
 P:tmp:<hash>:<writer>, which expires unless renewed (so a writer killed
 halfway leaves nothing behind for long, and nothing that counts), then
 renamed into place by the commit script. That script also adds the hash to
-the set of finished tasks and to the journal, and writes nothing at all when
-the claim it is given is no longer its caller's: a worker that lost its claim
-cannot replace the result of the one that took over. Readers see the old
+the set of finished tasks, and, given a claim, writes nothing at all when the
+claim is no longer its caller's. Readers see the old
 result or the new one, never part of one.
 
 Every read is checked against the CRC, as for a file; a chunked result read
@@ -40,8 +39,6 @@ CHUNK = 8 << 20
 _BATCH = 4
 # A large result's chunks expire unless made visible within this long after the last one was written.
 TMP_LIFETIME_MS = 6 * 3600 * 1000
-# Entries the journal stream keeps (roughly: trimmed in whole blocks); older news is read from the finished set.
-JOURNAL_LENGTH = 1_000_000
 
 
 def _chunks(buffers: list, size: int | None = None):
@@ -88,20 +85,20 @@ class Results:
         """Where a result lives, for messages: the server (without password) and the key."""
         return f"{self.connection.address.display} key {self.keys.result(task_hash)}"
 
-    def save(self, task_hash: str, payload: encoding.Payload, claim_key: str = "", claim: bytes = b"") -> int | None:
-        """Make the encoded result visible; its size in bytes, or None when `claim` (the content of
-        the caller's claim at `claim_key`) is not held any more, and nothing was written."""
+    def save(self, task_hash: str, payload: encoding.Payload, token: str = "") -> int | None:
+        """Make the encoded result visible; its size in bytes. Given the `token` of the caller's claim
+        on the task: None, and nothing written, when that claim is not held any more."""
         buffers = payload.buffers()
         head = buffers[0]
         size = sum(memoryview(b).nbytes for b in buffers)
         result_key = self.keys.result(task_hash)
-        keys = [result_key, self.keys.finished, self.keys.done, claim_key or result_key]
+        keys = [result_key, self.keys.finished, self.keys.claim(task_hash)]
         doing = f"saving the result of {task_hash[:12]} ({size} bytes)"
         commit = self._committer()
         if size <= CHUNK:
             data = b"".join(buffers) if len(buffers) > 1 else buffers[0]
             with self.connection.guard(doing):
-                done = commit(keys=keys + [keys[0]], args=[claim, task_hash, JOURNAL_LENGTH, head, size, data])
+                done = commit(keys=keys + [result_key], args=[token, task_hash, head, size, data])
         else:
             tmp = self.keys.tmp(task_hash, f"{HOST}.{process.pid}.{process.unique()}")
             try:
@@ -119,7 +116,7 @@ class Results:
                     pipe.hset(tmp, mapping={"h": head, "s": size})
                     pipe.pexpire(tmp, TMP_LIFETIME_MS)
                     pipe.execute()
-                    done = commit(keys=keys + [tmp], args=[claim, task_hash, JOURNAL_LENGTH])
+                    done = commit(keys=keys + [tmp], args=[token, task_hash])
             except BaseException:
                 self._drop(tmp)
                 raise
@@ -206,13 +203,29 @@ class Results:
             script = r.register_script(scripts.REMOVE_RESULT)
             return bool(script(keys=[self.keys.result(task_hash), self.keys.finished], args=[task_hash]))
 
-    def move_aside(self, task_hash: str) -> str | None:
-        """Move a result to a P:damaged: key; that key, or None if there was no result."""
+    def header(self, task_hash: str) -> bytes | None:
+        with self.connection.guard(f"reading the header of {task_hash[:12]}") as r:
+            return r.hget(self.keys.result(task_hash), "h")
+
+    def move_aside(self, task_hash: str, judged: bytes) -> str | None:
+        """Move the result whose header is `judged` to a P:damaged: key; that key, or None if there
+        was no result or another one is in its place (saved again since it was judged)."""
         where = self.keys.damaged(task_hash, f"{HOST}.{process.pid}.{process.unique()}")
         with self.connection.guard(f"moving aside the result of {task_hash[:12]}") as r:
             script = r.register_script(scripts.MOVE_ASIDE)
-            moved = script(keys=[self.keys.result(task_hash), self.keys.finished, where], args=[task_hash])
+            moved = script(keys=[self.keys.result(task_hash), self.keys.finished, where], args=[task_hash, judged])
         return where if moved else None
+
+    def present(self, hashes: list[str]) -> set[str]:
+        """Those of `hashes` with a result: one pipelined EXISTS each, one round trip in all."""
+        if not hashes:
+            return set()
+        with self.connection.guard("looking for results") as r:
+            pipe = r.pipeline(transaction=False)
+            for h in hashes:
+                pipe.exists(self.keys.result(h))
+            answers = pipe.execute()
+        return {h for h, there in zip(hashes, answers, strict=True) if there}
 
     def finished(self) -> set[str]:
         """Hashes of every stored result: one SMEMBERS of the finished set."""

@@ -9,7 +9,9 @@ can be released on a full server.
 """
 from __future__ import annotations
 
-# KEYS: claim, claims set. ARGV: claim content, lease in ms.
+# A claim's value is "<token> <owner record as JSON>": the scripts know a claim by its token.
+
+# KEYS: claim, claims set. ARGV: claim value, lease in ms, hash, token.
 # 1 if the claim is ours now (also when this very claim was made by an earlier send), else 0.
 CLAIM = """#!lua
 local held = redis.call('GET', KEYS[1])
@@ -18,21 +20,33 @@ if held == false then
   redis.call('SADD', KEYS[2], ARGV[3])
   return 1
 end
-if held == ARGV[1] then return 1 end
+if string.sub(held, 1, #ARGV[4] + 1) == ARGV[4] .. ' ' then return 1 end
 return 0
 """
 
-# KEYS: claim. ARGV: claim content, lease in ms. 1 if renewed, 0 if the claim is not ours (any more).
+# KEYS: claim, claims set, result. ARGV: token, lease in ms, claim value to make again, hash.
+# 1 if renewed; 2 if the claim had vanished (expired while its owner was stopped, or deleted)
+# and nobody else claimed the task, so it was made again; -1 if it vanished and the task's
+# result is in place (finished elsewhere); 0 if another worker holds the task now.
 RENEW = """#!lua flags=allow-oom
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local held = redis.call('GET', KEYS[1])
+if held == false then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[4])
+  return 2
+end
+if string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
 end
 return 0
 """
 
-# KEYS: claim, claims set. ARGV: claim content, hash. 1 if removed, 0 if it was not ours.
+# KEYS: claim, claims set. ARGV: token, hash. 1 if removed, 0 if it was not ours.
 RELEASE = """#!lua flags=allow-oom
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], ARGV[2])
   return 1
@@ -40,11 +54,11 @@ end
 return 0
 """
 
-# KEYS: claim, claims set. ARGV: content judged stale, new content, lease in ms, hash.
+# KEYS: claim, claims set. ARGV: value judged stale, new value, lease in ms, hash.
 # 1 if the judged claim was replaced by ours, 0 if it changed meanwhile (renewed, released, taken).
 TAKE_OVER = """#!lua
 local held = redis.call('GET', KEYS[1])
-if held == ARGV[1] or (held == false and ARGV[1] == '') then
+if held == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   redis.call('SADD', KEYS[2], ARGV[4])
   return 1
@@ -53,7 +67,7 @@ if held == ARGV[2] then return 1 end
 return 0
 """
 
-# KEYS: claim, claims set. ARGV: content judged stale, hash. 1 if removed.
+# KEYS: claim, claims set. ARGV: value judged stale, hash. 1 if removed.
 REMOVE_STALE = """#!lua flags=allow-oom
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
@@ -86,25 +100,26 @@ end
 return out
 """
 
-# Make a result visible, with its entry in the finished set and the journal, in one step.
-# KEYS: result, finished set, journal stream, claim ('' key name when unconditional), chunks being written.
-# ARGV: claim content ('' for none), hash, journal length kept, then for a result in one piece:
-#       header, size, data.
+# Make a result visible, with its entry in the finished set, in one step.
+# KEYS: result, finished set, claim (any key when unconditional), chunks being written.
+# ARGV: claim token ('' for none), hash, then for a result in one piece: header, size, data.
 # 1 when in place; 0 when the claim is not ours (nothing written); -1 when the chunks are gone
 # (expired: the writer was stopped for longer than their lifetime).
 COMMIT = """#!lua
-if ARGV[1] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
-if #ARGV > 3 then
+if ARGV[1] ~= '' then
+  local held = redis.call('GET', KEYS[3])
+  if not held or string.sub(held, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return 0 end
+end
+if #ARGV > 2 then
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'h', ARGV[4], 's', ARGV[5], '0', ARGV[6])
-elseif redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('RENAME', KEYS[5], KEYS[1])
+  redis.call('HSET', KEYS[1], 'h', ARGV[3], 's', ARGV[4], '0', ARGV[5])
+elseif redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('RENAME', KEYS[4], KEYS[1])
   redis.call('PERSIST', KEYS[1])
 elseif redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
   return -1
 end
 redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'h', ARGV[2])
 return 1
 """
 
@@ -114,9 +129,10 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 """
 
-# KEYS: result, finished set, where it goes. ARGV: hash. 1 if moved aside.
+# KEYS: result, finished set, where it goes. ARGV: hash, the header judged damaged.
+# 1 if moved aside; 0 if there is no result, or another one (saved again meanwhile) is in its place.
 MOVE_ASIDE = """#!lua flags=allow-oom
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'h') ~= ARGV[2] then return 0 end
 redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
