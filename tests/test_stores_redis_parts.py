@@ -251,3 +251,19 @@ def test_journals_tell_only_what_others_finished_since_the_reader_started(redis_
     mine.close()
     theirs.close()
     assert store.journaled() == set()
+
+
+def test_a_result_over_512_mb_round_trips(redis_url):
+    """Redis refuses one value over 512 MB: chunks make a 600 MB array work."""
+    store = RedisStore.from_value(redis_url)
+    arr = np.arange(600 * (1 << 20) // 8, dtype=np.float64)
+    arr[::4096] = -1.0
+    assert store.save_result(H1, arr, {"name": "t.big", "hash": H1}) > 600 * (1 << 20)
+    back = store.load_value(H1)
+    assert back.shape == arr.shape and back.dtype == arr.dtype and np.array_equal(back, arr)
+    del back
+    store.verify_result(H1)
+    assert store.result_meta(H1)["name"] == "t.big" and store.finished_hashes() == {H1}
+    with pytest.raises(UsageError, match="mmap=True needs a folder store"):
+        store.load_value(H1, mmap=True)
+    assert store.remove_result(H1)
