@@ -267,3 +267,38 @@ def test_a_result_over_512_mb_round_trips(redis_url):
     with pytest.raises(UsageError, match="mmap=True needs a folder store"):
         store.load_value(H1, mmap=True)
     assert store.remove_result(H1)
+
+
+def _race(url: str, task_hash: str, start_at: float, out) -> None:
+    store = RedisStore.from_value(url)
+    claims = store.claims(lease=30)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    out.put(claims.claim(task_hash) is not None)
+
+
+def test_twenty_processes_race_for_one_claim_and_exactly_one_wins(redis_url):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 3
+    procs = [ctx.Process(target=_race, args=(redis_url, H1, start_at, out)) for _ in range(20)]
+    for p in procs:
+        p.start()
+    won = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert won.count(True) == 1
+
+
+def test_claims_and_stores_pickle_without_the_password(own_redis):
+    server = own_redis(extra=("--requirepass", "pickled-pw"))
+    store = RedisStore.from_value(server.url(password="pickled-pw"))
+    assert "pickled-pw" not in store.url and "pickled-pw" not in repr(store) and "pickled-pw" not in str(store)
+    claims = store.claims(lease=30)
+    claim = claims.claim(H1)
+    again = pickle.loads(pickle.dumps(claims))
+    assert again.still_ours(pickle.loads(pickle.dumps(claim)))
+    assert again.release(pickle.loads(pickle.dumps(claim)))
+    assert not claims.still_ours(claim)
