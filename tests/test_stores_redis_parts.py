@@ -302,3 +302,24 @@ def test_claims_and_stores_pickle_without_the_password(own_redis):
     assert again.still_ours(pickle.loads(pickle.dumps(claim)))
     assert again.release(pickle.loads(pickle.dumps(claim)))
     assert not claims.still_ours(claim)
+
+
+def test_the_store_can_be_named_in_pyproject_but_never_with_a_password(tmp_path, monkeypatch):
+    from taskflow.taskfile import store_path
+
+    monkeypatch.delenv("TASKFLOW_STORE", raising=False)
+    tf = tmp_path / "taskfile.py"
+    tf.write_text("")
+    assert store_path(str(tf)) == str(tmp_path / "taskfile.taskflow")
+    (tmp_path / "pyproject.toml").write_text('[tool.taskflow.store]\nurl = "redis://cache:6379/2?prefix=p"\n')
+    assert store_path(str(tf)) == "redis://cache:6379/2?prefix=p"
+    assert store_path(str(tf), "elsewhere") == "elsewhere"
+    monkeypatch.setenv("TASKFLOW_STORE", "redis://env:1/0")
+    assert store_path(str(tf)) == "redis://env:1/0"
+    monkeypatch.delenv("TASKFLOW_STORE")
+    (tmp_path / "pyproject.toml").write_text('[tool.taskflow.store]\nurl = "redis://u:hunter2@cache:6379/2"\n')
+    with pytest.raises(UsageError) as e:
+        store_path(str(tf))
+    assert "TASKFLOW_REDIS_PASSWORD" in str(e.value) and "hunter2" not in str(e.value)
+    (tmp_path / "pyproject.toml").write_text('[tool.taskflow.store]\nurl = "shared/run.taskflow"\n')
+    assert store_path(str(tf)) == str(tmp_path / "shared" / "run.taskflow")
