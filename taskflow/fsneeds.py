@@ -12,6 +12,9 @@ Doctor records its figures in STORE/doctor.json so that `execute` can warn
 when a lease is too short for the store. Without that record `execute` learns
 the granularity alone, from the mtime of the store's marker file (a stat per
 run, none per task): whole-second stamps mean a granularity of a second.
+
+These are figures of a filesystem: only a folder store has them. Other kinds
+of store judge claims by their server's clock and need no such record.
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ import math
 import os
 from typing import Any
 
-from .store import MARKER, Store
+from .stores.base import Store
+from .stores.folder import FolderStore
+from .stores.folder.store import MARKER
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +42,15 @@ def minimum_lease(granularity: float, lag: float) -> float:
     return float(max(SMALLEST_LEASE, math.ceil(MARGIN * floor - 1e-9)))
 
 
-def needs_path(store: Store) -> str:
+def needs_path(store: FolderStore) -> str:
     return os.path.join(store.path, NEEDS_FILE)
 
 
 def read_needs(store: Store) -> dict | None:
-    """The figures doctor recorded for this store, or None (none recorded, or unreadable)."""
+    """The figures doctor recorded for this store, or None (none recorded, or unreadable, or not a
+    folder store)."""
+    if not isinstance(store, FolderStore):
+        return None
     path = needs_path(store)
     try:
         with open(path, encoding="utf-8") as f:
@@ -58,12 +66,12 @@ def read_needs(store: Store) -> dict | None:
     return data
 
 
-def write_needs(store: Store, record: dict[str, Any]) -> None:
+def write_needs(store: FolderStore, record: dict[str, Any]) -> None:
     """Record doctor's figures (atomically: readers see the old record or the new one)."""
     store.write_atomic(needs_path(store), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
-def _marker_granularity(store: Store) -> float | None:
+def _marker_granularity(store: FolderStore) -> float | None:
     try:
         ns = os.stat(os.path.join(store.path, MARKER)).st_mtime_ns
     except OSError:
@@ -74,6 +82,8 @@ def _marker_granularity(store: Store) -> float | None:
 
 def lease_warning(store: Store, lease: float) -> str | None:
     """One line saying why `lease` is too short for this store, or None when it is long enough."""
+    if not isinstance(store, FolderStore):
+        return None
     needs = read_needs(store)
     if needs is not None:
         need = float(needs["min_lease"])

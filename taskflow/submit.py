@@ -29,9 +29,9 @@ from typing import Any
 from . import jobs
 from .config import read_section
 from .errors import SchedulerError, UsageError
-from .lease import check_lease
+from .stores.lease import check_lease
 from .schedulers import Scheduler, ScriptSpec, choose, job_number, parse_memory, plain_path
-from .store import Store
+from .stores.base import Store
 from .units import parse_duration
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,11 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
         log_dir = log_dir.replace("%", "%%")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
     spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
-                      arguments=(taskfile, "--store", store.path, *(("--", *taskfile_args) if taskfile_args else ())),
+                      arguments=(taskfile, "--store", store.url, *(("--", *taskfile_args) if taskfile_args else ())),
                       walltime=options.walltime,
                       memory=options.memory, queue=options.queue)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    script_path = os.path.join(store.jobs_dir,
+    script_path = os.path.join(store.jobs_folder(),
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
     command = [scheduler.submit_command, *scheduler.submit_args(script_path, options.workers, options.extra)]
     return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command)
@@ -183,7 +183,7 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
         raise
     record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
                             workers=prepared.options.workers, taskfile=prepared.taskfile,
-                            store=prepared.store.path, script=path, log_dir=jobs.logs_dir(prepared.store),
+                            store=prepared.store.url, script=path, log_dir=jobs.logs_dir(prepared.store),
                             command=prepared.command, cwd=os.getcwd(), host=socket.gethostname())
     try:
         jobs.save(prepared.store, record)

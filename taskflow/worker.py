@@ -21,13 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import confirm, damage, stale
+from . import confirm, damage
 from .encoding import Payload
 from .errors import CorruptResultError, StoreAccessError
-from .journal import Journal, JournalReader
-from .lease import DEFAULT_LEASE, Claim, Heartbeat, Leases, gone_from_here, read_owner
 from .memory import task_peak_bytes
-from .store import HOST, Store, result_meta
+from .stores.base import Claim, Store
+from .stores.identity import HOST, gone_from_here, result_meta
+from .stores.lease import DEFAULT_LEASE, Heartbeat
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,13 @@ class Worker:
         self.store = store
         self.options = options or Options()
         self.reporter = reporter or Reporter()
-        self.leases = Leases(store, self.options.lease, clock=clock)
+        self.leases = store.claims(self.options.lease, clock=clock)
         self._started = time.monotonic()
         self._ran_total = 0
         self._stop_checked = 0.0
         self._signals = _Signals()
-        self.journal = Journal(store)
-        self.news = JournalReader(store)
+        self.journal = store.journal()
+        self.news = store.news()
         self.verified: set[str] = set()
 
     # -- graph bookkeeping ----------------------------------------------
@@ -135,7 +135,7 @@ class Worker:
         self.retrying = failed if self.options.retry_failed else set()
         self.failed = set() if self.options.retry_failed else failed
         # A failure recorded after this point came from a peer's retry in this run: keep it.
-        self.retry_cutoff = self.leases.fs_now() if self.retrying else 0.0
+        self.retry_cutoff = self.leases.now() if self.retrying else 0.0
         self.dependents: dict[str, list[str]] = {}
         self.waiting_on: dict[str, int] = {}
         for t in tasks:
@@ -176,16 +176,12 @@ class Worker:
         that died on this host left behind.
 
         Reads no claim when a journal is there (the common case among many workers),
-        else claims until one of a worker not known to be gone. Names with a dot are
-        files of a takeover or a release, of live workers only for an instant, or
-        leftovers of dead ones: they do not count.
+        else claims until one of a worker not known to be gone.
         """
-        if self.news.journals_seen(skip=self.journal.path):
+        if self.news.journals_seen(skip=self.journal.ident):
             return True
-        for name in self.store.lock_names():
-            if "." in name:
-                continue
-            owner = read_owner(self.store.lock_path(name))
+        for name in self.leases.claimed():
+            owner = self.leases.owner(name)
             if owner is not None and not gone_from_here(owner):
                 return True
         return False
@@ -227,7 +223,7 @@ class Worker:
                 damage.unmark(self.store, h)
                 self.finished.add(h)
             else:
-                self._damaged(h, f"corrupt result {self.store.result_path(h)}: {reason}")
+                self._damaged(h, f"corrupt result {self.store.location('result', h)}: {reason}")
 
     def _all_in_store(self) -> bool:
         """Before saying every task finished: are their results all in the store?
@@ -307,7 +303,7 @@ class Worker:
         """
         changed = False
         self.journal.flush()
-        done = self.news.news(skip=self.journal.path) & self.index.keys()
+        done = self.news.news(skip=self.journal.ident) & self.index.keys()
         done.update(h for h in self.elsewhere if h not in done and self.store.has_result(h))
         for h in done:
             if h not in self.finished:
@@ -340,11 +336,8 @@ class Worker:
         self.elsewhere.add(h)
 
     def _failed_elsewhere(self, h: str) -> bool:
-        try:
-            recorded = os.stat(self.store.failure_path(h)).st_mtime
-        except OSError as e:
-            if not stale.gone(e):
-                raise
+        recorded = self.store.failure_time(h)
+        if recorded is None:
             return False
         return h not in self.retrying or recorded >= self.retry_cutoff
 
@@ -363,7 +356,7 @@ class Worker:
         if now - self._stop_checked > 1.0:
             self._stop_checked = now
             if self.store.stop_requested():
-                return f"{self.store.stop_file} exists"
+                return f"{self.store.location('stop')} exists"
             for path in o.stop_files:
                 if os.path.exists(path):
                     return f"{path} exists"
@@ -525,7 +518,7 @@ class Worker:
         try:
             return self._run_all(tasks)
         except OSError as e:  # the tasks' own errors are failures: this one is taskflow's, on the store
-            where = e.filename or self.store.path
+            where = e.filename or self.store.location("store")
             if e.errno in (errno.EROFS, errno.EACCES):  # the store as a whole, most likely: name the folder
                 folder = os.path.dirname(where) if e.filename else where
                 what = "cannot write in" if e.errno == errno.EROFS else "no access to"
@@ -597,7 +590,7 @@ class Worker:
                 log.info("waited %.0fs for other workers; %d tasks remain", now - idle_since, self._remaining())
                 return Outcome.REMAINING
             reason = self._limit_reached()
-            if reason and reason.startswith(self.store.stop_file):
+            if reason and reason.startswith(self.store.location("stop")):
                 return Outcome.REMAINING
             self._signals.allow()
             try:

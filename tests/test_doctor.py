@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from taskflow import doctor_checks, doctor_clock, doctor_peer, fsneeds
 from taskflow.cli import main
-from taskflow.store import MARKER, Store
+from taskflow.stores.folder.store import MARKER, FolderStore as Store
 
 from conftest import run_cli, write_taskfile
 

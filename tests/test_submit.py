@@ -16,7 +16,7 @@ from taskflow import jobs
 from taskflow.config import read_section
 from taskflow.errors import SchedulerError, UsageError
 from taskflow.schedulers import SCHEDULERS, choose, job_number
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 
 TASKFILE = """
 from taskflow import Task
@@ -366,7 +366,7 @@ def test_worker_ids_and_job_numbers():
 
 
 def test_status_shows_how_many_workers_of_a_job_are_active(taskfile):
-    from taskflow.lease import Leases
+    from taskflow.stores.folder.claims import FolderClaims as Leases
     from taskflow.taskfile import load
 
     store = Store(str(store_of(taskfile)))
