@@ -1,27 +1,30 @@
 """Claims in a Redis store: one key per running task, expired by the server.
 
-A claim is the key P:claim:<hash> holding "<token> <owner record>", made with
-`SET ... PX LEASE` by a script that makes it only where there is none, and
-counts a second send of the very same claim as made (see scripts.py). The
-owner record names its owner as a folder store's lock file does (host, boot
-id, pid, worker id, start, lease); the token is random, so two claims are
-never equal. The owner renews it several times per lease by resetting its
-expiry, and renews and releases only while the key still holds its token:
-each is one script comparing and acting in one atomic step, so a worker
-never touches a claim that is no longer its own.
+A claim is the key P:claim:<hash> holding "<token> <owner record>", made by a
+script that makes it only where there is none, and counts a second send of
+the very same claim as made (see scripts.py). The owner record names its
+owner as a folder store's lock file does (host, boot id, pid, worker id,
+start, lease); the token is random, so two claims are never equal. The owner
+renews it several times per lease by resetting its time to live, and renews
+and releases only while the key still holds its token: each is one script
+comparing and acting in one atomic step, so a worker never touches a claim
+that is no longer its own.
 
-The server expires a claim that was not renewed within its lease: its clock
-is the only one that counts, so hosts whose clocks disagree cannot keep or
-steal a claim, and a worker stopped past its lease (SIGSTOP, a suspended
-laptop) finds its claim gone, or another worker's in its place, when it
-comes back. The only stale claim anybody sees is one whose owner ran on this
-host (same hostname and boot id) and whose process is gone: it is taken over
-at once, by a script that replaces exactly the value judged stale, so of
-several racers one wins.
+Age is the server's to measure: the key lives for two leases from its last
+renewal, and a claim whose time to live fell under one lease was not renewed
+within its lease: it is stale. Host clocks never matter, and a worker stopped
+past its lease (SIGSTOP, a suspended laptop) finds another worker's claim in
+its place when it comes back. A claim is stale at once when its owner ran on
+this host (same hostname and boot id) and its process is gone. Taking over
+is one script that checks, at the moment it runs, that the claim is still
+the very value judged and still stale (its time to live under a lease, or
+its owner gone), so of several racers exactly one wins and a claim renewed
+meanwhile stays its owner's. A stale claim nobody takes over is dropped by
+the server a lease later.
 
-A claim that vanished while its owner still runs (it expired while the owner
-was stopped, or it was deleted) is made again by the owner's next renewal or
-check, unless the task's result is in place or another worker claimed it.
+A claim that vanished while its owner still runs (deleted, or its owner was
+stopped for two leases) is made again by the owner's next renewal or check,
+unless the task's result is in place or another worker claimed it.
 
 The set P:claims names every hash that may be claimed, so that listing the
 running tasks needs no SCAN of the keyspace; members whose claim expired are
@@ -37,20 +40,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import StoreServerError
-from ...lease import BOOT_ID, DEFAULT_LEASE, FS_TIME_SLACK, check_lease, gone_from_here, worker_id
-from ...store import HOST, process
-from ..base import Claim, ClaimInfo, Claims
+from ..claims import Claim, ClaimInfo, Claims
+from ..identity import BOOT_ID, HOST, elapsed_clock, gone_from_here, process, worker_id
+from ..lease import DEFAULT_LEASE, check_lease
 from . import scripts
 from .connection import Connection
 from .keys import Keys
 
 log = logging.getLogger(__name__)
 
-if hasattr(time, "CLOCK_BOOTTIME"):  # runs on while the process is stopped or the machine sleeps
-    def _elapsed_clock() -> float:
-        return time.clock_gettime(time.CLOCK_BOOTTIME)
-else:
-    _elapsed_clock = time.monotonic
+# A claim this young is ours without a look (see `_young`): half a lease, less this for the time a
+# claim takes to reach the server.
+_YOUNG_MARGIN = 0.5
 
 
 def _token_of(raw: bytes) -> str:
@@ -100,6 +101,11 @@ class RedisClaims(Claims):
     def lease_ms(self) -> int:
         return max(1, int(self.lease * 1000))
 
+    @property
+    def ttl_ms(self) -> int:
+        """How long a claim's key lives after each renewal: a live lease, then a stale one."""
+        return 2 * self.lease_ms
+
     def now(self, seen: float = 0.0) -> float:
         return max(self.connection.server_now(), seen)
 
@@ -119,10 +125,10 @@ class RedisClaims(Claims):
     def claim(self, task_hash: str, take_over: bool = True) -> Claim | None:
         token = secrets.token_hex(10)
         value = self._value(task_hash, token)
-        made = _elapsed_clock()
+        made = elapsed_clock()
         with self.connection.guard(f"claiming {task_hash[:12]}"):
             won = self._script(scripts.CLAIM)(keys=[self.keys.claim(task_hash), self.keys.claims],
-                                              args=[value, self.lease_ms, task_hash, token])
+                                              args=[value, self.ttl_ms, task_hash, token])
         if won:
             return Claim(task_hash, token, made, BOOT_ID)
         if not take_over:
@@ -137,10 +143,11 @@ class RedisClaims(Claims):
     def _take_over(self, info: ClaimInfo) -> Claim | None:
         token = secrets.token_hex(10)
         value = self._value(info.task_hash, token)
-        made = _elapsed_clock()
+        made = elapsed_clock()
         with self.connection.guard(f"taking over the claim on {info.task_hash[:12]}"):
             won = self._script(scripts.TAKE_OVER)(keys=[self.keys.claim(info.task_hash), self.keys.claims],
-                                                  args=[info.raw, value, self.lease_ms, info.task_hash])
+                                                  args=[info.raw, self._stale_below(info), value, self.ttl_ms,
+                                                        info.task_hash])
         if not won:
             return None
         log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
@@ -150,7 +157,20 @@ class RedisClaims(Claims):
     def remove_stale(self, info: ClaimInfo) -> bool:
         with self.connection.guard(f"removing the stale claim on {info.task_hash[:12]}"):
             return bool(self._script(scripts.REMOVE_STALE)(keys=[self.keys.claim(info.task_hash), self.keys.claims],
-                                                           args=[info.raw, info.task_hash]))
+                                                           args=[info.raw, self._stale_below(info), info.task_hash]))
+
+    def _stale_below(self, info: ClaimInfo) -> int:
+        """What the scripts check again before taking or removing a claim judged stale: 0 when its
+        owner is gone (nobody can renew it), else the time to live in ms under which it is stale."""
+        if gone_from_here(info.owner):
+            return 0
+        return max(1, int(self._lease_of(info.owner) * 1000))
+
+    def _lease_of(self, owner: dict) -> float:
+        try:
+            return float(owner.get("lease") or self.lease)
+        except (TypeError, ValueError):
+            return self.lease
 
     # -- judging ---------------------------------------------------------
 
@@ -177,39 +197,38 @@ class RedisClaims(Claims):
 
     def _judge(self, task_hash: str, raw: bytes, left_ms: int) -> ClaimInfo:
         owner = owner_of(raw) or {}
-        try:
-            lease = float(owner.get("lease") or self.lease)
-        except (TypeError, ValueError):
-            lease = self.lease
-        remaining = left_ms / 1000 if left_ms >= 0 else lease
-        age = max(0.0, lease - remaining)
+        lease = self._lease_of(owner)
+        # The key lives two leases from its last renewal; one without expiry was made by hand.
+        age = max(0.0, 2 * lease - left_ms / 1000) if left_ms >= 0 else 0.0
         if gone_from_here(owner):
             return ClaimInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", raw)
+        if age > lease:
+            return ClaimInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", raw)
         return ClaimInfo(task_hash, owner, age, False, "live", raw)
 
     # -- the owner's side -------------------------------------------------
 
     def _young(self, claim: Claim) -> bool:
-        # Nobody can take a claim over before the server expires it, a lease after it was made,
-        # unless its owner is gone: a claim made here less than half a lease ago is ours.
-        return claim.boot == BOOT_ID and _elapsed_clock() - claim.made < self.lease / 2 - FS_TIME_SLACK
+        # Nobody can judge a claim stale before a lease has passed on the server's clock since it
+        # was made, unless its owner is gone: a claim made here less than half a lease ago is ours.
+        return claim.boot == BOOT_ID and elapsed_clock() - claim.made < self.lease / 2 - _YOUNG_MARGIN
 
     def _renew(self, claim: Claim) -> int:
         value = self._value(claim.task_hash, claim.token)
         with self.connection.guard(f"renewing the claim on {claim.task_hash[:12]}"):
             return int(self._script(scripts.RENEW)(
                 keys=[self.keys.claim(claim.task_hash), self.keys.claims, self.keys.result(claim.task_hash)],
-                args=[claim.token, self.lease_ms, value, claim.task_hash]))
+                args=[claim.token, self.ttl_ms, value, claim.task_hash]))
 
     def _outcome(self, claim: Claim, answer: int) -> bool:
         if answer == 2:
-            log.warning("claim on %s vanished (expired while this worker was stopped, or deleted), and nobody "
+            log.warning("claim on %s vanished (deleted, or this worker was stopped for two leases), and nobody "
                         "else claimed the task; made it again", claim.task_hash)
         if answer > 0:
             return True
         claim.lost = True
         claim.why = ("its claim vanished, and the task was finished elsewhere" if answer == -1
-                     else "its claim expired and another worker claimed the task")
+                     else "another worker took it over")
         log.warning("lost claim on %s: %s", claim.task_hash, claim.why)
         return False
 
@@ -250,8 +269,7 @@ class RedisClaims(Claims):
             removed = self._script(scripts.RELEASE)(keys=[self.keys.claim(claim.task_hash), self.keys.claims],
                                                     args=[claim.token, claim.task_hash])
         if not removed:
-            log.warning("not releasing the claim on %s: it is no longer ours (it expired, or another worker "
-                        "holds it)", claim.task_hash)
+            log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
         return bool(removed)
 
 

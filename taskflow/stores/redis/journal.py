@@ -15,9 +15,8 @@ import json
 import time
 from typing import Any
 
-from ...lease import BOOT_ID
-from ...store import HOST, process
-from ..base import Journal, NewsReader
+from ..identity import BOOT_ID, HOST, gone_from_here, process
+from ..journals import Journal, NewsReader
 from .connection import Connection
 from .keys import Keys
 
@@ -106,8 +105,6 @@ class RedisNews(NewsReader):
                          for name, entries in zip(names, newest, strict=True)}
 
     def journals_seen(self, skip: str | None = None) -> bool:
-        from ...lease import gone_from_here
-
         return any(name != skip and not gone_from_here(writer) for name, writer in self._seen_at_start.items())
 
     def news(self, skip: str | None = None) -> set[str]:

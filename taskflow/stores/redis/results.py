@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from ... import encoding
 from ...errors import CorruptResultError, StoreServerError
-from ...store import HOST, process
+from ..identity import HOST, process
 from . import scripts
 from .connection import Connection
 from .keys import Keys

@@ -9,9 +9,12 @@ can be released on a full server.
 """
 from __future__ import annotations
 
-# A claim's value is "<token> <owner record as JSON>": the scripts know a claim by its token.
+# A claim's value is "<token> <owner record as JSON>": the scripts know a claim by its token. Its
+# key lives for two leases from its last renewal, on the server's clock: for the first lease the
+# claim is live; for the second it is stale, visible to be judged and taken over; then the server
+# drops it. A claim is stale when its time to live (PTTL) is under one lease.
 
-# KEYS: claim, claims set. ARGV: claim value, lease in ms, hash, token.
+# KEYS: claim, claims set. ARGV: claim value, time to live in ms (two leases), hash, token.
 # 1 if the claim is ours now (also when this very claim was made by an earlier send), else 0.
 CLAIM = """#!lua
 local held = redis.call('GET', KEYS[1])
@@ -24,10 +27,10 @@ if string.sub(held, 1, #ARGV[4] + 1) == ARGV[4] .. ' ' then return 1 end
 return 0
 """
 
-# KEYS: claim, claims set, result. ARGV: token, lease in ms, claim value to make again, hash.
-# 1 if renewed; 2 if the claim had vanished (expired while its owner was stopped, or deleted)
-# and nobody else claimed the task, so it was made again; -1 if it vanished and the task's
-# result is in place (finished elsewhere); 0 if another worker holds the task now.
+# KEYS: claim, claims set, result. ARGV: token, time to live in ms, claim value to make again, hash.
+# 1 if renewed; 2 if the claim had vanished (its owner was stopped for two leases, or it was
+# deleted) and nobody else claimed the task, so it was made again; -1 if it vanished and the
+# task's result is in place (finished elsewhere); 0 if another worker holds the task now.
 RENEW = """#!lua flags=allow-oom
 local held = redis.call('GET', KEYS[1])
 if held == false then
@@ -54,24 +57,34 @@ end
 return 0
 """
 
-# KEYS: claim, claims set. ARGV: value judged stale, new value, lease in ms, hash.
-# 1 if the judged claim was replaced by ours, 0 if it changed meanwhile (renewed, released, taken).
-TAKE_OVER = """#!lua
+# Whether the claim in KEYS[1] is still the value judged stale, ARGV[1], and still stale: its
+# owner is gone (ARGV[2] = '0': nobody can renew it) or its time to live is under ARGV[2] ms
+# (not renewed since it was judged).
+local_still_stale = """
 local held = redis.call('GET', KEYS[1])
-if held == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('SADD', KEYS[2], ARGV[4])
+local stale = held == ARGV[1]
+if stale and ARGV[2] ~= '0' then stale = redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) end
+"""
+
+# KEYS: claim, claims set. ARGV: value judged stale, lease in ms of that claim ('0': its owner is
+# gone), new value, time to live in ms, hash.
+# 1 if the judged claim was replaced by ours, 0 if it changed meanwhile (renewed, released, taken).
+TAKE_OVER = "#!lua" + local_still_stale + """
+if stale then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  redis.call('SADD', KEYS[2], ARGV[5])
   return 1
 end
-if held == ARGV[2] then return 1 end
+if held == ARGV[3] then return 1 end
 return 0
 """
 
-# KEYS: claim, claims set. ARGV: value judged stale, hash. 1 if removed.
-REMOVE_STALE = """#!lua flags=allow-oom
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+# KEYS: claim, claims set. ARGV: value judged stale, its lease in ms ('0': its owner is gone), hash.
+# 1 if removed.
+REMOVE_STALE = "#!lua flags=allow-oom" + local_still_stale + """
+if stale then
   redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('SREM', KEYS[2], ARGV[3])
   return 1
 end
 return 0

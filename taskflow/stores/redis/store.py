@@ -30,8 +30,8 @@ from typing import Any
 
 from ... import encoding
 from ...errors import CorruptResultError, StoreServerError, UsageError
-from ...lease import gone_from_here, writer_gone_from_here
 from ..base import Claims, Journal, Leftover, NewsReader, Store
+from ..identity import HOST, gone_from_here, process, writer_gone_from_here
 from .claims import RedisClaims
 from .connection import Connection
 from .journal import RedisJournal, RedisNews, journaled, writers
@@ -278,8 +278,6 @@ class RedisStore(Store):
 
     def request_stop(self, on: bool = True) -> None:
         if on:
-            from ...store import HOST, process
-
             self.ensure()
             self.records.request_stop({"host": HOST, "pid": process.pid, "time": self.connection.server_now()})
         else:
