@@ -152,3 +152,28 @@ def shell(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: b
     _configure_logging(verbose, False)
     run(taskfile, _open_store(taskfile, store), args)
     sys.exit(ExitCode.OK)
+
+
+@main.command(epilog="Exit codes: 0 done, 2 usage error, 4 the store cannot be written.")
+@_common
+@click.option("--undo", is_flag=True, help="Withdraw the request: workers take new tasks again.")
+@_handle_errors
+def stop(taskfile: str, args: tuple, store: str | None, undo: bool, verbose: bool, debug: bool) -> None:
+    """Ask every worker on FILE's store to take no new task (STOP), or with --undo withdraw that.
+
+    Running tasks finish and are saved; workers then exit 3. Works on every
+    kind of store, so nobody has to create or delete a STOP file by hand.
+
+    \b
+    Example:
+      taskflow stop taskfile.py
+      taskflow stop taskfile.py --undo
+    """
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    s.request_stop(on=not undo)
+    if undo:
+        click.echo(f"STOP withdrawn from {s}: workers take new tasks again")
+    else:
+        click.echo(f"STOP requested in {s}: workers take no new task (`taskflow stop {taskfile} --undo` "
+                   "withdraws it)")
