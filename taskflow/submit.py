@@ -137,22 +137,26 @@ class Prepared:
     script_text: str
     script_path: str
     command: list[str]
+    log_dir: str = ""  # where the array tasks write their logs
 
     def shell_command(self) -> str:
         return shlex.join(self.command)
 
 
 def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
-            which: Callable[[str], str | None] | None = None, taskfile_args: Sequence[str] = ()) -> Prepared:
+            which: Callable[[str], str | None] | None = None, taskfile_args: Sequence[str] = (),
+            log_dir: str | None = None) -> Prepared:
     """Render the job script and the submit command; touches nothing on disk.
 
-    `taskfile_args` reach the taskfile of every worker as sys.argv[1:].
+    `taskfile_args` reach the taskfile of every worker as sys.argv[1:]. The workers' logs go to
+    `log_dir`, by default `logs/` in the store's jobs folder.
     """
     scheduler = choose(options.scheduler, which or shutil.which)
     taskfile = os.path.abspath(taskfile)
     if not os.path.isfile(taskfile):
         raise UsageError(f"{taskfile}: no such taskfile")
-    log_dir = plain_path(jobs.logs_dir(store), "the store's log folder")
+    logs = os.path.abspath(log_dir) if log_dir else jobs.logs_dir(store)
+    log_dir = plain_path(logs, "--log-dir" if log_dir else "the store's log folder")
     if scheduler.name == "slurm":
         log_dir = log_dir.replace("%", "%%")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
@@ -164,7 +168,7 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
     script_path = os.path.join(store.jobs_folder(),
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
     command = [scheduler.submit_command, *scheduler.submit_args(script_path, options.workers, options.extra)]
-    return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command)
+    return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command, logs)
 
 
 def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None) -> jobs.JobRecord:
@@ -172,18 +176,26 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
     scheduler = prepared.scheduler
     program = scheduler.require(which or shutil.which)
     jobs.prepare_folders(prepared.store)
+    if prepared.log_dir:
+        try:
+            os.makedirs(prepared.log_dir, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--log-dir {prepared.log_dir}: cannot create it: {e.strerror}") from None
     path = prepared.script_path
     with open(path, "w", encoding="utf-8") as f:
         f.write(prepared.script_text)
     os.chmod(path, 0o755)
     try:
-        job_id = _run(scheduler, [program, *prepared.command[1:]])
+        # Every scheduler's job script hands the submitting environment to the job: what the
+        # store's url leaves out (a password) reaches the workers that way, never in the script.
+        job_id = _run(scheduler, [program, *prepared.command[1:]], prepared.store.worker_environment())
     except BaseException:
         _unlink(path)
         raise
     record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
                             workers=prepared.options.workers, taskfile=prepared.taskfile,
-                            store=prepared.store.url, script=path, log_dir=jobs.logs_dir(prepared.store),
+                            store=prepared.store.url, script=path,
+                            log_dir=prepared.log_dir or jobs.logs_dir(prepared.store),
                             command=prepared.command, cwd=os.getcwd(), host=socket.gethostname())
     try:
         jobs.save(prepared.store, record)
@@ -194,12 +206,12 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
     return record
 
 
-def _run(scheduler: Scheduler, command: list[str]) -> str:
+def _run(scheduler: Scheduler, command: list[str], environ: Mapping[str, str] | None = None) -> str:
     name = scheduler.submit_command
     log.debug("running %s", shlex.join(command))
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=SUBMIT_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env={**os.environ, **environ} if environ else None)
     except FileNotFoundError:
         raise SchedulerError(f"{command[0]}: not found; is {scheduler.title} installed here?", scheduler.name) from None
     except OSError as e:

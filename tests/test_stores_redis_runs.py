@@ -356,3 +356,61 @@ def test_the_mps_example_runs_on_redis(tmp_path, redis_url):
     out = subprocess.run([sys.executable, "-c", code, str(tf), redis_url], capture_output=True, text=True,
                          cwd=tf.parent, check=True)
     assert out.stdout.split()[0] == str(PER_NAME["taskfile.divergence"])
+
+
+FAKE_SBATCH = """#!{python}
+import json, os, sys
+with open(sys.argv[-1]) as f:
+    script = f.read()
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(json.dumps({{"args": sys.argv[1:], "script": script,
+                         "password": os.environ.get("TASKFLOW_REDIS_PASSWORD")}}) + "\\n")
+print("4242")
+"""
+
+
+def test_submit_keeps_scripts_and_logs_locally_and_hands_the_password_through_the_environment(own_redis, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    server = own_redis(extra=("--requirepass", "array-pw"))
+    tf = write_taskfile(tmp_path, "from taskflow import Task\nt = Task(abs, -1)\n")
+    fakebin = tmp_path / "fakebin"
+    fakebin.mkdir()
+    (fakebin / "sbatch").write_text(FAKE_SBATCH.format(python=sys.executable))
+    (fakebin / "sbatch").chmod(0o755)
+    log = tmp_path / "fake.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKFLOW_", "SLURM_", "SGE_", "PBS_"))}
+    env.update(PATH=str(fakebin), FAKE_LOG=str(log))
+
+    def submit(*args: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "taskflow", "submit", str(tf), "-n", "3", "--scheduler",
+                               "slurm", "--store", server.url(password="array-pw"), *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "array-pw" not in proc.stdout + proc.stderr
+        return proc
+
+    submit()
+    [call] = [json.loads(line) for line in log.read_text().splitlines()]
+    jobs_folder = tmp_path / "taskfile.taskflow-jobs"
+    assert call["args"][-1].startswith(str(jobs_folder))
+    assert "array-pw" not in call["script"] and server.url() .split("?")[0] in call["script"]
+    assert call["password"] == "array-pw", "the workers get the password through the environment"
+    assert (jobs_folder / "logs").is_dir() and str(jobs_folder / "logs") in call["script"]
+    [record] = [json.loads(p.read_text()) for p in jobs_folder.glob("*.json")]
+    assert "array-pw" not in json.dumps(record)
+    submit("--log-dir", str(tmp_path / "elsewhere"))
+    second = json.loads(log.read_text().splitlines()[1])
+    assert str(tmp_path / "elsewhere") in second["script"] and (tmp_path / "elsewhere").is_dir()
+
+
+def test_jobs_workers_get_the_password_of_the_address(own_redis, tmp_path):
+    server = own_redis(extra=("--requirepass", "jobs-pw"))
+    tf = write_taskfile(tmp_path, COMMANDS)
+    proc = run_cli("execute", tf, "--store", server.url(password="jobs-pw"), "--jobs", "2", check=0)
+    assert "jobs-pw" not in proc.stdout + proc.stderr
+    status = json.loads(run_cli("status", tf, "--store", server.url(), "--json",
+                                env={"TASKFLOW_REDIS_PASSWORD": "jobs-pw"}, check=0).stdout)
+    assert status["total"]["finished"] == 6

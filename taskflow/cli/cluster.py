@@ -54,16 +54,21 @@ Exit codes:
 @click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
 @click.option("--arg", "taskfile_args", multiple=True, metavar="ARG",
               help="An argument for the taskfile (its sys.argv[1:]), as after `--` in execute. Repeatable.")
+@click.option("--log-dir", metavar="DIR",
+              help="Folder for the workers' logs, on a filesystem the nodes can write [default: logs/ in the "
+                   "store's jobs folder: jobs/ in a folder store, <taskfile stem>.taskflow-jobs/ beside the "
+                   "taskfile for a Redis store].")
 @_store_option
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
            walltime: str | None, mem: str | None, queue: str | None, name: str | None, dry_run: bool,
-           taskfile_args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+           taskfile_args: tuple, log_dir: str | None, store: str | None, verbose: bool, debug: bool) -> None:
     """Submit workers for FILE as one array job (SGE, Slurm or PBS).
 
-    Writes a job script into the store's jobs/ folder (the one in the
+    Writes a job script into the store's jobs folder (jobs/ in a folder store,
+    <stem>.taskflow-jobs/ beside FILE for a Redis store; the one in the
     repository's scripts/ folder, filled in for FILE), submits it with
     qsub or sbatch, prints the job id and records the job in the store, so
     that `taskflow status` can tell how many of its workers are busy.
@@ -82,7 +87,7 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
     s = _open_store(taskfile, store)
     options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
                               queue=queue, name=name, extra=scheduler_args)
-    prepared = prepare(taskfile, s, options, taskfile_args=taskfile_args)
+    prepared = prepare(taskfile, s, options, taskfile_args=taskfile_args, log_dir=log_dir)
     if dry_run:
         click.echo(prepared.script_text, nl=False)
         click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:")

@@ -74,6 +74,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
         child = [taskfile, "--store", s.url, "--lease", str(lease), "-q"]
+        os.environ.update(s.worker_environment())  # what the url leaves out (a password): inherited
         for t in targets:
             child += ["--target", t]
         for flag, on in (("--keep-going", keep_going), ("--retry-failed", retry_failed), ("--fsync", fsync),

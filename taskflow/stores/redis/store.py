@@ -74,6 +74,11 @@ class RedisStore(Store):
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r})"
 
+    def worker_environment(self) -> dict[str, str]:
+        from .url import PASSWORD_VARIABLE
+
+        return {PASSWORD_VARIABLE: self.address.password} if self.address.password else {}
+
     def __reduce__(self) -> tuple:
         # The password travels with the object (to --jobs workers), never in its url.
         return _reopen, (self.address, self.fsync, self.taskfile)
