@@ -75,13 +75,12 @@ class Actions:
     # -- STOP --------------------------------------------------------------
 
     def stop(self, on: bool) -> dict:
-        path = self.store.location("stop")
         self.store.request_stop(on)
         if on:
             return self._done({"message": "STOP created: workers finish their task and take no new one",
-                               "command": f"touch {shlex.quote(path)}"})
+                               "command": self._cli("stop")})
         return self._done({"message": "STOP removed: new workers take tasks again",
-                           "command": f"rm {shlex.quote(path)}"})
+                           "command": self._cli("stop", "--undo")})
 
     # -- retry, invalidate, clean up ----------------------------------------
 
