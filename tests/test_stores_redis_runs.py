@@ -17,6 +17,7 @@ import pytest
 from concurrency_helpers import ONE_GATED_TASK, TASKFILE_HEAD, Env, process_state, wait_until
 from conftest import run_cli, write_taskfile
 from taskflow.stores import open_store
+from taskflow.stores.identity import HOST
 
 
 class RedisEnv(Env):
@@ -414,3 +415,41 @@ def test_jobs_workers_get_the_password_of_the_address(own_redis, tmp_path):
     status = json.loads(run_cli("status", tf, "--store", server.url(), "--json",
                                 env={"TASKFLOW_REDIS_PASSWORD": "jobs-pw"}, check=0).stdout)
     assert status["total"]["finished"] == 6
+
+
+def test_cleanup_removes_what_a_killed_worker_left_and_keeps_live_claims(redis_env):
+    env = redis_env(TASKFILE_HEAD + """
+@TaskGenerator
+def step(i):
+    note("start", i, os.getpid())
+    if i == 0:
+        time.sleep(0.6)  # long enough for the worker to write its journal
+    if i == 1:
+        gate()
+    return i
+
+steps = [step(i) for i in range(3)]
+""", lease=60)
+    w = env.start("--max-tasks", "5")
+    wait_until(lambda: env.events("start", 1), "the worker to start step 1")
+    store = open_store(env.store)
+    wait_until(lambda: store.journaled(), "the worker to journal its first result")
+    # A large result this worker was writing when it died: chunks under a key of its own.
+    with store.connection.guard() as r:
+        r.hset(store.keys.tmp("ab" * 16, f"{HOST}.{w.pid}.dead1"), "0", b"x")
+    w.signal(signal.SIGKILL)
+    w.wait()
+    live = open_store(env.store).claims(lease=60)
+    held = live.claim("cd" * 16)
+    proc = run_cli("cleanup", env.taskfile, "--store", env.store, env=env.env(), check=0)
+    assert "removed 1 stale claim(s)" in proc.stdout and f"process {w.pid}" in proc.stdout
+    assert "removed 1 journal(s) of dead workers" in proc.stdout
+    assert "removed 1 temp file(s)" in proc.stdout
+    assert "kept 1 live claim(s)" in proc.stdout
+    assert store.journaled() == set() and env.locks() == ["cd" * 16]
+    with store.connection.guard() as r:
+        assert list(r.scan_iter(store.keys.tmp_pattern())) == []
+    assert live.release(held)
+    env.open_gate()
+    env.run().expect(0)
+    env.assert_all_finished(3)
