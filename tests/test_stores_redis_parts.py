@@ -15,7 +15,6 @@ from taskflow import encoding
 from taskflow.errors import StoreServerError, UsageError
 from taskflow.stores.redis import results as results_module
 from taskflow.stores.redis.connection import Connection
-from taskflow.stores.redis.keys import Keys
 from taskflow.stores.redis.records import Records
 from taskflow.stores.redis.store import RedisStore
 from taskflow.stores.redis.url import parse

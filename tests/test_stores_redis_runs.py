@@ -453,3 +453,31 @@ steps = [step(i) for i in range(3)]
     env.open_gate()
     env.run().expect(0)
     env.assert_all_finished(3)
+
+
+def test_the_web_page_shows_a_redis_store_and_its_buttons_act_on_it(own_redis, tmp_path):
+    from test_web import _csrf, _get, _post
+    from web_helpers import WebServer, eventually
+
+    server = own_redis(extra=("--requirepass", "web-pw"))
+    tf = write_taskfile(tmp_path, COMMANDS)
+    web = WebServer(tf, "--store", server.url(password="web-pw"))
+    try:
+        status, html, headers = _get(web.url)
+        assert status == 200 and b"web-pw" not in html
+        cookie = headers["Set-Cookie"].split(";", 1)[0]
+        code, body, _ = _get(web.base + "/api/status", cookie)
+        assert code == 200 and json.loads(body)["total"]["ready"] == 5
+        assert _post(web.base + "/api/stop", {"on": True}, cookie, _csrf(html))[0] == 200
+        store = open_store(server.url(password="web-pw"))
+        assert store.stop_requested()
+        code, answer = _post(web.base + "/api/stop", {"on": False}, cookie, _csrf(html))
+        assert code == 200 and "taskflow stop" in answer["command"] and "web-pw" not in json.dumps(answer)
+        assert not store.stop_requested()
+        # Workers launched from the page open the store without the password in their command line.
+        code, answer = _post(web.base + "/api/launch", {"jobs": 2}, cookie, _csrf(html))
+        assert code == 200, answer
+        eventually(lambda: len(store.finished_hashes()) == 6, 60, "the launched workers to finish the graph")
+        assert "web-pw" not in json.dumps(answer)
+    finally:
+        web.stop()
