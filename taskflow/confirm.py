@@ -8,7 +8,7 @@ exists is confirmed by opening it, one open per such result. The signs:
 
 - a listed result whose input is not listed: an input is in place before
   anything is computed from it;
-- a journal of finished work (see journal.py) naming it;
+- a journal of finished work (`Store.journaled`) naming it;
 - a record `complete/<digest>` that a worker wrote after it saw, by one
   listing and an open per result that listing lacked, every task of this
   graph finished (the digest names the graph: the hashes of its tasks).

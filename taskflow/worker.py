@@ -294,7 +294,7 @@ class Worker:
     def _refresh(self) -> bool:
         """Learn from the store what became of the tasks others hold; True if anything changed.
 
-        What others finished comes from their journals (see journal.py); a
+        What others finished comes from their journals (`Store.news`); a
         task held by another worker gets a look at its result too, since that
         worker may not have written its journal yet. Anything else others
         finished this worker learns when it meets the task (see _attempt), at

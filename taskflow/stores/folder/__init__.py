@@ -1,9 +1,10 @@
 """The folder store: results, claims and records as files in one folder on a shared filesystem.
 
-`store.py` holds the layout and the results, `records.py` the small records,
-`claims.py` the claims (with `claimfiles.py`, `clock.py` and `takeover.py`),
-`journal.py` the journals of finished work, `damage.py` moving damaged
-results aside, `leftovers.py` what cleanup may remove.
+`store.py` holds the layout, `results.py` and `writes.py` the results,
+`records.py` the small records, `claims.py` the claims (with `claimfiles.py`,
+`judging.py`, `clock.py` and `takeover.py`), `journal.py` the journals of
+finished work, `damage.py` moving damaged results aside, `leftovers.py` what
+cleanup may remove.
 """
 from __future__ import annotations
 

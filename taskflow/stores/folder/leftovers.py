@@ -37,6 +37,8 @@ def find(store: FolderStore, kind: str) -> list[Leftover]:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    if not entries:
+        return []
     fs_now = _fs_now(store)
     found = []
     for entry in entries:
