@@ -157,8 +157,6 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
         raise UsageError(f"{taskfile}: no such taskfile")
     logs = os.path.abspath(log_dir) if log_dir else jobs.logs_dir(store)
     log_dir = plain_path(logs, "--log-dir" if log_dir else "the store's log folder")
-    if scheduler.name == "slurm":
-        log_dir = log_dir.replace("%", "%%")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
     spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
                       arguments=(taskfile, "--store", store.url, *(("--", *taskfile_args) if taskfile_args else ())),
