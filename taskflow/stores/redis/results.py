@@ -232,7 +232,3 @@ class Results:
         with self.connection.guard("listing finished tasks") as r:
             members = cast(set[bytes], r.smembers(self.keys.finished))
         return {h.decode("ascii", "replace") for h in members}
-
-    def count(self) -> int:
-        with self.connection.guard("counting finished tasks") as r:
-            return int(r.scard(self.keys.finished))

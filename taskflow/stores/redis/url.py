@@ -30,10 +30,6 @@ _TLS_OPTIONS = {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", 
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-/]{1,100}")
 
 
-def is_redis_url(value: str) -> bool:
-    return value.split("://", 1)[0].lower() in SCHEMES and "://" in value
-
-
 @dataclass(frozen=True)
 class RedisAddress:
     """A parsed Redis store address; never shows its password."""
