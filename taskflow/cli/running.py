@@ -42,9 +42,9 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
-    nodes sharing the store: they claim tasks through lock files in the store.
+    nodes sharing the store: they claim tasks through claims with leases in the store.
     Arguments after FILE (put them after `--`) are the taskfile's sys.argv[1:].
-    Create a file named STOP in the store to make every worker take no new task.
+    `taskflow stop FILE` (a file named STOP in a folder store) makes every worker take no new task.
 
     \b
     Example:
