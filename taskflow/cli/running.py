@@ -42,7 +42,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
-    nodes sharing the store: they claim tasks through claims with leases in the store.
+    nodes sharing the store: they claim tasks in the store, each claim with a lease.
     Arguments after FILE (put them after `--`) are the taskfile's sys.argv[1:].
     `taskflow stop FILE` (a file named STOP in a folder store) makes every worker take no new task.
 
