@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from . import confirm, damage
 from .encoding import Payload
-from .errors import CorruptResultError, StoreAccessError
+from .errors import CorruptResultError, StoreAccessError, StoreError
 from .memory import task_peak_bytes
 from .stores.base import Claim, Store
 from .stores.identity import HOST, gone_from_here, result_meta
@@ -54,6 +54,14 @@ class Terminated(BaseException):
 class _DependencyGone(Exception):
     def __init__(self, task_hash: str):
         self.task_hash = task_hash
+
+
+class _InputUnreadable(Exception):
+    """An input's result that this installation cannot read (a checksum it cannot compute): the
+    environment's fault, not the task's, so it stops the worker instead of failing the task."""
+
+    def __init__(self, error: StoreError):
+        self.error = error
 
 
 @dataclass
@@ -377,6 +385,8 @@ class Worker:
             result = self.store.load_value(task.hash)
         except FileNotFoundError:
             raise _DependencyGone(task.hash) from None
+        except StoreError as e:
+            raise _InputUnreadable(e) from None
         except CorruptResultError as e:
             try:
                 # This client's cache may hold pages of a file another client replaced.
@@ -451,6 +461,8 @@ class Worker:
             except _DependencyGone as e:
                 self._unfinish(e.task_hash, task.hash)
                 return True
+            except _InputUnreadable as e:
+                raise e.error from None
             except (KeyboardInterrupt, Terminated):
                 raise
             except BaseException as e:  # a task's SystemExit is the task failing

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from taskflow import jobs
-from taskflow.stores import identity
+from taskflow.stores import identity as lease
 from taskflow.cli.running import _array_rank
 from taskflow.schedulers.environment import JobEnvironment, detect, parse_worker, pbs, sge, sge_memory, slurm
 
@@ -137,7 +137,7 @@ def test_worker_id_names_the_array_task(monkeypatch, env, expected):
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert identity.worker_id() == expected
+    assert lease.worker_id() == expected
     assert jobs.parse_worker(expected)[0] == expected.split(":")[0]
 
 
@@ -146,7 +146,7 @@ def test_worker_id_outside_an_array(monkeypatch):
         if name.startswith(("SLURM_", "SGE_", "PBS_")) or name in ("JOB_ID", "NSLOTS"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SGE_TASK_ID", "undefined")
-    assert identity.worker_id() == f"{identity.HOST}:{os.getpid()}"
+    assert lease.worker_id() == f"{lease.HOST}:{os.getpid()}"
 
 
 def test_array_rank_of_execute_counts_steps(monkeypatch):

@@ -127,7 +127,7 @@ def test_the_server_expires_a_claim_not_renewed_and_its_owner_then_loses_it(redi
     # Saving under the lost claim writes nothing: the winner's result is the one that counts.
     assert results.save(H1, encoding.Payload("late", {"name": "t.f"}), claim.token) is None
     assert results.save(H1, encoding.Payload("won", {"name": "t.f"}), taken.token) == \
-        len(b"".join(encoding.Payload("won", {"name": "t.f"}).buffers()))
+        encoding.Payload("won", {"name": "t.f"}).pieces()[2]
     assert results.load(H1)[0] == "won"
 
 
@@ -322,3 +322,14 @@ def test_the_store_can_be_named_in_pyproject_but_never_with_a_password(tmp_path,
     assert "TASKFLOW_REDIS_PASSWORD" in str(e.value) and "hunter2" not in str(e.value)
     (tmp_path / "pyproject.toml").write_text('[tool.taskflow.store]\nurl = "shared/run.taskflow"\n')
     assert store_path(str(tf)) == str(tmp_path / "shared" / "run.taskflow")
+
+
+def test_a_non_contiguous_array_is_stored_in_chunks_as_its_copy(redis_url, monkeypatch):
+    monkeypatch.setattr(results_module, "CHUNK", 1 << 16)
+    _, _, _, results = parts(redis_url)
+    base = np.arange(600_000, dtype=np.float64).reshape(1000, 600)
+    view = base[::3, ::2]
+    results.save(H1, encoding.Payload(view, {"name": "t.f"}))
+    back = results.load(H1)[0]
+    assert back.shape == view.shape and np.array_equal(back, np.ascontiguousarray(view))
+    results.verify(H1)

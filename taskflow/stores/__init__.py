@@ -49,10 +49,3 @@ def open_store(value: str, *, fsync: bool = False) -> Store:
             raise UsageError(f"--store {value}: a file:// store must be on this host (file:///PATH)")
         value = unquote(parts.path)
     return cls.from_value(value, fsync=fsync)
-
-
-def reopen(url: str, fsync: bool, taskfile: str | None) -> Store:
-    """A store made again from its pickle (see `Store.__reduce__`)."""
-    store = open_store(url, fsync=fsync)
-    store.taskfile = taskfile
-    return store

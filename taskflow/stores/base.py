@@ -100,9 +100,12 @@ class Store(ResultStore, RecordStore):
         return {}
 
     def __reduce__(self) -> tuple:
-        from . import reopen
+        # Opened again from its url on the other side; fsync and taskfile set as they were.
+        return type(self).from_value, (self.url,), {"fsync": self.fsync, "taskfile": self.taskfile}
 
-        return reopen, (self.url, self.fsync, self.taskfile)
+    def __setstate__(self, state: dict) -> None:
+        self.fsync = state["fsync"]
+        self.taskfile = state["taskfile"]
 
     @abstractmethod
     def location(self, kind: str, task_hash: str = "") -> str:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 
 from ...stale import reread
+from ..claims import Claim, ClaimInfo
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,23 @@ RENEWAL_HEAD = b'{"renewal": "'
 RENEWAL_DIGITS = 8
 R0 = len(RENEWAL_HEAD)
 R1 = R0 + RENEWAL_DIGITS
+
+
+@dataclass
+class FolderClaim(Claim):
+    """A claim file: where it is and the bytes it was written with (at its current renewal)."""
+
+    path: str = ""
+    content: bytes = field(default=b"", repr=False)
+
+
+@dataclass
+class LockInfo(ClaimInfo):
+    """A claim file as judged, with its attributes when read."""
+
+    stat: os.stat_result | None = field(default=None, repr=False)
+
+
 # Exclusive creates tried at most this often when the answer is neither success nor EEXIST.
 _CREATE_ATTEMPTS = 4
 

@@ -33,18 +33,15 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..base import Claim, ClaimInfo, Claims
 from ..identity import BOOT_ID, HOST, elapsed_clock, process, worker_id
 from ..lease import DEFAULT_LEASE, check_lease
 from . import claimfiles, judging, takeover
-from .claimfiles import R0, R1, RENEWAL_DIGITS, RENEWAL_HEAD, head, same_claim
+from .claimfiles import R0, R1, RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, head, same_claim
 from .clock import FsClock
+from .layout import Folder
 
-if TYPE_CHECKING:
-    from .store import FolderStore
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +49,10 @@ log = logging.getLogger(__name__)
 FS_TIME_SLACK = 2.0
 
 
-@dataclass
-class FolderClaim(Claim):
-    """A claim file: where it is and the bytes it was written with (at its current renewal)."""
-
-    path: str = ""
-    content: bytes = field(default=b"", repr=False)
-
-
-@dataclass
-class LockInfo(ClaimInfo):
-    """A claim file as judged, with its attributes when read."""
-
-    stat: os.stat_result | None = field(default=None, repr=False)
-
-
 class FolderClaims(Claims):
     """Claims made by one worker in one folder store."""
 
-    def __init__(self, store: FolderStore, lease: float = DEFAULT_LEASE, worker: str | None = None,
+    def __init__(self, store: Folder, lease: float = DEFAULT_LEASE, worker: str | None = None,
                  clock: Callable[[], float] = time.time, reader: bool = False):
         """`reader`: these claims only judge (status, show, check): on a store this process
         cannot write they use the clock of `FsClock._unwritten_now` instead of failing."""

@@ -22,13 +22,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
 
 from ...errors import StoreError
 from ..identity import HOST, process
+from .layout import Folder
 
-if TYPE_CHECKING:
-    from .store import FolderStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ _noted_read_only = False  # said once per process
 class FsClock:
     """One process's reading of a folder store's clock."""
 
-    def __init__(self, store: FolderStore, reader: bool):
+    def __init__(self, store: Folder, reader: bool):
         self.store = store
         self.reader = reader
         self.read_only = False  # a reader whose clock file could not be written

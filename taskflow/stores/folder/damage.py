@@ -2,29 +2,12 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from ... import encoding
 from ...errors import CorruptResultError
-from ...stale import reread
 from ..identity import HOST, process
+from .layout import Folder
 
-if TYPE_CHECKING:
-    from .store import FolderStore
-
-
-@reread  # a file replaced through another client may answer ESTALE: it is there all the same
-def _open(path: str) -> None:
-    os.close(os.open(path, os.O_RDONLY))
-
-
-def opens(path: str) -> bool:
-    """Whether the file opens: an open by name revalidates this client's cache of it."""
-    try:
-        _open(path)
-        return True
-    except OSError:
-        return False
 
 
 def _intact(path: str) -> bool:
@@ -36,7 +19,7 @@ def _intact(path: str) -> bool:
     return True
 
 
-def move_aside(store: FolderStore, task_hash: str) -> str | None:
+def move_aside(store: Folder, task_hash: str) -> str | None:
     """Move a damaged result to damaged/; the path it went to, or None if there was nothing to move.
 
     Checked again from a fresh open first, so a result that only looked

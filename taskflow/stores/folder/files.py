@@ -77,3 +77,17 @@ def write_atomic(final: str, data: bytes, tmp_dir: str, fsync: bool = False) -> 
         os.replace(tmp, final)
     if fsync:
         fsync_dir(os.path.dirname(final))
+
+
+@reread  # a file replaced through another client may answer ESTALE: it is there all the same
+def _open(path: str) -> None:
+    os.close(os.open(path, os.O_RDONLY))
+
+
+def opens(path: str) -> bool:
+    """Whether the file opens: an open by name revalidates this client's cache of it."""
+    try:
+        _open(path)
+        return True
+    except OSError:
+        return False

@@ -20,15 +20,13 @@ from __future__ import annotations
 import os
 import time
 
-from typing import TYPE_CHECKING
 
 from ...hashing import DIGEST_SIZE
 from ...stale import gone, reread
 from ..base import Journal, NewsReader
 from ..identity import HOST, process, writer_gone_from_here
+from .layout import Folder
 
-if TYPE_CHECKING:
-    from .store import FolderStore
 
 _LINE = 2 * DIGEST_SIZE + 1  # a hash in hex and a newline
 FLUSH_EVERY = 32  # hashes
@@ -38,7 +36,7 @@ FLUSH_AFTER = 0.5  # seconds
 class FolderJournal(Journal):
     """This worker's journal: finished hashes, written in batches."""
 
-    def __init__(self, store: FolderStore):
+    def __init__(self, store: Folder):
         self.store = store
         self.path: str | None = None
         self._fd: int | None = None
@@ -84,7 +82,7 @@ class FolderJournal(Journal):
 class JournalReader(NewsReader):
     """What other workers finished since this reader started, read incrementally."""
 
-    def __init__(self, store: FolderStore):
+    def __init__(self, store: Folder):
         self.store = store
         self._read_to: dict[str, int] = {}
 
@@ -154,7 +152,7 @@ def _read_from(path: str, start: int, size: int) -> bytes:
         os.close(fd)
 
 
-def journaled(store: FolderStore) -> set[str]:
+def journaled(store: Folder) -> set[str]:
     """Every hash named in the journals now in done/ (of running workers, or of dead ones not cleaned up)."""
     found: set[str] = set()
     try:

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING
 
 from ..base import Leftover
 from ..identity import HOST, gone_from_here, on_this_host, writer_gone_from_here, writer_of_this_host
 from .claimfiles import read_owner
 from .files import remove_file
+from .layout import Folder
 
-if TYPE_CHECKING:
-    from .store import FolderStore
 
 FOREIGN_AGE = 24 * 3600.0
 
 
-def find(store: FolderStore, kind: str) -> list[Leftover]:
+def find(store: Folder, kind: str) -> list[Leftover]:
     if kind == "claim":
         return _claim_leftovers(store)
     folder = {"tmp": store.tmp_dir, "clock": store.clock_dir, "journal": store.done_dir,
@@ -49,7 +47,7 @@ def find(store: FolderStore, kind: str) -> list[Leftover]:
     return found
 
 
-def remove(store: FolderStore, leftover: Leftover) -> bool:
+def remove(store: Folder, leftover: Leftover) -> bool:
     if leftover.kind != "doctor":
         return remove_file(leftover.key)
     shutil.rmtree(leftover.key, ignore_errors=True)
@@ -60,7 +58,7 @@ def remove(store: FolderStore, leftover: Leftover) -> bool:
     return True
 
 
-def _fs_now(store: FolderStore) -> float:
+def _fs_now(store: Folder) -> float:
     claims = store.claims()
     try:
         return claims.now()
@@ -68,7 +66,7 @@ def _fs_now(store: FolderStore) -> float:
         claims.close()
 
 
-def _claim_leftovers(store: FolderStore) -> list[Leftover]:
+def _claim_leftovers(store: Folder) -> list[Leftover]:
     found = []
     fs_now: float | None = None
     for name in store.lock_names():

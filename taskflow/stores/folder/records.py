@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import StoreAccessError
 from ...stale import gone
-from .files import listing, read_json, remove_file
+from .files import listing, opens, read_json, remove_file
 
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,6 @@ class Records:
             log.debug("cannot write %s: %s", path, e)
 
     def complete_recorded(self, digest: str) -> bool:
-        from .damage import opens
-
         return opens(os.path.join(self.complete_dir, digest))
 
     def complete_digests(self) -> set[str]:

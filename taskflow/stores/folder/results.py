@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ... import encoding
 from ...errors import StoreAccessError
 from . import writes
-from .files import fsync_dir, remake, remove_file
+from .files import fsync_dir, opens, remake, remove_file
 
 # Writes into a folder of the store that vanished (deleted while we run) make it again and try
 # again, this many times in all.
@@ -89,6 +89,4 @@ class Results:
         return found
 
     def present(self, hashes: Iterable[str]) -> set[str]:
-        from .damage import opens
-
         return {h for h in hashes if opens(self.result_path(h))}

@@ -17,20 +17,28 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ..base import ClaimInfo
+from ..claims import ClaimInfo
 from ..identity import process
 from . import claimfiles
-from .claimfiles import head
+from .claimfiles import FolderClaim, LockInfo, head
+from .layout import Folder
 
-if TYPE_CHECKING:
-    from .claims import FolderClaim, FolderClaims
+
+class Taker(Protocol):
+    """What a takeover uses of the claims taking over (claims.FolderClaims)."""
+
+    store: Folder
+
+    def create(self, task_hash: str) -> FolderClaim | None: ...
+    def judge(self, task_hash: str, path: str) -> LockInfo | None: ...
+    def record(self, task_hash: str, token: str) -> bytes: ...
 
 log = logging.getLogger(__name__)
 
 
-def remove_stale(claims: FolderClaims, info: ClaimInfo) -> bool:
+def remove_stale(claims: Taker, info: ClaimInfo) -> bool:
     """Remove the claim judged stale in `info`, if it is still that very file."""
     path = claims.store.lock_path(info.task_hash)
     token = _take_token(claims, path, info)
@@ -42,7 +50,7 @@ def remove_stale(claims: FolderClaims, info: ClaimInfo) -> bool:
         _drop_token(*token)
 
 
-def take_over(claims: FolderClaims, info: ClaimInfo) -> FolderClaim | None:
+def take_over(claims: Taker, info: ClaimInfo) -> FolderClaim | None:
     path = claims.store.lock_path(info.task_hash)
     token = _take_token(claims, path, info)
     if token is None:
@@ -61,7 +69,7 @@ def take_over(claims: FolderClaims, info: ClaimInfo) -> FolderClaim | None:
         _drop_token(*token)
 
 
-def _take_token(claims: FolderClaims, path: str, info: ClaimInfo) -> tuple[str, bytes] | None:
+def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] | None:
     """The right to take over the claim judged in `info`, or None if another racer has it."""
     mark = info.owner.get("token")
     if not (isinstance(mark, str) and mark.isascii() and mark.isalnum() and len(mark) <= 64):

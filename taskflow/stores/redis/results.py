@@ -22,7 +22,9 @@ while another writer replaced it fails that check and is read once more.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterable
 from typing import Any, cast
 
 from ... import encoding
@@ -41,7 +43,7 @@ _BATCH = 4
 TMP_LIFETIME_MS = 6 * 3600 * 1000
 
 
-def _chunks(buffers: list, size: int | None = None):
+def _chunks(buffers: Iterable, size: int | None = None):
     """The concatenation of `buffers`, cut in pieces of `size` bytes (CHUNK by default; the last one
     shorter), copying only the pieces that straddle two buffers."""
     size = size or CHUNK
@@ -88,24 +90,22 @@ class Results:
     def save(self, task_hash: str, payload: encoding.Payload, token: str = "") -> int | None:
         """Make the encoded result visible; its size in bytes. Given the `token` of the caller's claim
         on the task: None, and nothing written, when that claim is not held any more."""
-        buffers = payload.buffers()
-        head = buffers[0]
-        size = sum(memoryview(b).nbytes for b in buffers)
+        head, data, size = payload.pieces()
         result_key = self.keys.result(task_hash)
         keys = [result_key, self.keys.finished, self.keys.claim(task_hash)]
         doing = f"saving the result of {task_hash[:12]} ({size} bytes)"
         commit = self._committer()
         if size <= CHUNK:
-            data = b"".join(buffers) if len(buffers) > 1 else buffers[0]
+            whole = b"".join([head, *data])
             with self.connection.guard(doing):
-                done = commit(keys=keys + [result_key], args=[token, task_hash, head, size, data])
+                done = commit(keys=keys + [result_key], args=[token, task_hash, head, size, whole])
         else:
             tmp = self.keys.tmp(task_hash, f"{HOST}.{process.pid}.{process.unique()}")
             try:
                 with self.connection.guard(doing) as r:
                     pipe = r.pipeline(transaction=False)
                     queued = 0
-                    for i, chunk in enumerate(_chunks(buffers)):
+                    for i, chunk in enumerate(_chunks(itertools.chain([head], data))):
                         # HSET of a numbered field: sending it twice writes the same thing.
                         pipe.hset(tmp, str(i), chunk)
                         queued += 1
