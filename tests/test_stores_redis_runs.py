@@ -138,6 +138,13 @@ results = [work(i) for i in range({CHAOS_TASKS})]
     assert kills, "the test killed no worker"
     assert env.value("results") == [i * i + 1 for i in range(CHAOS_TASKS)]
     env.assert_all_finished(CHAOS_TASKS)
+    # A worker killed between saving a result and giving its claim back leaves that claim, stale at
+    # once (its owner is gone): only such claims are left, and cleanup removes them.
+    claims = open_store(env.store).claims(reader=True)
+    for h in env.locks():
+        info = claims.inspect(h)
+        assert info.stale and info.owner["pid"] in kills, info
+    run_cli("cleanup", env.taskfile, "--store", env.store, "--locks", env=env.env(), check=0)
     assert env.locks() == []
 
 
