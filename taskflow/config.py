@@ -70,3 +70,22 @@ def read_section(taskfile: str, section: str,
         raise UsageError(f"{path}: tool.taskflow.{section} must be a table")
     log.debug("settings from %s: %s", path, data)
     return data, path
+
+
+def configured_store(taskfile: str) -> str | None:
+    """`url` of `[tool.taskflow.store]` beside the taskfile (a folder relative to that file's folder,
+    or a store URL), or None. A URL holding a password is refused: pyproject.toml gets committed."""
+    section, path = read_section(taskfile, "store")
+    if not section:
+        return None
+    unknown = set(section) - {"url"}
+    if unknown or not isinstance(section.get("url"), str) or not section["url"]:
+        raise UsageError(f"{path}: [tool.taskflow.store] takes one setting, url = \"redis://HOST:PORT/DB\" or a folder"
+                         + (f" (not {', '.join(sorted(unknown))})" if unknown else ""))
+    url = section["url"]
+    if "://" not in url:
+        return os.path.join(os.path.dirname(os.path.abspath(taskfile)), url)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@", url):
+        raise UsageError(f"{path}: [tool.taskflow.store] url holds a password, and pyproject.toml gets committed: "
+                         "remove it and set TASKFLOW_REDIS_PASSWORD instead")
+    return url

@@ -159,6 +159,21 @@ class Payload:
             else:
                 yield from _c_order_chunks(seg, _CHUNK)
 
+    def pieces(self) -> tuple[bytes, Iterator[memoryview], int]:
+        """(header, the data in chunks, size of the whole): the result for a store that sends it
+        elsewhere than into a file. The checksum is computed first, in one pass over the data, so
+        that the header can go first."""
+        if self._digest is None:
+            check = checksums.checker(self.checksum, "(being sent)", parallel=self.checksum == checksums.CRC32)
+            try:
+                for chunk in self._chunks():
+                    check.add(chunk)
+            finally:
+                digest = check.result()
+            self._digest = digest
+        head = self._head(self._digest)
+        return head, self._chunks(), len(head) + sum(self.sizes)
+
     def write(self, fd: int) -> int:
         """Write the whole file to `fd`, a new empty file; returns its size."""
         total = sum(self.sizes)
@@ -392,24 +407,43 @@ def _load(path: str, mmap: bool, fresh: bool = False) -> tuple[Any, Header]:
             buf = _read_whole(fd, path, size)
     finally:
         os.close(fd)
-    header, offset = _parse_header(path, buf, size)
+    return decode(path, buf, check=not mmap)
+
+
+def decode(name: str, buf: memoryview, check: bool = True) -> tuple[Any, Header]:
+    """(value, header) of a whole result held in memory (a file's bytes; a result from a server);
+    `name` says where it came from in errors. With `check` every byte is checked against the checksum
+    its header names."""
+    header, offset = _parse_header(name, buf, len(buf))
     segments = []
     for n in header.segments:
         segments.append(buf[offset:offset + n])
         offset += n
-    if not mmap:
+    if check:
         _check(header, segments)
     elif header.checksum not in (checksums.CRC32, checksums.XXH3):
-        checksums.checker(header.checksum, path)  # a newer format: say so rather than guess at its data
+        checksums.checker(header.checksum, name)  # a newer format: say so rather than guess at its data
     try:
         value = _decode(header.kind, segments)
     except CorruptResultError:
         raise
     except Exception as e:
-        if header.kind == "npy" or mmap:
-            raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
+        if header.kind == "npy" or not check:
+            raise CorruptResultError(name, f"cannot decode ({type(e).__name__}: {e})") from None
         raise
     return value, header
+
+
+def check(name: str, buf: memoryview) -> Header:
+    """The header of a whole result held in memory, after checking its length and checksum."""
+    header, offset = _parse_header(name, buf, len(buf))
+    _check(header, [buf[offset:]])
+    return header
+
+
+def parse_header(name: str, head: bytes | memoryview, size: int) -> Header:
+    """The header at the start of `head`, for a result of `size` bytes in all (its length is checked)."""
+    return _parse_header(name, head, size)[0]
 
 
 def _read_whole(fd: int, path: str, size: int) -> memoryview:

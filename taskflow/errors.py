@@ -95,6 +95,11 @@ class StoreAccessError(StoreError):
     exit_code = ExitCode.STORE
 
 
+class StoreServerError(StoreAccessError):
+    """The server holding a store (Redis) cannot be reached, refuses the login or the database, is out
+    of memory, or went away mid-run. `path` names the server, never its password."""
+
+
 class ResultMissingError(TaskflowError):
     """A result was asked for but the task has not finished."""
 

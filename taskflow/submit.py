@@ -160,6 +160,7 @@ class Prepared:
     resources: Resources = NONE   # of the class this array serves
     workers: int = 0              # its array size
     tasks: int = 0                # unfinished tasks of its class when it was prepared
+    log_dir: str = ""             # where its array tasks write their logs
 
     def shell_command(self) -> str:
         return shlex.join(self.command)
@@ -167,12 +168,14 @@ class Prepared:
 
 def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
             which: Callable[[str], str | None] | None = None, taskfile_args: Sequence[str] = (),
-            resources: Resources | None = None, workers: int | None = None, tasks: int = 0) -> Prepared:
+            resources: Resources | None = None, workers: int | None = None, tasks: int = 0,
+            log_dir: str | None = None) -> Prepared:
     """Render the job script and the submit command; touches nothing on disk.
 
     `taskfile_args` reach the taskfile of every worker as sys.argv[1:]. Without `resources`, one
     array of `options.workers` with the command line's --time/--mem/--cpus; with them, an array of
     `workers` for that class, whose workers are told the class (`execute --cpus ... --mem ...`).
+    The workers' logs go to `log_dir`, by default `logs/` in the store's jobs folder.
     """
     if resources is None:
         resources = Resources(cpus=options.cpus, memory=options.memory, time=options.walltime)
@@ -184,7 +187,8 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
     taskfile = os.path.abspath(taskfile)
     if not os.path.isfile(taskfile):
         raise UsageError(f"{taskfile}: no such taskfile")
-    log_dir = plain_path(jobs.logs_dir(store), "the store's log folder")
+    logs = os.path.abspath(log_dir) if log_dir else jobs.logs_dir(store)
+    log_dir = plain_path(logs, "--log-dir" if log_dir else "the store's log folder")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
     spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
                       arguments=(taskfile, "--store", store.url, *class_args,
@@ -196,7 +200,7 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
     command = [scheduler.submit_command, *scheduler.submit_args(script_path, workers, options.extra)]
     return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command,
-                    resources, workers, tasks)
+                    resources, workers, tasks, logs)
 
 
 @dataclass
@@ -260,11 +264,11 @@ def share_workers(classes: Sequence[ResourceClass], total: int) -> None:
 
 def prepare_classes(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
                     which: Callable[[str], str | None] | None = None,
-                    taskfile_args: Sequence[str] = ()) -> list[Prepared]:
+                    taskfile_args: Sequence[str] = (), log_dir: str | None = None) -> list[Prepared]:
     """One prepared array job per resource class of the unfinished tasks (see resource_classes)."""
     classes = resource_classes(taskfile, store, options, taskfile_args)
     return [prepare(taskfile, store, options, python, which, taskfile_args, resources=c.resources,
-                    workers=c.workers, tasks=c.tasks) for c in classes]
+                    workers=c.workers, tasks=c.tasks, log_dir=log_dir) for c in classes]
 
 
 def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None) -> jobs.JobRecord:
@@ -272,19 +276,27 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
     scheduler = prepared.scheduler
     program = scheduler.require(which or shutil.which)
     jobs.prepare_folders(prepared.store)
+    if prepared.log_dir:
+        try:
+            os.makedirs(prepared.log_dir, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--log-dir {prepared.log_dir}: cannot create it: {e.strerror}") from None
     path = prepared.script_path
     with open(path, "w", encoding="utf-8") as f:
         f.write(prepared.script_text)
     os.chmod(path, 0o755)
     try:
-        job_id = _run(scheduler, [program, *prepared.command[1:]])
+        # Every scheduler's job script hands the submitting environment to the job: what the
+        # store's url leaves out (a password) reaches the workers that way, never in the script.
+        job_id = _run(scheduler, [program, *prepared.command[1:]], prepared.store.worker_environment())
     except BaseException:
         _unlink(path)
         raise
     record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
                             workers=prepared.workers or prepared.options.workers,
                             resources=prepared.resources.as_dict(), taskfile=prepared.taskfile,
-                            store=prepared.store.url, script=path, log_dir=jobs.logs_dir(prepared.store),
+                            store=prepared.store.url, script=path,
+                            log_dir=prepared.log_dir or jobs.logs_dir(prepared.store),
                             command=prepared.command, cwd=os.getcwd(), host=socket.gethostname())
     try:
         jobs.save(prepared.store, record)
@@ -295,12 +307,12 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
     return record
 
 
-def _run(scheduler: Scheduler, command: list[str]) -> str:
+def _run(scheduler: Scheduler, command: list[str], environ: Mapping[str, str] | None = None) -> str:
     name = scheduler.submit_command
     log.debug("running %s", shlex.join(command))
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=SUBMIT_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env={**os.environ, **environ} if environ else None)
     except FileNotFoundError:
         raise SchedulerError(f"{command[0]}: not found; is {scheduler.title} installed here?", scheduler.name) from None
     except OSError as e:

@@ -85,8 +85,13 @@ def default_store_path(taskfile: str) -> str:
 
 
 def store_path(taskfile: str, store: str | None = None) -> str:
-    """--store wins, then TASKFLOW_STORE, then `<stem>.taskflow` beside the taskfile."""
-    return store or os.environ.get("TASKFLOW_STORE") or default_store_path(taskfile)
+    """--store wins, then TASKFLOW_STORE, then `url` of `[tool.taskflow.store]` in the pyproject.toml
+    beside the taskfile, then `<stem>.taskflow` beside the taskfile."""
+    if store or os.environ.get("TASKFLOW_STORE"):
+        return store or os.environ["TASKFLOW_STORE"]
+    from .config import configured_store
+
+    return configured_store(taskfile) or default_store_path(taskfile)
 
 
 def _line_in(path: str, tb: types.TracebackType | None) -> int | None:

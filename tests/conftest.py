@@ -12,6 +12,8 @@ import pytest
 
 # Fixtures of the two-client shared folder (sshd + two sshfs mounts); see tests/sharedfs.py.
 from sharedfs import sharedfs_server, two_clients  # noqa: F401
+# A real redis-server on 127.0.0.1 for the tests of Redis stores; see tests/redis_server.py.
+from redis_server import own_redis, redis_server, redis_url  # noqa: F401
 
 
 # Taskfile lines that give tasks `note(...)`: one line per call appended (O_APPEND) to the

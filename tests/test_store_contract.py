@@ -45,8 +45,21 @@ def folder_kind(tmp_path) -> Kind:
     return Kind(str(tmp_path / "store"), _flip_a_byte_of_the_result_file)
 
 
+def _flip_a_byte_of_the_redis_result(store: Store, task_hash: str) -> None:
+    key = store.keys.result(task_hash)
+    with store.connection.guard() as r:
+        data = bytearray(r.hget(key, "0"))
+        data[-3] ^= 0xFF
+        r.hset(key, "0", bytes(data))
+
+
+@pytest.fixture
+def redis_kind(redis_url) -> Kind:
+    return Kind(redis_url, _flip_a_byte_of_the_redis_result)
+
+
 # Every kind of store the contract is checked on: the name of its fixture.
-KINDS = ["folder_kind"]
+KINDS = ["folder_kind", "redis_kind"]
 
 
 @pytest.fixture(params=KINDS)

@@ -107,6 +107,7 @@ def _open_store(taskfile: str, store: str | None, fsync: bool = False) -> Store:
     from ..taskfile import store_path
 
     s = open_store(store_path(taskfile, store), fsync=fsync)
+    s.taskfile = taskfile  # for messages, and where a store keeps its local folders (jobs_folder)
     s.check_format()
     return s
 

@@ -59,18 +59,23 @@ Exit codes:
 @click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
 @click.option("--arg", "taskfile_args", multiple=True, metavar="ARG",
               help="An argument for the taskfile (its sys.argv[1:]), as after `--` in execute. Repeatable.")
+@click.option("--log-dir", metavar="DIR",
+              help="Folder for the workers' logs, on a filesystem the nodes can write [default: logs/ in the "
+                   "store's jobs folder: jobs/ in a folder store, <taskfile stem>.taskflow-jobs/ beside the "
+                   "taskfile for a Redis store].")
 @_store_option
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
            walltime: str | None, mem: str | None, cpus: int | None, queue: str | None, name: str | None, dry_run: bool,
-           taskfile_args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+           taskfile_args: tuple, log_dir: str | None, store: str | None, verbose: bool, debug: bool) -> None:
     """Submit workers for FILE as array jobs (SGE, Slurm or PBS), one per resource class.
 
     Groups the unfinished tasks by their resources= (cpus, mem, gpus, time;
     --time/--mem/--cpus for those that declare none) and writes one job
-    script per class into the store's jobs/ folder (the one in the
+    script per class into the store's jobs folder (jobs/ in a folder store,
+    <stem>.taskflow-jobs/ beside FILE for a Redis store; the one in the
     repository's scripts/ folder, filled in for FILE and the class),
     submits each with qsub or sbatch, prints the job ids, one a line, and
     records the jobs in the store, so that `taskflow status` can tell how
@@ -91,7 +96,7 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
     s = _open_store(taskfile, store)
     options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
                               cpus=cpus, queue=queue, name=name, extra=scheduler_args)
-    classes = prepare_classes(taskfile, s, options, taskfile_args=taskfile_args)
+    classes = prepare_classes(taskfile, s, options, taskfile_args=taskfile_args, log_dir=log_dir)
     for prepared in classes:
         about = (f"{prepared.workers} worker(s) for {prepared.tasks} unfinished task(s) with "
                  f"{prepared.resources.describe()}")

@@ -1,6 +1,7 @@
 """Running tasks: `taskflow execute` and `taskflow shell`."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -48,9 +49,9 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
-    nodes sharing the store: they claim tasks through lock files in the store.
+    nodes sharing the store: they claim tasks in the store, each claim with a lease.
     Arguments after FILE (put them after `--`) are the taskfile's sys.argv[1:].
-    Create a file named STOP in the store to make every worker take no new task.
+    `taskflow stop FILE` (a file named STOP in a folder store) makes every worker take no new task.
 
     \b
     Example:
@@ -71,7 +72,6 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         given = capacity(cpus, mem, gpus)
         log.debug("this worker may run: %s", given.describe())
         if gpus is not None:
-            import os
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(given.gpus)  # what its tasks may use
     reporter: Reporter
     if progress_fd is not None:
@@ -87,6 +87,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
         child = [taskfile, "--store", s.url, "--lease", str(lease), "-q"]
+        os.environ.update(s.worker_environment())  # what the url leaves out (a password): inherited
         for t in targets:
             child += ["--target", t]
         for flag, on in (("--keep-going", keep_going), ("--retry-failed", retry_failed), ("--fsync", fsync),
@@ -161,3 +162,28 @@ def shell(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: b
     _configure_logging(verbose, False)
     run(taskfile, _open_store(taskfile, store), args)
     sys.exit(ExitCode.OK)
+
+
+@main.command(epilog="Exit codes: 0 done, 2 usage error, 4 the store cannot be written.")
+@_common
+@click.option("--undo", is_flag=True, help="Withdraw the request: workers take new tasks again.")
+@_handle_errors
+def stop(taskfile: str, args: tuple, store: str | None, undo: bool, verbose: bool, debug: bool) -> None:
+    """Ask every worker on FILE's store to take no new task (STOP), or with --undo withdraw that.
+
+    Running tasks finish and are saved; workers then exit 3. Works on every
+    kind of store, so nobody has to create or delete a STOP file by hand.
+
+    \b
+    Example:
+      taskflow stop taskfile.py
+      taskflow stop taskfile.py --undo
+    """
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    s.request_stop(on=not undo)
+    if undo:
+        click.echo(f"STOP withdrawn from {s}: workers take new tasks again")
+    else:
+        click.echo(f"STOP requested in {s}: workers take no new task (`taskflow stop {taskfile} --undo` "
+                   "withdraws it)")

@@ -17,6 +17,8 @@ from .base import Store
 # URL scheme -> "module:class" implementing Store, imported only when a store of that kind is opened.
 BACKENDS: dict[str, str] = {
     "file": "taskflow.stores.folder.store:FolderStore",
+    "redis": "taskflow.stores.redis.store:RedisStore",
+    "rediss": "taskflow.stores.redis.store:RedisStore",
 }
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -94,6 +94,11 @@ class Store(ResultStore, RecordStore):
         """How messages name the store."""
         return self.url
 
+    def worker_environment(self) -> dict[str, str]:
+        """What a worker started from `url` in another process (--jobs, `taskflow web`, an array
+        job) needs in its environment to open this store: secrets `url` leaves out."""
+        return {}
+
     def __reduce__(self) -> tuple:
         # Opened again from its url on the other side; fsync and taskfile set as they were.
         return type(self).from_value, (self.url,), {"fsync": self.fsync, "taskfile": self.taskfile}

@@ -64,7 +64,8 @@ class Actions:
         with open(log_path, "ab") as out:
             # A session of its own: Ctrl-C on the server does not reach the workers.
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=os.path.dirname(self.snapshots.taskfile))
+                                    start_new_session=True, cwd=os.path.dirname(self.snapshots.taskfile),
+                                    env={**os.environ, **self.store.worker_environment()})
         threading.Thread(target=proc.wait, daemon=True).start()  # reaped, no zombie
         shell = self._cli("execute", "--jobs", str(n)) + (" -- " + shlex.join(self.snapshots.argv)
                                                           if self.snapshots.argv else "")
@@ -74,13 +75,12 @@ class Actions:
     # -- STOP --------------------------------------------------------------
 
     def stop(self, on: bool) -> dict:
-        path = self.store.location("stop")
         self.store.request_stop(on)
         if on:
             return self._done({"message": "STOP created: workers finish their task and take no new one",
-                               "command": f"touch {shlex.quote(path)}"})
+                               "command": self._cli("stop")})
         return self._done({"message": "STOP removed: new workers take tasks again",
-                           "command": f"rm {shlex.quote(path)}"})
+                           "command": self._cli("stop", "--undo")})
 
     # -- retry, invalidate, clean up ----------------------------------------
 

@@ -1,0 +1,334 @@
+"""A store on a Redis server: `--store redis://[USER[:PASSWORD]@]HOST:PORT/DB?prefix=NAME`.
+
+For sites whose nodes share no filesystem, or whose shared filesystem is too
+slow for many small files. Everything a folder store keeps lives in keys
+under the prefix (keys.py): results in chunks made visible atomically
+(results.py), claims expired by the server (claims.py), journals as streams
+(journal.py), and the small records (records.py). Every promise of
+`stores.base.Store` holds; what differs:
+
+- Durability is the server's: with `appendonly yes` results survive a
+  restart of the server (up to the last second of writes with the default
+  `appendfsync everysec`); without persistence a server that stops loses the
+  whole store, and the next run computes everything again. `--fsync` changes
+  nothing here.
+- The server must keep every key: a `maxmemory-policy` that evicts keys is
+  refused when the store is created, since an evicted claim or result would
+  silently be lost. A server out of memory refuses new results (exit 4), and
+  nothing half-written counts.
+- `value(..., mmap=True)` is refused: results are read into memory.
+- Job scripts and logs of `taskflow submit` stay in a local folder,
+  `<stem>.taskflow-jobs/` beside the taskfile (see `jobs_folder`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ... import encoding
+from ...errors import CorruptResultError, StoreServerError, UsageError
+from ..base import Claims, Journal, Leftover, NewsReader, Store
+from ..identity import HOST, gone_from_here, process, writer_gone_from_here
+from .claims import RedisClaims
+from .connection import Connection
+from .journal import RedisJournal, RedisNews, journaled, writers
+from .keys import Keys
+from .records import Records
+from .results import Results
+from .url import RedisAddress, parse
+
+log = logging.getLogger(__name__)
+
+# Journals of writers on other hosts count as left behind when not written for this long.
+_FOREIGN_AGE = 24 * 3600.0
+# maxmemory-policy values that never drop a key to make room.
+_KEEPS_KEYS = {"noeviction"}
+
+
+class RedisStore(Store):
+    """A taskflow store under one prefix of one Redis database. Making the object connects nowhere."""
+
+    def __init__(self, address: RedisAddress, fsync: bool = False):
+        self.address = address
+        self.fsync = fsync
+        self.taskfile: str | None = None
+        self.connection = Connection(address)
+        self.keys = Keys(address.prefix)
+        self.results = Results(self.connection, self.keys)
+        self.records = Records(self.connection, self.keys)
+        self._format_ok = False
+        self._ready = False
+        self._noted_code: set[tuple] = set()
+
+    @classmethod
+    def from_value(cls, value: str, *, fsync: bool = False) -> RedisStore:
+        return cls(parse(value), fsync=fsync)
+
+    @property
+    def url(self) -> str:
+        return self.address.display
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r})"
+
+    def worker_environment(self) -> dict[str, str]:
+        from .url import PASSWORD_VARIABLE
+
+        return {PASSWORD_VARIABLE: self.address.password} if self.address.password else {}
+
+    def __reduce__(self) -> tuple:
+        # The password travels with the object (to --jobs workers), never in its url.
+        return _reopen, (self.address, self.fsync, self.taskfile)
+
+    def location(self, kind: str, task_hash: str = "") -> str:
+        keys = {"result": self.keys.result(task_hash), "failure": f"{self.keys.failed} {task_hash}",
+                "suspect": f"{self.keys.suspect} {task_hash}", "damaged": f"{self.keys.prefix}:damaged:{task_hash}:*",
+                "stop": self.keys.stop}
+        if kind == "jobs":
+            return self.jobs_folder()
+        if kind in keys:
+            return f"{self.url} key {keys[kind]}"
+        return self.url
+
+    # -- format -----------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.records.exists()
+
+    def check_format(self) -> None:
+        if self._format_ok:
+            return
+        self.records.check_format()
+        self._format_ok = True
+
+    def ensure(self) -> None:
+        if self._ready:
+            return
+        self.check_format()
+        self._check_eviction()
+        self.records.ensure()
+        self._ready = True
+
+    def _check_eviction(self) -> None:
+        from redis.exceptions import ResponseError
+
+        try:
+            with self.connection.guard("reading the server's settings") as r:
+                policy = r.config_get("maxmemory-policy").get("maxmemory-policy")
+        except StoreServerError as e:
+            if not isinstance(e.__context__, ResponseError):
+                raise
+            policy = None
+        except ResponseError:  # CONFIG is disabled on some hosted servers: trust their setup
+            policy = None
+        if policy is not None and policy not in _KEEPS_KEYS:
+            raise StoreServerError(f"Redis server {self.address.server} drops keys when its memory is full "
+                                   f"(maxmemory-policy {policy}): claims and results would vanish; set "
+                                   "maxmemory-policy noeviction for a taskflow store", path=self.url)
+
+    # -- results ----------------------------------------------------------
+
+    def save_payload(self, task_hash: str, payload: encoding.Payload) -> int:
+        self.ensure()
+        size = self.results.save(task_hash, payload)
+        assert size is not None  # unconditional saves always land
+        self._note_code(payload.meta)
+        return size
+
+    def _note_code(self, meta: dict) -> None:
+        key = (meta.get("name"), meta.get("code"), meta.get("version"))
+        if key in self._noted_code or key[0] is None or key[1] is None:
+            return
+        self.records.note_code(str(key[0]), self.code_tag(key[1], key[2]))
+        self._noted_code.add(key)
+
+    def load_value(self, task_hash: str, mmap: bool = False, fresh: bool = False) -> Any:
+        if mmap:
+            raise UsageError(f"mmap=True needs a folder store: results in {self.url} are read into memory "
+                             "(call value() without mmap)")
+        return self.results.load(task_hash)[0]
+
+    def result_meta(self, task_hash: str) -> dict:
+        return self.results.meta(task_hash)
+
+    def has_result(self, task_hash: str) -> bool:
+        return self.results.exists(task_hash)
+
+    def present(self, hashes: Iterable[str]) -> set[str]:
+        return self.results.present(list(hashes))
+
+    def finished_hashes(self) -> set[str]:
+        return self.results.finished()
+
+    def remove_result(self, task_hash: str) -> bool:
+        return self.results.remove(task_hash)
+
+    def verify_result(self, task_hash: str, fresh: bool = False) -> None:
+        self.results.verify(task_hash)
+
+    def move_aside(self, task_hash: str) -> str | None:
+        judged = self.results.header(task_hash)
+        if judged is None:
+            self.unmark_suspect(task_hash)
+            return None
+        try:
+            self.results.verify(task_hash)
+            self.unmark_suspect(task_hash)
+            return None  # intact
+        except FileNotFoundError:
+            self.unmark_suspect(task_hash)
+            return None
+        except CorruptResultError:
+            pass
+        where = self.results.move_aside(task_hash, judged)
+        self.unmark_suspect(task_hash)
+        return f"{self.url} key {where}" if where else None
+
+    def moved_aside(self) -> set[str]:
+        # SCAN: only asked for when results a listing lacks are looked for, which is rare.
+        with self.connection.guard("listing damaged results") as r:
+            start = len(self.keys.prefix) + len(":damaged:")
+            return {key.decode("utf-8", "replace")[start:].split(":", 1)[0]
+                    for key in r.scan_iter(match=self.keys.damaged_pattern(), count=10_000)}
+
+    # -- suspect marks ----------------------------------------------------
+
+    def mark_suspect(self, task_hash: str, record: dict) -> None:
+        self.records.mark_suspect(task_hash, record)
+
+    def unmark_suspect(self, task_hash: str) -> bool:
+        return self.records.unmark_suspect(task_hash)
+
+    def suspect_hashes(self) -> set[str]:
+        return self.records.suspect_hashes()
+
+    def is_suspect(self, task_hash: str) -> bool:
+        with self.connection.guard("reading damage marks") as r:
+            return bool(r.hexists(self.keys.suspect, task_hash))
+
+    # -- failure records --------------------------------------------------
+
+    def save_failure(self, task_hash: str, record: dict) -> None:
+        self.ensure()
+        self.records.save_failure(task_hash, record)
+
+    def load_failure(self, task_hash: str) -> dict | None:
+        return self.records.load_failure(task_hash)
+
+    def failure_time(self, task_hash: str) -> float | None:
+        return self.records.failure_time(task_hash)
+
+    def remove_failure(self, task_hash: str) -> bool:
+        return self.records.remove_failure(task_hash)
+
+    def failed_hashes(self) -> set[str]:
+        return self.records.failed_hashes()
+
+    # -- claims and journals ----------------------------------------------
+
+    def claims(self, lease: float | None = None, worker: str | None = None, reader: bool = False,
+               clock: Callable[[], float] = time.time) -> Claims:
+        return RedisClaims(self, self.connection, self.keys, lease, worker, reader, clock)
+
+    def journal(self) -> Journal:
+        return RedisJournal(self.connection, self.keys)
+
+    def news(self) -> NewsReader:
+        return RedisNews(self.connection, self.keys)
+
+    def journaled(self) -> set[str]:
+        return journaled(self.connection, self.keys)
+
+    # -- completion records and code markers ---------------------------------
+
+    def record_complete(self, digest: str, record: dict) -> None:
+        try:
+            self.records.record_complete(digest, record)
+        except StoreServerError as e:
+            log.debug("cannot record graph %s complete: %s", digest, e)
+
+    def complete_recorded(self, digest: str) -> bool:
+        return self.records.complete_recorded(digest)
+
+    def complete_digests(self) -> set[str]:
+        return self.records.complete_digests()
+
+    def forget_complete(self, digest: str) -> bool:
+        return bool(self.records.forget_complete([digest]))
+
+    def code_tags(self, name: str) -> set[str]:
+        return self.records.code_tags(name)
+
+    def forget_code(self, name: str, tag: str) -> None:
+        try:
+            self.records.forget_code(name, tag)
+        except StoreServerError as e:
+            log.debug("cannot remove code marker %s/%s: %s", name, tag, e)
+
+    # -- job records, STOP, leftovers -------------------------------------
+
+    def jobs_folder(self) -> str:
+        """`<stem>.taskflow-jobs/` beside the taskfile (the working folder when none is loaded):
+        job scripts and logs are files on the submitting host, not keys."""
+        if self.taskfile:
+            folder, name = os.path.split(os.path.abspath(self.taskfile))
+            return os.path.join(folder, f"{os.path.splitext(name)[0]}.taskflow-jobs")
+        return os.path.abspath(f"{self.keys.prefix.replace('/', '_')}.taskflow-jobs")
+
+    def stop_requested(self) -> bool:
+        return self.records.stop_requested()
+
+    def request_stop(self, on: bool = True) -> None:
+        if on:
+            self.ensure()
+            self.records.request_stop({"host": HOST, "pid": process.pid, "time": self.connection.server_now()})
+        else:
+            self.records.undo_stop()
+
+    def leftovers(self, kind: str) -> list[Leftover]:
+        """Large results whose writer died on this host midway, and journals of dead workers
+        (on this host at once, elsewhere after 24 h without a write). Claims, clock files and
+        doctor folders leave nothing behind in a Redis store."""
+        if kind == "tmp":
+            found = []
+            with self.connection.guard("listing results being written") as r:
+                for raw in r.scan_iter(match=self.keys.tmp_pattern(), count=10_000):
+                    key = raw.decode("utf-8", "replace")
+                    host, _, rest = key.rsplit(":", 1)[-1].partition(".")
+                    pid = rest.partition(".")[0]
+                    if writer_gone_from_here(host, pid):
+                        found.append(Leftover("tmp", f"{key} (process {pid} on {host} is gone)", key))
+            return found
+        if kind == "journal":
+            now = self.connection.server_now()
+            found = []
+            for name, writer in writers(self.connection, self.keys).items():
+                if gone_from_here(writer):
+                    why = f"process {writer.get('pid')} on {writer.get('host')} is gone"
+                elif isinstance(writer.get("time"), (int, float)) and now - writer["time"] > _FOREIGN_AGE:
+                    why = f"not written for {(now - writer['time']) / 3600:.0f} h"
+                else:
+                    continue
+                found.append(Leftover("journal", f"journal {name} ({why})", name))
+            return found
+        return []
+
+    def remove_leftover(self, leftover: Leftover) -> bool:
+        with self.connection.guard(f"removing {leftover.label}") as r:
+            if leftover.kind == "tmp":
+                return bool(r.delete(leftover.key))
+            if leftover.kind == "journal":
+                pipe = r.pipeline(transaction=False)
+                pipe.hdel(self.keys.journals, leftover.key)
+                pipe.delete(self.keys.journal(leftover.key))
+                return bool(pipe.execute()[0])
+        return False
+
+
+def _reopen(address: RedisAddress, fsync: bool, taskfile: str | None) -> RedisStore:
+    store = RedisStore(address, fsync=fsync)
+    store.taskfile = taskfile
+    return store
