@@ -130,7 +130,10 @@ class Worker(Attempts):
                     log.info("taking no new task: %s", reason)
                     return self._drain(summary, Outcome.REMAINING)
                 self._attempt(h)
-                if not self._flying and self.collisions >= REFRESH_AFTER_COLLISIONS:
+                # At once, not on the next pass: with one slot, the task runs right after its claim.
+                if len(self._flying) >= self.executor.slots and not self._complete(summary):
+                    return self._drain(summary, Outcome.FAILED)
+                if self.collisions >= REFRESH_AFTER_COLLISIONS:
                     self._refresh()
                 sleep, idle_since = IDLE_FIRST_SLEEP, None
                 continue
