@@ -100,3 +100,25 @@ def test_a_failure_stops_the_run_after_the_tasks_in_flight_come_back(tmp_path, m
     summary = execute(str(tf), store, options=Options(executor="batched", targets=["fail"]))
     assert summary.outcome is Outcome.FAILED and summary.failed == 1
     assert not store.lock_names()
+
+
+class Interrupted(Batched):
+    """Ctrl-C arrives while three tasks are at the executor."""
+
+    name = "interrupted"
+
+    def complete(self) -> list[Done]:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_at_the_executor_gives_back_every_claim_in_flight(tmp_path, monkeypatch):
+    from taskflow.execute import execute
+
+    monkeypatch.setitem(EXECUTORS, Interrupted.name, Interrupted)
+    Batched.most = 0
+    tf = write_taskfile(tmp_path, GRAPH)
+    store = Store(str(tmp_path / "store"))
+    with pytest.raises(KeyboardInterrupt):
+        execute(str(tf), store, options=Options(executor="interrupted"))
+    assert Batched.most == 3
+    assert not store.lock_names() and not store.finished_hashes()
