@@ -1,8 +1,6 @@
 """The local executor: each task runs in this process, in the main thread, one at a time."""
 from __future__ import annotations
 
-from collections import deque
-
 from ..signals import Signals
 from .base import Done, Executor, Job, run_task
 
@@ -21,14 +19,15 @@ class LocalExecutor(Executor):
 
     def __init__(self, signals: Signals) -> None:
         super().__init__(signals)
-        self._jobs: deque[Job] = deque()
+        self._job: Job | None = None  # one slot: at most one job waits
 
     def submit(self, job: Job) -> None:
-        self._jobs.append(job)
+        self._job = job
 
     def complete(self) -> list[Done]:
-        job = self._jobs.popleft()
+        job, self._job = self._job, None
+        assert job is not None, "complete() without a submitted job"
         return [run_task(job.task, job.inputs, self.signals)]
 
     def close(self) -> None:
-        self._jobs.clear()
+        self._job = None

@@ -11,7 +11,7 @@ from ..lease import Claim, Heartbeat
 from ..signals import Terminated
 from ..store import HOST, result_meta
 from ..task import Task
-from .handoff import Handoff
+from .handoff import HANDOFF_BYTES, Handoff
 from .options import RunSummary
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ class Attempts(Handoff):
                 self._idle_heartbeats.append(heartbeat)
             del payload
             self._consumed(task)
-            self._keep(task, done.value, size)
+            if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
+                self.handoff[task.hash] = (done.value, size)
+                self.handoff_bytes += size
             done.value = None
             if task.hash in self.retrying:
                 self.store.remove_failure(task.hash)

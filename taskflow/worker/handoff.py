@@ -13,7 +13,7 @@ HANDOFF_BYTES = 1 << 30
 
 
 class Handoff(Refresh):
-    """Inputs of the tasks this worker runs, and the results it keeps for their consumers."""
+    """Inputs of the tasks this worker runs; `Attempts._finish` fills `handoff`."""
 
     def _lookup(self, task: Task) -> Any:
         held = self.handoff.get(task.hash)
@@ -39,12 +39,6 @@ class Handoff(Refresh):
             self._damaged(task.hash, str(e))
             raise InputGone(task.hash) from None
         return result
-
-    def _keep(self, task: Task, result: Any, size: int) -> None:
-        """Hold `result` (`size` bytes stored) for the last task of this run that needs it, if any."""
-        if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
-            self.handoff[task.hash] = (result, size)
-            self.handoff_bytes += size
 
     def _consumed(self, task: Task) -> None:
         """`task` will not run again in this run: it no longer needs its inputs."""
