@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 
 from ..encoding import Payload
 from ..executors import Done, Executor, Failure, Job
@@ -17,14 +18,25 @@ from .options import RunSummary
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class InFlight:
+    """The executor of one pass over the graph, and the tasks handed to it and not yet back."""
+
+    executor: Executor
+    heartbeats: list[Heartbeat]  # one per slot of the executor
+    # Task hash: its claim and the heartbeat renewing it.
+    claims: dict[str, tuple[Claim, Heartbeat]] = field(default_factory=dict)
+    idle: list[Heartbeat] = field(init=False)  # heartbeats watching no claim
+
+    def __post_init__(self) -> None:
+        self.idle = list(self.heartbeats)
+
+
 class Attempts(Handoff):
     """Claims, hands tasks to the executor, and saves and releases what comes back."""
 
-    executor: Executor
+    flight: InFlight
     _ran_total: int
-    # Tasks handed to the executor and not yet back: their claims, and the heartbeat renewing each.
-    _flying: dict[str, tuple[Claim, Heartbeat]]
-    _idle_heartbeats: list[Heartbeat]
 
     def _attempt(self, h: str) -> None:
         """Try to claim task h and hand it to the executor."""
@@ -57,21 +69,21 @@ class Attempts(Handoff):
 
     def _submit(self, task: Task, claim: Claim) -> None:
         self.reporter.task_started(task)
-        heartbeat = self._idle_heartbeats.pop()
+        heartbeat = self.flight.idle.pop()
         heartbeat.watch(claim)
-        self._flying[task.hash] = (claim, heartbeat)
-        self.executor.submit(Job(task, self._lookup))
+        self.flight.claims[task.hash] = (claim, heartbeat)
+        self.flight.executor.submit(Job(task, self._lookup))
 
     def _complete(self, summary: RunSummary) -> bool:
         """Wait for the executor to return tasks and deal with each; False when the run must stop (a failure)."""
         go_on = True
-        for done in self.executor.complete():
+        for done in self.flight.executor.complete():
             go_on = self._finish(done, summary) and go_on
         return go_on
 
     def _finish(self, done: Done, summary: RunSummary) -> bool:
         task = done.task
-        claim, heartbeat = self._flying.pop(task.hash)
+        claim, heartbeat = self.flight.claims.pop(task.hash)
         try:
             try:
                 if done.gone is not None:
@@ -96,7 +108,7 @@ class Attempts(Handoff):
                 size = self.store.save_payload(task.hash, payload)
             finally:
                 heartbeat.watch(None)
-                self._idle_heartbeats.append(heartbeat)
+                self.flight.idle.append(heartbeat)
             del payload
             self._consumed(task)
             if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
@@ -140,8 +152,8 @@ class Attempts(Handoff):
 
     def _give_back(self) -> None:
         """The pass ends with tasks still at the executor (Ctrl-C, SIGTERM, an error): release their claims."""
-        while self._flying:
-            _, (claim, heartbeat) = self._flying.popitem()
+        while self.flight.claims:
+            _, (claim, heartbeat) = self.flight.claims.popitem()
             heartbeat.watch(None)
-            self._idle_heartbeats.append(heartbeat)
+            self.flight.idle.append(heartbeat)
             self.leases.release(claim)

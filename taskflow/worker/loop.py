@@ -24,7 +24,7 @@ from ..memory import task_peak_bytes
 from ..signals import Signals, Terminated
 from ..store import Store
 from ..task import Task
-from .attempt import Attempts
+from .attempt import Attempts, InFlight
 from .options import Options, Outcome, RunSummary
 from .reporter import Reporter
 
@@ -42,7 +42,7 @@ class Worker(Attempts):
         self.store = store
         self.options = options or Options()
         self.reporter = reporter or Reporter()
-        self._executor_class = executor_class(self.options.executor)
+        executor_class(self.options.executor)  # an unknown name fails here, before any work
         self.leases = Leases(store, self.options.lease, clock=clock)
         self._started = time.monotonic()
         self._ran_total = 0
@@ -80,10 +80,8 @@ class Worker(Attempts):
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))
         self._signals = Signals()
-        self.executor = self._executor_class(self._signals)
-        self._flying = {}
-        self._idle_heartbeats = [Heartbeat(self.leases) for _ in range(self.executor.slots)]
-        heartbeats = list(self._idle_heartbeats)
+        executor = executor_class(self.options.executor)(self._signals)
+        self.flight = InFlight(executor, [Heartbeat(self.leases) for _ in range(executor.slots)])
         restore = self._signals.install()
         try:
             summary.outcome = self._loop(summary)
@@ -94,8 +92,8 @@ class Worker(Attempts):
             try:
                 self._give_back()
             finally:
-                self.executor.close()
-                for heartbeat in heartbeats:
+                executor.close()
+                for heartbeat in self.flight.heartbeats:
                     heartbeat.stop()
                 restore()
                 self.journal.close()
@@ -106,9 +104,10 @@ class Worker(Attempts):
     def _loop(self, summary: RunSummary) -> Outcome:
         sleep = IDLE_FIRST_SLEEP
         idle_since: float | None = None
+        flying, slots = self.flight.claims, self.flight.executor.slots
         while True:
             self._signals.deliver()
-            if self._flying and (not self.ready or len(self._flying) >= self.executor.slots):
+            if flying and (not self.ready or len(flying) >= slots):
                 if not self._complete(summary):
                     return self._drain(summary, Outcome.FAILED)
                 if self.collisions >= REFRESH_AFTER_COLLISIONS:
@@ -123,7 +122,7 @@ class Worker(Attempts):
                 continue
             if self.ready:
                 h = self.ready.popleft()
-                if h in self.finished or h in self.failed or h in self._flying:
+                if h in self.finished or h in self.failed or h in flying:
                     continue
                 reason = self._limit_reached()
                 if reason:
@@ -131,7 +130,7 @@ class Worker(Attempts):
                     return self._drain(summary, Outcome.REMAINING)
                 self._attempt(h)
                 # At once, not on the next pass: with one slot, the task runs right after its claim.
-                if len(self._flying) >= self.executor.slots and not self._complete(summary):
+                if len(flying) >= slots and not self._complete(summary):
                     return self._drain(summary, Outcome.FAILED)
                 if self.collisions >= REFRESH_AFTER_COLLISIONS:
                     self._refresh()
@@ -161,14 +160,14 @@ class Worker(Attempts):
 
     def _drain(self, summary: RunSummary, outcome: Outcome) -> Outcome:
         """Stopping: take in what the executor is still running (its results and failures count) first."""
-        while self._flying:
+        while self.flight.claims:
             self._complete(summary)
         return outcome
 
     def _limit_reached(self) -> str | None:
         o = self.options
         # Tasks at the executor count as run: they will be by the time it stops.
-        if o.max_tasks is not None and self._ran_total + len(self._flying) >= o.max_tasks:
+        if o.max_tasks is not None and self._ran_total + len(self.flight.claims) >= o.max_tasks:
             return f"--max-tasks {o.max_tasks} reached"
         if o.max_time is not None and time.monotonic() - self._started >= o.max_time:
             return f"--max-time {o.max_time:g}s reached"
