@@ -53,7 +53,6 @@ class Attempts(Handoff):
             self.crowded = True
             self._jump()
             return
-        submitted = False
         try:
             if self.store.has_result(h):
                 self._met_finished(h)
@@ -62,9 +61,8 @@ class Attempts(Handoff):
                 self.failed.add(h)
                 return
             self._submit(self.index[h], claim)
-            submitted = True
         finally:
-            if not submitted:
+            if h not in self.flight.claims:  # once there, given back by _finish or _give_back
                 self.leases.release(claim)
 
     def _submit(self, task: Task, claim: Claim) -> None:

@@ -122,3 +122,26 @@ def test_ctrl_c_at_the_executor_gives_back_every_claim_in_flight(tmp_path, monke
         execute(str(tf), store, options=Options(executor="interrupted"))
     assert Batched.most == 3
     assert not store.lock_names() and not store.finished_hashes()
+
+
+class Refusing(Batched):
+    """Ctrl-C arrives while the third task is handed over."""
+
+    name = "refusing"
+
+    def submit(self, job: Job) -> None:
+        if len(self.jobs) == 2:
+            raise KeyboardInterrupt
+        super().submit(job)
+
+
+def test_ctrl_c_while_a_task_is_handed_over_gives_its_claim_back_once(tmp_path, monkeypatch, caplog):
+    from taskflow.execute import execute
+
+    monkeypatch.setitem(EXECUTORS, Refusing.name, Refusing)
+    tf = write_taskfile(tmp_path, GRAPH)
+    store = Store(str(tmp_path / "store"))
+    with caplog.at_level("DEBUG", logger="taskflow"), pytest.raises(KeyboardInterrupt):
+        execute(str(tf), store, options=Options(executor="refusing"))
+    assert not store.lock_names()
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
