@@ -14,7 +14,6 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..memory import task_peak_bytes
@@ -32,7 +31,6 @@ class InputGone(Exception):
         self.task_hash = task_hash
 
 
-@dataclass(slots=True)
 class Job:
     """A ready task whose claim this worker holds, and how to get its inputs.
 
@@ -41,23 +39,28 @@ class Job:
     dependency's hash to its value.
     """
 
-    task: Task
-    inputs: Inputs
+    # Plain classes with __slots__ rather than dataclasses: one of each per task, and cheap to import.
+    __slots__ = ("task", "inputs")
+
+    def __init__(self, task: Task, inputs: Inputs):
+        self.task = task
+        self.inputs = inputs
 
 
-@dataclass(slots=True)
 class Failure:
     """How a task failed: the exception it raised, and its traceback as text (tracebacks do not pickle)."""
 
-    exception: BaseException
-    traceback: str
+    __slots__ = ("exception", "traceback")
+
+    def __init__(self, exception: BaseException, traceback: str):
+        self.exception = exception
+        self.traceback = traceback
 
     @classmethod
     def of(cls, e: BaseException) -> Failure:
         return cls(e, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
 
 
-@dataclass(slots=True)
 class Done:
     """How one job went. Exactly one of: `value` (it returned), `failure` (it raised), `gone` (the
     hash of an input whose result vanished: the task did not run, and runs again once that input is
@@ -67,13 +70,17 @@ class Done:
     included, and `peak_bytes` the peak resident memory of the process while it ran.
     """
 
-    task: Task
-    started: float
-    seconds: float = 0.0
-    peak_bytes: int = 0
-    value: Any = None
-    failure: Failure | None = None
-    gone: str | None = None
+    __slots__ = ("task", "started", "seconds", "peak_bytes", "value", "failure", "gone")
+
+    def __init__(self, task: Task, started: float, seconds: float = 0.0, peak_bytes: int = 0, value: Any = None,
+                 failure: Failure | None = None, gone: str | None = None):
+        self.task = task
+        self.started = started
+        self.seconds = seconds
+        self.peak_bytes = peak_bytes
+        self.value = value
+        self.failure = failure
+        self.gone = gone
 
 
 def run_task(task: Task, inputs: Inputs, signals: Signals | None = None) -> Done:

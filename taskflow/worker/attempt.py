@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 
 from ..encoding import Payload
 from ..executors import Done, Executor, Failure, Job
@@ -18,18 +17,17 @@ from .options import RunSummary
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
 class InFlight:
     """The executor of one pass over the graph, and the tasks handed to it and not yet back."""
 
-    executor: Executor
-    heartbeats: list[Heartbeat]  # one per slot of the executor
-    # Task hash: its claim and the heartbeat renewing it.
-    claims: dict[str, tuple[Claim, Heartbeat]] = field(default_factory=dict)
-    idle: list[Heartbeat] = field(init=False)  # heartbeats watching no claim
+    __slots__ = ("executor", "heartbeats", "claims", "idle")
 
-    def __post_init__(self) -> None:
-        self.idle = list(self.heartbeats)
+    def __init__(self, executor: Executor, heartbeats: list[Heartbeat]):
+        self.executor = executor
+        self.heartbeats = heartbeats  # one per slot of the executor
+        self.idle = list(heartbeats)  # those watching no claim
+        # Task hash: its claim and the heartbeat renewing it.
+        self.claims: dict[str, tuple[Claim, Heartbeat]] = {}
 
 
 class Attempts(Handoff):
