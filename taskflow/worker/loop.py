@@ -39,6 +39,8 @@ IDLE_MAX_SLEEP = 2.0
 class Worker(Attempts):
     def __init__(self, store: Store, options: Options | None = None, reporter: Reporter | None = None,
                  clock: Callable[[], float] = time.time):
+        # Fewer than 30 attributes in all (the parts set the others): beyond that CPython gives up the
+        # shared-key instance dict, and every attribute access on the per-task path gets slower.
         self.store = store
         self.options = options or Options()
         self.reporter = reporter or Reporter()
@@ -51,8 +53,6 @@ class Worker(Attempts):
         self.journal = Journal(store)
         self.news = JournalReader(store)
         self.verified: set[str] = set()
-        # Fewer than 30 attributes in all (the parts set the others): beyond that CPython gives up the
-        # shared-key instance dict, and every attribute access on the per-task path gets slower.
 
     def run(self, tasks: list[Task]) -> RunSummary:
         """Run what can be run of `tasks` (in declaration order, targets already selected) to the end.
