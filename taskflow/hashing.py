@@ -27,6 +27,30 @@ HINT = ("supported: None, bool, int, float, complex, str, bytes, bytearray, list
         "module-level functions and classes; give other types a __taskflow_hash__() method returning bytes or str")
 
 
+# What tasks are to a hash, as bases of task.py's classes: this module names them without
+# importing task.py, which builds on this one.
+class TaskArgument:
+    """Base of `task.Task`: an argument that enters a hash as its own hash and becomes a dependency."""
+
+    __slots__ = ()
+    hash: str
+
+
+class ElementArgument:
+    """Base of `task.TaskElement`: enters as its own hash; its task and index tasks become dependencies."""
+
+    __slots__ = ()
+    hash: str
+    task: TaskArgument
+    deps: tuple
+
+
+class GeneratorArgument:
+    """Base of `task.TaskGenerator`: enters by its function's name, as that function would."""
+
+    name: str
+
+
 class _Unhashable(Exception):
     """Raised deep inside the encoder; containers prepend their index on the way out."""
 
@@ -221,14 +245,11 @@ def _encode_array_subclass(np, obj, out, deps) -> None:
 
 
 def _encode_other(obj, out, deps) -> None:
-    # Tasks: imported lazily because task.py imports this module.
-    from .task import Task, TaskElement, TaskGenerator
-
-    if isinstance(obj, Task):
+    if isinstance(obj, TaskArgument):
         deps[obj.hash] = obj
         out += b"K" + obj.hash.encode()
         return
-    if isinstance(obj, TaskElement):
+    if isinstance(obj, ElementArgument):
         deps[obj.task.hash] = obj.task
         for d in obj.deps:  # tasks in its index: `r[z]`, `r[a:b]`
             deps[d.hash] = d
@@ -246,7 +267,7 @@ def _encode_other(obj, out, deps) -> None:
         return
     if _encode_numpy(obj, out, deps):
         return
-    if isinstance(obj, TaskGenerator):
+    if isinstance(obj, GeneratorArgument):
         _frame(b"g", obj.name.encode(), out)
         return
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, type)):

@@ -9,21 +9,22 @@ the job, so concurrent submits never lose one another's records and a
 rejected submission leaves none.
 
 A worker in an array task claims tasks under the id `lease.worker_id()` gives
-it (`slurm:<job>.<task>`, `sge:<job>.<task>`, `pbs:<job id>.<task>`): the live
-claims of a store tell which array tasks are working on a task right now.
+it (`slurm:<job>.<task>`, `sge:<job>.<task>`, `pbs:<job id>.<task>`, written and
+read by schedulers/environment.py): the live claims of a store tell which array
+tasks are working on a task right now.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import StoreError
+from .schedulers.environment import parse_worker
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -104,20 +105,6 @@ def load_all(store: Store) -> list[JobRecord]:
             log.warning("skipping unreadable job record %s: %s", path, e)
     records.sort(key=lambda r: r.submitted)
     return records
-
-
-_WORKER = re.compile(r"(?P<scheduler>[a-z]+):(?P<job>.+)\.(?P<task>\d+)")
-
-
-def parse_worker(worker: str) -> tuple[str, str, str] | None:
-    """(scheduler, job number, array task) of an array worker's id; None for host:pid workers."""
-    m = _WORKER.fullmatch(worker or "")
-    if not m:
-        return None
-    number = re.match(r"\d+", m.group("job"))
-    if not number:
-        return None
-    return m.group("scheduler"), number.group(0), m.group("task")
 
 
 @dataclass

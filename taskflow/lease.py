@@ -110,14 +110,8 @@ _noted_read_only = False  # said once per process
 
 def worker_id() -> str:
     """The batch array task this process runs as, or host:pid outside a scheduler."""
-    env = os.environ
-    if env.get("SLURM_ARRAY_TASK_ID"):
-        return f"slurm:{env.get('SLURM_ARRAY_JOB_ID', env.get('SLURM_JOB_ID', '?'))}.{env['SLURM_ARRAY_TASK_ID']}"
-    if env.get("SGE_TASK_ID", "undefined") != "undefined":
-        return f"sge:{env.get('JOB_ID', '?')}.{env['SGE_TASK_ID']}"
-    if env.get("PBS_ARRAYID") or env.get("PBS_ARRAY_INDEX"):
-        return f"pbs:{env.get('PBS_JOBID', '?')}.{env.get('PBS_ARRAYID') or env.get('PBS_ARRAY_INDEX')}"
-    return f"{HOST}:{os.getpid()}"
+    from .schedulers.environment import detect
+    return detect().worker or f"{HOST}:{os.getpid()}"
 
 
 def check_lease(seconds: float, option: str = "lease") -> float:

@@ -153,8 +153,6 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
     if not os.path.isfile(taskfile):
         raise UsageError(f"{taskfile}: no such taskfile")
     log_dir = plain_path(jobs.logs_dir(store), "the store's log folder")
-    if scheduler.name == "slurm":
-        log_dir = log_dir.replace("%", "%%")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
     spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
                       arguments=(taskfile, "--store", store.path, *(("--", *taskfile_args) if taskfile_args else ())),

@@ -10,8 +10,8 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .errors import TaskDeclarationError
-from .hashing import function_name, task_hash, value_hash
+from .errors import CorruptResultError, ResultMissingError, TaskDeclarationError, TaskFailedError, TaskflowError
+from .hashing import ElementArgument, GeneratorArgument, TaskArgument, function_name, task_hash, value_hash
 
 
 class Declarations:
@@ -44,7 +44,7 @@ def active() -> Declarations:
     return _active
 
 
-class Task:
+class Task(TaskArgument):
     """A deferred call `f(*args, **kwargs)`; arguments may contain other tasks."""
 
     __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "__weakref__")
@@ -85,8 +85,7 @@ class Task:
 
     def value(self, mmap: bool = False) -> Any:
         """The stored result of this task (see `taskflow.value`)."""
-        from .results import value
-        return value(self, mmap=mmap)
+        return load_task(self, mmap)
 
     def run(self, lookup: Callable[[Task], Any]) -> Any:
         """Call the function, with every task in the arguments replaced by `lookup(task)`."""
@@ -97,7 +96,7 @@ class Task:
         return self.f(*args, **kwargs)
 
 
-class TaskElement:
+class TaskElement(ElementArgument):
     """A lazy `task[key]` (possibly nested) usable as an argument of another task.
 
     A key may itself be a task or a task element (`r[z]`), or a slice whose
@@ -106,6 +105,7 @@ class TaskElement:
     """
 
     __slots__ = ("task", "path", "hash", "deps")
+    task: Task
 
     def __init__(self, task: Task, path: tuple):
         self.task = task
@@ -139,8 +139,7 @@ class TaskElement:
         return base_value
 
     def value(self, mmap: bool = False) -> Any:
-        from .results import value
-        return value(self, mmap=mmap)
+        return self.pick(load_task(self.task, mmap), lambda task: load_task(task, mmap))
 
 
 def _key_text(key: Any) -> str:
@@ -152,7 +151,7 @@ def _key_text(key: Any) -> str:
     return repr(key)
 
 
-class TaskGenerator:
+class TaskGenerator(GeneratorArgument):
     """Decorator: calling the decorated function declares a Task instead of running it.
 
     `@TaskGenerator(version="2")` records a version with every result; bump it
@@ -185,34 +184,66 @@ class TaskGenerator:
         return f"TaskGenerator({self.name})"
 
 
+def load_task(task: Task, mmap: bool = False) -> Any:
+    """The stored result of one task; ResultMissingError, TaskFailedError or CorruptResultError if none."""
+    store = task.store or active().store
+    if store is None:
+        raise TaskflowError(f"task {task.name} belongs to no store: load the taskfile with "
+                            "taskflow.init('taskfile.py') first")
+    store.check_format()  # tasks declared without init() reach the store only here
+    try:
+        result = store.load_value(task.hash, mmap=mmap)
+    except FileNotFoundError:
+        failure = store.load_failure(task.hash)
+        if failure is not None:
+            raise TaskFailedError(task.name, task.hash,
+                                  f"{failure.get('type')}: {failure.get('message')}") from None
+        raise ResultMissingError(task.name, task.hash) from None
+    except CorruptResultError as e:
+        from . import damage
+
+        try:
+            # This client's cache may hold pages of a file another client replaced.
+            return store.load_value(task.hash, mmap=mmap, fresh=True)
+        except FileNotFoundError:
+            raise ResultMissingError(task.name, task.hash) from None
+        except CorruptResultError:
+            raise damage.found(store, task.hash, task.name, e) from None
+    return result
+
+
 def iteratetask(task: Task | TaskElement, n: int) -> Iterator[TaskElement]:
     """Yield `task[0] .. task[n-1]`, so a task returning a tuple can be unpacked."""
     for i in range(n):
         yield task[i]
 
 
-def substitute(obj: Any, lookup: Callable[[Task], Any]) -> Any:
-    """`obj` with each Task or TaskElement inside lists, tuples, dicts and sets replaced."""
+def substitute(obj: Any, lookup: Callable[[Task], Any], other: Callable[[Any], Any] | None = None) -> Any:
+    """`obj` with each Task or TaskElement inside lists, tuples, dicts and sets replaced.
+
+    `other`, where given, replaces each object that is none of these (jug's Tasklets).
+    """
     kind = type(obj)
     if kind is Task:
         return lookup(obj)
     if kind is TaskElement:
         return obj.pick(lookup(obj.task), lookup)
     if kind is list:
-        return [substitute(item, lookup) for item in obj]
+        return [substitute(item, lookup, other) for item in obj]
     if kind is tuple:
-        return tuple(substitute(item, lookup) for item in obj)
+        return tuple(substitute(item, lookup, other) for item in obj)
     if kind is dict:
-        return {substitute(key, lookup): substitute(val, lookup) for key, val in obj.items()}
+        return {substitute(key, lookup, other): substitute(val, lookup, other) for key, val in obj.items()}
     if kind is set or kind is frozenset:
-        return kind(substitute(item, lookup) for item in obj)
+        return kind(substitute(item, lookup, other) for item in obj)
     if kind is slice:
-        return slice(substitute(obj.start, lookup), substitute(obj.stop, lookup), substitute(obj.step, lookup))
+        return slice(substitute(obj.start, lookup, other), substitute(obj.stop, lookup, other),
+                     substitute(obj.step, lookup, other))
     if isinstance(obj, tuple) and hasattr(obj, "_make"):  # namedtuple
-        return kind._make(substitute(item, lookup) for item in obj)
+        return kind._make(substitute(item, lookup, other) for item in obj)
     if isinstance(obj, Task):  # a subclass: jug's Task (taskflow.jug)
         return lookup(obj)
-    return obj
+    return obj if other is None else other(obj)
 
 
 def tasks_in(obj: Any, found: dict | None = None) -> dict[str, Task]:

@@ -271,3 +271,64 @@ def test_slurm_scancel_one_array_task(slurm, tmp_path):
 
 def test_sge_qdel_one_array_task(sge, tmp_path):
     kill_one_worker(sge, tmp_path)
+
+
+# Writes what schedulers/environment.py makes of this array task's environment.
+PROBE = """
+import dataclasses
+import json
+import os
+import sys
+
+from taskflow.schedulers.environment import detect
+
+job = detect()
+seen = {**dataclasses.asdict(job), "rank": job.array_rank, "size": job.array_size}
+with open(os.path.join(sys.argv[1], f"env.{job.array_task}.json"), "w") as f:
+    json.dump(seen, f)
+"""
+
+
+def probe_array(scheduler, tmp_path: Path, submit: list[str], tasks: list[int]) -> dict[int, dict]:
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    proc = sh(*submit, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    job = re.match(r"\d+", proc.stdout.strip())
+    assert job, proc.stdout
+    wait_gone(scheduler, job.group(0))
+    seen = {}
+    for t in tasks:
+        path = tmp_path / f"env.{t}.json"
+        assert path.exists(), f"array task {t} wrote nothing: {sorted(p.name for p in tmp_path.iterdir())}"
+        seen[t] = json.loads(path.read_text())
+        assert seen[t]["array_job_id"] == job.group(0)
+    return seen
+
+
+def test_slurm_array_task_environment(slurm, tmp_path):
+    """A real Slurm array task: its index, rank and size, its job ids and the cpus and memory it got."""
+    wrap = f"exec {shlex.quote(sys.executable)} probe.py {shlex.quote(str(tmp_path))}"
+    seen = probe_array(slurm, tmp_path, ["sbatch", "--parsable", "--array=3-5", "--cpus-per-task=2", "--mem=100M",
+                                         "--time=5", "-o", "slurm-%A_%a.out", "--wrap", wrap], [3, 4, 5])
+    for rank, t in enumerate([3, 4, 5]):
+        job = seen[t]
+        assert (job["scheduler"], job["array_task"], job["rank"], job["size"]) == ("slurm", str(t), rank, 3)
+        assert (job["array_first"], job["array_last"]) == (3, 5)
+        assert job["cpus"] == 2 and job["memory"] == 100 * 1024 * 1024
+        assert job["worker"] == f"slurm:{job['array_job_id']}.{t}"
+        assert job["job_id"].isdigit()  # each array task is a job of its own
+    assert len({job["job_id"] for job in seen.values()}) == 3
+
+
+def test_sge_array_task_environment(sge, tmp_path):
+    """A real SGE array task with a step: index, rank and size, job id, slots and its h_vmem."""
+    seen = probe_array(sge, tmp_path, ["qsub", "-terse", "-N", "envprobe", "-t", "2-6:2", "-cwd", "-V", "-j", "y",
+                                       "-l", "h_vmem=1G", "-b", "y", sys.executable, "probe.py", str(tmp_path)],
+                       [2, 4, 6])
+    for rank, t in enumerate([2, 4, 6]):
+        job = seen[t]
+        assert (job["scheduler"], job["array_task"], job["rank"], job["size"]) == ("sge", str(t), rank, 3)
+        assert (job["array_first"], job["array_last"], job["array_step"]) == (2, 6, 2)
+        assert job["job_id"] == job["array_job_id"] and job["worker"] == f"sge:{job['job_id']}.{t}"
+        assert job["cpus"] == 1 and job["memory"] == 1024 ** 3

@@ -670,3 +670,31 @@ def test_import_jug_refuses_a_folder_jug_did_not_write(tmp_path: Path) -> None:
         (jugdata / name).mkdir(parents=True)
     proc = run_cli("import-jug", jugdata, "jugfile.py", cwd=tmp_path, check=0)
     assert "not finished under jug" in proc.stdout
+
+
+def test_jug_arguments_resolve_like_taskflow_ones():
+    """jug's tasks get their arguments through taskflow's `substitute`: into namedtuples and slices too,
+    with Tasklets and `__jug_value__` objects replaced by their values."""
+    import collections
+
+    from taskflow.jug.task import Task as JugTask
+    from taskflow.jug.task import Tasklet, resolve
+    from taskflow.task import Declarations, activate
+
+    previous = activate(Declarations())
+    try:
+        a, b = JugTask(max, 1, 2), JugTask(min, 3, 4)
+        pair = collections.namedtuple("pair", "x y")
+        results = {a.hash: 2, b.hash: 3}
+
+        class Wrapped:
+            def __jug_value__(self):
+                return "unwrapped"
+
+        got = resolve([pair(a, 7), slice(a, b), {"k": Tasklet(b, lambda v: v * 10)}, Wrapped(), int],
+                      lambda t: results[t.hash])
+    finally:
+        activate(previous)
+    assert got[0] == pair(2, 7) and type(got[0]) is pair
+    assert got[1] == slice(2, 3)
+    assert got[2] == {"k": 30} and got[3] == "unwrapped" and got[4] is int

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import ExitCode
+from ..schedulers import SCHEDULERS
 from .base import _common, _configure_logging, _duration, _handle_errors, _open_store, _store_option, main
 
 SUBMIT_EPILOG = """\b
@@ -44,7 +45,7 @@ Exit codes:
 @click.argument("taskfile", metavar="FILE")
 @click.argument("scheduler_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SCHEDULER ARGS]...")
 @click.option("-n", "--workers", type=click.IntRange(min=1), help="Array tasks, each running one worker.")
-@click.option("--scheduler", type=click.Choice(["auto", "sge", "slurm", "pbs"]),
+@click.option("--scheduler", type=click.Choice(["auto", *sorted(SCHEDULERS)]),
               help="Batch scheduler [default: auto, the one whose commands are on PATH].")
 @click.option("--time", "walltime", metavar="DURATION",
               help="Walltime per worker, e.g. 4h or 1:30:00; the worker stops taking tasks shortly before.")

@@ -1,7 +1,6 @@
 """Running tasks: `taskflow execute` and `taskflow shell`."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -122,16 +121,11 @@ def _run_forked_worker(argv: list[str]) -> int:
 
 def _array_rank() -> tuple[int | None, int | None]:
     """This worker's place in its batch array, to spread the workers' starting points."""
-    env = os.environ
-    for idx, first, last in (("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"),
-                             ("SGE_TASK_ID", "SGE_TASK_FIRST", "SGE_TASK_LAST")):
-        try:
-            i, lo, hi = int(env[idx]), int(env[first]), int(env[last])
-        except (KeyError, ValueError):
-            continue
-        if hi >= lo:
-            return i - lo, hi - lo + 1
-    return None, None
+    from ..schedulers.environment import detect
+
+    job = detect()
+    rank, size = job.array_rank, job.array_size
+    return (rank, size) if rank is not None else (None, None)
 
 
 @main.command(epilog="Exit codes: 0 on exit, 2 the taskfile cannot be loaded.")

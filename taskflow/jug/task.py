@@ -27,7 +27,7 @@ from .. import task as core
 from ..errors import JugFeatureError, TaskDeclarationError
 from ..fingerprint import fingerprint
 from ..jugalias import jug_alias
-from ..results import load_task
+from ..task import load_task
 
 __all__ = ["Task", "Tasklet", "TaskGenerator", "value", "CachedFunction", "iteratetask", "return_tuple",
            "recursive_dependencies", "describe"]
@@ -353,29 +353,18 @@ def _can_load(obj: Any) -> bool:
 
 
 def resolve(obj: Any, lookup: Callable[[core.Task], Any]) -> Any:
-    """`obj` with tasks replaced through `lookup`, as jug gives a task its arguments."""
-    kind = type(obj)
-    if kind in _PLAIN:
-        return obj
-    if isinstance(obj, core.Task):
-        return lookup(obj)
-    if kind is core.TaskElement:
-        return obj.pick(lookup(obj.task), lookup)
-    if kind is list:
-        return [resolve(x, lookup) for x in obj]
-    if kind is tuple:
-        return tuple(resolve(x, lookup) for x in obj)
-    if kind is dict:
-        return {k: resolve(v, lookup) for k, v in obj.items()}
-    if kind is set or kind is frozenset:
-        return kind(resolve(x, lookup) for x in obj)
-    own = getattr(obj, "_resolve", None)
-    if own is not None and not isinstance(obj, type):
-        return own(lookup)
-    jug_value = getattr(obj, "__jug_value__", None)
-    if jug_value is not None and not isinstance(obj, type):
-        return jug_value()
-    return obj
+    """`obj` with tasks replaced through `lookup`, as jug gives a task its arguments: taskflow's
+    `substitute`, which also gives Tasklets, mapped sequences and `__jug_value__` objects their values."""
+    def wrapper(x: Any) -> Any:
+        if isinstance(x, type) or type(x) in _PLAIN:
+            return x
+        own = getattr(x, "_resolve", None)
+        if own is not None:
+            return own(lookup)
+        jug_value = getattr(x, "__jug_value__", None)
+        return x if jug_value is None else jug_value()
+
+    return core.substitute(obj, lookup, wrapper)
 
 
 def value(obj: Any) -> Any:

@@ -1,7 +1,8 @@
 """Batch schedulers: writing a worker job script for one, and submitting it as an array job.
 
 Each scheduler is a `Scheduler` (base.py) in its own module (sge.py, slurm.py,
-pbs.py), listed in `SCHEDULERS` below. Job scripts come from the templates in
+pbs.py), listed in `SCHEDULERS` below; environment.py reads what each tells the
+jobs it runs. Job scripts come from the templates in
 `templates/`, the same ones behind the hand-usable scripts in the
 repository's `scripts/` folder: rendering a template with `ScriptSpec()`
 gives exactly that script, and `taskflow submit` renders it with its options.
@@ -25,8 +26,12 @@ __all__ = ["DEFAULT_LOG_DIR", "DEFAULT_NAME", "DEFAULT_PYTHON", "SCHEDULERS", "S
 
 log = logging.getLogger(__name__)
 
-# The registry: a new scheduler is one module with its Scheduler subclass, and one entry here.
-SCHEDULERS: dict[str, Scheduler] = {s.name: s for s in (PBS(), SGE(), Slurm())}
+# The registry: a new scheduler is one module with its Scheduler subclass, and one line here.
+SCHEDULERS: dict[str, Scheduler] = {s.name: s for s in (
+    PBS(),
+    SGE(),
+    Slurm(),
+)}
 
 
 def get(name: str) -> Scheduler:

@@ -112,6 +112,15 @@ class Scheduler(abc.ABC):
     submit_command: str = ""       # qsub, sbatch
     detect_commands: tuple[str, ...] = ()  # all on PATH: this scheduler is installed
     name_limit: int = 64
+    # resource_lines: each directive with {} for its value; memory in whole gigabytes, else megabytes
+    walltime_directive: str = ""   # {} is HH:MM:SS
+    memory_directive: str = ""
+    memory_units: tuple[str, str] = ("G", "M")
+    queue_directive: str = ""
+    # submit_args and parse_reply: options before the array's, and the job id in the reply
+    submit_flags: tuple[str, ...] = ()
+    reply_pattern: str = ""        # a whole line of the reply; its group 1 is the job id
+    reply_from_end: bool = False   # look from the reply's last line up
 
     def __repr__(self) -> str:
         return f"<scheduler {self.name}>"
@@ -135,9 +144,18 @@ class Scheduler(abc.ABC):
 
     # -- the job script ------------------------------------------------------
 
-    @abc.abstractmethod
     def resource_lines(self, spec: ScriptSpec) -> list[str]:
         """Directives for walltime, memory and queue; empty when none is set."""
+        lines = []
+        if spec.walltime is not None:
+            lines.append(self.walltime_directive.format(format_walltime(spec.walltime)))
+        if spec.memory is not None:
+            gigabytes, megabytes = self.memory_units
+            size = f"{spec.memory // 1024}{gigabytes}" if spec.memory % 1024 == 0 else f"{spec.memory}{megabytes}"
+            lines.append(self.memory_directive.format(size))
+        if spec.queue:
+            lines.append(self.queue_directive.format(spec.queue))
+        return lines
 
     def example_lines(self) -> list[str]:
         """Commented directives shown when no resource is set."""
@@ -168,13 +186,18 @@ class Scheduler(abc.ABC):
     def array_args(self, workers: int) -> list[str]:
         """The submit command's options that make an array of `workers` tasks."""
 
-    @abc.abstractmethod
     def submit_args(self, script: str, workers: int, extra: Sequence[str] = ()) -> list[str]:
         """The command that submits `script` as an array of `workers` tasks (without the program path)."""
+        return [*self.submit_flags, *self.array_args(workers), *extra, script]
 
-    @abc.abstractmethod
     def parse_reply(self, stdout: str) -> str:
         """The job id in the submit command's reply; SchedulerError when there is none."""
+        lines = stdout.splitlines()
+        for line in reversed(lines) if self.reply_from_end else lines:
+            m = re.fullmatch(self.reply_pattern, line)
+            if m:
+                return m.group(1)
+        raise self.unreadable(stdout)
 
     def unreadable(self, stdout: str) -> SchedulerError:
         shown = stdout.strip()[:300] or "(nothing)"

@@ -11,10 +11,10 @@ import logging
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from ..errors import UsageError
-from .base import Scheduler, ScriptSpec, format_walltime
+from .base import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ class PBS(Scheduler):
     submit_command = "qsub"
     detect_commands = ("qsub", "pbsnodes")
     name_limit = 15  # Torque's limit; PBS Pro allows more
+    walltime_directive = "#PBS -l walltime={}"
+    memory_directive = "#PBS -l mem={}"
+    memory_units = ("gb", "mb")
+    queue_directive = "#PBS -q {}"
+    reply_pattern = r"\s*(\d+(\[\])?(\.[\w.-]+)?)\s*"  # "123[].server" for an array, "123.server" for a single job
 
     def is_torque(self, which: Callable[[str], str | None] = shutil.which) -> bool:
         """True for Torque, False for PBS Pro/OpenPBS (also when there is no qsub to ask)."""
@@ -45,31 +50,9 @@ class PBS(Scheduler):
         log.debug("qsub --version says %r: %s", answer.strip(), "Torque" if torque else "PBS Pro")
         return torque
 
-    def resource_lines(self, spec: ScriptSpec) -> list[str]:
-        lines = []
-        if spec.walltime is not None:
-            lines.append(f"#PBS -l walltime={format_walltime(spec.walltime)}")
-        if spec.memory is not None:
-            size = f"{spec.memory // 1024}gb" if spec.memory % 1024 == 0 else f"{spec.memory}mb"
-            lines.append(f"#PBS -l mem={size}")
-        if spec.queue:
-            lines.append(f"#PBS -q {spec.queue}")
-        return lines
-
     def array_args(self, workers: int) -> list[str]:
         if self.is_torque():
             return ["-t", f"1-{workers}"]
         if workers < 2:
             raise UsageError("-n 1: PBS Pro job arrays need at least 2 array tasks; use -n 2 or more")
         return ["-J", f"1-{workers}"]
-
-    def submit_args(self, script: str, workers: int, extra: Sequence[str] = ()) -> list[str]:
-        return [*self.array_args(workers), *extra, script]
-
-    def parse_reply(self, stdout: str) -> str:
-        # "123[].server" for an array, "123.server" for a single job
-        for line in stdout.splitlines():
-            m = re.fullmatch(r"\s*(\d+(\[\])?(\.[\w.-]+)?)\s*", line)
-            if m:
-                return m.group(1)
-        raise self.unreadable(stdout)
