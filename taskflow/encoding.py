@@ -2,18 +2,28 @@
 
     b"TFR1" | u32 header length | JSON header | segment 0 | segment 1 | ...
 
-The header lists the segment lengths, a CRC-32 over all segments, and the
-task's metadata (name, timing, host...). A numpy array (non-object dtype) is
-stored as a .npy header segment plus its raw data, so it is written straight
-from the array's memory and can be memory-mapped back. Anything else is
-pickled with protocol 5, its large buffers (arrays nested in containers)
-written out of band as their own segments; cloudpickle takes over when plain
-pickle cannot (lambdas, closures in results).
+The header names the checksum over all segments, lists the segment lengths,
+and holds the task's metadata (name, timing, host...). It starts with the
+checksum, of fixed width:
 
-Every read is checked against the CRC, so a file torn by a crash or truncated
-by a full disk is caught. CRC-32 runs at about 2 GB/s per core, slower than
-copying to or from the page cache, so large results are checked on several
-cores while they are written or read (see checksum.py).
+    {"checksum":"xxh3_64:<16 hex digits>","kind":...,"segments":[...],"meta":{...}}
+    {"crc32":<decimal, padded to 10 characters>,"kind":...}
+
+The first is what results get where the xxhash package is installed; the
+second, what taskflow wrote before and still writes without xxhash (and what
+older taskflow reads). A "checksum" this taskflow does not know (from a
+newer one) is an error naming the result, not damage: the file is left alone.
+
+A numpy array (non-object dtype) is stored as a .npy header segment plus its
+raw data, so it is written straight from the array's memory and can be
+memory-mapped back. Anything else is pickled with protocol 5, its large
+buffers (arrays nested in containers) written out of band as their own
+segments; cloudpickle takes over when plain pickle cannot (lambdas, closures
+in results).
+
+Every read is checked against the checksum, so a file torn by a crash or
+truncated by a full disk is caught. Large data is checksummed chunk by chunk
+as it is written or read, each chunk while it is in cache (see checksum.py).
 """
 from __future__ import annotations
 
@@ -25,10 +35,10 @@ import pickle
 import re
 import struct
 import sys
-import zlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from . import checksum
+from . import checksum as checksums
 from .stale import reread
 from .errors import CorruptResultError
 
@@ -36,11 +46,13 @@ MAGIC = b"TFR1"
 _PREFIX = struct.Struct("<4sI")
 # Headers are small; read this much first so most results need one read call.
 _FIRST_READ = 64 * 1024
-# Above this size an array result is read straight into place, in chunks that stay in cache.
+# Above this size an array result is read straight into place, in chunks.
 _LARGE = 1 << 20
-_CHUNK = 4 << 20
-# From this size on, the CRC is computed while the data is written.
-_OVERLAP = 4 << 20
+# Large data is read and written, and checksummed, in chunks of this size: small enough to stay
+# in a core's cache between the checksum and the copy (see bench/checksum.py chunks).
+_CHUNK = 1 << 20
+# From this size on, data is checksummed chunk by chunk while it is written.
+_STREAM = 4 << 20
 # One encoder for every header: json.dumps with options builds a new one per call.
 _HEADER_JSON = json.JSONEncoder(separators=(",", ":"))
 
@@ -54,13 +66,41 @@ def _is_plain_array(value: Any) -> bool:
 def _npy_segments(arr) -> tuple[str, list]:
     import numpy as np
 
-    if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
-        arr = np.ascontiguousarray(arr)
     header = np.lib.format.header_data_from_array_1_0(arr)
     buf = io.BytesIO()
     np.lib.format.write_array_header_2_0(buf, header)
     data = arr.T if header["fortran_order"] else arr
-    return "npy", [buf.getvalue(), np.ascontiguousarray(data).data.cast("B")]
+    # A contiguous array is written from its own memory; any other large one is copied chunk by
+    # chunk as it is written (see _c_order_chunks), never into a whole new array.
+    if not data.flags.c_contiguous and data.nbytes < _STREAM:
+        data = np.ascontiguousarray(data)
+    return "npy", [buf.getvalue(), _bytes_of(data) if data.flags.c_contiguous else data]
+
+
+def _bytes_of(arr) -> memoryview:
+    """The memory of a C-contiguous array as bytes (also with a zero in its shape, which cast refuses)."""
+    import numpy as np
+
+    return arr.reshape(-1).view(np.uint8).data
+
+
+def _c_order_chunks(arr, size: int) -> Iterator[memoryview]:
+    """The bytes of a non-contiguous array in C order, as contiguous pieces of about `size` bytes."""
+    import numpy as np
+
+    if arr.ndim == 0 or arr.flags.c_contiguous:
+        whole = _bytes_of(np.ascontiguousarray(arr))
+        for start in range(0, whole.nbytes, size):
+            yield whole[start:start + size]
+        return
+    row = arr[0].nbytes if len(arr) else 0
+    if row > size:
+        for i in range(len(arr)):
+            yield from _c_order_chunks(arr[i], size)
+        return
+    step = max(1, size // max(row, 1))
+    for start in range(0, len(arr), step):
+        yield _bytes_of(np.ascontiguousarray(arr[start:start + step]))
 
 
 def _pickle_segments(value: Any) -> tuple[str, list]:
@@ -81,61 +121,78 @@ def _pickle_segments(value: Any) -> tuple[str, list]:
 class Payload:
     """One result, encoded and ready to be written (more than once if need be).
 
-    Large data is written while other threads compute its CRC-32 (zlib lets
-    go of the GIL), and the header, whose length does not depend on the CRC,
-    goes in last at the start of the file: the file is not in place until it
-    is whole anyway. That hides most of the checksum's cost behind the write.
+    Small results are checksummed, then written in one call. Large data is
+    written chunk by chunk, each chunk checksummed just before it is written,
+    while it is in the CPU's cache: one pass over the data from memory, not
+    one to checksum it and another to write it, and a non-contiguous array is
+    copied one chunk at a time, never as a whole. The header, whose length
+    does not depend on the checksum, goes in last at the start of the file:
+    the file is not in place until it is whole anyway.
+
+    `checksum` is checksum.XXH3 or checksum.CRC32 (what older taskflow
+    writes and reads); by default XXH3 where the xxhash package is installed.
     """
 
-    def __init__(self, value: Any, meta: dict):
+    def __init__(self, value: Any, meta: dict, checksum: str | None = None):
         self.kind, self.segments = _npy_segments(value) if _is_plain_array(value) else _pickle_segments(value)
         self.sizes = [len(seg) if isinstance(seg, bytes) else seg.nbytes for seg in self.segments]
         self.meta = meta
-        self._crc: int | None = None
+        self.checksum = checksum or checksums.preferred()
+        self._digest: int | None = None
 
-    def _head(self, crc: int) -> bytes:
-        # The CRC first and padded to its widest, so the header's length is known before the CRC.
-        header = (f'{{"crc32":{crc:<10d},'.encode()
-                  + _HEADER_JSON.encode({"kind": self.kind, "segments": self.sizes, "meta": self.meta})[1:].encode())
+    def _head(self, digest: int) -> bytes:
+        # The checksum first and of fixed width, so the header's length is known before the checksum.
+        # CRC-32 results keep the header older taskflow writes and reads.
+        rest = _HEADER_JSON.encode({"kind": self.kind, "segments": self.sizes, "meta": self.meta})[1:].encode()
+        if self.checksum == checksums.CRC32:
+            header = f'{{"crc32":{digest:<10d},'.encode() + rest
+        else:
+            header = f'{{"checksum":"{self.checksum}:{digest:016x}",'.encode() + rest
         return _PREFIX.pack(MAGIC, len(header)) + header
 
-    def crc(self) -> int:
-        if self._crc is None:
-            self._crc = _crc_of(self.segments)
-        return self._crc
-
-    def buffers(self) -> list:
-        """The whole file as buffers, in order."""
-        return [self._head(self.crc()), *self.segments]
+    def _chunks(self) -> Iterator[memoryview]:
+        for seg in self.segments:
+            if isinstance(seg, (bytes, memoryview)):
+                view = memoryview(seg)
+                for start in range(0, view.nbytes, _CHUNK):
+                    yield view[start:start + _CHUNK]
+            else:
+                yield from _c_order_chunks(seg, _CHUNK)
 
     def write(self, fd: int) -> int:
         """Write the whole file to `fd`, a new empty file; returns its size."""
-        if self._crc is not None or sum(self.sizes) < _OVERLAP:
-            return write_all(fd, self.buffers())
-        checker = checksum.Parallel()
-        for seg in self.segments:
-            checker.add(seg)
+        total = sum(self.sizes)
+        if total < _STREAM:  # then every segment is bytes or a memoryview (see _npy_segments)
+            if self._digest is None:
+                self._digest = checksums.of(self.checksum, self.segments, "(being written)")
+            return write_all(fd, [self._head(self._digest), *self.segments])
         head_size = len(self._head(0))
-        try:
-            os.lseek(fd, head_size, os.SEEK_SET)
-            size = write_all(fd, self.segments)
-        finally:
-            self._crc = checker.result()
-        head = memoryview(self._head(self._crc))
+        os.lseek(fd, head_size, os.SEEK_SET)
+        if self._digest is None:
+            # CRC-32 is slower than the write: it runs on helper threads meanwhile.
+            check = checksums.checker(self.checksum, "(being written)", parallel=self.checksum == checksums.CRC32)
+            try:
+                for chunk in self._chunks():
+                    check.add(chunk)
+                    write_all(fd, [chunk])
+            finally:
+                digest = check.result()
+            self._digest = digest
+        else:
+            for chunk in self._chunks():
+                write_all(fd, [chunk])
+        head = memoryview(self._head(self._digest))
         written = 0
         while written < head_size:
             written += os.pwrite(fd, head[written:], written)
-        return head_size + size
+        return head_size + total
 
 
-def _crc_of(segments: list) -> int:
-    """CRC-32 of the segments one after another; on several cores when they are large."""
-    if sum(memoryview(seg).nbytes for seg in segments) >= _OVERLAP:
-        return checksum.crc32(segments)
-    crc = 0
-    for seg in segments:
-        crc = zlib.crc32(seg, crc)
-    return crc
+def _check(header: Header, segments: list) -> None:
+    """Raise CorruptResultError unless the segments match the header's checksum."""
+    large = sum(memoryview(seg).nbytes for seg in segments) >= _STREAM
+    if checksums.of(header.checksum, segments, header.path, parallel=large) != header.digest:
+        raise CorruptResultError(header.path, "checksum mismatch (the file was altered or torn)")
 
 
 def write_all(fd: int, buffers: list) -> int:
@@ -164,18 +221,24 @@ def write_all(fd: int, buffers: list) -> int:
 
 # What our own writer puts first (see Payload._head), read without a JSON parser:
 # loading a small result otherwise spends a third of its time parsing metadata it drops.
-_FIXED_HEAD = re.compile(rb'\{"crc32":(\d+) *,"kind":"(\w+)","segments":\[([0-9,]*)\],"meta":')
+_FIXED_HEAD = re.compile(rb'\{(?:"crc32":(\d+) *|"checksum":"([^"\\]+)"),"kind":"(\w+)","segments":\[([0-9,]*)\],'
+                         rb'"meta":')
 
 
 class Header:
-    """A result's header: what the data needs, and the task's metadata, parsed when asked for."""
+    """A result's header: what the data needs, and the task's metadata, parsed when asked for.
 
-    __slots__ = ("crc32", "kind", "segments", "path", "_meta_json", "_meta")
+    `checksum` names the algorithm (checksum.CRC32, checksum.XXH3 or one this taskflow does not
+    know), `digest` is its value (None for an unknown algorithm).
+    """
 
-    def __init__(self, path: str, crc32: int, kind: str, segments: list[int], meta_json: bytes = b"",
-                 meta: dict | None = None):
+    __slots__ = ("checksum", "digest", "kind", "segments", "path", "_meta_json", "_meta")
+
+    def __init__(self, path: str, checksum: str, digest: int | None, kind: str, segments: list[int],
+                 meta_json: bytes = b"", meta: dict | None = None):
         self.path = path
-        self.crc32 = crc32
+        self.checksum = checksum
+        self.digest = digest
         self.kind = kind
         self.segments = segments
         self._meta_json = meta_json
@@ -207,11 +270,15 @@ def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[Head
     fixed = _FIXED_HEAD.match(raw)
     try:
         if fixed is not None:
-            header = Header(path, int(fixed[1]), fixed[2].decode(),
-                            [int(n) for n in fixed[3].split(b",") if n], raw[fixed.end():])
+            algorithm, digest = _checksum_field(fixed[2].decode()) if fixed[1] is None \
+                else (checksums.CRC32, int(fixed[1]))
+            header = Header(path, algorithm, digest, fixed[3].decode(),
+                            [int(n) for n in fixed[4].split(b",") if n], raw[fixed.end():])
         else:
             parsed = json.loads(raw)
-            header = Header(path, int(parsed["crc32"]), str(parsed["kind"]), [int(n) for n in parsed["segments"]],
+            algorithm, digest = _checksum_field(str(parsed["checksum"])) if "checksum" in parsed \
+                else (checksums.CRC32, int(parsed["crc32"]))
+            header = Header(path, algorithm, digest, str(parsed["kind"]), [int(n) for n in parsed["segments"]],
                             meta=parsed["meta"])
         expected = end + sum(header.segments)
     except (ValueError, KeyError, TypeError):
@@ -219,6 +286,16 @@ def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[Head
     if expected != size:
         raise CorruptResultError(path, f"length is {size} bytes, header says {expected} (truncated or torn write)")
     return header, end
+
+
+def _checksum_field(field: str) -> tuple[str, int | None]:
+    """(algorithm, digest) of a header's "checksum": "<algorithm>:<hex digits>"."""
+    algorithm, digits = field.split(":")  # ValueError (an unreadable header) unless exactly one colon
+    if algorithm != checksums.XXH3:
+        return algorithm, None  # unknown here: checking it says so, naming the result
+    if len(digits) != 16:
+        raise ValueError(f"{algorithm} digest of {len(digits)} digits")
+    return algorithm, int(digits, 16)
 
 
 def _read_head(f: BinaryIO, path: str, size: int) -> tuple[bytes, Header, int]:
@@ -256,7 +333,8 @@ def drop_cache(fd: int) -> None:
 def verify(path: str, fresh: bool = False) -> None:
     """Check a result's header, length and CRC without decoding it.
 
-    Raises CorruptResultError when damaged, FileNotFoundError when absent.
+    Raises CorruptResultError when damaged, FileNotFoundError when absent, StoreError when its
+    checksum is one this taskflow cannot compute (see checksum.checker).
     Reads in chunks, so checking a large array costs no more memory than a chunk.
     With `fresh`, cached pages are dropped first (see drop_cache).
     """
@@ -264,14 +342,15 @@ def verify(path: str, fresh: bool = False) -> None:
         if fresh:
             drop_cache(f.fileno())
         first, header, offset = _read_head(f, path, os.fstat(f.fileno()).st_size)
-        crc = zlib.crc32(memoryview(first)[offset:])
+        check = checksums.checker(header.checksum, path)
+        check.add(memoryview(first)[offset:])
         chunk = memoryview(bytearray(_CHUNK))
         while True:
             n = f.readinto(chunk)
             if not n:
                 break
-            crc = zlib.crc32(chunk[:n], crc)
-    if crc != header.crc32:
+            check.add(chunk[:n])
+    if check.result() != header.digest:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
 
 
@@ -318,8 +397,10 @@ def _load(path: str, mmap: bool, fresh: bool = False) -> tuple[Any, Header]:
     for n in header.segments:
         segments.append(buf[offset:offset + n])
         offset += n
-    if not mmap and _crc_of(segments) != header.crc32:
-        raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
+    if not mmap:
+        _check(header, segments)
+    elif header.checksum not in (checksums.CRC32, checksums.XXH3):
+        checksums.checker(header.checksum, path)  # a newer format: say so rather than guess at its data
     try:
         value = _decode(header.kind, segments)
     except CorruptResultError:
@@ -377,23 +458,25 @@ def _load_large_array(f: io.FileIO, path: str, size: int) -> tuple[Any, Header] 
         raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
     if count * dtype.itemsize != data_size:
         raise CorruptResultError(path, "array header does not match the data length")
+    # CRC-32 is slower than the read: it runs on helper threads meanwhile. XXH3 is not, and checks
+    # each chunk right after the read put it in cache.
+    check = checksums.checker(header.checksum, path, parallel=header.checksum == checksums.CRC32)
     flat = np.empty(data_size, dtype=np.uint8)
     target = flat.data
-    checker = checksum.Parallel()
-    checker.add(npy_header)
+    check.add(npy_header)
     have = first[offset + npy_size:]
     target[:len(have)] = have
     pos = len(have)
     try:
-        checker.add(target[:pos])
+        check.add(target[:pos])
         while pos < data_size:
             chunk = target[pos:pos + _CHUNK]
             _read_exactly(f, chunk, path)
-            checker.add(chunk)  # checked on other cores while the next chunk is read
+            check.add(chunk)
             pos += len(chunk)
     finally:
-        crc = checker.result()
-    if crc != header.crc32:
+        digest = check.result()
+    if digest != header.digest:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
     return flat.view(dtype).reshape(shape, order="F" if fortran else "C"), header
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import Done, Executor, Failure, InputGone, Job, run_task
+from .base import Done, Executor, Failure, InputGone, InputUnreadable, Job, run_task
 from .local import LocalExecutor
 
 DEFAULT = "local"
@@ -19,5 +19,5 @@ def executor_class(name: str) -> type[Executor]:
         raise UsageError(f"unknown executor {name!r} (known: {', '.join(sorted(EXECUTORS))})") from None
 
 
-__all__ = ["DEFAULT", "EXECUTORS", "Done", "Executor", "Failure", "InputGone", "Job", "LocalExecutor",
-           "executor_class", "run_task"]
+__all__ = ["DEFAULT", "EXECUTORS", "Done", "Executor", "Failure", "InputGone", "InputUnreadable", "Job",
+           "LocalExecutor", "executor_class", "run_task"]

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from ..errors import StoreError
 from ..memory import task_peak_bytes
 from ..signals import Signals, Terminated
 from ..task import Task
@@ -31,11 +32,21 @@ class InputGone(Exception):
         self.task_hash = task_hash
 
 
+class InputUnreadable(Exception):
+    """Raised by a job's `inputs` when this installation cannot read an input's result (a checksum it
+    cannot compute): the environment's fault, not the task's. `run_task` raises `error` instead of
+    returning a failure, which stops the worker."""
+
+    def __init__(self, error: StoreError):
+        super().__init__(error)
+        self.error = error
+
+
 class Job:
     """A ready task whose claim this worker holds, and how to get its inputs.
 
     `inputs` is either a function returning the value of one of the task's
-    dependencies (it may raise InputGone), or a mapping from each
+    dependencies (it may raise InputGone or InputUnreadable), or a mapping from each
     dependency's hash to its value.
     """
 
@@ -92,7 +103,8 @@ def run_task(task: Task, inputs: Inputs, signals: Signals | None = None) -> Done
     the arguments name it. With `signals`, SIGINT and SIGTERM raise
     KeyboardInterrupt and Terminated while the task runs (see
     taskflow.signals); those two propagate, whatever else the task raises
-    (SystemExit included) is its failure.
+    (SystemExit included) is its failure, except an input that cannot be
+    read (InputUnreadable), whose StoreError propagates too.
     """
     if callable(inputs):
         lookup = inputs
@@ -114,6 +126,8 @@ def run_task(task: Task, inputs: Inputs, signals: Signals | None = None) -> Done
         seconds = time.monotonic() - t0
     except InputGone as e:
         return Done(task, started, gone=e.task_hash)
+    except InputUnreadable as e:
+        raise e.error from None
     except (KeyboardInterrupt, Terminated):
         raise
     except BaseException as e:  # a task's SystemExit is the task failing
@@ -134,8 +148,10 @@ class Executor(ABC):
       with what `complete` returns. A job's failure comes back as a Done
       with `failure` set, never as an exception out of `complete`.
     - KeyboardInterrupt and Terminated (SIGINT and SIGTERM, see
-      taskflow.signals) propagate out of `submit` and `complete`; the
-      worker then gives back the claims of every job not yet returned.
+      taskflow.signals) propagate out of `submit` and `complete`, and so
+      does the StoreError of an input that cannot be read
+      (InputUnreadable); the worker then gives back the claims of every
+      job not yet returned.
     - One executor serves one pass of a worker over a graph (a barrier
       makes several), and `close` ends it, also when the pass ends on an
       exception.

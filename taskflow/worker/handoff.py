@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import CorruptResultError
-from ..executors import InputGone
+from ..errors import CorruptResultError, StoreError
+from ..executors import InputGone, InputUnreadable
 from ..task import Task
 from .refresh import Refresh
 
@@ -28,6 +28,8 @@ class Handoff(Refresh):
             result = self.store.load_value(task.hash)
         except FileNotFoundError:
             raise InputGone(task.hash) from None
+        except StoreError as e:
+            raise InputUnreadable(e) from None
         except CorruptResultError as e:
             try:
                 # This client's cache may hold pages of a file another client replaced.

@@ -5,7 +5,8 @@ import pickle
 
 import pytest
 
-from taskflow.executors import Done, InputGone, run_task
+from taskflow.errors import StoreError
+from taskflow.executors import Done, InputGone, InputUnreadable, run_task
 from taskflow.signals import Terminated
 from taskflow.task import Declarations, Task, activate
 
@@ -90,6 +91,16 @@ def test_an_input_that_vanished_comes_back_as_gone():
 
     done = run_task(Task(add, dep, 1), inputs)
     assert done.gone == dep.hash and done.failure is None and done.value is None
+
+
+def test_an_input_this_installation_cannot_read_stops_the_worker_instead_of_failing_the_task():
+    dep = Task(one)
+
+    def inputs(d):
+        raise InputUnreadable(StoreError("cannot check the xxh3 checksum of result x: xxhash is not installed"))
+
+    with pytest.raises(StoreError, match="xxhash is not installed"):
+        run_task(Task(add, dep, 1), inputs)
 
 
 @pytest.mark.parametrize("f, raised", [(interrupt, KeyboardInterrupt), (terminate, Terminated)])
