@@ -194,21 +194,24 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
             if lags is not None and lags.race is not None:
                 checks.insert(1, race_check("create between clients", lags.race, 2 * doctor_peer.PEER_RACERS,
                                             doctor_peer.RACE_ROUNDS, f" on two clients (this one and {lags.peer})"))
-        lag_from = HOST
-        if lag is None and lags is None:
-            # A run on one node must not forget what a run on two measured before.
-            kept = _kept_lag(fsneeds.read_needs(store))
-            if kept is not None:
-                lag, lag_from = kept
-                checks[-1].figure += f"; keeping the {_seconds(lag)} measured from {lag_from} before"
-                checks[-1].data["kept_lag"] = lag
-        check, need = lease_check(lease, clock.granularity, lag)
-        checks.append(check)
-        needs = {"granularity": clock.granularity, "whole_seconds": clock.whole_seconds, "lag": lag,
-                 "lag_measured_on": lag_from if lag is not None else None,
-                 "min_lease": need, "offset": clock.offset, "measured_on": HOST, "time": time.time(),
-                 "by": f"taskflow {__version__}"}
-        fsneeds.write_needs(store, needs)
+        measured = lag
+
+        def record(previous: dict | None) -> dict:
+            lag, lag_from = measured, HOST
+            if lag is None and lags is None:
+                # A run on one node must not forget what a run on two measured before.
+                kept = _kept_lag(previous)
+                if kept is not None:
+                    lag, lag_from = kept
+                    checks[-1].figure += f"; keeping the {_seconds(lag)} measured from {lag_from} before"
+                    checks[-1].data["kept_lag"] = lag
+            check, need = lease_check(lease, clock.granularity, lag)
+            checks.append(check)
+            return {"granularity": clock.granularity, "whole_seconds": clock.whole_seconds, "lag": lag,
+                    "lag_measured_on": lag_from if lag is not None else None,
+                    "min_lease": need, "offset": clock.offset, "measured_on": HOST, "time": time.time(),
+                    "by": f"taskflow {__version__}"}
+        needs = fsneeds.update_needs(store, record)
     except OSError as e:
         where = e.filename or store.path
         raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e

@@ -12,6 +12,16 @@ Doctor records its figures in STORE/doctor.json so that `execute` can warn
 when a lease is too short for the store. Without that record `execute` learns
 the granularity alone, from the mtime of the store's marker file (a stat per
 run, none per task): whole-second stamps mean a granularity of a second.
+
+A doctor that measured no cache lag keeps the lag an earlier doctor on two
+nodes measured: it reads the record, then replaces it. Doctors on several
+nodes may finish at once, so that read and write are one critical section,
+under a lease in STORE/doctor.json.lock (filelock's SoftFileLease: exclusive
+create; a holder killed inside the section is taken over once its marker
+went unrenewed for LOCK_LEASE on the taker's own clock, but only where the
+filesystem can exchange two names, renameat2(RENAME_EXCHANGE): elsewhere, as
+through sshfs, such a lock stays until removed, and the next doctor says so
+after LOCK_WAIT). Readers take no lock: the write is atomic.
 """
 from __future__ import annotations
 
@@ -19,13 +29,20 @@ import json
 import logging
 import math
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
+from .errors import StoreAccessError
 from .store import MARKER, Store
 
 log = logging.getLogger(__name__)
 
 NEEDS_FILE = "doctor.json"
+LOCK_FILE = "doctor.json.lock"
+# The section lasts milliseconds: a lease this long is only ever waited out after a holder was killed in it.
+LOCK_LEASE = 10.0
+LOCK_WAIT = 6 * LOCK_LEASE
 # Above the floor of 4/3 (granularity + lag): room for scheduling jitter and hiccups.
 MARGIN = 1.5
 SMALLEST_LEASE = 1.0
@@ -61,6 +78,37 @@ def read_needs(store: Store) -> dict | None:
 def write_needs(store: Store, record: dict[str, Any]) -> None:
     """Record doctor's figures (atomically: readers see the old record or the new one)."""
     store.write_atomic(needs_path(store), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+
+
+def update_needs(store: Store, change: Callable[[dict | None], dict[str, Any]]) -> dict[str, Any]:
+    """Replace the record by `change(previous record or None)`, with no other update in between."""
+    import filelock  # here: `execute` reads the record through this module, and needs no lock
+
+    path = os.path.join(store.path, LOCK_FILE)
+    lease = filelock.SoftFileLease(path, lease_duration=LOCK_LEASE, poll_interval=0.02)
+    deadline = time.monotonic() + LOCK_WAIT
+    held_up = StoreAccessError(f"{path}: held by another `taskflow doctor` for over {LOCK_WAIT:g} s, or left by "
+                               f"one that was killed; remove it if no doctor runs on this store", path=path)
+    while True:
+        try:
+            lease.acquire(timeout=max(0.0, deadline - time.monotonic()))
+            break
+        except filelock.Timeout:
+            raise held_up from None
+        except PermissionError:
+            # sshfs answers an exclusive create that lost the race with EPERM (SFTP v3 has no
+            # "exists"), which filelock takes for a real error: the lock is held, wait as for any.
+            if not os.path.lexists(path):
+                raise
+            if time.monotonic() > deadline:
+                raise held_up from None
+            time.sleep(0.02)
+    try:
+        record = change(read_needs(store))
+        write_needs(store, record)
+    finally:
+        lease.release()
+    return record
 
 
 def _marker_granularity(store: Store) -> float | None:
