@@ -174,7 +174,7 @@ if block:
     sys.meta_path.insert(0, Blocker())
 import numpy as np
 from taskflow import encoding
-from taskflow.store import Store
+from taskflow.stores import open_store as Store
 
 what, folder, mb, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 

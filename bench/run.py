@@ -340,7 +340,7 @@ class Bench:
         """
         if not self.args.precreate_store:
             return
-        code = "import sys; from taskflow.store import Store; Store(sys.argv[1]).ensure()"
+        code = "import sys; from taskflow.stores import open_store; open_store(sys.argv[1]).ensure()"
         subprocess.run([self.python, "-c", code, self.store_of("taskflow", taskfile)], check=True, env=self.env)
 
     def execute(self, tool: str, taskfile: str, workers: int = 1, quiet: bool = False, fsync: bool = False) -> float:

@@ -1,27 +1,19 @@
 """Cleanup: remove stale claims, leftover temp files, and results no task produces.
 
 Nothing here ever removes a live claim: a claim is removed only after it was
-judged stale and only if it is still the very file that was judged (see
-`Leases.remove_stale`).
+judged stale and only if it is still exactly what was judged (see
+`Claims.remove_stale`). What dead writers left is the store's to judge
+(`Store.leftovers`).
 """
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import confirm
 from .errors import UsageError
-from .lease import (Leases, gone_from_here, on_this_host, read_owner, writer_gone_from_here,
-                    writer_of_this_host)
-from .store import HOST, Store, remove_file
+from .stores.base import Store
 from .task import Task
-
-# Temp files of writers on other hosts are removed only when this old: a write
-# in progress on a slow filesystem must never lose its file.
-FOREIGN_TMP_AGE = 24 * 3600.0
-
 
 @dataclass
 class Removed:
@@ -56,65 +48,30 @@ class Removed:
         return [f"{verb} {len(found)} {what}" for found, what in kinds if found]
 
 
-def _leftover_is_dead(leases: Leases, path: str) -> str | None:
-    """Why `path` (locks/<hash>.<kind>.<token>) may go, or None while it may still be in use.
-
-    It holds a claim's record: the moved claim itself (.released., .stale.) or the
-    taker's (.takeover.). Its process gone from this host, nobody can still act on
-    it; still running here, it may (a worker frozen mid-release puts a moved claim
-    back); from other hosts, or unreadable, only age tells.
-    """
-    owner = read_owner(path)
-    if owner is None:
-        return None
-    if gone_from_here(owner):
-        return f"process {owner['pid']} on {HOST} is gone"
-    if on_this_host(owner):
-        return None
-    try:
-        age = leases.fs_now() - os.stat(path).st_mtime
-    except FileNotFoundError:
-        return None
-    return f"untouched for {age / 3600:.0f}h" if age > FOREIGN_TMP_AGE else None
-
-
 def remove_stale_locks(store: Store, dry_run: bool = False) -> Removed:
     removed = Removed()
-    leases = Leases(store)
+    claims = store.claims()
     try:
-        for name in store.lock_names():
-            if "." in name:  # a takeover or a release in progress, or the leftover of one cut short
-                path = os.path.join(store.locks_dir, name)
-                why = _leftover_is_dead(leases, path)
-                if why is not None:
-                    if dry_run or remove_file(path):
-                        removed.leftovers.append(f"{name} ({why})")
-                continue
-            info = leases.inspect(name)
+        for h in sorted(claims.claimed()):
+            info = claims.inspect(h)
             if info is None:
                 continue
             if not info.stale:
-                removed.kept_live.append(name)
+                removed.kept_live.append(h)
                 continue
-            if dry_run or leases.remove_stale(info):
-                removed.stale_locks.append(f"{name} ({info.owner.get('worker', 'unknown owner')}: {info.reason})")
+            if dry_run or claims.remove_stale(info):
+                removed.stale_locks.append(f"{h} ({info.owner.get('worker', 'unknown owner')}: {info.reason})")
     finally:
-        leases.close()
+        claims.close()
+    # What takeovers and releases cut short left beside the claims.
+    _remove_leftovers(store, "claim", removed.leftovers, dry_run)
     return removed
 
 
-def _tmp_is_dead(store: Store, entry: os.DirEntry, fs_now: float) -> bool:
-    # Temp names are <label>.<host>.<pid>.<random>; host names may contain dots.
-    parts = entry.name.rsplit(".", 2)
-    if len(parts) == 3:
-        head, pid, _ = parts
-        host = HOST if head.endswith("." + HOST) else head  # the label before it may hold dots
-        if writer_of_this_host(host, pid):
-            return writer_gone_from_here(host, pid)
-    try:
-        return fs_now - entry.stat().st_mtime > FOREIGN_TMP_AGE
-    except FileNotFoundError:
-        return False
+def _remove_leftovers(store: Store, kind: str, found: list[str], dry_run: bool) -> None:
+    for leftover in store.leftovers(kind):
+        if dry_run or store.remove_leftover(leftover):
+            found.append(leftover.label)
 
 
 def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool = False,
@@ -137,7 +94,7 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
         if dry_run or store.remove_failure(h):
             removed.failures.append(h)
     for h in sorted(store.suspect_hashes() - known - live):
-        if dry_run or remove_file(os.path.join(store.suspect_dir, h)):
+        if dry_run or store.unmark_suspect(h):
             removed.suspects.append(h)
     if removed.results:
         # A record of another graph may name results removed above: a sign that lies would make
@@ -145,47 +102,12 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
         # Records name graphs by a digest only, so every other one goes (those of the parts of
         # this graph above a barrier too: the next execute writes them again).
         ours = confirm.digest(t.hash for t in tasks)
-        for name in sorted(_names(store.complete_dir) - {ours}):
-            if dry_run or remove_file(os.path.join(store.complete_dir, name)):
+        for name in sorted(store.complete_digests() - {ours}):
+            if dry_run or store.forget_complete(name):
                 removed.records.append(name)
-    leases = Leases(store)
-    try:
-        fs_now = leases.fs_now()
-    finally:
-        leases.close()
-    for entry in list(store.tmp_files()):
-        if _tmp_is_dead(store, entry, fs_now) and (dry_run or remove_file(entry.path)):
-            removed.tmp.append(entry.path)
-    # Clock files and journals of workers that died (a worker removes its own when it stops).
-    for folder, found in ((store.clock_dir, removed.clock_files), (store.done_dir, removed.journals)):
-        try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
-            continue
-        for entry in entries:
-            if _tmp_is_dead(store, entry, fs_now) and (dry_run or remove_file(entry.path)):
-                found.append(entry.path)
-    # A doctor removes its scratch folder on its way out, unless killed with kill -9.
-    doctor_dir = os.path.join(store.path, "doctor")
-    try:
-        entries = list(os.scandir(doctor_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        entries = []
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False) and _tmp_is_dead(store, entry, fs_now):
-            if not dry_run:
-                shutil.rmtree(entry.path, ignore_errors=True)
-            removed.doctor.append(entry.path)
-    if removed.doctor and not dry_run:
-        try:
-            os.rmdir(doctor_dir)
-        except OSError:
-            pass  # a running doctor's folder is in it
+    # Temp files, clock files and journals of writers that died (a worker removes its own when it
+    # stops), and scratch folders of doctors killed with kill -9.
+    for kind, found in (("tmp", removed.tmp), ("clock", removed.clock_files), ("journal", removed.journals),
+                        ("doctor", removed.doctor)):
+        _remove_leftovers(store, kind, found, dry_run)
     return removed
-
-
-def _names(folder: str) -> set[str]:
-    try:
-        return set(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return set()

@@ -8,7 +8,7 @@ exists is confirmed by opening it, one open per such result. The signs:
 
 - a listed result whose input is not listed: an input is in place before
   anything is computed from it;
-- a journal of finished work (see journal.py) naming it;
+- a journal of finished work (`Store.journaled`) naming it;
 - a record `complete/<digest>` that a worker wrote after it saw, by one
   listing and an open per result that listing lacked, every task of this
   graph finished (the digest names the graph: the hashes of its tasks).
@@ -19,18 +19,12 @@ missing result: one open of the record (absent) and a listing of `done/`.
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
-import os
 import time
 from collections.abc import Iterable, Sequence
 
-from .journal import journaled
-from .stale import reread
-from .store import HOST, Store, process, remove_file
+from .stores.base import Store
+from .stores.identity import HOST, process
 from .task import Task
-
-log = logging.getLogger(__name__)
 
 
 def digest(hashes: Iterable[str]) -> str:
@@ -38,41 +32,22 @@ def digest(hashes: Iterable[str]) -> str:
     return hashlib.blake2b("".join(hashes).encode("ascii"), digest_size=16).hexdigest()
 
 
-def record_path(store: Store, hashes: Iterable[str]) -> str:
-    return os.path.join(store.complete_dir, digest(hashes))
-
-
 def record_complete(store: Store, hashes: Sequence[str], worker: str) -> None:
     """Note that every task of this graph was seen finished; a hint, so a failing write is only logged."""
-    path = record_path(store, hashes)
-    try:
-        if os.path.exists(path):
-            return
-        os.makedirs(store.complete_dir, exist_ok=True)
-        store.write_atomic(path, json.dumps({"tasks": len(hashes), "host": HOST, "pid": process.pid,
-                                             "worker": worker, "time": time.time()}).encode())
-    except OSError as e:
-        log.debug("cannot write %s: %s", path, e)
+    store.record_complete(digest(hashes), {"tasks": len(hashes), "host": HOST, "pid": process.pid,
+                                           "worker": worker, "time": time.time()})
 
 
 def complete_recorded(store: Store, hashes: Iterable[str]) -> bool:
-    """Whether a worker recorded this graph as finished (opened by name, which revalidates this
+    """Whether a worker recorded this graph as finished (looked up by name, which revalidates this
     client's cache of it)."""
-    try:
-        _open(record_path(store, hashes))
-        return True
-    except OSError:
-        return False
+    return store.complete_recorded(digest(hashes))
 
 
 def forget_complete(store: Store) -> None:
     """Drop every completion record: results were removed on purpose."""
-    try:
-        names = os.listdir(store.complete_dir)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in names:
-        remove_file(os.path.join(store.complete_dir, name))
+    for name in store.complete_digests():
+        store.forget_complete(name)
 
 
 def hinted(store: Store, tasks: Sequence[Task], finished: set[str], confirm: bool = True) -> set[str]:
@@ -82,10 +57,10 @@ def hinted(store: Store, tasks: Sequence[Task], finished: set[str], confirm: boo
     (status) look the record up in one listing of complete/, and look no further when neither
     the listing nor complete/ holds anything.
     """
-    names: list[str] = []
+    names: set[str] = set()
     if not confirm:
         try:
-            names = os.listdir(store.complete_dir)
+            names = store.complete_digests()
         except OSError:
             pass
         if not finished and not names:
@@ -99,7 +74,7 @@ def hinted(store: Store, tasks: Sequence[Task], finished: set[str], confirm: boo
             if t.deps and t.hash in finished:
                 signs.update(d.hash for d in t.deps if d.hash in lacking)
     if confirm:
-        signs |= journaled(store) & lacking
+        signs |= store.journaled() & lacking
     if len(signs) < len(lacking):
         if confirm:
             recorded = complete_recorded(store, (t.hash for t in tasks))
@@ -111,17 +86,6 @@ def hinted(store: Store, tasks: Sequence[Task], finished: set[str], confirm: boo
 
 
 def present(store: Store, hashes: Iterable[str]) -> set[str]:
-    """Those of `hashes` whose result opens: an open revalidates this client's cache of the name."""
-    found = set()
-    for task_hash in hashes:
-        try:
-            _open(store.result_path(task_hash))
-        except OSError:
-            continue
-        found.add(task_hash)
-    return found
-
-
-@reread  # a result replaced through another client may answer ESTALE: it is there all the same
-def _open(path: str) -> None:
-    os.close(os.open(path, os.O_RDONLY))
+    """Those of `hashes` whose result is there, each looked up by name (which revalidates this
+    client's cache of it)."""
+    return store.present(hashes)

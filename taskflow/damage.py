@@ -8,9 +8,9 @@ of a file that another client has replaced). So whoever finds one:
 - otherwise marks it suspect, `suspect/<hash>` (a small JSON record: what was
   wrong, who found it, when). `status`, `check` and `wait` count a suspect
   result as missing, with one listing of `suspect/`, never a look per result;
-- only `execute` and `check --verify` move a damaged result aside, to
-  `damaged/<hash>.<host>.<pid>.<random>`, where a human can look at it; it is
-  then missing, and the next `execute` computes it again.
+- only `execute` and `check --verify` move a damaged result aside (the folder
+  store: to `damaged/<hash>.<host>.<pid>.<random>`), where a human can look at
+  it; it is then missing, and the next `execute` computes it again.
 
 The next `execute` checks every suspect result of its graph again from a
 fresh open: intact (the reader saw stale pages), the mark is dropped;
@@ -20,14 +20,12 @@ mark at worst costs one more check.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 
-from . import encoding
 from .errors import CorruptResultError
-from .store import HOST, Store, process, remove_file
+from .stores.base import Store
+from .stores.identity import HOST, process
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +34,13 @@ def execute_hint(store: Store) -> str:
     return f"run `taskflow execute {store.taskfile or 'FILE'}`"
 
 
-def recheck(store: Store, task_hash: str, path: str | None = None) -> str | None:
+def recheck(store: Store, task_hash: str) -> str | None:
     """Why the result is damaged after a fresh read, or None if it reads intact.
 
     FileNotFoundError when it is absent.
     """
     try:
-        encoding.verify(path or store.result_path(task_hash), fresh=True)
+        store.verify_result(task_hash, fresh=True)
     except CorruptResultError as e:
         return e.reason
     return None
@@ -53,21 +51,19 @@ def mark(store: Store, task_hash: str, name: str, reason: str) -> bool:
     cannot be written."""
     record = {"name": name, "hash": task_hash, "reason": reason, "host": HOST, "pid": process.pid,
               "time": time.time()}
-    path = os.path.join(store.suspect_dir, task_hash)
     try:
-        # Made on first use, so that writing the mark does not report it as a vanished folder.
-        os.makedirs(store.suspect_dir, exist_ok=True)
-        store.write_atomic(path, json.dumps(record).encode())
+        store.mark_suspect(task_hash, record)
     except OSError as e:
         log.warning("cannot mark the damaged result of %s (%s) for recomputation (%s: %s); it counts as "
                     "finished until `taskflow execute %s --verify` runs where the store can be written",
-                    name, task_hash[:12], e.filename or path, e.strerror or e, store.taskfile or "FILE")
+                    name, task_hash[:12], e.filename or store.location("suspect", task_hash),
+                    e.strerror or e, store.taskfile or "FILE")
         return False
     return True
 
 
 def unmark(store: Store, task_hash: str) -> None:
-    remove_file(os.path.join(store.suspect_dir, task_hash))
+    store.unmark_suspect(task_hash)
 
 
 def found(store: Store, task_hash: str, name: str, error: CorruptResultError) -> CorruptResultError:
@@ -83,51 +79,6 @@ def found(store: Store, task_hash: str, name: str, error: CorruptResultError) ->
 
 
 def move_aside(store: Store, task_hash: str) -> str | None:
-    """Move a damaged result to damaged/; the path it went to, or None if there was nothing to move.
-
-    Checked again from a fresh open first, so a result that only looked
-    damaged through this client's cache stays. Racing movers each move what
-    is at the result's path; one that moved a result computed again meanwhile
-    (intact) puts it back. The suspect mark, if any, is dropped once the
-    result is gone. OSError when the store cannot be written.
-    """
-    final = store.result_path(task_hash)
-    try:
-        if recheck(store, task_hash) is None:
-            unmark(store, task_hash)
-            return None
-    except FileNotFoundError:
-        unmark(store, task_hash)
-        return None
-    moved = os.path.join(store.damaged_dir, f"{task_hash}.{HOST}.{process.pid}.{process.unique()}")
-    try:
-        try:
-            os.rename(final, moved)
-        except FileNotFoundError:
-            if os.path.isdir(store.damaged_dir):
-                unmark(store, task_hash)
-                return None  # another worker moved it first
-            os.makedirs(store.damaged_dir, exist_ok=True)
-            os.rename(final, moved)
-    except FileNotFoundError:
-        unmark(store, task_hash)
-        return None
-    try:
-        intact = recheck(store, task_hash, moved) is None
-    except FileNotFoundError:
-        intact = False
-    if intact:
-        # Computed again by someone else between the check and the rename: give it back.
-        try:
-            os.link(moved, final)
-            os.unlink(moved)
-        except FileExistsError:
-            os.unlink(moved)  # a newer result is in place already
-        except OSError:
-            # No hard links here (some FUSE filesystems): a rename may replace a newer result,
-            # which is as intact as this one and of the same task.
-            os.rename(moved, final)
-        unmark(store, task_hash)
-        return None
-    unmark(store, task_hash)
-    return moved
+    """Move a damaged result aside (see `Store.move_aside`); where it went, or None if it reads
+    intact from a fresh open or was not there."""
+    return store.move_aside(task_hash)

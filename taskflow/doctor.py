@@ -35,7 +35,9 @@ from ._version import __version__
 from .doctor_checks import (NOTE, OK, RACERS, ROUNDS, SKIP, UNSAFE, Check, check_exclusive_create, check_link,
                             check_rename, check_tmpfile, race_check)
 from .errors import StoreAccessError, UsageError
-from .store import HOST, Store, process
+from .stores.base import Store
+from .stores.folder import FolderStore, require_folder
+from .stores.identity import HOST, process
 
 
 @dataclass
@@ -171,8 +173,9 @@ def diagnose(store: Store, lease: float, peer: bool = False, peer_path: str | No
     `peer`: meet another `taskflow doctor --peer` on this store (another node)
     to measure cache lag; `peer_path`: another path to the store's folder, as
     a second client sees it, looked through by a thread of this process.
-    Raises StoreAccessError when the store cannot be written.
+    Raises StoreAccessError when the store cannot be written, UsageError when it is not a folder store.
     """
+    store = require_folder(store, "taskflow doctor")
     try:
         store.ensure()
         with scratch(store.path) as folder:
@@ -235,7 +238,7 @@ def _visible(path: str, peer_path: str | None = None, store: str | None = None) 
     return path
 
 
-def _measure_lag(store: Store, clock: doctor_clock.Clock, peer: bool, peer_path: str | None,
+def _measure_lag(store: FolderStore, clock: doctor_clock.Clock, peer: bool, peer_path: str | None,
                  peer_scratch: str | None, wait: float) -> tuple[doctor_peer.Lags | None, str]:
     if peer_path is None and not peer:
         return None, ("not measured: clients on one host share their caches; run `taskflow doctor --peer` "

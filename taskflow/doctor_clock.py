@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from .store import HOST, process
+from .stores.identity import HOST, process
 
 CLOCK_SAMPLE_LIMIT = 2.5    # seconds: long enough to see a whole-second stamp tick twice over
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from .doctor_checks import Race, race
 from .doctor_clock import Clock
 from .errors import UsageError
-from .store import HOST, process
+from .stores.identity import HOST, process
 
 LAG_LIMIT = 30.0            # a change not seen after this long is reported as not seen at all
 POLL = 0.002

@@ -13,7 +13,7 @@ from . import taskfile as taskfile_module
 from .progress import replay
 from .errors import ExitCode, NoTaskMatchesError
 from .selection import select_targets
-from .store import Store
+from .stores.base import Store
 from .task import Task
 from .worker import Options, Outcome, Reporter, RunSummary, Worker
 

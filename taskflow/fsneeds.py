@@ -22,6 +22,9 @@ went unrenewed for LOCK_LEASE on the taker's own clock, but only where the
 filesystem can exchange two names, renameat2(RENAME_EXCHANGE): elsewhere, as
 through sshfs, such a lock stays until removed, and the next doctor says so
 after LOCK_WAIT). Readers take no lock: the write is atomic.
+
+These are figures of a filesystem: only a folder store has them. Other kinds
+of store judge claims by their server's clock and need no such record.
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import StoreAccessError
-from .store import MARKER, Store
+from .stores.base import Store
+from .stores.folder import FolderStore
+from .stores.folder.store import MARKER
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +59,15 @@ def minimum_lease(granularity: float, lag: float) -> float:
     return float(max(SMALLEST_LEASE, math.ceil(MARGIN * floor - 1e-9)))
 
 
-def needs_path(store: Store) -> str:
+def needs_path(store: FolderStore) -> str:
     return os.path.join(store.path, NEEDS_FILE)
 
 
 def read_needs(store: Store) -> dict | None:
-    """The figures doctor recorded for this store, or None (none recorded, or unreadable)."""
+    """The figures doctor recorded for this store, or None (none recorded, or unreadable, or not a
+    folder store)."""
+    if not isinstance(store, FolderStore):
+        return None
     path = needs_path(store)
     try:
         with open(path, encoding="utf-8") as f:
@@ -75,12 +83,12 @@ def read_needs(store: Store) -> dict | None:
     return data
 
 
-def write_needs(store: Store, record: dict[str, Any]) -> None:
+def write_needs(store: FolderStore, record: dict[str, Any]) -> None:
     """Record doctor's figures (atomically: readers see the old record or the new one)."""
     store.write_atomic(needs_path(store), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
-def update_needs(store: Store, change: Callable[[dict | None], dict[str, Any]]) -> dict[str, Any]:
+def update_needs(store: FolderStore, change: Callable[[dict | None], dict[str, Any]]) -> dict[str, Any]:
     """Replace the record by `change(previous record or None)`, with no other update in between."""
     import filelock  # here: `execute` reads the record through this module, and needs no lock
 
@@ -111,7 +119,7 @@ def update_needs(store: Store, change: Callable[[dict | None], dict[str, Any]]) 
     return record
 
 
-def _marker_granularity(store: Store) -> float | None:
+def _marker_granularity(store: FolderStore) -> float | None:
     try:
         ns = os.stat(os.path.join(store.path, MARKER)).st_mtime_ns
     except OSError:
@@ -122,6 +130,8 @@ def _marker_granularity(store: Store) -> float | None:
 
 def lease_warning(store: Store, lease: float) -> str | None:
     """One line saying why `lease` is too short for this store, or None when it is long enough."""
+    if not isinstance(store, FolderStore):
+        return None
     needs = read_needs(store)
     if needs is not None:
         need = float(needs["min_lease"])

@@ -12,8 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .fingerprint import fingerprint
-from .lease import Leases
-from .store import Store
+from .stores.base import Store
 from .task import Task
 
 
@@ -69,12 +68,12 @@ def invalidate(store: Store, tasks: Sequence[Task], roots: Sequence[Task], dry_r
     doomed = downstream(tasks, roots)
     finished = store.finished_hashes()
     failed = store.failed_hashes()
-    locked = set(store.lock_names())
-    leases = Leases(store, reader=dry_run)  # a dry run writes nothing, not even a clock file
+    claims = store.claims(reader=dry_run)  # a dry run writes nothing, not even a clock file
     try:
+        locked = claims.claimed()
         for t in doomed:
             if t.hash in locked:
-                info = leases.inspect(t.hash)
+                info = claims.inspect(t.hash)
                 if info is not None and not info.stale:
                     done.skipped_live.append(t)
                     continue
@@ -83,7 +82,7 @@ def invalidate(store: Store, tasks: Sequence[Task], roots: Sequence[Task], dry_r
             if t.hash in failed and (dry_run or store.remove_failure(t.hash)):
                 done.failures[t.name] += 1
     finally:
-        leases.close()
+        claims.close()
     if done.results and not dry_run:
         # Records of finished runs would make check and wait look for what was just removed.
         from .confirm import forget_complete

@@ -8,7 +8,7 @@ Each record is its own file, written atomically once the scheduler accepted
 the job, so concurrent submits never lose one another's records and a
 rejected submission leaves none.
 
-A worker in an array task claims tasks under the id `lease.worker_id()` gives
+A worker in an array task claims tasks under the id `stores.identity.worker_id()` gives
 it (`slurm:<job>.<task>`, `sge:<job>.<task>`, `pbs:<job id>.<task>`, written and
 read by schedulers/environment.py): the live claims of a store tell which array
 tasks are working on a task right now.
@@ -25,7 +25,8 @@ from typing import Any
 
 from .errors import StoreError
 from .schedulers.environment import parse_worker
-from .store import Store
+from .stores.base import Store
+from .stores.folder.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,11 @@ class JobRecord:
 
 
 def logs_dir(store: Store) -> str:
-    return os.path.join(store.jobs_dir, "logs")
+    return os.path.join(store.jobs_folder(), "logs")
 
 
 def record_path(store: Store, scheduler: str, number: str) -> str:
-    return os.path.join(store.jobs_dir, f"{scheduler}-{number}.json")
+    return os.path.join(store.jobs_folder(), f"{scheduler}-{number}.json")
 
 
 def prepare_folders(store: Store) -> None:
@@ -81,8 +82,10 @@ def save(store: Store, record: JobRecord) -> str:
     path = record_path(store, record.scheduler, record.number)
     store.ensure()
     try:
-        os.makedirs(store.jobs_dir, exist_ok=True)
-        store.write_atomic(path, json.dumps(asdict(record), indent=1).encode())
+        folder = store.jobs_folder()
+        os.makedirs(folder, exist_ok=True)
+        # The temp file beside the record: the folder is local to this host, whatever the store.
+        write_atomic(path, json.dumps(asdict(record), indent=1).encode(), folder)
     except OSError as e:
         raise StoreError(f"cannot record {record.describe()} in {path}: {e.strerror}", path=path) from None
     return path
@@ -91,12 +94,12 @@ def save(store: Store, record: JobRecord) -> str:
 def load_all(store: Store) -> list[JobRecord]:
     """Every job recorded for the store, oldest first; unreadable records are skipped with a warning."""
     try:
-        names = [n for n in os.listdir(store.jobs_dir) if n.endswith(".json")]
+        names = [n for n in os.listdir(store.jobs_folder()) if n.endswith(".json")]
     except FileNotFoundError:
         return []
     records = []
     for name in names:
-        path = os.path.join(store.jobs_dir, name)
+        path = os.path.join(store.jobs_folder(), name)
         try:
             with open(path) as f:
                 records.append(JobRecord.from_json(json.load(f)))

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from .jugdata import JugData, Unreadable
 from .jugkey import NotComputable, task_key
-from .store import Store, result_meta
+from .stores.base import Store
+from .stores.identity import result_meta
 from .taskfile import load
 
 

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CorruptResultError, NoTaskMatchesError, UsageError
-from .lease import Leases
 from .selection import matching
-from .store import Store
+from .stores.base import Store
 from .task import Task, TaskElement
 from .units import format_duration
 
@@ -189,7 +187,7 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
             for key in ("host", "pid", "worker", "duration", "max_rss_bytes", "code", "version", "taskflow"):
                 if meta.get(key) is not None:
                     lines.append(f"{_LABELS.get(key, key):<10} {shown.get(key, str)(meta[key])}")
-            lines.append(f"result     {store.result_path(task.hash)}")
+            lines.append(f"result     {store.location('result', task.hash)}")
         except CorruptResultError as e:
             from . import damage
 
@@ -198,7 +196,7 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
     if failure is not None:
         lines.append(f"failed     {failure.get('type')}: {failure.get('message')} "
                      f"on {failure.get('host')} (worker {failure.get('worker')})")
-        lines.append(f"record     {store.failure_path(task.hash)}")
+        lines.append(f"record     {store.location('failure', task.hash)}")
         lines.append(str(failure.get("traceback", "")).rstrip())
     return "\n".join(lines)
 
@@ -208,16 +206,16 @@ _LABELS = {"max_rss_bytes": "peak mem"}
 
 def _state(task: Task, store: Store) -> str:
     if store.has_result(task.hash):
-        if os.path.exists(os.path.join(store.suspect_dir, task.hash)):
+        if store.is_suspect(task.hash):
             return f"found damaged, to be computed again (run `taskflow execute {store.taskfile or 'FILE'}`)"
         return "finished"
     if store.load_failure(task.hash) is not None:
         return "failed"
-    leases = Leases(store, reader=True)
+    claims = store.claims(reader=True)
     try:
-        info = leases.inspect(task.hash)
+        info = claims.inspect(task.hash)
     finally:
-        leases.close()
+        claims.close()
     if info is not None:
         owner = info.owner
         return ("running" if not info.stale else "stale claim") + \

@@ -9,7 +9,7 @@ from typing import Any
 from .invalidate import invalidate as invalidate_tasks
 from .report import describe, find
 from .results import value
-from .store import Store
+from .stores.base import Store
 from .task import Task
 from .taskfile import load
 

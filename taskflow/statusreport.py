@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .lease import Leases, LockInfo
-from .store import Store
+from .stores import open_store
+from .stores.base import ClaimInfo, Store
 from .task import Task
 from . import taskfile as taskfile_module
 from .taskfile import load, store_path
@@ -23,11 +23,11 @@ STATES = ("waiting", "ready", "running", "finished", "failed")
 @dataclass
 class Running:
     task: Task
-    lock: LockInfo
+    lock: ClaimInfo
     seconds: float | None = None  # since the claim was made, on the filesystem's clock
 
 
-def _claimed_for(lock: LockInfo, fs_now: float) -> float | None:
+def _claimed_for(lock: ClaimInfo, fs_now: float) -> float | None:
     started = lock.owner.get("fs_started")
     return fs_now - started if isinstance(started, (int, float)) else None
 
@@ -152,19 +152,17 @@ def _look_for_unlisted(tasks: Sequence[Task], store: Store, found: Listing, fini
 def _claims(tasks_by_hash: dict[str, Task], store: Store, finished: set[str]) -> tuple[list, list]:
     running: list[Running] = []
     stale: list[Running] = []
-    locked = [n for n in store.lock_names() if n in tasks_by_hash]
-    if not locked:
-        return running, stale
-    leases = Leases(store, reader=True)
+    claims = store.claims(reader=True)
     try:
+        locked = [h for h in claims.claimed() if h in tasks_by_hash]
         for h in locked:
-            info = leases.inspect(h)
+            info = claims.inspect(h)
             if info is None or h in finished:
                 continue
             (stale if info.stale else running).append(Running(tasks_by_hash[h], info,
-                                                               _claimed_for(info, leases.fs_now())))
+                                                               _claimed_for(info, claims.now())))
     finally:
-        leases.close()
+        claims.close()
     return running, stale
 
 
@@ -225,7 +223,7 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
 
 def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), details: bool = False) -> StatusReport:
     """Status of a taskfile's tasks, as `taskflow status` shows it (for notebooks and scripts)."""
-    s = Store(store_path(taskfile, store))
+    s = open_store(store_path(taskfile, store))
     loaded = load(taskfile, s, argv)
     return compute(loaded.tasks, s, loaded.complete, details)
 

@@ -38,10 +38,10 @@ from typing import Any
 from . import jobs
 from .config import read_section
 from .errors import SchedulerError, UsageError
-from .lease import check_lease
 from .resources import NONE, Resources
+from .stores.lease import check_lease
 from .schedulers import Scheduler, ScriptSpec, choose, job_number, parse_memory, plain_path
-from .store import Store
+from .stores.base import Store
 from .units import parse_duration
 
 log = logging.getLogger(__name__)
@@ -187,12 +187,12 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
     log_dir = plain_path(jobs.logs_dir(store), "the store's log folder")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
     spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
-                      arguments=(taskfile, "--store", store.path, *class_args,
+                      arguments=(taskfile, "--store", store.url, *class_args,
                                  *(("--", *taskfile_args) if taskfile_args else ())),
                       walltime=resources.time, memory=resources.memory, cpus=resources.cpus,
                       gpus=resources.gpus, queue=options.queue)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    script_path = os.path.join(store.jobs_dir,
+    script_path = os.path.join(store.jobs_folder(),
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
     command = [scheduler.submit_command, *scheduler.submit_args(script_path, workers, options.extra)]
     return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command,
@@ -284,7 +284,7 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
     record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
                             workers=prepared.workers or prepared.options.workers,
                             resources=prepared.resources.as_dict(), taskfile=prepared.taskfile,
-                            store=prepared.store.path, script=path, log_dir=jobs.logs_dir(prepared.store),
+                            store=prepared.store.url, script=path, log_dir=jobs.logs_dir(prepared.store),
                             command=prepared.command, cwd=os.getcwd(), host=socket.gethostname())
     try:
         jobs.save(prepared.store, record)

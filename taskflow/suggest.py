@@ -21,7 +21,7 @@ from .errors import UsageError
 from .report import Report
 from .resources import Resources, format_memory, parse
 from .schedulers.environment import parse_worker
-from .store import Store
+from .stores.base import Store
 from .units import format_duration
 
 TIME_MARGIN = 0.5      # +50 % on the longest runtime

@@ -21,7 +21,8 @@ from typing import Any
 
 from .errors import TaskfileError, TaskflowError
 from .jugalias import jug_alias
-from .store import Store
+from .stores import open_store
+from .stores.base import Store
 from .task import Declarations, Task, activate, active, closure, tasks_in
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ def init(taskfile: str, store: str | None = None, argv: Sequence[str] = ()) -> t
     Returns the taskfile as a module: `ns = taskflow.init("taskfile.py")`,
     then `taskflow.value(ns.results)`.
     """
-    loaded = load(taskfile, Store(store_path(taskfile, store)), argv)
+    loaded = load(taskfile, open_store(store_path(taskfile, store)), argv)
     if not loaded.complete:
         log.warning("stopped at the barrier at %s, which waits for unfinished tasks; "
                     "names below it are not defined yet", loaded.barrier_at)

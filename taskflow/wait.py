@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from . import jobs
 from .statusreport import StatusReport, confirmed, damage_hint
-from .store import Store
+from .stores import open_store
+from .stores.base import Store
 from .taskfile import store_path
 from .units import format_duration
 
@@ -94,13 +95,13 @@ def wait(taskfile: str, store: str | Store | None = None, argv: Sequence[str] = 
     `on_progress`. `timeout=None` waits forever; 0 looks once.
     """
     if not isinstance(store, Store):
-        store = Store(store_path(taskfile, store))
+        store = open_store(store_path(taskfile, store))
     store.check_format()
     start = clock()
     while True:
         report = look(taskfile, store, argv)
         elapsed = clock() - start
-        log.debug("%s after %.1fs: %s", store.path, elapsed, report.total)
+        log.debug("%s after %.1fs: %s", store, elapsed, report.total)
         if on_progress is not None:
             on_progress(Progress(report, elapsed, jobs.summary(store, jobs.live_workers(report))))
         outcome = judge(report)

@@ -10,8 +10,10 @@ import time
 from conftest import NOTE_PREAMBLE, run_cli, write_taskfile
 
 import taskflow
-from taskflow.lease import BOOT_ID, Leases
-from taskflow.store import HOST, Store
+from taskflow.stores.folder.claims import FolderClaims as Leases
+from taskflow.stores.identity import BOOT_ID
+from taskflow.stores.folder import FolderStore as Store
+from taskflow.stores.identity import HOST
 
 V1 = """
 from taskflow import TaskGenerator

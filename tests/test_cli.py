@@ -145,7 +145,7 @@ def test_submit_refuses_a_lease_under_a_second_in_the_environment(tmp_path):
 
 def test_the_library_refuses_a_lease_under_a_second(tmp_path):
     from taskflow.errors import UsageError
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
     from taskflow.worker import Options, Worker
 
     with pytest.raises(UsageError, match="at least 1s"):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_taskfile
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 
 pytestmark = pytest.mark.scheduler
 
@@ -36,7 +36,7 @@ import sys
 import time
 
 from taskflow import Task
-from taskflow.lease import worker_id
+from taskflow.stores.identity import worker_id
 
 LOG = {log!r}
 

@@ -20,8 +20,8 @@ import pytest
 
 from concurrency_helpers import (ONE_GATED_TASK, TASKFILE_HEAD, Env, libfaketime, process_state, same_claim,
                                  wait_until)
-from taskflow.lease import Leases
-from taskflow.store import Store
+from taskflow.stores.folder.claims import FolderClaims as Leases
+from taskflow.stores.folder import FolderStore as Store
 
 
 @pytest.fixture

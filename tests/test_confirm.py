@@ -43,7 +43,7 @@ class HidingListing:
 @pytest.fixture
 def finished_leaves(tmp_path):
     import taskflow
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf = write_taskfile(tmp_path, LEAVES)
     run_cli("execute", tf, "-q", check=0)
@@ -60,7 +60,7 @@ def _report(tf, store, confirm):
 
 
 def test_a_stale_listing_is_confirmed_by_opening_what_a_finished_run_recorded(finished_leaves, monkeypatch):
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf, ns, store = finished_leaves
     hidden = {t.hash for t in ns.leaves[::7]}
@@ -87,7 +87,7 @@ def test_a_stale_listing_is_confirmed_by_opening_what_a_finished_run_recorded(fi
 def test_a_listed_result_vouches_for_its_inputs(tmp_path, monkeypatch):
     import taskflow
     from taskflow import confirm
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf = write_taskfile(tmp_path, LEAVES + "result = total(leaves[:10])\n")
     run_cli("execute", tf, "-q", check=0)
@@ -108,7 +108,7 @@ def _loaded_tasks(tf, store):
 
 
 def test_a_graph_that_has_not_run_costs_no_open_per_missing_result(tmp_path, monkeypatch):
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf = write_taskfile(tmp_path, LEAVES)
     run_cli("execute", tf, "-q", "--max-tasks", "5", check=3)
@@ -174,7 +174,7 @@ def test_check_and_wait_through_another_client_see_a_run_finished_there_just_now
 def test_results_confirmed_by_opening_open_the_barrier_they_stand_for(tmp_path, monkeypatch):
     import taskflow
     from taskflow.statusreport import confirmed
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf = write_taskfile(tmp_path, LEAVES + "from taskflow import barrier\nbarrier()\nresult = total(leaves)\n")
     run_cli("execute", tf, "-q", check=0)

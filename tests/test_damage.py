@@ -34,7 +34,7 @@ def log_lines(tmp_path):
 def finished_run(tmp_path):
     """A run of six leaves, all finished; (taskfile, env, namespace, store)."""
     import taskflow
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf = write_taskfile(tmp_path, LEAVES)
     env = {"TF_TEST_LOG": str(tmp_path / "log")}
@@ -209,6 +209,7 @@ def test_moving_aside_gives_back_a_result_computed_again_meanwhile(finished_run,
     # A second worker that found the same damage moves what is at the path by then: an intact
     # result another worker computed again. It must put it back.
     from taskflow import damage
+    from taskflow.stores.folder import damage as folder_damage
 
     tf, env, ns, store = finished_run
     task = ns.leaves[2]
@@ -216,17 +217,17 @@ def test_moving_aside_gives_back_a_result_computed_again_meanwhile(finished_run,
     good = open(path, "rb").read()
     flip_a_byte(path)
     checks = []
-    real = damage.recheck
+    real = folder_damage._intact
 
-    def recheck(store_, task_hash, where=None):
+    def recheck(where):
         checks.append(where)
         if len(checks) == 1:
-            reason = real(store_, task_hash, where)
+            intact = real(where)
             with open(path, "wb") as f:  # computed again between this check and the rename
                 f.write(good)
-            return reason
-        return real(store_, task_hash, where)
-    monkeypatch.setattr(damage, "recheck", recheck)
+            return intact
+        return real(where)
+    monkeypatch.setattr(folder_damage, "_intact", recheck)
     assert damage.move_aside(store, task.hash) is None
     assert open(path, "rb").read() == good
     assert os.listdir(store.damaged_dir) == []
@@ -237,7 +238,7 @@ def test_the_first_mark_in_a_store_is_not_reported_as_a_vanished_folder(tmp_path
     import shutil
 
     from taskflow import damage
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     store = Store(str(tmp_path / "store"))
     store.ensure()

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from taskflow import doctor_checks, doctor_clock, doctor_peer, fsneeds
 from taskflow.cli import main
-from taskflow.store import MARKER, Store
+from taskflow.stores.folder.store import MARKER, FolderStore as Store
 
 from conftest import run_cli, write_taskfile
 
@@ -346,3 +346,20 @@ def test_a_peer_interrupted_as_it_takes_its_role_leaves_no_party_file(tmp_path, 
         doctor_peer.meet(str(tmp_path), _whole_seconds(str(tmp_path)), wait=1)
     peer = tmp_path / "doctor" / "peer"
     assert not (peer / "writer").exists() and not (peer / "watcher").exists(), list(tmp_path.rglob("*"))
+
+
+def test_doctor_says_in_one_line_that_it_needs_a_folder_store(tmp_path):
+    from taskflow.doctor import diagnose
+    from taskflow.errors import UsageError
+    from taskflow.fsneeds import lease_warning
+    from taskflow.stores.base import Store
+
+    class Elsewhere(Store):  # another kind of store, as far as doctor can tell
+        url = "other://server/0"
+
+    Elsewhere.__abstractmethods__ = frozenset()
+    other = Elsewhere()
+    with pytest.raises(UsageError, match="folder store; other://server/0 is not one") as e:
+        diagnose(other, 300)
+    assert "\n" not in str(e.value)
+    assert lease_warning(other, 1.0) is None, "only a filesystem has time stamps to warn about"

@@ -315,7 +315,7 @@ def test_new_results_are_checked_with_xxh3_and_damage_is_found(tmp_path, make):
 
 @needs_xxhash
 def test_a_store_holding_both_checksums_reads_and_checks_each(tmp_path):
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     store = Store(str(tmp_path / "s"))
     old, new = "ab" * 16, "cd" * 16

@@ -344,7 +344,7 @@ def test_a_rerun_blocked_by_failures_names_them(tmp_path, jobs):
     run_cli("execute", tf, "--keep-going", env=env, check=1)
     proc = run_cli("execute", tf, "--jobs", str(jobs), env=env, check=1)
     from taskflow.taskfile import load
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
     bad = next(t for t in load(str(tf), Store(str(tmp_path / "taskfile.taskflow"))).tasks if t.name == "taskfile.boom")
     lines = [line for line in proc.stderr.splitlines() if "keeps this run from finishing" in line]
     assert lines == [f"taskflow: error: 1 failed task keeps this run from finishing: taskfile.boom ({bad.hash[:12]}); "
@@ -663,7 +663,7 @@ one = f(1)
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_damaged_result_is_detected_and_recomputed(tmp_path, damage):
     import taskflow
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf = write_taskfile(tmp_path, DAMAGE)
     env = env_for(tmp_path)
@@ -701,7 +701,7 @@ leaves = [leaf(i) for i in range(1, 7)]
 @pytest.mark.parametrize("damage, jobs", [("flip", "1"), ("truncate", "2")])
 def test_verify_finds_damaged_results_that_no_task_reads(tmp_path, damage, jobs):
     import taskflow
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
 
     tf = write_taskfile(tmp_path, LEAVES)
     env = env_for(tmp_path)

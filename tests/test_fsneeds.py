@@ -12,7 +12,7 @@ import pytest
 
 from taskflow import fsneeds
 from taskflow.errors import StoreAccessError
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 
 WRITERS = 6
 UPDATES = 25
@@ -22,7 +22,7 @@ UPDATES = 25
 WRITER = textwrap.dedent("""
     import os, sys, time
     from taskflow import fsneeds
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
     store, me, go = Store(sys.argv[1]), sys.argv[2], sys.argv[3]
     while not os.path.exists(go):
         time.sleep(0.005)
@@ -41,7 +41,7 @@ WRITER = textwrap.dedent("""
 HOLDER = textwrap.dedent("""
     import sys, time
     from taskflow import fsneeds
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
     fsneeds.LOCK_LEASE = float(sys.argv[2])
 
     def change(previous):

@@ -7,8 +7,8 @@ from conftest import NOTE_PREAMBLE, run_cli, status_json, write_taskfile
 
 import taskflow
 from taskflow.invalidate import invalidate
-from taskflow.lease import Leases
-from taskflow.store import Store
+from taskflow.stores.folder.claims import FolderClaims as Leases
+from taskflow.stores.folder import FolderStore as Store
 from taskflow.taskfile import load
 
 DIAMOND_AND_CHAIN = NOTE_PREAMBLE + """

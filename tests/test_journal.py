@@ -1,4 +1,4 @@
-"""Journals of finished tasks (taskflow.journal): batching, incremental reading, and hints that lie."""
+"""Journals of finished tasks (taskflow.stores.folder.journal): batching, incremental reading, and hints that lie."""
 from __future__ import annotations
 
 import os
@@ -6,9 +6,9 @@ import os
 import pytest
 
 from conftest import NOTE_PREAMBLE, write_taskfile
-from taskflow import journal as journal_module
-from taskflow.journal import FLUSH_EVERY, Journal, JournalReader
-from taskflow.store import Store
+from taskflow.stores.folder import journal as journal_module
+from taskflow.stores.folder.journal import FLUSH_EVERY, FolderJournal as Journal, JournalReader
+from taskflow.stores.folder import FolderStore as Store
 
 HASHES = [f"{i:032x}" for i in range(100)]
 

@@ -367,7 +367,7 @@ def test_jug_api_matches_jug(real_jug: RealJug, tmp_path: Path) -> None:
     proc = run_cli("import-jug", jug_dir / "api.jugdata", jugfile, "--dry-run", cwd=imported_dir, check=0)
     assert proc.stdout.startswith("would import ")
     # A dry run imports nothing (the load ran the jugfile's CachedFunction which stores its own result).
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
     store = Store(str(imported_dir / "api.taskflow"))
     assert not [h for h in store.finished_hashes() if "imported_from" in store.result_meta(h)]
     assert len(store.finished_hashes()) == 2  # cached_glob and CachedFunction(square, 12)

@@ -1,4 +1,4 @@
-"""Claims (taskflow.lease): claim, release, ownership checks, staleness, takeover."""
+"""Claims of the folder store (taskflow.stores.folder.claims): claim, release, ownership checks, staleness, takeover."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,14 @@ import time
 
 import pytest
 
-from taskflow.lease import BOOT_ID, FS_TIME_SLACK, Heartbeat, Leases, pid_alive
-from taskflow.store import HOST, Store
+from taskflow.stores.folder import takeover
+from taskflow.stores.folder.claims import FS_TIME_SLACK, FolderClaims as Leases
+
+from taskflow.stores.identity import BOOT_ID, pid_alive
+
+from taskflow.stores.lease import Heartbeat
+from taskflow.stores.folder import FolderStore as Store
+from taskflow.stores.identity import HOST
 
 H = "ab" * 20
 HOUR = 3600.0
@@ -223,8 +229,8 @@ def test_a_claim_renewed_while_its_owner_checks_it_stays_ours(store):
     claim = leases.claim(H)
     stale_copy = claim.content
     assert leases.renew(claim)
-    from taskflow.lease import Claim
-    before_renewal = Claim(claim.task_hash, claim.path, stale_copy, claim.made)
+    import dataclasses
+    before_renewal = dataclasses.replace(claim, content=stale_copy, renewals=0)
     assert leases.still_ours(before_renewal) and leases.holds(before_renewal)
 
 
@@ -408,7 +414,7 @@ def _die_holding_token(store_path: str, block: bool) -> None:
             time.sleep(600)
         os._exit(0)
 
-    leases._move_away = stop
+    takeover.move_away = stop  # in this child process only
     leases.remove_stale(info)
 
 

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, write_taskfile
-from taskflow.lease import BOOT_ID, Leases
-from taskflow.store import HOST, Store
+from taskflow.stores.folder.claims import FolderClaims as Leases
+from taskflow.stores.identity import BOOT_ID
+from taskflow.stores.folder import FolderStore as Store
+from taskflow.stores.identity import HOST
 
 TASKFILE = """
 from taskflow import TaskGenerator

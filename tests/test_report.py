@@ -90,7 +90,7 @@ def test_show_a_failed_task_includes_its_traceback(tmp_path):
     assert "state      waiting" in waiting and "depends on" in waiting
 
     from taskflow.taskfile import load
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
     tasks = load(str(tf), Store(str(tmp_path / "taskfile.taskflow"))).tasks
     prefix = tasks[0].hash[:8]
     assert f"hash       {tasks[0].hash}" in run_cli("show", tf, prefix, check=0).stdout

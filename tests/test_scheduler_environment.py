@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from taskflow import jobs, lease
+from taskflow import jobs
+from taskflow.stores import identity as lease
 from taskflow.cli.running import _array_rank
 from taskflow.schedulers.environment import JobEnvironment, detect, parse_worker, pbs, sge, sge_memory, slurm
 

@@ -27,8 +27,9 @@ import pytest
 
 from concurrency_helpers import ONE_GATED_TASK, TASKFILE_HEAD, process_state, wait_until
 from conftest import write_taskfile
-from taskflow.lease import Leases
-from taskflow.store import Store
+from taskflow.stores.folder import takeover
+from taskflow.stores.folder.claims import FolderClaims as Leases
+from taskflow.stores.folder import FolderStore as Store
 
 LEASE = 8.0
 # Each round takes 5-10 s here; eight give 20-30 kills.
@@ -162,7 +163,7 @@ def _hold_the_takeover(store_path: str) -> None:
     def hang(path, info):
         time.sleep(600)
 
-    leases._move_away = hang
+    takeover.move_away = hang  # in this child process only
     leases.claim(H)
 
 

@@ -16,9 +16,10 @@ import pytest
 import taskflow
 from conftest import write_taskfile
 from taskflow.errors import ResultMissingError
-from taskflow.journal import Journal, JournalReader
-from taskflow.lease import Leases
-from taskflow.store import HOST, Store
+from taskflow.stores.folder.journal import FolderJournal as Journal, JournalReader
+from taskflow.stores.folder.claims import FolderClaims as Leases
+from taskflow.stores.folder import FolderStore as Store
+from taskflow.stores.identity import HOST
 from taskflow.task import active
 
 H = "cd" * 20

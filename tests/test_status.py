@@ -8,8 +8,8 @@ import time
 from conftest import run_cli, write_taskfile
 
 import taskflow
-from taskflow.lease import Leases
-from taskflow.store import Store
+from taskflow.stores.folder.claims import FolderClaims as Leases
+from taskflow.stores.folder import FolderStore as Store
 
 GRAPH = """
 from taskflow import TaskGenerator

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from taskflow.errors import StoreError
-from taskflow.store import MARKER, Store
+from taskflow.stores.folder.store import MARKER, FolderStore as Store
 
 
 def test_nothing_is_created_until_a_write(tmp_path):
@@ -101,7 +101,7 @@ def test_many_processes_open_a_fresh_store_together(tmp_path):
 
 
 def test_writes_through_tmp_where_unnamed_files_are_unavailable(tmp_path, monkeypatch):
-    from taskflow import store as store_module
+    from taskflow.stores.folder import writes as store_module
 
     monkeypatch.setattr(store_module._anonymous, "usable", False)
     store = Store(str(tmp_path / "s"))
@@ -122,7 +122,7 @@ def test_a_damaged_result_is_replaced(tmp_path):
 
 
 def test_shards_are_made_on_first_use_without_giving_up_unnamed_files(tmp_path):
-    from taskflow import store as store_module
+    from taskflow.stores.folder import writes as store_module
 
     usable = store_module._anonymous.usable
     store = Store(str(tmp_path / "s"))
@@ -137,7 +137,7 @@ def test_shards_are_made_on_first_use_without_giving_up_unnamed_files(tmp_path):
 
 def test_a_shard_made_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch):
     """Two workers meet a missing shard at once: one makes it while the other notices it missing."""
-    from taskflow import store as store_module
+    from taskflow.stores.folder import writes as store_module
 
     usable = store_module._anonymous.usable
     store = Store(str(tmp_path / "s"))

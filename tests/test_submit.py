@@ -16,7 +16,7 @@ from taskflow import jobs
 from taskflow.config import read_section
 from taskflow.errors import SchedulerError, UsageError
 from taskflow.schedulers import SCHEDULERS, choose, job_number
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 
 TASKFILE = """
 from taskflow import Task
@@ -366,7 +366,7 @@ def test_worker_ids_and_job_numbers():
 
 
 def test_status_shows_how_many_workers_of_a_job_are_active(taskfile):
-    from taskflow.lease import Leases
+    from taskflow.stores.folder.claims import FolderClaims as Leases
     from taskflow.taskfile import load
 
     store = Store(str(store_of(taskfile)))
@@ -470,7 +470,7 @@ def test_dry_run_shows_every_class(cluster, tmp_path):
 
 
 def test_finished_and_failed_tasks_make_no_class(cluster, tmp_path):
-    from taskflow.store import Store
+    from taskflow.stores.folder import FolderStore as Store
     from taskflow.submit import resolve_options, resource_classes
     from taskflow.taskfile import load
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_cli, write_taskfile
 from taskflow import jobs
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 from taskflow.suggest import percentile, suggested_memory, suggested_time
 
 TASKFILE = """

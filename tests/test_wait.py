@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli, write_taskfile
 from taskflow import jobs
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 from taskflow.wait import Progress, WaitOutcome, judge, wait
 
 CHAIN = """
@@ -155,7 +155,7 @@ def test_library_timeout_uses_the_given_clock(tmp_path):
 
 
 def test_progress_counts_workers_of_recorded_jobs(tmp_path):
-    from taskflow.lease import Leases
+    from taskflow.stores.folder.claims import FolderClaims as Leases
     from taskflow.taskfile import load
 
     tf = write_taskfile(tmp_path, CHAIN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 from conftest import run_cli, write_taskfile
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 from taskflow.web import snapshot
 from taskflow.web.snapshot import Snapshots
 

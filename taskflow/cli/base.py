@@ -15,7 +15,7 @@ import click
 
 from .._version import __version__
 from ..errors import ExitCode, StoreAccessError, TaskflowError
-from ..store import Store
+from ..stores.base import Store
 
 # Short names of the exit codes, for command modules that import them from taskflow.cli.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE
@@ -66,7 +66,7 @@ def _handle_errors(f: Callable) -> Callable:
                 return f(*args, **kwargs)
             except OSError as e:
                 # A command writing into a store it cannot write (read-only, permissions, full).
-                from ..store import UNWRITABLE
+                from ..stores.base import UNWRITABLE
                 if debug or e.errno not in UNWRITABLE:
                     raise
                 raise StoreAccessError(f"cannot write {e.filename or 'in the store'}: {e.strerror}",
@@ -103,9 +103,10 @@ def _common(f: Callable) -> Callable:
 
 
 def _open_store(taskfile: str, store: str | None, fsync: bool = False) -> Store:
+    from ..stores import open_store
     from ..taskfile import store_path
 
-    s = Store(store_path(taskfile, store), fsync=fsync)
+    s = open_store(store_path(taskfile, store), fsync=fsync)
     s.check_format()
     return s
 

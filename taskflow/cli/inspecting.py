@@ -50,7 +50,7 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
     if show_failed:
         for task, record in report.failed:
             click.echo(f"{task.name} {task.hash[:12]}: {record.get('type', '?')}: {record.get('message', '')}"
-                       f"\n    on {record.get('host', '?')}; traceback in {s.failure_path(task.hash)}")
+                       f"\n    on {record.get('host', '?')}; traceback in {s.location('failure', task.hash)}")
         if not report.failed:
             click.echo("no task failed")
 
@@ -96,7 +96,7 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
                 # A read-only view: leave it in place, marked if the store takes that much.
                 next_step = (f"marked for recomputation: {damage_hint(s)}" if mark(s, h, by_hash[h].name, reason)
                              else f"run `taskflow execute {s.taskfile} --verify` where the store can be written")
-                click.echo(f"taskflow: damaged: {reason}; cannot move it to {s.damaged_dir} "
+                click.echo(f"taskflow: damaged: {reason}; cannot move it to {s.location('damaged')} "
                            f"({e.strerror or e}); {next_step}", err=True)
                 damaged.append(h)
                 continue

@@ -30,7 +30,7 @@ def import_jug(jugdir: str, taskfile: str, args: tuple, store: str | None, dry_r
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)
-    log.debug("%s results of %s from %s into %s", "checking" if dry_run else "importing", taskfile, jugdir, s.path)
+    log.debug("%s results of %s from %s into %s", "checking" if dry_run else "importing", taskfile, jugdir, s)
     report = run_import(jugdir, taskfile, s, args, dry_run=dry_run)
     if verbose:
         for name, h, key in report.imported:

@@ -58,7 +58,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     """
     from ..execute import blocked_message, run_pool
     from ..execute import execute as run_execute
-    from ..lease import check_lease
+    from ..stores.lease import check_lease
     from ..progress import LogReporter, PipeReporter, TerminalReporter
     from ..worker import Options, Outcome, Reporter
 
@@ -86,7 +86,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     if jobs > 1:
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
-        child = [taskfile, "--store", s.path, "--lease", str(lease), "-q"]
+        child = [taskfile, "--store", s.url, "--lease", str(lease), "-q"]
         for t in targets:
             child += ["--target", t]
         for flag, on in (("--keep-going", keep_going), ("--retry-failed", retry_failed), ("--fsync", fsync),

@@ -8,7 +8,8 @@ from typing import Any
 from .. import task as core
 from .. import taskfile as loader
 from ..errors import JugFeatureError
-from ..store import Store
+from ..stores import open_store
+from ..stores.base import Store
 
 __all__ = ["init", "set_jugdir", "is_jug_running", "store_for"]
 
@@ -43,7 +44,7 @@ def init(jugfile: str | None = None, jugdir: str | None = None, on_error: str = 
     jugfile = jugfile or "jugfile.py"
     if store is not None and not isinstance(store, Store):
         raise JugFeatureError("jug.init(store=<a jug backend>)", "pass jugdir=, a taskflow store folder")
-    chosen = store or Store(store_for(jugdir, jugfile))
+    chosen = store or open_store(store_for(jugdir, jugfile))
     loaded = loader.load(jugfile, chosen)
     if not loaded.complete:
         log.warning("%s: stopped at a barrier whose tasks are not all finished; names below it are not "
@@ -60,12 +61,12 @@ def set_jugdir(jugdir: str | None) -> Store:
     """
     declarations = core.active()
     if loader.by_command and declarations.store is not None:
-        wanted = os.path.abspath(store_for(jugdir, declarations.store.path))
-        if wanted != os.path.abspath(declarations.store.path) and jugdir is not None:
+        wanted = os.path.abspath(store_for(jugdir, declarations.store.url))
+        if wanted != os.path.abspath(declarations.store.url) and jugdir is not None:
             raise JugFeatureError(f"set_jugdir({jugdir!r}) in a taskfile",
-                                  f"the store is {declarations.store.path}; choose it with --store or TASKFLOW_STORE")
+                                  f"the store is {declarations.store}; choose it with --store or TASKFLOW_STORE")
         return declarations.store
-    store = Store(store_for(jugdir, "jugfile.py"))
+    store = open_store(store_for(jugdir, "jugfile.py"))
     declarations.store = store
     return store
 

@@ -183,7 +183,7 @@ class Task(core.Task):
             return self.f(*args, **kwargs)
 
     def _run_and_save(self) -> Any:
-        from ..store import HOST, result_meta
+        from ..stores.identity import HOST, result_meta
 
         started, t0 = time.time(), time.monotonic()
         result = self.run(load_task)

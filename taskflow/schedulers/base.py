@@ -107,7 +107,7 @@ def safe_job_name(text: str, limit: int = 64) -> str:
 class Scheduler(abc.ABC):
     """One batch scheduler: its job script and how to submit that as an array job."""
 
-    name: str = ""                 # as in --scheduler, and the prefix of lease.worker_id()
+    name: str = ""                 # as in --scheduler, and the prefix of stores.identity.worker_id()
     title: str = ""                # for messages
     template: str = ""             # file in templates/
     script: str = ""               # the rendered template with default ScriptSpec, in the repository

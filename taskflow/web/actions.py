@@ -41,7 +41,7 @@ class Actions:
         return self.snapshots.store
 
     def _cli(self, *words: str) -> str:
-        store = ["--store", self.store.path]
+        store = ["--store", self.store.url]
         return shlex.join(["taskflow", words[0], self.snapshots.taskfile, *store, *words[1:]])
 
     def _done(self, result: dict) -> dict:
@@ -57,7 +57,7 @@ class Actions:
         jobs.prepare_folders(self.store)
         log_path = os.path.join(jobs.logs_dir(self.store),
                                 f"local-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}.log")
-        argv = [sys.executable, "-m", "taskflow", "execute", self.snapshots.taskfile, "--store", self.store.path,
+        argv = [sys.executable, "-m", "taskflow", "execute", self.snapshots.taskfile, "--store", self.store.url,
                 "--jobs", str(n), "-q"]
         if self.snapshots.argv:
             argv += ["--", *self.snapshots.argv]
@@ -74,17 +74,11 @@ class Actions:
     # -- STOP --------------------------------------------------------------
 
     def stop(self, on: bool) -> dict:
-        self.store.ensure()
-        path = self.store.stop_file
+        path = self.store.location("stop")
+        self.store.request_stop(on)
         if on:
-            with open(path, "a"):
-                pass
             return self._done({"message": "STOP created: workers finish their task and take no new one",
                                "command": f"touch {shlex.quote(path)}"})
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
         return self._done({"message": "STOP removed: new workers take tasks again",
                            "command": f"rm {shlex.quote(path)}"})
 

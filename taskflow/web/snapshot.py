@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import jobs
 from ..statusreport import StatusReport, compute, dumps
-from ..store import Store
+from ..stores.base import Store
 from ..taskfile import Loaded, load
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Snapshots:
         shown_jobs = jobs.summary(self.store, jobs.live_workers(report))
         return {
             "taskfile": self.taskfile,
-            "store": self.store.path,
+            "store": str(self.store),
             "time": time.time(),
             "status": report.to_json(),
             "names": names,

@@ -7,9 +7,10 @@ import time
 
 from ..encoding import Payload
 from ..executors import Done, Executor, Failure, Job
-from ..lease import Claim, Heartbeat
 from ..signals import Terminated
-from ..store import HOST, result_meta
+from ..stores.base import Claim
+from ..stores.identity import HOST, result_meta
+from ..stores.lease import Heartbeat
 from ..task import Task
 from .handoff import HANDOFF_BYTES, Handoff
 from .options import RunSummary

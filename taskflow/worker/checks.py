@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 
 from .. import damage
-from ..journal import Journal, JournalReader
-from ..lease import Leases
-from ..store import Store
+from ..stores.base import Store
+from ..stores.claims import Claims
+from ..stores.journals import Journal, NewsReader
 from ..task import Task
 from .options import Options
 from .reporter import Reporter
@@ -21,9 +21,9 @@ class ResultChecks:
     store: Store
     options: Options
     reporter: Reporter
-    leases: Leases
+    leases: Claims
     journal: Journal
-    news: JournalReader
+    news: NewsReader
     verified: set[str]
     index: dict[str, Task]
     finished: set[str]
@@ -65,4 +65,4 @@ class ResultChecks:
                 damage.unmark(self.store, h)
                 self.finished.add(h)
             else:
-                self._damaged(h, f"corrupt result {self.store.result_path(h)}: {reason}")
+                self._damaged(h, f"corrupt result {self.store.location('result', h)}: {reason}")

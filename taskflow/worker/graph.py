@@ -9,7 +9,7 @@ import random
 from collections import deque
 from typing import Any
 
-from ..lease import gone_from_here, read_owner
+from ..stores.identity import gone_from_here
 from ..task import Task
 from .checks import ResultChecks
 
@@ -28,7 +28,7 @@ class Graph(ResultChecks):
         self.retrying = failed if self.options.retry_failed else set()
         self.failed = set() if self.options.retry_failed else failed
         # A failure recorded after this point came from a peer's retry in this run: keep it.
-        self.retry_cutoff = self.leases.fs_now() if self.retrying else 0.0
+        self.retry_cutoff = self.leases.now() if self.retrying else 0.0
         self.dependents: dict[str, list[str]] = {}
         self.waiting_on: dict[str, int] = {}
         for t in tasks:
@@ -69,16 +69,12 @@ class Graph(ResultChecks):
         that died on this host left behind.
 
         Reads no claim when a journal is there (the common case among many workers),
-        else claims until one of a worker not known to be gone. Names with a dot are
-        files of a takeover or a release, of live workers only for an instant, or
-        leftovers of dead ones: they do not count.
+        else claims until one of a worker not known to be gone.
         """
-        if self.news.journals_seen(skip=self.journal.path):
+        if self.news.journals_seen(skip=self.journal.ident):
             return True
-        for name in self.store.lock_names():
-            if "." in name:
-                continue
-            owner = read_owner(self.store.lock_path(name))
+        for name in self.leases.claimed():
+            owner = self.leases.owner(name)
             if owner is not None and not gone_from_here(owner):
                 return True
         return False

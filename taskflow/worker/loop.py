@@ -18,11 +18,10 @@ from collections.abc import Callable
 from .. import confirm
 from ..errors import StoreAccessError
 from ..executors import executor_class
-from ..journal import Journal, JournalReader
-from ..lease import Heartbeat, Leases
 from ..memory import task_peak_bytes
 from ..signals import Signals, Terminated
-from ..store import Store
+from ..stores.base import Store
+from ..stores.lease import Heartbeat
 from ..task import Task
 from .attempt import Attempts, InFlight
 from .options import Options, Outcome, RunSummary
@@ -45,13 +44,13 @@ class Worker(Attempts):
         self.options = options or Options()
         self.reporter = reporter or Reporter()
         executor_class(self.options.executor)  # an unknown name fails here, before any work
-        self.leases = Leases(store, self.options.lease, clock=clock)
+        self.leases = store.claims(self.options.lease, clock=clock)
         self._started = time.monotonic()
         self._ran_total = 0
         self._stop_checked = 0.0
         self._signals = Signals()
-        self.journal = Journal(store)
-        self.news = JournalReader(store)
+        self.journal = store.journal()
+        self.news = store.news()
         self.verified: set[str] = set()
 
     def run(self, tasks: list[Task]) -> RunSummary:
@@ -63,7 +62,7 @@ class Worker(Attempts):
         try:
             return self._run_all(tasks)
         except OSError as e:  # the tasks' own errors are failures: this one is taskflow's, on the store
-            where = e.filename or self.store.path
+            where = e.filename or self.store.location("store")
             if e.errno in (errno.EROFS, errno.EACCES):  # the store as a whole, most likely: name the folder
                 folder = os.path.dirname(where) if e.filename else where
                 what = "cannot write in" if e.errno == errno.EROFS else "no access to"
@@ -151,7 +150,7 @@ class Worker(Attempts):
                 log.info("waited %.0fs for other workers; %d tasks remain", now - idle_since, self._remaining())
                 return Outcome.REMAINING
             reason = self._limit_reached()
-            if reason and reason.startswith(self.store.stop_file):
+            if reason and reason.startswith(self.store.location("stop")):
                 return Outcome.REMAINING
             self._signals.allow()
             try:
@@ -177,7 +176,7 @@ class Worker(Attempts):
         if now - self._stop_checked > 1.0:
             self._stop_checked = now
             if self.store.stop_requested():
-                return f"{self.store.stop_file} exists"
+                return f"{self.store.location('stop')} exists"
             for path in o.stop_files:
                 if os.path.exists(path):
                     return f"{path} exists"

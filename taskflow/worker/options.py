@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..executors import DEFAULT as DEFAULT_EXECUTOR
-from ..lease import DEFAULT_LEASE
+from ..stores.lease import DEFAULT_LEASE
 
 
 class Outcome(enum.Enum):

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import logging
-import os
 
-from .. import confirm, stale
+from .. import confirm
 from .graph import Graph
 
 log = logging.getLogger(__name__)
@@ -16,7 +15,7 @@ class Refresh(Graph):
     def _refresh(self) -> bool:
         """Learn from the store what became of the tasks others hold; True if anything changed.
 
-        What others finished comes from their journals (see journal.py); a
+        What others finished comes from their journals (`Store.news`); a
         task held by another worker gets a look at its result too, since that
         worker may not have written its journal yet. Anything else others
         finished this worker learns when it meets the task (see _attempt), at
@@ -25,7 +24,7 @@ class Refresh(Graph):
         """
         changed = False
         self.journal.flush()
-        done = self.news.news(skip=self.journal.path) & self.index.keys()
+        done = self.news.news(skip=self.journal.ident) & self.index.keys()
         done.update(h for h in self.elsewhere if h not in done and self.store.has_result(h))
         for h in done:
             if h not in self.finished:
@@ -58,11 +57,8 @@ class Refresh(Graph):
         self.elsewhere.add(h)
 
     def _failed_elsewhere(self, h: str) -> bool:
-        try:
-            recorded = os.stat(self.store.failure_path(h)).st_mtime
-        except OSError as e:
-            if not stale.gone(e):
-                raise
+        recorded = self.store.failure_time(h)
+        if recorded is None:
             return False
         return h not in self.retrying or recorded >= self.retry_cutoff
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import write_taskfile
 from taskflow.errors import ExitCode, UsageError
 from taskflow.executors import DEFAULT, EXECUTORS, Done, Executor, Job, LocalExecutor, executor_class, run_task
-from taskflow.store import Store
+from taskflow.stores.folder import FolderStore as Store
 from taskflow.worker import Options, Outcome, Worker
 
 

@@ -20,25 +20,32 @@ from __future__ import annotations
 import os
 import time
 
-from .hashing import DIGEST_SIZE
-from .lease import writer_gone_from_here
-from .stale import gone, reread
-from .store import HOST, Store, process
+
+from ...hashing import DIGEST_SIZE
+from ...stale import gone, reread
+from ..base import Journal, NewsReader
+from ..identity import HOST, process, writer_gone_from_here
+from .layout import Folder
+
 
 _LINE = 2 * DIGEST_SIZE + 1  # a hash in hex and a newline
 FLUSH_EVERY = 32  # hashes
 FLUSH_AFTER = 0.5  # seconds
 
 
-class Journal:
+class FolderJournal(Journal):
     """This worker's journal: finished hashes, written in batches."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Folder):
         self.store = store
         self.path: str | None = None
         self._fd: int | None = None
         self._pending: list[str] = []
         self._since = time.monotonic()
+
+    @property
+    def ident(self) -> str | None:
+        return self.path
 
     def add(self, task_hash: str) -> None:
         self._pending.append(task_hash + "\n")
@@ -72,10 +79,10 @@ class Journal:
                 pass
 
 
-class JournalReader:
+class JournalReader(NewsReader):
     """What other workers finished since this reader started, read incrementally."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Folder):
         self.store = store
         self._read_to: dict[str, int] = {}
 
@@ -145,7 +152,7 @@ def _read_from(path: str, start: int, size: int) -> bytes:
         os.close(fd)
 
 
-def journaled(store: Store) -> set[str]:
+def journaled(store: Folder) -> set[str]:
     """Every hash named in the journals now in done/ (of running workers, or of dead ones not cleaned up)."""
     found: set[str] = set()
     try:

@@ -1,0 +1,32 @@
+"""What the parts of the folder store see of it: its folders and a few of its methods.
+
+The modules that do one thing in the folder (claims, clock, journals, damage,
+leftovers) are given the store and use no more of it than this; `FolderStore`
+is what they get.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ..claims import Claims
+
+
+class Folder(Protocol):
+    path: str
+    locks_dir: str
+    tmp_dir: str
+    clock_dir: str
+    done_dir: str
+    damaged_dir: str
+    doctor_dir: str
+
+    def ensure(self) -> None: ...
+    def result_path(self, task_hash: str) -> str: ...
+    def lock_path(self, task_hash: str) -> str: ...
+    def lock_names(self) -> list[str]: ...
+    def has_result(self, task_hash: str) -> bool: ...
+    def unmark_suspect(self, task_hash: str) -> bool: ...
+    def claims(self, lease: float | None = None, worker: str | None = None, reader: bool = False,
+               clock: Callable[[], float] = time.time) -> Claims: ...

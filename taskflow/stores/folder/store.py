@@ -1,0 +1,201 @@
+"""The folder store: one folder on a filesystem every worker sees.
+
+    STORE/
+      taskflow-store.json     format marker, written once
+      results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
+      failed/<hash>.json      failure record: exception, traceback, host, time
+      locks/<hash>            claim of a running task (see claims.py)
+      tmp/                    files being written; renamed into place when complete
+      clock/                  files touched to read the filesystem's own time (see clock.py)
+      done/<host>.<pid>.<n>   journal of one worker: the tasks it finished, for other clients (see journal.py)
+      jobs/                   array jobs submitted for this store
+      code/<name>/<tag>       which code versions produced results of each task name
+      suspect/<hash>          a result some command found damaged: checked again by the next execute
+      damaged/<hash>.<host>.<pid>.<random>  damaged results moved aside by execute or check --verify, for a human
+      complete/<digest>       a worker saw every task of one graph finished (a hint for other clients)
+      doctor/                 scratch folders of a running `taskflow doctor`
+      doctor.json             what `taskflow doctor` measured and recommends (see fsneeds.py)
+      STOP                    if present, workers take no new task
+
+Writes are atomic: a result is written to an anonymous file (O_TMPFILE) and
+linked into place or, where the filesystem cannot, written to a uniquely named
+file in tmp/ and renamed into place (see writes.py); readers see a whole file
+or none, and a crashed writer leaves at most a temp file, which `taskflow
+cleanup` removes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from ..._version import __version__
+from ...errors import StoreAccessError, StoreError, UsageError
+from ..base import UNWRITABLE, Claims, Journal, Leftover, NewsReader, Store
+from .files import listing, write_atomic
+from .records import Records
+from .results import Results
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MARKER = "taskflow-store.json"
+_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "suspect", "damaged",
+                "complete", "STOP", "doctor", "doctor.json"}
+
+
+class FolderStore(Results, Records, Store):
+    """A taskflow store folder. Creating the object touches nothing on disk."""
+
+    def __init__(self, path: str, fsync: bool = False):
+        self.path = os.path.abspath(path)
+        self.fsync = fsync
+        self.results_dir = os.path.join(self.path, "results")
+        self.failed_dir = os.path.join(self.path, "failed")
+        self.locks_dir = os.path.join(self.path, "locks")
+        self.tmp_dir = os.path.join(self.path, "tmp")
+        self.clock_dir = os.path.join(self.path, "clock")
+        self.done_dir = os.path.join(self.path, "done")
+        self.jobs_dir = os.path.join(self.path, "jobs")
+        self.stop_file = os.path.join(self.path, "STOP")
+        self.code_dir = os.path.join(self.path, "code")
+        self.suspect_dir = os.path.join(self.path, "suspect")
+        self.damaged_dir = os.path.join(self.path, "damaged")
+        self.complete_dir = os.path.join(self.path, "complete")
+        self.doctor_dir = os.path.join(self.path, "doctor")
+        self.taskfile: str | None = None
+        self._ready = False
+        self._format_ok = False
+        self._noted_code: set[tuple] = set()
+        self._shards_made: set[str] = set()  # shards this process made or saw made after a failed write
+
+    @classmethod
+    def from_value(cls, value: str, *, fsync: bool = False) -> FolderStore:
+        if not value:
+            raise UsageError("--store: an empty value names no store")
+        return cls(value, fsync=fsync)
+
+    def __repr__(self) -> str:
+        return f"FolderStore({self.path!r})"
+
+    @property
+    def url(self) -> str:
+        return self.path
+
+    def location(self, kind: str, task_hash: str = "") -> str:
+        places: dict[str, Callable[[], str]] = {
+            "store": lambda: self.path, "result": lambda: self.result_path(task_hash),
+            "failure": lambda: self.failure_path(task_hash),
+            "suspect": lambda: os.path.join(self.suspect_dir, task_hash), "damaged": lambda: self.damaged_dir,
+            "stop": lambda: self.stop_file, "jobs": lambda: self.jobs_dir}
+        return places[kind]()
+
+    # -- layout ---------------------------------------------------------
+
+    def exists(self) -> bool:
+        return os.path.exists(os.path.join(self.path, MARKER))
+
+    def check_format(self) -> None:
+        """Refuse a folder that is not a taskflow store of a format we read.
+
+        Once the marker was read and found right, later calls cost nothing:
+        every path that loads results calls this.
+        """
+        if self._format_ok:
+            return
+        marker = os.path.join(self.path, MARKER)
+        if os.path.isfile(self.path):
+            raise StoreError(f"{self.path} is a file, not a store folder", path=self.path)
+        try:
+            with open(marker) as f:
+                fmt = json.load(f).get("format")
+        except FileNotFoundError:
+            # A store being created by another worker right now holds only our own folders.
+            if os.path.isdir(self.path) and not set(os.listdir(self.path)) <= _OWN_ENTRIES:
+                raise StoreError(f"{self.path} exists and is not a taskflow store (no {MARKER})",
+                                 path=self.path) from None
+            return
+        except (ValueError, OSError) as e:
+            raise StoreError(f"{marker}: unreadable store marker ({e})", path=marker) from None
+        if fmt != FORMAT:
+            raise StoreError(f"{self.path} has store format {fmt!r}; this taskflow {__version__} "
+                             f"reads format {FORMAT}", path=self.path)
+        self._format_ok = True
+
+    def ensure(self) -> None:
+        """Create the store's folders (idempotent, safe when workers race)."""
+        if self._ready:
+            return
+        self.check_format()
+        try:
+            # The marker first (through tmp/), so that a folder other workers see
+            # half-created is already recognisably a store.
+            os.makedirs(self.tmp_dir, exist_ok=True)
+            marker = os.path.join(self.path, MARKER)
+            if not os.path.exists(marker):
+                self.write_atomic(marker, json.dumps({"format": FORMAT, "created_by": __version__}).encode())
+            for d in (self.results_dir, self.failed_dir, self.locks_dir, self.clock_dir):
+                os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            kind = StoreAccessError if e.errno in UNWRITABLE else StoreError
+            raise kind(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
+        self._ready = True
+
+    # Asked for several times per task: plain concatenation, not os.path.join.
+
+    def result_path(self, task_hash: str) -> str:
+        return f"{self.results_dir}{os.sep}{task_hash[:2]}{os.sep}{task_hash}"
+
+    def failure_path(self, task_hash: str) -> str:
+        return f"{self.failed_dir}{os.sep}{task_hash}.json"
+
+    def lock_path(self, task_hash: str) -> str:
+        return f"{self.locks_dir}{os.sep}{task_hash}"
+
+    def write_atomic(self, final: str, data: bytes) -> None:
+        write_atomic(final, data, self.tmp_dir, self.fsync)
+
+    def move_aside(self, task_hash: str) -> str | None:
+        from .damage import move_aside
+
+        return move_aside(self, task_hash)
+
+    # -- claims, journals, leftovers ---------------------------------------
+
+    def claims(self, lease: float | None = None, worker: str | None = None, reader: bool = False,
+               clock: Callable[[], float] = time.time) -> Claims:
+        from ..lease import DEFAULT_LEASE
+        from .claims import FolderClaims
+
+        return FolderClaims(self, DEFAULT_LEASE if lease is None else lease, worker, clock, reader)
+
+    def lock_names(self) -> list[str]:
+        """Every name in locks/: claims, and what takeovers and releases leave for an instant."""
+        return listing(self.locks_dir)
+
+    def journal(self) -> Journal:
+        from .journal import FolderJournal
+
+        return FolderJournal(self)
+
+    def news(self) -> NewsReader:
+        from .journal import JournalReader
+
+        return JournalReader(self)
+
+    def journaled(self) -> set[str]:
+        from .journal import journaled
+
+        return journaled(self)
+
+    def leftovers(self, kind: str) -> list[Leftover]:
+        from . import leftovers
+
+        return leftovers.find(self, kind)
+
+    def remove_leftover(self, leftover: Leftover) -> bool:
+        from . import leftovers
+
+        return leftovers.remove(self, leftover)

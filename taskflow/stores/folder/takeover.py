@@ -1,0 +1,125 @@
+"""Taking over a stale claim file, and removing one (cleanup).
+
+Rename the claim to a unique name, then check that the renamed file holds the
+very bytes judged stale. Rename is atomic, so exactly one racer moves that
+file. Racers that judged the same claim stale first compete for a token named
+after that claim's random token (O_EXCL), the same name on every client, so
+only one of them renames at all: a loser renaming after the winner would move
+the winner's new claim away, and while it is away a third worker could claim
+the task too. The winner gives the token up only once its own claim is in
+place, so a late racer finds either the token or the new claim, never an
+empty place. If the owner renews between the winner's look and its rename,
+the winner puts the file back with link(), which cannot overwrite. The winner
+then claims with O_EXCL like anyone.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Protocol
+
+from ..claims import ClaimInfo
+from ..identity import process
+from . import claimfiles
+from .claimfiles import FolderClaim, LockInfo, head
+from .layout import Folder
+
+
+class Taker(Protocol):
+    """What a takeover uses of the claims taking over (claims.FolderClaims)."""
+
+    store: Folder
+
+    def create(self, task_hash: str) -> FolderClaim | None: ...
+    def judge(self, task_hash: str, path: str) -> LockInfo | None: ...
+    def record(self, task_hash: str, token: str) -> bytes: ...
+
+log = logging.getLogger(__name__)
+
+
+def remove_stale(claims: Taker, info: ClaimInfo) -> bool:
+    """Remove the claim judged stale in `info`, if it is still that very file."""
+    path = claims.store.lock_path(info.task_hash)
+    token = _take_token(claims, path, info)
+    if token is None:
+        return False
+    try:
+        return move_away(path, info)
+    finally:
+        _drop_token(*token)
+
+
+def take_over(claims: Taker, info: ClaimInfo) -> FolderClaim | None:
+    path = claims.store.lock_path(info.task_hash)
+    token = _take_token(claims, path, info)
+    if token is None:
+        return None
+    try:
+        if not move_away(path, info):
+            return None
+        # Made before the token is given up: a racer that judged the same claim and comes
+        # late finds the token or this claim in place, never an empty place to claim.
+        claim = claims.create(info.task_hash)
+        if claim is not None:  # None: a plain claim, or the owner remaking its file, came first
+            log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
+                        info.owner.get("worker", "unknown owner"), info.reason)
+        return claim
+    finally:
+        _drop_token(*token)
+
+
+def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] | None:
+    """The right to take over the claim judged in `info`, or None if another racer has it."""
+    mark = info.owner.get("token")
+    if not (isinstance(mark, str) and mark.isascii() and mark.isalnum() and len(mark) <= 64):
+        # Being written, or damaged: named after what it holds, as every client reads it.
+        mark = hashlib.blake2b(info.raw, digest_size=10).hexdigest()
+    token = f"{path}.takeover.{mark}"
+    content = claims.record(info.task_hash, process.unique())
+    for _ in range(3):
+        fd = claimfiles.exclusive(token)
+        if fd is None:
+            held = claims.judge(info.task_hash, token)
+            if held is not None and not held.stale:
+                return None
+            # Its holder died, or froze for a whole lease, in the middle of a takeover.
+            try:
+                os.unlink(token)
+            except FileNotFoundError:
+                pass
+            continue
+        try:
+            os.write(fd, content)
+        finally:
+            os.close(fd)
+        return token, content
+    return None
+
+
+def _drop_token(token: str, content: bytes) -> None:
+    if head(token, len(content) + 1) == content:  # not one that replaced ours as abandoned
+        try:
+            os.unlink(token)
+        except FileNotFoundError:
+            pass
+
+
+def move_away(path: str, info: ClaimInfo) -> bool:
+    """Remove the claim file at `path` if it holds exactly the bytes judged in `info`."""
+    judged = info.raw
+    if head(path, len(judged) + 1) != judged:
+        return False  # renewed, released or taken over since we judged it
+    grave = f"{path}.stale.{process.unique()}"
+    try:
+        os.rename(path, grave)
+    except FileNotFoundError:
+        return False
+    moved = head(grave, len(judged) + 1)
+    if moved == judged:
+        os.unlink(grave)
+        return True
+    if moved is not None:
+        # The owner renewed it between our look and our rename: put it back.
+        claimfiles.put_back(grave, path, info.task_hash, "was renewed during takeover")
+    return False

@@ -1,0 +1,106 @@
+"""Writing a result file atomically: an unnamed file linked into place, or a temp file renamed.
+
+Readers see a whole file or none. A crashed writer leaves nothing behind
+(unnamed file) or at most a temp file in tmp/, which cleanup removes.
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+from ... import encoding
+from .files import unique_name
+
+# What filesystems and kernels answer when they cannot make or link unnamed files.
+_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EACCES,
+                errno.EXDEV, errno.ENOSYS}
+
+
+class _Anonymous:
+    """Whether unnamed files (O_TMPFILE + linkat) work here; learned on first use."""
+
+    def __init__(self) -> None:
+        # linkat() with a source directory fd is what links /proc/self/fd/N by its target.
+        self.usable = (hasattr(os, "O_TMPFILE") and os.link in os.supports_dir_fd
+                       and os.path.isdir("/proc/self/fd"))
+        self._root: int | None = None
+
+    def root_fd(self) -> int:
+        # linkat() follows /proc/self/fd/N only when given a directory fd.
+        if self._root is None:
+            self._root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+        return self._root
+
+
+_anonymous = _Anonymous()
+
+
+def place(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool, shards_made: set[str]) -> int:
+    """Write `payload` at `final` atomically; its size. FileNotFoundError when a folder is missing
+    (the caller makes it and tries again)."""
+    size = write_anonymous(final, payload, tmp_dir, fsync, shards_made) if _anonymous.usable else None
+    return write_via_tmp(final, payload, tmp_dir, fsync) if size is None else size
+
+
+def write_anonymous(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool,
+                    shards_made: set[str]) -> int | None:
+    """Write an unnamed file and link it in place once complete.
+
+    The file has no name until it is whole, so a crash leaves nothing
+    behind, and it costs one directory entry instead of two plus a rename.
+    It is made in tmp/, not in the result's shard: filesystems place a new
+    inode near its folder's, and one folder keeps them together instead
+    of spreading them over every shard's part of the disk. Returns None
+    where the filesystem cannot (NFS has no O_TMPFILE): the caller then
+    writes a named file in tmp/ and renames it.
+    """
+    try:
+        fd = os.open(tmp_dir, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except OSError as e:
+        if e.errno not in _UNSUPPORTED or (e.errno == errno.ENOENT and not os.path.isdir(tmp_dir)):
+            raise  # no tmp/ (deleted while we run) says nothing of O_TMPFILE: the caller makes it
+        _anonymous.usable = False
+        return None
+    try:
+        size = payload.write(fd)
+        if fsync:
+            os.fsync(fd)
+        source = f"/proc/self/fd/{fd}"
+        try:
+            os.link(source, final, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
+        except FileExistsError:
+            # Replacing a damaged result, or a retry: link under a temp name, rename over.
+            tmp = unique_name(tmp_dir, os.path.basename(final))
+            os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
+            os.replace(tmp, final)
+        except OSError as e:
+            shard = os.path.dirname(final)
+            if e.errno == errno.ENOENT and (shard not in shards_made or not os.path.isdir(shard)):
+                raise  # no shard folder (yet, or any more): the caller makes it and tries again
+            if e.errno not in _UNSUPPORTED:
+                raise  # a full disk or an I/O error is the caller's to see
+            _anonymous.usable = False  # no /proc, or linkat refused: use tmp/ from now on
+            return None
+    finally:
+        os.close(fd)
+    return size
+
+
+def write_via_tmp(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool) -> int:
+    tmp = unique_name(tmp_dir, os.path.basename(final))
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            size = payload.write(fd)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return size

@@ -1,0 +1,477 @@
+"""The store interface (taskflow.stores.base), checked on every kind of store.
+
+Each kind is a fixture returning a `Kind`: the `--store` value of a new, empty
+store, and how to damage a stored result behind the store's back. Adding a
+backend means one fixture and one entry in KINDS; every test here then runs
+on it too.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from taskflow import encoding
+from taskflow.errors import CorruptResultError, ExitCode, UsageError
+from taskflow.stores import open_store
+from taskflow.stores.base import LEFTOVER_KINDS, Claim, Store
+
+H = "ab" * 16  # a task hash: 32 hex digits
+HASHES = [f"{i:032x}" for i in range(1, 31)]
+
+
+@dataclass
+class Kind:
+    url: str
+    corrupt: Callable[[Store, str], None]  # damage the stored result of a hash behind the store's back
+
+
+def _flip_a_byte_of_the_result_file(store: Store, task_hash: str) -> None:
+    path = store.location("result", task_hash)
+    data = bytearray(open(path, "rb").read())
+    data[-3] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+@pytest.fixture
+def folder_kind(tmp_path) -> Kind:
+    return Kind(str(tmp_path / "store"), _flip_a_byte_of_the_result_file)
+
+
+# Every kind of store the contract is checked on: the name of its fixture.
+KINDS = ["folder_kind"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request) -> Kind:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def store(kind) -> Store:
+    s = open_store(kind.url)
+    s.ensure()
+    return s
+
+
+def meta(name: str = "t.f", **more) -> dict:
+    return {"name": name, "hash": H, "code": "c0de", "version": None, **more}
+
+
+def save(store: Store, task_hash: str, value, name: str = "t.f") -> int:
+    return store.save_payload(task_hash, encoding.Payload(value, meta(name, hash=task_hash)))
+
+
+# -- identity and format ---------------------------------------------------------------
+
+def test_a_store_opens_again_from_its_url_and_from_its_pickle(kind, store):
+    save(store, H, [1, 2])
+    assert str(store) and store.url
+    again = open_store(store.url)
+    assert again.load_value(H) == [1, 2]
+    store.taskfile = "tf.py"
+    unpickled = pickle.loads(pickle.dumps(store))
+    assert unpickled.url == store.url and unpickled.taskfile == "tf.py"
+    assert unpickled.load_value(H) == [1, 2]
+    for where in ("store", "result", "failure", "suspect", "damaged", "stop", "jobs"):
+        assert isinstance(store.location(where, H), str) and store.location(where, H)
+
+
+def test_a_store_exists_once_ensured_and_ensuring_again_changes_nothing(kind):
+    s = open_store(kind.url)
+    assert not s.exists()
+    s.check_format()  # a store not created yet passes
+    s.ensure()
+    s.ensure()
+    assert s.exists()
+    open_store(kind.url).check_format()
+    assert s.finished_hashes() == set() and s.failed_hashes() == set()
+
+
+def test_an_unknown_kind_of_store_is_a_usage_error_naming_the_value():
+    with pytest.raises(UsageError, match="nosuch://host/x") as e:
+        open_store("nosuch://host/x")
+    assert e.value.exit_code == ExitCode.USAGE and "\n" not in str(e.value)
+
+
+def test_a_file_url_is_a_folder(tmp_path):
+    s = open_store(f"file://{tmp_path}/store")
+    assert s.url == str(tmp_path / "store")
+    with pytest.raises(UsageError, match="this host"):
+        open_store("file://elsewhere/x")
+
+
+# -- results ---------------------------------------------------------------------------
+
+def test_results_round_trip_with_their_metadata(store):
+    size = save(store, H, {"a": list(range(100))})
+    assert size > 0
+    assert store.has_result(H) and H in store.finished_hashes()
+    assert store.load_value(H) == {"a": list(range(100))}
+    assert store.load_value(H, fresh=True) == {"a": list(range(100))}
+    assert store.result_meta(H)["name"] == "t.f"
+    store.verify_result(H)
+    assert list(store.damaged([H])) == []
+    assert store.present([H, "cd" * 16]) == {H}
+
+    class T:
+        hash = H
+    assert [m["name"] for _, m in store.metas([T()])] == ["t.f"]
+
+
+def test_a_result_saved_again_replaces_the_old_one_whole(store):
+    save(store, H, "old")
+    save(store, H, "new")
+    assert store.load_value(H) == "new"
+
+
+def test_an_absent_result_is_file_not_found(store):
+    assert not store.has_result(H)
+    for read in (store.load_value, store.result_meta, store.verify_result):
+        with pytest.raises(FileNotFoundError):
+            read(H)
+    assert list(store.damaged([H])) == []
+    assert not store.remove_result(H)
+
+
+def test_removing_a_result(store):
+    save(store, H, 1)
+    assert store.remove_result(H)
+    assert not store.has_result(H) and H not in store.finished_hashes()
+    assert not store.remove_result(H)
+
+
+def test_a_damaged_result_is_never_returned_and_moves_aside(kind, store):
+    save(store, H, list(range(1000)))
+    kind.corrupt(store, H)
+    with pytest.raises(CorruptResultError):
+        store.load_value(H)
+    with pytest.raises(CorruptResultError):
+        store.load_value(H, fresh=True)
+    with pytest.raises(CorruptResultError):
+        store.verify_result(H)
+    assert [h for h, _ in store.damaged([H])] == [H]
+    store.mark_suspect(H, {"reason": "test"})
+    where = store.move_aside(H)
+    assert where
+    assert not store.has_result(H) and H in store.moved_aside()
+    assert not store.is_suspect(H), "moving aside drops the mark"
+    assert store.move_aside(H) is None, "nothing left to move"
+
+
+def test_an_intact_result_is_not_moved_aside(store):
+    save(store, H, 1)
+    assert store.move_aside(H) is None
+    assert store.load_value(H) == 1
+
+
+def test_mmap_loads_arrays_or_says_it_cannot(store):
+    np = pytest.importorskip("numpy")
+    save(store, H, np.arange(1000))
+    try:
+        got = store.load_value(H, mmap=True)
+    except UsageError as e:
+        assert "mmap" in str(e)
+    else:
+        assert (got == np.arange(1000)).all()
+
+
+# -- suspect marks and failure records -------------------------------------------------
+
+def test_suspect_marks(store):
+    assert not store.is_suspect(H) and store.suspect_hashes() == set()
+    store.mark_suspect(H, {"reason": "checksum", "host": "h"})
+    assert store.is_suspect(H) and store.suspect_hashes() == {H}
+    assert store.unmark_suspect(H)
+    assert not store.unmark_suspect(H)
+    assert not store.is_suspect(H)
+
+
+def test_failure_records(store):
+    assert store.load_failure(H) is None and store.failure_time(H) is None
+    claims = store.claims()
+    try:
+        before = claims.now()
+        store.save_failure(H, {"type": "ValueError", "message": "bad", "traceback": "tb"})
+        recorded = store.failure_time(H)
+        assert recorded is not None and recorded >= before - 2.0  # on the claims' clock (whole-second stamps)
+    finally:
+        claims.close()
+    assert store.load_failure(H)["message"] == "bad"
+    assert store.failed_hashes() == {H}
+    store.save_failure(H, {"type": "KeyError", "message": "worse", "traceback": ""})
+    assert store.load_failure(H)["type"] == "KeyError"
+    assert store.remove_failure(H) and not store.remove_failure(H)
+    assert store.failed_hashes() == set()
+
+
+# -- claims ----------------------------------------------------------------------------
+
+def test_a_claim_is_held_renewed_and_released_by_its_owner(store):
+    mine, other = store.claims(lease=60, worker="me"), store.claims(lease=60, worker="other")
+    try:
+        claim = mine.claim(H)
+        assert isinstance(claim, Claim) and claim.task_hash == H
+        assert other.claim(H) is None and other.claim(H, take_over=False) is None
+        assert mine.holds(claim) and mine.still_ours(claim)
+        assert mine.renew(claim) and mine.still_ours(claim)
+        info = other.inspect(H)
+        assert info is not None and not info.stale and info.owner.get("worker") == "me"
+        assert other.claimed() == {H} and other.owner(H).get("worker") == "me"
+        assert mine.release(claim)
+        assert claim.lost and not mine.holds(claim) and not mine.renew(claim) and not mine.release(claim)
+        assert other.claimed() == set() and other.inspect(H) is None and other.owner(H) is None
+        again = other.claim(H)
+        assert again is not None and other.release(again)
+    finally:
+        mine.close()
+        other.close()
+
+
+def test_only_the_owner_renews_or_releases_once_its_claim_was_taken_over(store):
+    old, new = store.claims(lease=1, worker="old"), store.claims(lease=1, worker="new")
+    try:
+        first = old.claim(H)
+        assert first is not None
+        deadline = time.monotonic() + 60
+        while True:  # until its lease runs out, on the store's own clock
+            info = new.inspect(H)
+            if info is not None and info.stale:
+                break
+            assert time.monotonic() < deadline, "the claim never went stale"
+            time.sleep(0.2)
+        second = new.claim(H)
+        assert second is not None, "a stale claim is taken over"
+        assert not old.renew(first) and first.lost
+        assert not old.holds(first) and not old.still_ours(first)
+        assert not old.release(first)
+        assert new.still_ours(second) and new.inspect(H).owner.get("worker") == "new"
+        assert new.release(second)
+    finally:
+        old.close()
+        new.close()
+
+
+def test_the_claims_clock_runs_forward(store):
+    claims = store.claims()
+    try:
+        a = claims.now()
+        b = claims.now()
+        assert isinstance(a, float) and b >= a
+    finally:
+        claims.close()
+
+
+def _use_a_pickled_claim(payload: bytes, out) -> None:
+    claims, claim = pickle.loads(payload)
+    try:
+        out.put((claims.renew(claim), claims.holds(claim), claims.still_ours(claim), claims.release(claim)))
+    finally:
+        claims.close()
+
+
+def test_a_claim_taken_in_one_process_is_renewed_and_released_in_another(store):
+    claims = store.claims(lease=60)
+    claim = claims.claim(H)
+    assert claim is not None
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter, as an engine's worker is
+    out = ctx.Queue()
+    proc = ctx.Process(target=_use_a_pickled_claim, args=(pickle.dumps((claims, claim)), out))
+    proc.start()
+    got = out.get(timeout=120)
+    proc.join(60)
+    assert got == (True, True, True, True)
+    assert claims.claimed() == set()
+    claims.close()
+
+
+def _race(url: str, start, hold, out) -> None:
+    store = open_store(url)
+    claims = store.claims(lease=60)
+    start.wait(60)
+    won = [(h, c) for h in HASHES if (c := claims.claim(h, take_over=False)) is not None]
+    out.put([h for h, _ in won])
+    hold.wait(120)  # keep every claim until all have tried: a released task may be claimed again
+    for _, c in won:
+        claims.release(c)
+    claims.close()
+
+
+def test_processes_racing_for_the_same_tasks_win_each_exactly_once(kind, store):
+    ctx = multiprocessing.get_context("fork")
+    racers = 4
+    start, hold, out = ctx.Barrier(racers), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(kind.url, start, hold, out)) for _ in range(racers)]
+    for p in procs:
+        p.start()
+    won = [out.get(timeout=120) for _ in procs]
+    hold.set()
+    for p in procs:
+        p.join(60)
+    assert sorted(h for got in won for h in got) == sorted(HASHES), "every task claimed exactly once"
+    assert store.claims().claimed() == set()
+
+
+def _claim_and_hang(url: str, ready) -> None:
+    store = open_store(url)
+    claims = store.claims(lease=300)
+    assert claims.claim(H) is not None
+    journal = store.journal()
+    journal.add(H)
+    journal.flush()
+    ready.set()
+    time.sleep(600)
+
+
+def _take_over(url: str, start, out) -> None:
+    claims = open_store(url).claims(lease=300)
+    start.wait(60)
+    claim = claims.claim(H)
+    out.put(claim is not None)
+    time.sleep(2)  # hold it while the others try
+
+
+def _killed_owner(kind) -> None:
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    owner = ctx.Process(target=_claim_and_hang, args=(kind.url, ready))
+    owner.start()
+    assert ready.wait(60)
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.join(60)
+
+
+def test_the_claim_of_a_killed_owner_is_taken_over_by_exactly_one_racer(kind, store):
+    _killed_owner(kind)
+    info = store.claims(reader=True).inspect(H)
+    assert info is not None and info.stale, "an owner killed on this host leaves a stale claim at once"
+    ctx = multiprocessing.get_context("fork")
+    racers = 4
+    start, out = ctx.Barrier(racers), ctx.Queue()
+    procs = [ctx.Process(target=_take_over, args=(kind.url, start, out)) for _ in range(racers)]
+    for p in procs:
+        p.start()
+    wins = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert wins.count(True) == 1, wins
+
+
+def test_a_stale_claim_is_removed_only_as_judged(kind, store):
+    _killed_owner(kind)
+    claims = store.claims()
+    try:
+        info = claims.inspect(H)
+        assert info is not None and info.stale
+        assert claims.remove_stale(info)
+        assert claims.claimed() == set()
+        assert not claims.remove_stale(info), "gone already"
+        fresh = claims.claim(H)
+        assert fresh is not None
+        assert not claims.remove_stale(info), "a new claim is not the one judged"
+        assert claims.still_ours(fresh)
+        claims.release(fresh)
+    finally:
+        claims.close()
+
+
+def test_a_reader_judges_claims(store):
+    worker, reader = store.claims(lease=60), store.claims(reader=True)
+    claim = worker.claim(H)
+    info = reader.inspect(H)
+    assert info is not None and not info.stale and info.age < 60
+    worker.release(claim)
+    worker.close()
+    reader.close()
+
+
+# -- journals, completion records, code markers, jobs, STOP, leftovers -----------------
+
+def test_journals_tell_other_workers_what_finished(store):
+    reader = store.news()
+    reader.start()
+    assert not reader.journals_seen()
+    journal = store.journal()
+    for h in HASHES[:3]:
+        journal.add(h)
+    journal.flush()
+    assert journal.ident
+    assert reader.news() == set(HASHES[:3])
+    assert reader.news() == set(), "news only once"
+    journal.add(HASHES[3])
+    journal.flush()
+    assert reader.news(skip=journal.ident) == set(), "one's own journal is skipped"
+    assert set(HASHES[:4]) <= store.journaled()
+    late = store.news()
+    late.start()
+    assert late.journals_seen() and not late.journals_seen(skip=journal.ident)
+    assert late.news() == set(), "what was journaled before start is not news"
+    journal.close()
+    assert not set(HASHES[:4]) & store.journaled()
+
+
+def test_completion_records(store):
+    digest = "0f" * 16
+    assert not store.complete_recorded(digest) and store.complete_digests() == set()
+    store.record_complete(digest, {"tasks": 3})
+    store.record_complete(digest, {"tasks": 3})
+    assert store.complete_recorded(digest) and store.complete_digests() == {digest}
+    assert store.forget_complete(digest) and not store.forget_complete(digest)
+    assert not store.complete_recorded(digest)
+
+
+def test_code_markers_name_the_code_that_saved_results(store):
+    store.save_payload(H, encoding.Payload(1, {"name": "t.f", "hash": H, "code": "abc", "version": "2"}))
+    tag = store.code_tag("abc", "2")
+    assert store.code_tags("t.f") == {tag}
+    store.forget_code("t.f", tag)
+    store.forget_code("t.f", tag)
+    assert store.code_tags("t.f") == set()
+
+
+def test_jobs_have_a_local_folder(store):
+    assert os.path.isabs(store.jobs_folder())
+
+
+def test_stop(store):
+    assert not store.stop_requested()
+    store.request_stop()
+    assert store.stop_requested()
+    store.request_stop(False)
+    store.request_stop(False)
+    assert not store.stop_requested()
+
+
+def test_leftovers_of_a_killed_worker_are_listed_and_removed(kind, store):
+    for what in LEFTOVER_KINDS:
+        assert store.leftovers(what) == [], what
+    _killed_owner(kind)
+    journals = store.leftovers("journal")
+    assert len(journals) == 1 and journals[0].label
+    assert store.remove_leftover(journals[0])
+    assert store.leftovers("journal") == []
+    assert H not in store.journaled()
+
+
+def test_leftovers_of_a_running_worker_are_kept(store):
+    journal = store.journal()
+    journal.add(H)
+    journal.flush()
+    assert store.leftovers("journal") == []
+    journal.close()
+
+
+def test_the_cli_names_an_unknown_kind_of_store_in_one_line(tmp_path):
+    from conftest import run_cli, write_taskfile
+
+    tf = write_taskfile(tmp_path, "from taskflow import Task\n\ndef f():\n    return 1\n\nt = Task(f)\n")
+    proc = run_cli("status", tf, "--store", "nosuch://somewhere/db", check=ExitCode.USAGE)
+    assert proc.stderr.strip().count("\n") == 0 and "nosuch://somewhere/db" in proc.stderr
+    assert "Traceback" not in proc.stderr
