@@ -1,0 +1,178 @@
+"""What an executor is: the part of a worker that runs claimed tasks.
+
+The worker (taskflow.worker) does everything around running a task: it keeps
+the ready set, claims a task and keeps its claim alive, hands the task to its
+executor, then saves the result or the failure, journals it, gives the claim
+back and hands the result to its last consumer. The executor only runs the
+task and says how that went. `LocalExecutor` (local.py) runs it in this
+process; an executor for an engine such as Dask or ipyparallel ships
+`run_task` there.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from ..errors import StoreError
+from ..memory import task_peak_bytes
+from ..signals import Signals, Terminated
+from ..task import Task
+
+Inputs = Callable[[Task], Any] | Mapping[str, Any]
+
+
+class InputGone(Exception):
+    """Raised by a job's `inputs` when a dependency's result is no longer there: it must run again first."""
+
+    def __init__(self, task_hash: str):
+        super().__init__(task_hash)
+        self.task_hash = task_hash
+
+
+class InputUnreadable(Exception):
+    """Raised by a job's `inputs` when this installation cannot read an input's result (a checksum it
+    cannot compute): the environment's fault, not the task's. `run_task` raises `error` instead of
+    returning a failure, which stops the worker."""
+
+    def __init__(self, error: StoreError):
+        super().__init__(error)
+        self.error = error
+
+
+class Job:
+    """A ready task whose claim this worker holds, and how to get its inputs.
+
+    `inputs` is either a function returning the value of one of the task's
+    dependencies (it may raise InputGone or InputUnreadable), or a mapping from each
+    dependency's hash to its value.
+    """
+
+    # Plain classes with __slots__ rather than dataclasses: one of each per task, and cheap to import.
+    __slots__ = ("task", "inputs")
+
+    def __init__(self, task: Task, inputs: Inputs):
+        self.task = task
+        self.inputs = inputs
+
+
+class Failure:
+    """How a task failed: the exception it raised, and its traceback as text (tracebacks do not pickle)."""
+
+    __slots__ = ("exception", "traceback")
+
+    def __init__(self, exception: BaseException, traceback: str):
+        self.exception = exception
+        self.traceback = traceback
+
+    @classmethod
+    def of(cls, e: BaseException) -> Failure:
+        return cls(e, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+
+
+class Done:
+    """How one job went. Exactly one of: `value` (it returned), `failure` (it raised), `gone` (the
+    hash of an input whose result vanished: the task did not run, and runs again once that input is
+    there again).
+
+    `started` is the wall-clock time it started (time.time()), `seconds` how long it ran, inputs
+    included, and `peak_bytes` the peak resident memory of the process while it ran.
+    """
+
+    __slots__ = ("task", "started", "seconds", "peak_bytes", "value", "failure", "gone")
+
+    def __init__(self, task: Task, started: float, seconds: float = 0.0, peak_bytes: int = 0, value: Any = None,
+                 failure: Failure | None = None, gone: str | None = None):
+        self.task = task
+        self.started = started
+        self.seconds = seconds
+        self.peak_bytes = peak_bytes
+        self.value = value
+        self.failure = failure
+        self.gone = gone
+
+
+def run_task(task: Task, inputs: Inputs, signals: Signals | None = None) -> Done:
+    """Run `task` in this process, with each dependency replaced by its input, and say how it went.
+
+    This is the function an executor ships to an engine: it is importable as
+    `taskflow.executors.base.run_task`, and its arguments and its result
+    pickle when the task's do. Each input is asked for once, however often
+    the arguments name it. With `signals`, SIGINT and SIGTERM raise
+    KeyboardInterrupt and Terminated while the task runs (see
+    taskflow.signals); those two propagate, whatever else the task raises
+    (SystemExit included) is its failure, except an input that cannot be
+    read (InputUnreadable), whose StoreError propagates too.
+    """
+    if callable(inputs):
+        lookup = inputs
+    else:
+        values = inputs
+        lookup = lambda dep: values[dep.hash]  # noqa: E731
+    started = time.time()
+    t0 = time.monotonic()
+    try:
+        if signals is not None:
+            signals.allow()
+        try:
+            loaded: dict[str, Any] = {}  # each input once, however often the arguments name it
+            value = task.run(lambda dep: loaded[dep.hash] if dep.hash in loaded
+                             else loaded.setdefault(dep.hash, lookup(dep)))
+        finally:
+            if signals is not None:
+                signals.interruptible = False  # first thing: no call may come before it
+        seconds = time.monotonic() - t0
+    except InputGone as e:
+        return Done(task, started, gone=e.task_hash)
+    except InputUnreadable as e:
+        raise e.error from None
+    except (KeyboardInterrupt, Terminated):
+        raise
+    except BaseException as e:  # a task's SystemExit is the task failing
+        return Done(task, started, time.monotonic() - t0, task_peak_bytes(), failure=Failure.of(e))
+    return Done(task, started, seconds, task_peak_bytes(), value)
+
+
+class Executor(ABC):
+    """Runs the jobs a worker hands it; the contract every executor keeps.
+
+    - The worker calls `submit` at most `slots` times more than it called
+      `complete` for, and `complete` only while a job is submitted and not
+      yet returned. An executor may run its jobs in any order, at once or
+      one by one, here or elsewhere, through `run_task` or alike.
+    - Every submitted job comes back from `complete` exactly once, as a
+      Done, unless `close` is called first.
+    - An executor never saves, claims or releases anything: the worker does,
+      with what `complete` returns. A job's failure comes back as a Done
+      with `failure` set, never as an exception out of `complete`.
+    - KeyboardInterrupt and Terminated (SIGINT and SIGTERM, see
+      taskflow.signals) propagate out of `submit` and `complete`, and so
+      does the StoreError of an input that cannot be read
+      (InputUnreadable); the worker then gives back the claims of every
+      job not yet returned.
+    - One executor serves one pass of a worker over a graph (a barrier
+      makes several), and `close` ends it, also when the pass ends on an
+      exception.
+    """
+
+    name: ClassVar[str]
+    slots: int = 1  # how many jobs may be submitted and not yet returned by `complete`
+
+    def __init__(self, signals: Signals) -> None:
+        """`signals` are the worker's: let them raise while waiting for or running a job (`allow`),
+        and reset `interruptible` before doing anything else."""
+        self.signals = signals
+
+    @abstractmethod
+    def submit(self, job: Job) -> None:
+        """Take `job` to run; returns without waiting for it to finish."""
+
+    @abstractmethod
+    def complete(self) -> list[Done]:
+        """Wait until at least one submitted job is done; return every job that is done since the last call."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Forget jobs not returned by `complete` (their claims are the worker's to give back)."""

@@ -1,0 +1,156 @@
+"""One attempt at a task: claim it, have the executor run it, save what came of it, give the claim back."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from ..encoding import Payload
+from ..executors import Done, Executor, Failure, Job
+from ..signals import Terminated
+from ..stores.base import Claim
+from ..stores.identity import HOST, result_meta
+from ..stores.lease import Heartbeat
+from ..task import Task
+from .handoff import HANDOFF_BYTES, Handoff
+from .options import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+class InFlight:
+    """The executor of one pass over the graph, and the tasks handed to it and not yet back."""
+
+    __slots__ = ("executor", "heartbeats", "claims", "idle")
+
+    def __init__(self, executor: Executor, heartbeats: list[Heartbeat]):
+        self.executor = executor
+        self.heartbeats = heartbeats  # one per slot of the executor
+        self.idle = list(heartbeats)  # those watching no claim
+        # Task hash: its claim and the heartbeat renewing it.
+        self.claims: dict[str, tuple[Claim, Heartbeat]] = {}
+
+
+class Attempts(Handoff):
+    """Claims, hands tasks to the executor, and saves and releases what comes back."""
+
+    flight: InFlight
+    _ran_total: int
+
+    def _attempt(self, h: str) -> None:
+        """Try to claim task h and hand it to the executor."""
+        if self.crowded and h not in self.suspect and self.store.has_result(h):
+            # Among other workers a ready task is often done already: one look
+            # is cheaper than claiming it (three calls) and giving it back.
+            self._met_finished(h)
+            return
+        claim = self.leases.claim(h, take_over=h in self.suspect)
+        self.suspect.discard(h)
+        if claim is None:
+            self.elsewhere.add(h)
+            self.collisions += 1
+            self.crowded = True
+            self._jump()
+            return
+        try:
+            if self.store.has_result(h):
+                self._met_finished(h)
+                return
+            if self._failed_elsewhere(h):
+                self.failed.add(h)
+                return
+            self._submit(self.index[h], claim)
+        finally:
+            if h not in self.flight.claims:  # once there, given back by _finish or _give_back
+                self.leases.release(claim)
+
+    def _submit(self, task: Task, claim: Claim) -> None:
+        self.reporter.task_started(task)
+        heartbeat = self.flight.idle.pop()
+        heartbeat.watch(claim)
+        self.flight.claims[task.hash] = (claim, heartbeat)
+        self.flight.executor.submit(Job(task, self._lookup))
+
+    def _complete(self, summary: RunSummary) -> bool:
+        """Wait for the executor to return tasks and deal with each; False when the run must stop (a failure)."""
+        go_on = True
+        for done in self.flight.executor.complete():
+            go_on = self._finish(done, summary) and go_on
+        return go_on
+
+    def _finish(self, done: Done, summary: RunSummary) -> bool:
+        task = done.task
+        claim, heartbeat = self.flight.claims.pop(task.hash)
+        try:
+            try:
+                if done.gone is not None:
+                    self._unfinish(done.gone, task.hash)
+                    return True
+                if done.failure is not None:
+                    return self._record_failure(task, claim, done.failure, done.started, summary)
+                try:
+                    # Encoded here: a result that cannot be pickled is the task's failure,
+                    # while a failing write (see below) is the store's and stops the worker.
+                    payload = Payload(done.value, result_meta(task, done.started, done.seconds, self.leases.worker,
+                                                              {"max_rss_bytes": done.peak_bytes}))
+                except (KeyboardInterrupt, Terminated):
+                    raise
+                except BaseException as e:
+                    return self._record_failure(task, claim, Failure.of(e), done.started, summary)
+                if not self.leases.holds(claim):
+                    log.warning("lost the claim on %s (%s) while running it: %s; discarding this result",
+                                task.name, task.hash[:12], claim.why or "another worker took it over")
+                    self._lost(task.hash)
+                    return True
+                size = self.store.save_payload(task.hash, payload)
+            finally:
+                heartbeat.watch(None)
+                self.flight.idle.append(heartbeat)
+            del payload
+            self._consumed(task)
+            if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
+                self.handoff[task.hash] = (done.value, size)
+                self.handoff_bytes += size
+            done.value = None
+            if task.hash in self.retrying:
+                self.store.remove_failure(task.hash)
+                self.retrying.discard(task.hash)
+            self._ran_total += 1
+            summary.ran += 1
+            self.journal.add(task.hash)
+            self._mark_finished(task.hash)
+            self.reporter.task_finished(task, done.seconds)
+            return True
+        finally:
+            self.leases.release(claim)
+
+    def _record_failure(self, task: Task, claim: Claim, failure: Failure, started: float,
+                        summary: RunSummary) -> bool:
+        e = failure.exception
+        message = str(e) or type(e).__name__
+        if not self.leases.holds(claim):
+            log.warning("lost the claim on %s (%s) while running it: %s; discarding this failure (%s: %s)",
+                        task.name, task.hash[:12], claim.why or "another worker took it over",
+                        type(e).__name__, message)
+            self._lost(task.hash)
+            return True
+        self.store.save_failure(task.hash, {
+            "name": task.name, "hash": task.hash, "type": type(e).__name__, "message": message,
+            "traceback": failure.traceback,
+            "host": HOST, "pid": os.getpid(), "worker": self.leases.worker,
+            "started": started, "time": time.time()})
+        self.failed.add(task.hash)
+        self.retrying.discard(task.hash)
+        self._consumed(task)
+        summary.failed += 1
+        summary.failed_hashes.add(task.hash)
+        self.reporter.task_failed(task, f"{type(e).__name__}: {message}")
+        return self.options.keep_going
+
+    def _give_back(self) -> None:
+        """The pass ends with tasks still at the executor (Ctrl-C, SIGTERM, an error): release their claims."""
+        while self.flight.claims:
+            _, (claim, heartbeat) = self.flight.claims.popitem()
+            heartbeat.watch(None)
+            self.flight.idle.append(heartbeat)
+            self.leases.release(claim)

@@ -1,0 +1,46 @@
+"""What a worker is asked to do, and what it reports back."""
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..executors import DEFAULT as DEFAULT_EXECUTOR
+from ..stores.lease import DEFAULT_LEASE
+
+
+class Outcome(enum.Enum):
+    FINISHED = "finished"      # every task finished
+    FAILED = "failed"          # some task failed; nothing else could run (or not --keep-going)
+    REMAINING = "remaining"    # stopped early (limits, STOP, --wait) with work left
+    TERMINATED = "terminated"  # SIGTERM: claims released, work left
+
+
+@dataclass
+class Options:
+    keep_going: bool = False
+    retry_failed: bool = False
+    targets: Sequence[str] = ()
+    lease: float = DEFAULT_LEASE
+    wait: float | None = None        # seconds to wait for others before giving up; None: forever
+    max_tasks: int | None = None
+    max_time: float | None = None    # seconds after start: take no new task after this
+    rank: int | None = None          # this worker's place among `size`, to spread start points
+    size: int | None = None
+    verify: bool = False             # check every finished result first (this worker's share of them)
+    stop_files: tuple = ()           # more files that, like STOP, make the worker take no new task
+    executor: str = DEFAULT_EXECUTOR  # what runs the claimed tasks: a name in taskflow.executors.EXECUTORS
+
+
+@dataclass
+class RunSummary:
+    outcome: Outcome
+    ran: int = 0
+    failed: int = 0
+    total: int = 0
+    failed_hashes: set = field(default_factory=set)
+    # Set when the run stops on failures: the failed tasks that keep it from finishing
+    # (name, hash), and how many unfinished tasks wait on them.
+    blockers: list = field(default_factory=list)
+    blocked: int = 0
+    already_finished: bool = False   # every task was finished before this worker looked
