@@ -31,19 +31,15 @@ import io
 import json
 import mmap as mmap_module
 import os
-import pickle
-import re
-import struct
-import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from . import checksum as checksums
+from .segments import STREAM as _STREAM, c_order_chunks, decode_segments, is_plain_array, npy_segments, pickle_segments
+from .resultheader import MAGIC, PREFIX as _PREFIX, Header, parse as _parse_header
 from .stale import reread
 from .errors import CorruptResultError
 
-MAGIC = b"TFR1"
-_PREFIX = struct.Struct("<4sI")
 # Headers are small; read this much first so most results need one read call.
 _FIRST_READ = 64 * 1024
 # Above this size an array result is read straight into place, in chunks.
@@ -51,71 +47,8 @@ _LARGE = 1 << 20
 # Large data is read and written, and checksummed, in chunks of this size: small enough to stay
 # in a core's cache between the checksum and the copy (see bench/checksum.py chunks).
 _CHUNK = 1 << 20
-# From this size on, data is checksummed chunk by chunk while it is written.
-_STREAM = 4 << 20
 # One encoder for every header: json.dumps with options builds a new one per call.
 _HEADER_JSON = json.JSONEncoder(separators=(",", ":"))
-
-
-def _is_plain_array(value: Any) -> bool:
-    np = sys.modules.get("numpy")
-    return (np is not None and type(value) in (np.ndarray, np.memmap)
-            and not value.dtype.hasobject)
-
-
-def _npy_segments(arr) -> tuple[str, list]:
-    import numpy as np
-
-    header = np.lib.format.header_data_from_array_1_0(arr)
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_2_0(buf, header)
-    data = arr.T if header["fortran_order"] else arr
-    # A contiguous array is written from its own memory; any other large one is copied chunk by
-    # chunk as it is written (see _c_order_chunks), never into a whole new array.
-    if not data.flags.c_contiguous and data.nbytes < _STREAM:
-        data = np.ascontiguousarray(data)
-    return "npy", [buf.getvalue(), _bytes_of(data) if data.flags.c_contiguous else data]
-
-
-def _bytes_of(arr) -> memoryview:
-    """The memory of a C-contiguous array as bytes (also with a zero in its shape, which cast refuses)."""
-    import numpy as np
-
-    return arr.reshape(-1).view(np.uint8).data
-
-
-def _c_order_chunks(arr, size: int) -> Iterator[memoryview]:
-    """The bytes of a non-contiguous array in C order, as contiguous pieces of about `size` bytes."""
-    import numpy as np
-
-    if arr.ndim == 0 or arr.flags.c_contiguous:
-        whole = _bytes_of(np.ascontiguousarray(arr))
-        for start in range(0, whole.nbytes, size):
-            yield whole[start:start + size]
-        return
-    row = arr[0].nbytes if len(arr) else 0
-    if row > size:
-        for i in range(len(arr)):
-            yield from _c_order_chunks(arr[i], size)
-        return
-    step = max(1, size // max(row, 1))
-    for start in range(0, len(arr), step):
-        yield _bytes_of(np.ascontiguousarray(arr[start:start + step]))
-
-
-def _pickle_segments(value: Any) -> tuple[str, list]:
-    buffers: list = []
-    try:
-        main = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-        kind = "pickle"
-    except (pickle.PicklingError, TypeError, AttributeError):
-        import cloudpickle
-
-        buffers = []
-        main = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-        kind = "cloudpickle"
-    # pickle hands out of band only buffers that are contiguous, so raw() works.
-    return kind, [main] + [pb.raw() for pb in buffers]
 
 
 class Payload:
@@ -134,7 +67,7 @@ class Payload:
     """
 
     def __init__(self, value: Any, meta: dict, checksum: str | None = None):
-        self.kind, self.segments = _npy_segments(value) if _is_plain_array(value) else _pickle_segments(value)
+        self.kind, self.segments = npy_segments(value) if is_plain_array(value) else pickle_segments(value)
         self.sizes = [len(seg) if isinstance(seg, bytes) else seg.nbytes for seg in self.segments]
         self.meta = meta
         self.checksum = checksum or checksums.preferred()
@@ -157,7 +90,7 @@ class Payload:
                 for start in range(0, view.nbytes, _CHUNK):
                     yield view[start:start + _CHUNK]
             else:
-                yield from _c_order_chunks(seg, _CHUNK)
+                yield from c_order_chunks(seg, _CHUNK)
 
     def pieces(self) -> tuple[bytes, Iterator[memoryview], int]:
         """(header, the data in chunks, size of the whole): the result for a store that sends it
@@ -177,7 +110,7 @@ class Payload:
     def write(self, fd: int) -> int:
         """Write the whole file to `fd`, a new empty file; returns its size."""
         total = sum(self.sizes)
-        if total < _STREAM:  # then every segment is bytes or a memoryview (see _npy_segments)
+        if total < _STREAM:  # then every segment is bytes or a memoryview (see npy_segments)
             if self._digest is None:
                 self._digest = checksums.of(self.checksum, self.segments, "(being written)")
             return write_all(fd, [self._head(self._digest), *self.segments])
@@ -232,85 +165,6 @@ def write_all(fd: int, buffers: list) -> int:
                 views[0] = views[0][n:]
                 n = 0
     return total
-
-
-# What our own writer puts first (see Payload._head), read without a JSON parser:
-# loading a small result otherwise spends a third of its time parsing metadata it drops.
-_FIXED_HEAD = re.compile(rb'\{(?:"crc32":(\d+) *|"checksum":"([^"\\]+)"),"kind":"(\w+)","segments":\[([0-9,]*)\],'
-                         rb'"meta":')
-
-
-class Header:
-    """A result's header: what the data needs, and the task's metadata, parsed when asked for.
-
-    `checksum` names the algorithm (checksum.CRC32, checksum.XXH3 or one this taskflow does not
-    know), `digest` is its value (None for an unknown algorithm).
-    """
-
-    __slots__ = ("checksum", "digest", "kind", "segments", "path", "_meta_json", "_meta")
-
-    def __init__(self, path: str, checksum: str, digest: int | None, kind: str, segments: list[int],
-                 meta_json: bytes = b"", meta: dict | None = None):
-        self.path = path
-        self.checksum = checksum
-        self.digest = digest
-        self.kind = kind
-        self.segments = segments
-        self._meta_json = meta_json
-        self._meta = meta
-
-    @property
-    def meta(self) -> dict:
-        if self._meta is None:
-            try:
-                meta = json.loads(self._meta_json[:-1])  # less the header's own closing brace
-            except ValueError:
-                meta = None
-            if not isinstance(meta, dict):
-                raise CorruptResultError(self.path, "header is unreadable")
-            self._meta = meta
-        return self._meta
-
-
-def _parse_header(path: str, first: bytes | memoryview, size: int) -> tuple[Header, int]:
-    if len(first) < _PREFIX.size:
-        raise CorruptResultError(path, f"file is {size} bytes, too short for a header")
-    magic, hlen = _PREFIX.unpack_from(first)
-    if magic != MAGIC:
-        raise CorruptResultError(path, "not a taskflow result (bad magic bytes)")
-    end = _PREFIX.size + hlen
-    if end > len(first):
-        raise CorruptResultError(path, "header is truncated")
-    raw = bytes(first[_PREFIX.size:end])
-    fixed = _FIXED_HEAD.match(raw)
-    try:
-        if fixed is not None:
-            algorithm, digest = _checksum_field(fixed[2].decode()) if fixed[1] is None \
-                else (checksums.CRC32, int(fixed[1]))
-            header = Header(path, algorithm, digest, fixed[3].decode(),
-                            [int(n) for n in fixed[4].split(b",") if n], raw[fixed.end():])
-        else:
-            parsed = json.loads(raw)
-            algorithm, digest = _checksum_field(str(parsed["checksum"])) if "checksum" in parsed \
-                else (checksums.CRC32, int(parsed["crc32"]))
-            header = Header(path, algorithm, digest, str(parsed["kind"]), [int(n) for n in parsed["segments"]],
-                            meta=parsed["meta"])
-        expected = end + sum(header.segments)
-    except (ValueError, KeyError, TypeError):
-        raise CorruptResultError(path, "header is unreadable") from None
-    if expected != size:
-        raise CorruptResultError(path, f"length is {size} bytes, header says {expected} (truncated or torn write)")
-    return header, end
-
-
-def _checksum_field(field: str) -> tuple[str, int | None]:
-    """(algorithm, digest) of a header's "checksum": "<algorithm>:<hex digits>"."""
-    algorithm, digits = field.split(":")  # ValueError (an unreadable header) unless exactly one colon
-    if algorithm != checksums.XXH3:
-        return algorithm, None  # unknown here: checking it says so, naming the result
-    if len(digits) != 16:
-        raise ValueError(f"{algorithm} digest of {len(digits)} digits")
-    return algorithm, int(digits, 16)
 
 
 def _read_head(f: BinaryIO, path: str, size: int) -> tuple[bytes, Header, int]:
@@ -424,7 +278,7 @@ def decode(name: str, buf: memoryview, check: bool = True) -> tuple[Any, Header]
     elif header.checksum not in (checksums.CRC32, checksums.XXH3):
         checksums.checker(header.checksum, name)  # a newer format: say so rather than guess at its data
     try:
-        value = _decode(header.kind, segments)
+        value = decode_segments(header.kind, segments)
     except CorruptResultError:
         raise
     except Exception as e:
@@ -513,19 +367,3 @@ def _load_large_array(f: io.FileIO, path: str, size: int) -> tuple[Any, Header] 
     if digest != header.digest:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
     return flat.view(dtype).reshape(shape, order="F" if fortran else "C"), header
-
-
-def _decode(kind: str, segments: list) -> Any:
-    if kind == "npy":
-        import numpy as np
-
-        stream = io.BytesIO(segments[0])
-        np.lib.format.read_magic(stream)
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        arr = np.frombuffer(segments[1], dtype=dtype)
-        return arr.reshape(shape, order="F" if fortran else "C")
-    if kind in ("pickle", "cloudpickle"):
-        if kind == "cloudpickle":
-            import cloudpickle  # noqa: F401  (registers what its pickles need)
-        return pickle.loads(segments[0], buffers=segments[1:])
-    raise ValueError(f"unknown result kind {kind!r}")

@@ -184,7 +184,8 @@ def test_large_data_is_checksummed_while_written_and_the_header_goes_in_last(tmp
 
 
 def test_header_read_without_a_json_parser_matches_the_full_one(tmp_path):
-    from taskflow.encoding import _FIXED_HEAD, _PREFIX
+    from taskflow.encoding import _PREFIX
+    from taskflow.resultheader import FIXED_HEAD as _FIXED_HEAD
 
     meta = {"name": "m.f", "host": "h\u00e9", "nested": {"a": [1, 2]}, "duration": 0.5}
     path = tmp_path / "r"

@@ -6,7 +6,8 @@ from typing import Any
 from .. import task as core
 from ..taskfile import BarrierReached, _caller_line, _unfinished
 from ..taskfile import barrier  # taskflow's own: it names the taskfile line it stops at
-from .task import _tasks_in, key_view, value
+from .keyview import key_view
+from .task import _tasks_in, value
 
 __all__ = ["barrier", "bvalue", "BarrierError"]
 

@@ -15,7 +15,8 @@ from typing import Any, cast
 
 from .. import task as core
 from ..jugalias import jug_alias
-from .task import Task, _tasks_in, key_view, resolve
+from .keyview import key_view
+from .task import Task, _tasks_in, resolve
 
 
 def CompoundTask(f: Callable, *args: Any, **kwargs: Any) -> Task:  # noqa: N802 - jug's name

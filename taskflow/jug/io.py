@@ -39,7 +39,7 @@ class NoLoad(Tasklet):
         return self
 
     def _key_view(self) -> Any:
-        from .task import TASKLET, key_view
+        from .keyview import TASKLET, key_view
         return (TASKLET, key_view(self.base), "NoLoad")
 
 

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import task as core
-from .task import MAP, Task, _can_load, _element, key_view, resolve, value
+from .keyview import MAP, key_view
+from .task import Task, _can_load, _element, resolve, value
 from .utils import identity
 
 __all__ = ["map", "currymap", "mapreduce", "reduce", "MapResult"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from .. import task as core
 from ..errors import JugFeatureError
-from .task import JUG_HASH, CachedFunction, Task, TaskGenerator, Tasklet, key_view, resolve, value
+from .keyview import JUG_HASH, key_view
+from .task import CachedFunction, Task, TaskGenerator, Tasklet, resolve, value
 
 __all__ = ["identity", "timed_path", "CustomHash", "jug_execute", "cached_glob", "glob_sort", "sync_move"]
 

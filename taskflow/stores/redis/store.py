@@ -31,24 +31,23 @@ from typing import Any
 from ... import encoding
 from ...errors import CorruptResultError, StoreServerError, UsageError
 from ..base import Claims, Journal, Leftover, NewsReader, Store
-from ..identity import HOST, gone_from_here, process, writer_gone_from_here
 from .claims import RedisClaims
 from .connection import Connection
-from .journal import RedisJournal, RedisNews, journaled, writers
+from .journal import RedisJournal, RedisNews, journaled
 from .keys import Keys
+from . import leftovers
+from .recordmethods import RecordMethods
 from .records import Records
 from .results import Results
 from .url import RedisAddress, parse
 
 log = logging.getLogger(__name__)
 
-# Journals of writers on other hosts count as left behind when not written for this long.
-_FOREIGN_AGE = 24 * 3600.0
 # maxmemory-policy values that never drop a key to make room.
 _KEEPS_KEYS = {"noeviction"}
 
 
-class RedisStore(Store):
+class RedisStore(RecordMethods, Store):
     """A taskflow store under one prefix of one Redis database. Making the object connects nowhere."""
 
     def __init__(self, address: RedisAddress, fsync: bool = False):
@@ -194,39 +193,6 @@ class RedisStore(Store):
             return {key.decode("utf-8", "replace")[start:].split(":", 1)[0]
                     for key in r.scan_iter(match=self.keys.damaged_pattern(), count=10_000)}
 
-    # -- suspect marks ----------------------------------------------------
-
-    def mark_suspect(self, task_hash: str, record: dict) -> None:
-        self.records.mark_suspect(task_hash, record)
-
-    def unmark_suspect(self, task_hash: str) -> bool:
-        return self.records.unmark_suspect(task_hash)
-
-    def suspect_hashes(self) -> set[str]:
-        return self.records.suspect_hashes()
-
-    def is_suspect(self, task_hash: str) -> bool:
-        with self.connection.guard("reading damage marks") as r:
-            return bool(r.hexists(self.keys.suspect, task_hash))
-
-    # -- failure records --------------------------------------------------
-
-    def save_failure(self, task_hash: str, record: dict) -> None:
-        self.ensure()
-        self.records.save_failure(task_hash, record)
-
-    def load_failure(self, task_hash: str) -> dict | None:
-        return self.records.load_failure(task_hash)
-
-    def failure_time(self, task_hash: str) -> float | None:
-        return self.records.failure_time(task_hash)
-
-    def remove_failure(self, task_hash: str) -> bool:
-        return self.records.remove_failure(task_hash)
-
-    def failed_hashes(self) -> set[str]:
-        return self.records.failed_hashes()
-
     # -- claims and journals ----------------------------------------------
 
     def claims(self, lease: float | None = None, worker: str | None = None, reader: bool = False,
@@ -242,32 +208,6 @@ class RedisStore(Store):
     def journaled(self) -> set[str]:
         return journaled(self.connection, self.keys)
 
-    # -- completion records and code markers ---------------------------------
-
-    def record_complete(self, digest: str, record: dict) -> None:
-        try:
-            self.records.record_complete(digest, record)
-        except StoreServerError as e:
-            log.debug("cannot record graph %s complete: %s", digest, e)
-
-    def complete_recorded(self, digest: str) -> bool:
-        return self.records.complete_recorded(digest)
-
-    def complete_digests(self) -> set[str]:
-        return self.records.complete_digests()
-
-    def forget_complete(self, digest: str) -> bool:
-        return bool(self.records.forget_complete([digest]))
-
-    def code_tags(self, name: str) -> set[str]:
-        return self.records.code_tags(name)
-
-    def forget_code(self, name: str, tag: str) -> None:
-        try:
-            self.records.forget_code(name, tag)
-        except StoreServerError as e:
-            log.debug("cannot remove code marker %s/%s: %s", name, tag, e)
-
     # -- job records, STOP, leftovers -------------------------------------
 
     def jobs_folder(self) -> str:
@@ -278,54 +218,14 @@ class RedisStore(Store):
             return os.path.join(folder, f"{os.path.splitext(name)[0]}.taskflow-jobs")
         return os.path.abspath(f"{self.keys.prefix.replace('/', '_')}.taskflow-jobs")
 
-    def stop_requested(self) -> bool:
-        return self.records.stop_requested()
-
-    def request_stop(self, on: bool = True) -> None:
-        if on:
-            self.ensure()
-            self.records.request_stop({"host": HOST, "pid": process.pid, "time": self.connection.server_now()})
-        else:
-            self.records.undo_stop()
-
     def leftovers(self, kind: str) -> list[Leftover]:
         """Large results whose writer died on this host midway, and journals of dead workers
         (on this host at once, elsewhere after 24 h without a write). Claims, clock files and
         doctor folders leave nothing behind in a Redis store."""
-        if kind == "tmp":
-            found = []
-            with self.connection.guard("listing results being written") as r:
-                for raw in r.scan_iter(match=self.keys.tmp_pattern(), count=10_000):
-                    key = raw.decode("utf-8", "replace")
-                    host, _, rest = key.rsplit(":", 1)[-1].partition(".")
-                    pid = rest.partition(".")[0]
-                    if writer_gone_from_here(host, pid):
-                        found.append(Leftover("tmp", f"{key} (process {pid} on {host} is gone)", key))
-            return found
-        if kind == "journal":
-            now = self.connection.server_now()
-            found = []
-            for name, writer in writers(self.connection, self.keys).items():
-                if gone_from_here(writer):
-                    why = f"process {writer.get('pid')} on {writer.get('host')} is gone"
-                elif isinstance(writer.get("time"), (int, float)) and now - writer["time"] > _FOREIGN_AGE:
-                    why = f"not written for {(now - writer['time']) / 3600:.0f} h"
-                else:
-                    continue
-                found.append(Leftover("journal", f"journal {name} ({why})", name))
-            return found
-        return []
+        return leftovers.find(self.connection, self.keys, kind)
 
     def remove_leftover(self, leftover: Leftover) -> bool:
-        with self.connection.guard(f"removing {leftover.label}") as r:
-            if leftover.kind == "tmp":
-                return bool(r.delete(leftover.key))
-            if leftover.kind == "journal":
-                pipe = r.pipeline(transaction=False)
-                pipe.hdel(self.keys.journals, leftover.key)
-                pipe.delete(self.keys.journal(leftover.key))
-                return bool(pipe.execute()[0])
-        return False
+        return leftovers.remove(self.connection, self.keys, leftover)
 
 
 def _reopen(address: RedisAddress, fsync: bool, taskfile: str | None) -> RedisStore:
