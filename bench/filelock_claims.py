@@ -69,7 +69,7 @@ def taskflow_classes():
                   "taskflow.stores.folder", "taskflow.lease"]
     store_mods = ["taskflow.stores.folder.store", "taskflow.stores.folder", "taskflow.store"]
     store = None
-    for attr in ("Store", "FolderStore"):
+    for attr in ("FolderStore", "Store"):
         try:
             store = _first(store_mods, attr)
             break
@@ -77,7 +77,16 @@ def taskflow_classes():
             continue
     if store is None:
         raise SystemExit("filelock_claims: cannot find taskflow's folder store")
-    return _first(lease_mods, "Leases"), _first(lease_mods, "Heartbeat"), store
+    claims = None
+    for attr in ("FolderClaims", "Leases"):
+        try:
+            claims = _first(lease_mods, attr)
+            break
+        except SystemExit:
+            continue
+    if claims is None:
+        raise SystemExit("filelock_claims: cannot find taskflow's folder claims")
+    return claims, _first(["taskflow.stores.lease", *lease_mods], "Heartbeat"), store
 
 
 def task_name(i: int) -> str:
