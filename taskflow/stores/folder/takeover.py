@@ -11,6 +11,13 @@ place, so a late racer finds either the token or the new claim, never an
 empty place. If the owner renews between the winner's look and its rename,
 the winner puts the file back with link(), which cannot overwrite. The winner
 then claims with O_EXCL like anyone.
+
+The token's holder judges the claim again before moving it (`still_stale`),
+from bytes and an mtime fetched from the filesystem rather than from this
+client's caches: a caching client can serve the pages or attributes of the
+file that had the name before, so a late racer could otherwise judge the
+winner's new claim by the dead claim's bytes, or by its mtime, and take the
+task a second time.
 """
 from __future__ import annotations
 
