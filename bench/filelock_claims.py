@@ -28,7 +28,6 @@ See bench/README.md ("Claims: taskflow and filelock").
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import random
@@ -51,42 +50,12 @@ SKEW = 600  # seconds: the clock error of one client
 
 # ---------------------------------------------------------------- the implementations (in children)
 
-def _first(modules: list[str], attr: str):
-    """`attr` from the first of `modules` that has it: claims live in taskflow/lease.py or,
-    once moved, in taskflow/stores/folder/."""
-    for name in modules:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(mod, attr):
-            return getattr(mod, attr)
-    raise SystemExit(f"filelock_claims: cannot find {attr} in any of {', '.join(modules)}")
-
-
 def taskflow_classes():
-    lease_mods = ["taskflow.stores.folder.lease", "taskflow.stores.folder.leases", "taskflow.stores.folder.claims",
-                  "taskflow.stores.folder", "taskflow.lease"]
-    store_mods = ["taskflow.stores.folder.store", "taskflow.stores.folder", "taskflow.store"]
-    store = None
-    for attr in ("FolderStore", "Store"):
-        try:
-            store = _first(store_mods, attr)
-            break
-        except SystemExit:
-            continue
-    if store is None:
-        raise SystemExit("filelock_claims: cannot find taskflow's folder store")
-    claims = None
-    for attr in ("FolderClaims", "Leases"):
-        try:
-            claims = _first(lease_mods, attr)
-            break
-        except SystemExit:
-            continue
-    if claims is None:
-        raise SystemExit("filelock_claims: cannot find taskflow's folder claims")
-    return claims, _first(["taskflow.stores.lease", *lease_mods], "Heartbeat"), store
+    from taskflow.stores.folder import FolderStore
+    from taskflow.stores.folder.claims import FolderClaims
+    from taskflow.stores.lease import Heartbeat
+
+    return FolderClaims, Heartbeat, FolderStore
 
 
 def task_name(i: int) -> str:

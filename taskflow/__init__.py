@@ -11,12 +11,12 @@ from .errors import (CorruptResultError, ExitCode, ResultMissingError, Scheduler
                      UsageError)
 from .results import value
 from .statusreport import status
-from .task import Task, TaskElement, TaskGenerator, iteratetask
+from .task import Task, TaskElement, TaskGenerator, defaults, iteratetask
 from .taskfile import barrier, bvalue, init
 
 __all__ = [
     "__version__", "Task", "TaskElement", "TaskGenerator", "iteratetask", "value", "barrier", "bvalue",
-    "map", "mapreduce", "init", "status",
+    "defaults", "map", "mapreduce", "init", "status",
     "ExitCode", "TaskflowError", "UsageError", "TaskfileError", "TaskDeclarationError", "UnhashableArgumentError",
     "StoreError", "StoreAccessError", "ResultMissingError", "CorruptResultError", "TaskFailedError",
     "SchedulerError",

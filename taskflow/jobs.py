@@ -45,6 +45,7 @@ class JobRecord:
     submitted: float = field(default_factory=time.time)
     cwd: str = ""
     host: str = ""
+    resources: dict[str, Any] = field(default_factory=dict)  # what each worker asked for (resources= form)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -49,6 +49,7 @@ class NameReport:
 class Report:
     names: dict[str, NameReport]
     slowest: list[dict]  # metadata of the slowest tasks, slowest first
+    metas: list[dict] = field(default_factory=list, repr=False)  # of every finished task, slowest first
 
     def to_json(self) -> dict:
         return {
@@ -112,7 +113,7 @@ def report(tasks: Sequence[Task], store: Store, slowest: int = 10) -> Report:
         r.hosts[host] = r.hosts.get(host, 0) + 1
         metas.append(meta)
     metas.sort(key=lambda m: -float(m.get("duration") or 0.0))
-    return Report(names, metas[:slowest])
+    return Report(names, metas[:slowest], metas)
 
 
 _INDEXED = re.compile(r"^(?P<name>.+)\[(?P<i>\d+)\]$")

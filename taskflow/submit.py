@@ -1,10 +1,19 @@
-"""`taskflow submit`: write the job script for a taskfile and submit it as one array job.
+"""`taskflow submit`: write the job scripts for a taskfile and submit them as array jobs, one per
+resource class.
+
+The unfinished tasks (ready and waiting; not failed ones) are grouped into classes of equal
+resources (taskflow.resources: a task's own, its taskfile's defaults, [tool.taskflow.resources],
+then --cpus/--mem/--time here). Each class gets one array job with its directives, its workers
+started as `execute --cpus/--mem/--gpus` of the class. With one class `-n` is the array size;
+with several, `-n` workers are shared out in proportion to each class's work (declared time
+times tasks when every class declares a time, else its tasks), each class at least one and at
+most one per task.
 
 Settings come from, the first that has one winning: the command line, the
 environment (TASKFLOW_SCHEDULER, TASKFLOW_WORKERS, TASKFLOW_TIME, TASKFLOW_MEM,
-TASKFLOW_QUEUE, TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS), then
+TASKFLOW_CPUS, TASKFLOW_QUEUE, TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS), then
 `[tool.taskflow.submit]` in a pyproject.toml beside the taskfile (keys
-scheduler, workers, time, mem, queue, name, args). Extra scheduler arguments
+scheduler, workers, time, mem, cpus, queue, name, args). Extra scheduler arguments
 add up instead, in that order reversed, so that on the qsub/sbatch command
 line the later, more specific ones override the earlier.
 
@@ -29,6 +38,7 @@ from typing import Any
 from . import jobs
 from .config import read_section
 from .errors import SchedulerError, UsageError
+from .resources import NONE, Resources
 from .stores.lease import check_lease
 from .schedulers import Scheduler, ScriptSpec, choose, job_number, parse_memory, plain_path
 from .stores.base import Store
@@ -37,7 +47,7 @@ from .units import parse_duration
 log = logging.getLogger(__name__)
 
 ENV = {"scheduler": "TASKFLOW_SCHEDULER", "workers": "TASKFLOW_WORKERS", "time": "TASKFLOW_TIME",
-       "mem": "TASKFLOW_MEM", "queue": "TASKFLOW_QUEUE", "name": "TASKFLOW_JOB_NAME",
+       "mem": "TASKFLOW_MEM", "cpus": "TASKFLOW_CPUS", "queue": "TASKFLOW_QUEUE", "name": "TASKFLOW_JOB_NAME",
        "args": "TASKFLOW_SUBMIT_ARGS"}
 SUBMIT_TIMEOUT = 120.0
 
@@ -48,6 +58,7 @@ class SubmitOptions:
     scheduler: str = "auto"
     walltime: float | None = None   # seconds
     memory: int | None = None       # megabytes
+    cpus: int | None = None
     queue: str | None = None
     name: str | None = None
     extra: tuple[str, ...] = ()     # scheduler arguments
@@ -64,6 +75,7 @@ def _args_list(value: Any, where: str) -> list[str]:
 
 def resolve_options(taskfile: str, *, workers: int | None = None, scheduler: str | None = None,
                     time: str | None = None, mem: str | None = None, queue: str | None = None,
+                    cpus: int | None = None,
                     name: str | None = None, extra: Sequence[str] = (),
                     environ: Mapping[str, str] | None = None) -> SubmitOptions:
     """Combine command-line values (None: not given) with the environment and pyproject.toml."""
@@ -74,7 +86,8 @@ def resolve_options(taskfile: str, *, workers: int | None = None, scheduler: str
     if unknown:
         raise UsageError(f"{where_py}: unknown setting(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(ENV)}")
-    given = {"workers": workers, "scheduler": scheduler, "time": time, "mem": mem, "queue": queue, "name": name}
+    given = {"workers": workers, "scheduler": scheduler, "time": time, "mem": mem, "cpus": cpus, "queue": queue,
+             "name": name}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, cli_value in given.items():
@@ -118,6 +131,13 @@ def resolve_options(taskfile: str, *, workers: int | None = None, scheduler: str
             raise UsageError(f"{where('time')}: the walltime must be more than 0")
     if "mem" in values:
         options.memory = parse_memory(values["mem"], where("mem"))
+    if "cpus" in values:
+        try:
+            options.cpus = int(values["cpus"])
+        except (TypeError, ValueError):
+            raise UsageError(f"{where('cpus')}: {values['cpus']!r} is not a number of cpus") from None
+        if options.cpus < 1:
+            raise UsageError(f"{where('cpus')}: {options.cpus} cpus; give at least 1")
     if values.get("queue"):
         options.queue = str(values["queue"])
     if values.get("name"):
@@ -137,17 +157,29 @@ class Prepared:
     script_text: str
     script_path: str
     command: list[str]
+    resources: Resources = NONE   # of the class this array serves
+    workers: int = 0              # its array size
+    tasks: int = 0                # unfinished tasks of its class when it was prepared
 
     def shell_command(self) -> str:
         return shlex.join(self.command)
 
 
 def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
-            which: Callable[[str], str | None] | None = None, taskfile_args: Sequence[str] = ()) -> Prepared:
+            which: Callable[[str], str | None] | None = None, taskfile_args: Sequence[str] = (),
+            resources: Resources | None = None, workers: int | None = None, tasks: int = 0) -> Prepared:
     """Render the job script and the submit command; touches nothing on disk.
 
-    `taskfile_args` reach the taskfile of every worker as sys.argv[1:].
+    `taskfile_args` reach the taskfile of every worker as sys.argv[1:]. Without `resources`, one
+    array of `options.workers` with the command line's --time/--mem/--cpus; with them, an array of
+    `workers` for that class, whose workers are told the class (`execute --cpus ... --mem ...`).
     """
+    if resources is None:
+        resources = Resources(cpus=options.cpus, memory=options.memory, time=options.walltime)
+        class_args: list[str] = []
+    else:
+        class_args = resources.worker_args()
+    workers = options.workers if workers is None else workers
     scheduler = choose(options.scheduler, which or shutil.which)
     taskfile = os.path.abspath(taskfile)
     if not os.path.isfile(taskfile):
@@ -155,14 +187,84 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
     log_dir = plain_path(jobs.logs_dir(store), "the store's log folder")
     stem = os.path.splitext(os.path.basename(taskfile))[0]
     spec = ScriptSpec(name=options.name or f"taskflow-{stem}", python=python, log_dir=log_dir,
-                      arguments=(taskfile, "--store", store.url, *(("--", *taskfile_args) if taskfile_args else ())),
-                      walltime=options.walltime,
-                      memory=options.memory, queue=options.queue)
+                      arguments=(taskfile, "--store", store.url, *class_args,
+                                 *(("--", *taskfile_args) if taskfile_args else ())),
+                      walltime=resources.time, memory=resources.memory, cpus=resources.cpus,
+                      gpus=resources.gpus, queue=options.queue)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     script_path = os.path.join(store.jobs_folder(),
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
-    command = [scheduler.submit_command, *scheduler.submit_args(script_path, options.workers, options.extra)]
-    return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command)
+    command = [scheduler.submit_command, *scheduler.submit_args(script_path, workers, options.extra)]
+    return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command,
+                    resources, workers, tasks)
+
+
+@dataclass
+class ResourceClass:
+    """Unfinished tasks that need the same resources, and the workers they get."""
+
+    resources: Resources
+    tasks: int = 0
+    seconds: float | None = 0.0   # declared time times tasks; None when the class declares no time
+    workers: int = 0
+
+
+def resource_classes(taskfile: str, store: Store, options: SubmitOptions,
+                     taskfile_args: Sequence[str] = ()) -> list[ResourceClass]:
+    """The unfinished tasks of `taskfile` grouped by resources, in declaration order, with
+    `options.workers` shared out among them. One class of the defaults when none is unfinished
+    (every task declared so far finished, tasks below a closed barrier not declared yet)."""
+    from .resources import effective, project_defaults
+    from .taskfile import load
+
+    defaults = project_defaults(taskfile).over(
+        Resources(cpus=options.cpus, memory=options.memory, time=options.walltime))
+    loaded = load(taskfile, store, taskfile_args)
+    done = store.finished_hashes() | store.failed_hashes()
+    classes: dict[tuple, ResourceClass] = {}
+    for task in loaded.tasks:
+        if task.hash in done:
+            continue
+        needs = effective(task, defaults)
+        c = classes.setdefault(needs.key(), ResourceClass(needs))
+        c.tasks += 1
+        c.seconds = None if needs.time is None or c.seconds is None else c.seconds + needs.time
+    found = list(classes.values()) or [ResourceClass(defaults)]
+    share_workers(found, options.workers)
+    return found
+
+
+def share_workers(classes: Sequence[ResourceClass], total: int) -> None:
+    """Set each class's `workers`: all `total` for one class; else in proportion to its work,
+    each at least one and at most one per task, handed out one at a time to the class with the
+    most work per worker (the D'Hondt rule), so no rounding favours a class."""
+    if len(classes) == 1:
+        classes[0].workers = total
+        return
+    timed = all(c.seconds is not None for c in classes)
+    work = [float(c.seconds) if timed and c.seconds is not None else float(c.tasks) for c in classes]
+    for c in classes:
+        c.workers = 1
+    left = total - len(classes)
+    if left < 0:
+        log.warning("-n %d is fewer than the %d resource classes: submitting one worker for each", total,
+                    len(classes))
+    while left > 0:
+        open_ = [i for i, c in enumerate(classes) if c.workers < max(c.tasks, 1)]
+        if not open_:
+            break
+        i = max(open_, key=lambda i: work[i] / classes[i].workers)
+        classes[i].workers += 1
+        left -= 1
+
+
+def prepare_classes(taskfile: str, store: Store, options: SubmitOptions, python: str = sys.executable,
+                    which: Callable[[str], str | None] | None = None,
+                    taskfile_args: Sequence[str] = ()) -> list[Prepared]:
+    """One prepared array job per resource class of the unfinished tasks (see resource_classes)."""
+    classes = resource_classes(taskfile, store, options, taskfile_args)
+    return [prepare(taskfile, store, options, python, which, taskfile_args, resources=c.resources,
+                    workers=c.workers, tasks=c.tasks) for c in classes]
 
 
 def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None) -> jobs.JobRecord:
@@ -180,7 +282,8 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
         _unlink(path)
         raise
     record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
-                            workers=prepared.options.workers, taskfile=prepared.taskfile,
+                            workers=prepared.workers or prepared.options.workers,
+                            resources=prepared.resources.as_dict(), taskfile=prepared.taskfile,
                             store=prepared.store.url, script=path, log_dir=jobs.logs_dir(prepared.store),
                             command=prepared.command, cwd=os.getcwd(), host=socket.gethostname())
     try:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import CorruptResultError, ResultMissingError, TaskDeclarationError, TaskFailedError, TaskflowError
 from .hashing import ElementArgument, GeneratorArgument, TaskArgument, function_name, task_hash, value_hash
+from .resources import NONE, Resources, parse
 
 
 class Declarations:
@@ -24,6 +25,8 @@ class Declarations:
         self.barriers_passed = 0
         # Limits the taskfile set for the worker (max_tasks, max_time, stop_files), from jug's exit hooks.
         self.limits: dict = {}
+        # taskflow.defaults(resources=...): what later tasks of this taskfile get for what they leave out.
+        self.resource_defaults: Resources = NONE
 
     def add(self, task: Task) -> None:
         # The same call declared twice is the same task: keep the first.
@@ -47,17 +50,21 @@ def active() -> Declarations:
 class Task(TaskArgument):
     """A deferred call `f(*args, **kwargs)`; arguments may contain other tasks."""
 
-    __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "__weakref__")
+    __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "resources", "__weakref__")
 
     def __init__(self, f: Callable, *args: Any, **kwargs: Any):
         if isinstance(f, TaskGenerator):
-            name, version, f = f.name, f.version, f.f
+            name, version, resources, f = f.name, f.version, f.resources, f.f
         elif not callable(f):
             raise TaskDeclarationError(f"Task needs a function as its first argument, got {f!r}")
         else:
-            # `version` is taskflow's here; a function with its own `version`
-            # keyword is declared through TaskGenerator instead.
+            # `version` and `resources` are taskflow's here; a function with its own
+            # keyword of that name is declared through TaskGenerator instead.
             name, version = function_name(f), kwargs.pop("version", None)
+            resources = parse(kwargs.pop("resources", None), f"task {name}")
+        # Not part of the hash: asking for more memory must not make a finished task run again.
+        defaults = _active.resource_defaults
+        self.resources: Resources = resources.over(defaults) if defaults else resources
         self.f = f
         self.version = None if version is None else str(version)
         self.args = args
@@ -157,24 +164,30 @@ class TaskGenerator(GeneratorArgument):
     `@TaskGenerator(version="2")` records a version with every result; bump it
     to mark results of earlier versions as changed (see `taskflow status`).
     Results stay keyed by name and arguments, not by version.
+    `@TaskGenerator(resources={"cpus": 4, "mem": "16G", "gpus": 1, "time": "2h"})`
+    declares what each of its tasks needs (see taskflow.resources); it is not
+    part of the hash either.
     """
 
     f: Callable
     name: str
     version: str | None
+    resources: Resources
 
-    def __new__(cls, f: Callable | None = None, *, version: Any = None):
+    def __new__(cls, f: Callable | None = None, *, version: Any = None, resources: Any = None):
         if f is None:
-            return functools.partial(cls, version=version)
+            return functools.partial(cls, version=version, resources=resources)
         return super().__new__(cls)
 
-    def __init__(self, f: Callable, *, version: Any = None):
+    def __init__(self, f: Callable, *, version: Any = None, resources: Any = None):
         if isinstance(f, TaskGenerator):
             version = f.version if version is None else version
+            resources = f.resources if resources is None else resources
             f = f.f
         self.f = f
         self.name = function_name(f)
         self.version = None if version is None else str(version)
+        self.resources = parse(resources, f"task {self.name}")
         functools.update_wrapper(self, f)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Task:
@@ -182,6 +195,12 @@ class TaskGenerator(GeneratorArgument):
 
     def __repr__(self) -> str:
         return f"TaskGenerator({self.name})"
+
+
+def defaults(*, resources: Any = None) -> None:
+    """Defaults for the tasks the taskfile declares after this call: `resources=` fills in what
+    a task's own leave out (`taskflow.defaults(resources={"mem": "4G"})`)."""
+    _active.resource_defaults = parse(resources, "taskflow.defaults()")
 
 
 def load_task(task: Task, mmap: bool = False) -> Any:

@@ -332,3 +332,60 @@ def test_sge_array_task_environment(sge, tmp_path):
         assert (job["array_first"], job["array_last"], job["array_step"]) == (2, 6, 2)
         assert job["job_id"] == job["array_job_id"] and job["worker"] == f"sge:{job['job_id']}.{t}"
         assert job["cpus"] == 1 and job["memory"] == 1024 ** 3
+
+
+# Two resource classes: each gets its own array with its own request, and the graph finishes.
+CLASSES_TASKFILE = """
+import time
+from taskflow import TaskGenerator
+
+@TaskGenerator(resources={big})
+def big(i):
+    time.sleep(0.1)
+    return i
+
+@TaskGenerator(resources={small})
+def small(i):
+    time.sleep(0.1)
+    return i
+
+bigs = [big(i) for i in range(3)]
+smalls = [small(i) for i in range(6)]
+"""
+
+
+def submit_two_classes(scheduler, tmp_path: Path, big: dict, small: dict) -> dict[str, str]:
+    tf = write_taskfile(tmp_path, CLASSES_TASKFILE.format(big=big, small=small))
+    proc = taskflow("submit", tf, "-n", "3", "--scheduler", scheduler.name, cwd=tmp_path)
+    jobs = proc.stdout.split()
+    assert len(jobs) == 2 and all(j.isdigit() for j in jobs), proc.stdout
+    details = {}
+    for job in jobs:
+        asked = sh("scontrol", "show", "job", job) if scheduler.name == "slurm" else sh("qstat", "-j", job)
+        details[job] = asked.stdout
+    waited = taskflow("wait", tf, "--timeout", "150", "--interval", "0.5", timeout=200)
+    assert "all 9 tasks finished" in waited.stderr
+    for job in jobs:
+        wait_gone(scheduler, job)
+    records = {r["job_id"]: r for r in (json.loads(p.read_text())
+                                        for p in (tmp_path / "taskfile.taskflow" / "jobs").glob("*.json"))}
+    assert sorted(records) == sorted(jobs)
+    assert {records[jobs[0]]["workers"], records[jobs[1]]["workers"]} == {1, 2}  # 3 by work: 3 tasks and 6
+    taskflow("check", tf)
+    return dict(zip(("big", "small"), (details[jobs[0]], details[jobs[1]]), strict=True))
+
+
+def test_slurm_two_resource_classes_two_arrays(slurm, tmp_path):
+    shown = submit_two_classes(slurm, tmp_path, {"cpus": 2, "mem": "1G", "time": "20m"},
+                               {"mem": "512M", "time": "10m"})
+    assert re.search(r"NumCPUs=2\b", shown["big"]) and re.search(r"MinMemoryNode=1G\b", shown["big"]), shown["big"]
+    assert "TimeLimit=00:20:00" in shown["big"]
+    assert re.search(r"NumCPUs=1\b", shown["small"]) and re.search(r"MinMemoryNode=512M\b", shown["small"])
+    assert "TimeLimit=00:10:00" in shown["small"]
+
+
+def test_sge_two_resource_classes_two_arrays(sge, tmp_path):
+    # This SGE has no parallel environment, so its classes differ in memory and walltime only.
+    shown = submit_two_classes(sge, tmp_path, {"mem": "3G", "time": "20m"}, {"mem": "2G", "time": "10m"})
+    assert re.search(r"h_vmem=3G", shown["big"]) and re.search(r"h_rt=1200", shown["big"]), shown["big"]
+    assert re.search(r"h_vmem=2G", shown["small"]) and re.search(r"h_rt=600", shown["small"]), shown["small"]

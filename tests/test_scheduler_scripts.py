@@ -32,6 +32,17 @@ CASES = {
                                    log_dir=f"{PROJECT}/analysis.taskflow/jobs/logs",
                                    arguments=(f"{PROJECT}/my analysis.py", "--store", f"{PROJECT}/a.taskflow"),
                                    memory=1536, queue="short"),
+    # Two resource classes of one taskfile, as `taskflow submit` writes them: each worker is told its class.
+    "class_small": ScriptSpec(name="taskflow-analysis", python="/opt/venv/bin/python3",
+                              log_dir=f"{PROJECT}/analysis.taskflow/jobs/logs",
+                              arguments=(f"{PROJECT}/analysis.py", "--store", f"{PROJECT}/analysis.taskflow",
+                                         "--mem", "2G"),
+                              walltime=10 * 60, memory=2048),
+    "class_big": ScriptSpec(name="taskflow-analysis", python="/opt/venv/bin/python3",
+                            log_dir=f"{PROJECT}/analysis.taskflow/jobs/logs",
+                            arguments=(f"{PROJECT}/analysis.py", "--store", f"{PROJECT}/analysis.taskflow",
+                                       "--cpus", "4", "--mem", "16G", "--gpus", "1"),
+                            walltime=2 * 3600, memory=16 * 1024, cpus=4, gpus=1),
 }
 
 
@@ -67,6 +78,23 @@ def test_rendered_script_is_valid_bash(name, case):
     text = SCHEDULERS[name].render(CASES[case])
     proc = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_class_directives():
+    big = CASES["class_big"]
+    expected = {"slurm": ["#SBATCH --time=02:00:00", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16G",
+                          "#SBATCH --gres=gpu:1"],
+                # h_vmem counts per slot: 16G over 4 slots
+                "sge": ["#$ -l h_rt=02:00:00", "#$ -pe smp 4", "#$ -l h_vmem=4G", "#$ -l gpu=1"],
+                "pbs": ["#PBS -l walltime=02:00:00", "#PBS -l ncpus=4", "#PBS -l mem=16gb", "#PBS -l ngpus=1"]}
+    for name, lines in expected.items():
+        assert SCHEDULERS[name].resource_lines(big) == lines
+        assert "--cpus 4 --mem 16G --gpus 1" in SCHEDULERS[name].render(big)
+    one_cpu = ScriptSpec(cpus=1, gpus=0, memory=1000)  # one cpu and no GPU are every scheduler's default
+    assert SCHEDULERS["sge"].resource_lines(one_cpu) == ["#$ -l h_vmem=1000M"]
+    assert SCHEDULERS["slurm"].resource_lines(ScriptSpec(cpus=3, memory=1000)) == [
+        "#SBATCH --cpus-per-task=3", "#SBATCH --mem=1000M"]
+    assert SCHEDULERS["sge"].resource_lines(ScriptSpec(cpus=3, memory=1000)) == ["#$ -pe smp 3", "#$ -l h_vmem=334M"]
 
 
 def test_directives():

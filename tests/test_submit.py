@@ -412,3 +412,100 @@ def test_taskfile_arguments_reach_the_workers(cluster, taskfile):
     proc = cluster.run("submit", taskfile, "-n", "2", "--scheduler", "sge", "--dry-run",
                        "--arg", "--delay", "--arg", "0.1", check=0)
     assert f"[ $# -gt 0 ] || set -- {taskfile} --store {store_of(taskfile)} -- --delay 0.1" in proc.stdout
+
+
+# -- resource classes -------------------------------------------------------------------------------
+
+CLASSES = """
+from taskflow import Task, TaskGenerator
+
+@TaskGenerator(resources={"cpus": 4, "mem": "16G", "time": "2h"})
+def big(x):
+    return x
+
+@TaskGenerator(resources={"time": "10m"})
+def small(x):
+    return x
+
+bigs = [big(i) for i in range(2)]
+smalls = [small(i) for i in range(40)]
+"""
+
+
+def test_one_array_per_resource_class_with_its_directives(cluster, tmp_path):
+    tf = write_taskfile(tmp_path, CLASSES)
+    cluster.install("sbatch")
+    cluster.env["FAKE_SBATCH_REPLY"] = "PID"
+    proc = cluster.run("submit", tf, "-n", "6", "--scheduler", "slurm", "--mem", "2G", cwd=tmp_path, check=0)
+    jobs = proc.stdout.split()
+    assert len(jobs) == 2 and all(j.isdigit() for j in jobs)
+    big_call, small_call = cluster.submits()
+    # work: 2 x 2h against 40 x 10m = 4h against 6h40m, so 6 workers go 2 and 4
+    assert big_call["args"][1] == "--array=1-2" and small_call["args"][1] == "--array=1-4"
+    big_script, small_script = big_call["script"], small_call["script"]
+    for line in ("#SBATCH --time=02:00:00", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16G"):
+        assert line in big_script.splitlines()
+    for line in ("#SBATCH --time=00:10:00", "#SBATCH --mem=2G"):  # --mem: the default for what declares none
+        assert line in small_script.splitlines()
+    assert "--cpus-per-task" not in small_script
+    store = store_of(tf)
+    assert f"set -- {tf} --store {store} --cpus 4 --mem 16G\n" in big_script
+    assert f"set -- {tf} --store {store} --mem 2G\n" in small_script
+    by_workers = {r["workers"]: r for r in records(tf)}
+    assert by_workers[2]["resources"] == {"cpus": 4, "mem": "16G", "time": "2h00m"}
+    assert by_workers[4]["resources"] == {"mem": "2G", "time": "10m00s"}
+    assert "2 worker(s) for 2 unfinished task(s) with cpus=4 mem=16G time=2h00m" in proc.stderr
+
+
+def test_dry_run_shows_every_class(cluster, tmp_path):
+    tf = write_taskfile(tmp_path, CLASSES)
+    cluster.install("qsub", "qconf")
+    proc = cluster.run("submit", tf, "-n", "3", "--scheduler", "sge", "--dry-run", check=0)
+    assert proc.stdout.count("#!/bin/bash\n") == 2
+    assert proc.stdout.count("\nqsub -terse -t 1-") == 2
+    assert "# taskflow submit --dry-run: resource class 1 worker(s) for 2 unfinished task(s) with cpus=4" in proc.stdout
+    assert "#$ -pe smp 4\n#$ -l h_vmem=4G" in proc.stdout
+    assert "qsub -terse -t 1-2 " in proc.stdout  # the rest of -n 3 for the 40 small tasks
+    assert cluster.calls() == [] and not store_of(tf).exists()
+
+
+def test_finished_and_failed_tasks_make_no_class(cluster, tmp_path):
+    from taskflow.stores.folder import FolderStore as Store
+    from taskflow.submit import resolve_options, resource_classes
+    from taskflow.taskfile import load
+
+    tf = write_taskfile(tmp_path, CLASSES)
+    store = Store(str(store_of(tf)))
+    options = resolve_options(str(tf), workers=5, environ={})
+    assert [c.tasks for c in resource_classes(str(tf), store, options)] == [2, 40]
+    for t in load(str(tf), store).tasks:
+        if t.name.endswith("big"):
+            store.save_result(t.hash, t.args[0], {"name": t.name, "hash": t.hash})
+    [only] = resource_classes(str(tf), store, options)
+    assert (only.tasks, only.workers) == (40, 5)  # one class: -n is its size, as without classes
+
+
+def test_workers_are_shared_by_work_each_class_one_to_one_per_task():
+    from taskflow.resources import Resources
+    from taskflow.submit import ResourceClass, share_workers
+
+    def shares(total, *classes):
+        found = [ResourceClass(Resources(cpus=i + 1), tasks=n, seconds=s) for i, (n, s) in enumerate(classes)]
+        share_workers(found, total)
+        return [c.workers for c in found]
+
+    assert shares(12, (30, None), (10, None)) == [9, 3]       # in proportion to tasks
+    assert shares(10, (1000, None), (1, None)) == [9, 1]      # each class at least one
+    assert shares(10, (3, None), (100, None)) == [1, 9]
+    assert shares(10, (2, None), (3, None)) == [2, 3]        # at most one per task
+    assert shares(4, (10, 600.0), (10, 6000.0)) == [1, 3]    # declared time x tasks
+    assert shares(2, (5, None), (5, None), (5, None)) == [1, 1, 1]  # fewer than classes: one each
+    assert shares(7, (3, None)) == [7]                       # one class: -n as given
+
+
+def test_bad_resources_stop_submit_with_exit_2(cluster, tmp_path):
+    tf = write_taskfile(tmp_path, CLASSES.replace('"cpus": 4', '"cpus": -4'))
+    cluster.install("sbatch")
+    proc = cluster.run("submit", tf, "-n", "2", "--scheduler", "slurm", check=2)
+    assert "task taskfile.big" in proc.stderr and "cpus" in proc.stderr and "Traceback" not in proc.stderr
+    assert cluster.calls() == []

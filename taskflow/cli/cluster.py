@@ -18,16 +18,19 @@ from .base import _common, _configure_logging, _duration, _handle_errors, _open_
 
 SUBMIT_EPILOG = """\b
 Settings not on the command line come from TASKFLOW_SCHEDULER,
-TASKFLOW_WORKERS, TASKFLOW_TIME, TASKFLOW_MEM, TASKFLOW_QUEUE,
-TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS, then from [tool.taskflow.submit]
-(scheduler, workers, time, mem, queue, name, args) in a pyproject.toml
-beside the taskfile.
+TASKFLOW_WORKERS, TASKFLOW_TIME, TASKFLOW_MEM, TASKFLOW_CPUS,
+TASKFLOW_QUEUE, TASKFLOW_JOB_NAME, TASKFLOW_SUBMIT_ARGS, then from
+[tool.taskflow.submit] (scheduler, workers, time, mem, cpus, queue, name,
+args) in a pyproject.toml beside the taskfile.
 
 \b
 Exit codes:
   0    submitted (or shown, with --dry-run)
-  2    usage error, no scheduler found, or the scheduler rejected the job
-       or answered something unreadable (nothing is recorded then)"""
+  2    usage error, the taskfile cannot be loaded, a bad resources= value,
+       no scheduler found, or the scheduler rejected a job or answered
+       something unreadable (that job is not recorded; the job ids of
+       classes submitted before it are printed)
+  4    the store could not be written"""
 
 if TYPE_CHECKING:
     from ..wait import Progress
@@ -50,6 +53,7 @@ Exit codes:
 @click.option("--time", "walltime", metavar="DURATION",
               help="Walltime per worker, e.g. 4h or 1:30:00; the worker stops taking tasks shortly before.")
 @click.option("--mem", metavar="SIZE", help="Memory per worker, e.g. 8G.")
+@click.option("--cpus", type=click.IntRange(min=1), help="Cpus per worker.")
 @click.option("--queue", metavar="QUEUE", help="Queue (SGE, PBS) or partition (Slurm).")
 @click.option("--name", metavar="NAME", help="Job name [default: taskflow-<taskfile stem>].")
 @click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
@@ -60,15 +64,19 @@ Exit codes:
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
-           walltime: str | None, mem: str | None, queue: str | None, name: str | None, dry_run: bool,
+           walltime: str | None, mem: str | None, cpus: int | None, queue: str | None, name: str | None, dry_run: bool,
            taskfile_args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
-    """Submit workers for FILE as one array job (SGE, Slurm or PBS).
+    """Submit workers for FILE as array jobs (SGE, Slurm or PBS), one per resource class.
 
-    Writes a job script into the store's jobs/ folder (the one in the
-    repository's scripts/ folder, filled in for FILE), submits it with
-    qsub or sbatch, prints the job id and records the job in the store, so
-    that `taskflow status` can tell how many of its workers are busy.
-    Arguments after `--` go to qsub/sbatch as they are.
+    Groups the unfinished tasks by their resources= (cpus, mem, gpus, time;
+    --time/--mem/--cpus for those that declare none) and writes one job
+    script per class into the store's jobs/ folder (the one in the
+    repository's scripts/ folder, filled in for FILE and the class),
+    submits each with qsub or sbatch, prints the job ids, one a line, and
+    records the jobs in the store, so that `taskflow status` can tell how
+    many of their workers are busy. With one class -n is the array size;
+    with several, -n workers are shared out in proportion to each class's
+    work. Arguments after `--` go to qsub/sbatch as they are.
 
     \b
     Example:
@@ -76,22 +84,30 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
       taskflow submit taskfile.py -n 20 --arg --delay --arg 0.1
       taskflow wait taskfile.py
     """
-    from ..submit import prepare, resolve_options
+    from ..submit import prepare_classes, resolve_options
     from ..submit import submit as run_submit
 
     _configure_logging(verbose, False)
     s = _open_store(taskfile, store)
     options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
-                              queue=queue, name=name, extra=scheduler_args)
-    prepared = prepare(taskfile, s, options, taskfile_args=taskfile_args)
-    if dry_run:
-        click.echo(prepared.script_text, nl=False)
-        click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:")
-        click.echo(prepared.shell_command())
-        return
-    record = run_submit(prepared)
-    click.echo(record.job_id)
-    click.echo(f"taskflow: follow it with `taskflow status {taskfile}` or `taskflow wait {taskfile}`", err=True)
+                              cpus=cpus, queue=queue, name=name, extra=scheduler_args)
+    classes = prepare_classes(taskfile, s, options, taskfile_args=taskfile_args)
+    for prepared in classes:
+        about = (f"{prepared.workers} worker(s) for {prepared.tasks} unfinished task(s) with "
+                 f"{prepared.resources.describe()}")
+        if dry_run:
+            if len(classes) > 1:
+                click.echo(f"# taskflow submit --dry-run: resource class {about}")
+            click.echo(prepared.script_text, nl=False)
+            click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:")
+            click.echo(prepared.shell_command())
+            continue
+        record = run_submit(prepared)
+        click.echo(record.job_id)
+        if len(classes) > 1:
+            click.echo(f"taskflow: {record.describe()}: {about}", err=True)
+    if not dry_run:
+        click.echo(f"taskflow: follow it with `taskflow status {taskfile}` or `taskflow wait {taskfile}`", err=True)
 
 
 class _ProgressPrinter:

@@ -114,15 +114,19 @@ def check(taskfile: str, args: tuple, store: str | None, verify: bool, verbose: 
 @click.option("--slowest", default=10, show_default=True, help="How many of the slowest tasks to list.")
 @click.option("--html", "html_out", metavar="OUT.html",
               help="Write the overview, failures and report as one self-contained HTML file (no server needed).")
+@click.option("--suggest", is_flag=True,
+              help="Runtime and peak memory p50/p90/max per task name, a suggested resources= and submit "
+                   "--time/--mem with a margin, and per array job what was asked against what was used.")
 @_handle_errors
 def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest: int, html_out: str | None,
-           verbose: bool, debug: bool) -> None:
+           suggest: bool, verbose: bool, debug: bool) -> None:
     """Per task name: how many finished, run times, peak memory, hosts; the slowest tasks.
 
     \b
     Example:
       taskflow report taskfile.py --slowest 5
       taskflow report taskfile.py --html run.html
+      taskflow report taskfile.py --suggest
     """
     from ..report import report as make_report
     from ..taskfile import load
@@ -136,6 +140,12 @@ def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest
         return
     loaded = load(taskfile, s, args)
     rep = make_report(loaded.tasks, s, slowest)
+    if suggest:
+        from ..suggest import suggest as make_suggestions
+
+        found = make_suggestions(rep, s)
+        click.echo(json.dumps(found.to_json(), indent=1) if as_json else found.table())
+        return
     click.echo(json.dumps(rep.to_json(), indent=1) if as_json else rep.table())
 
 

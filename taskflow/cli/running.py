@@ -30,14 +30,21 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
 @click.option("--verify", is_flag=True,
               help="First read every finished result and check its checksum; damaged ones run again "
                    "(after a node crash without --fsync).")
+@click.option("--cpus", type=click.IntRange(min=1), help="Cpus this worker was given [default: the scheduler's "
+              "allocation, else this machine's].")
+@click.option("--mem", metavar="SIZE", help="Memory this worker was given, e.g. 16G [default: the scheduler's "
+              "allocation, else this machine's].")
+@click.option("--gpus", type=click.IntRange(min=0),
+              help="GPUs this worker was given: its tasks see the first N of CUDA_VISIBLE_DEVICES.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
 @_handle_errors
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
             retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
-            max_time: float | None, fsync: bool, verify: bool, quiet: bool, verbose: bool, debug: bool,
-            progress_fd: int | None, rank: str | None) -> None:
+            max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
+            gpus: int | None, quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
+            rank: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
@@ -59,6 +66,13 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
     lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
+    if cpus is not None or mem is not None or gpus is not None:
+        from ..capacity import capacity
+        given = capacity(cpus, mem, gpus)
+        log.debug("this worker may run: %s", given.describe())
+        if gpus is not None:
+            import os
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(given.gpus)  # what its tasks may use
     reporter: Reporter
     if progress_fd is not None:
         reporter = PipeReporter(progress_fd)
@@ -79,7 +93,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                          ("--verify", verify), ("--verbose", verbose), ("--debug", debug)):
             if on:
                 child.append(flag)
-        for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time)):
+        for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time),
+                         ("--cpus", cpus), ("--mem", mem)):
             if val is not None:
                 child += [opt, str(val)]
         if args:

@@ -38,8 +38,10 @@ class ScriptSpec:
     log_dir: str = DEFAULT_LOG_DIR
     arguments: Sequence[str] = ()     # default arguments of the worker: taskfile, --store STORE
     walltime: float | None = None     # seconds
-    memory: int | None = None         # megabytes
+    memory: int | None = None         # megabytes, for the whole worker
     queue: str | None = None
+    cpus: int | None = None           # a directive only above 1, every scheduler's default
+    gpus: int | None = None           # a directive only above 0
 
 
 def template_text(filename: str) -> str:
@@ -117,6 +119,9 @@ class Scheduler(abc.ABC):
     memory_directive: str = ""
     memory_units: tuple[str, str] = ("G", "M")
     queue_directive: str = ""
+    cpus_directive: str = ""
+    gpus_directive: str = ""
+    memory_per_cpu: bool = False   # the memory directive counts per cpu (SGE's h_vmem per slot)
     # submit_args and parse_reply: options before the array's, and the job id in the reply
     submit_flags: tuple[str, ...] = ()
     reply_pattern: str = ""        # a whole line of the reply; its group 1 is the job id
@@ -145,14 +150,22 @@ class Scheduler(abc.ABC):
     # -- the job script ------------------------------------------------------
 
     def resource_lines(self, spec: ScriptSpec) -> list[str]:
-        """Directives for walltime, memory and queue; empty when none is set."""
+        """Directives for walltime, cpus, memory, GPUs and queue; empty when none is set."""
         lines = []
         if spec.walltime is not None:
             lines.append(self.walltime_directive.format(format_walltime(spec.walltime)))
+        cpus = spec.cpus if spec.cpus is not None and spec.cpus > 1 else None
+        if cpus is not None:
+            lines.append(self.cpus_directive.format(cpus))
         if spec.memory is not None:
+            memory = spec.memory
+            if self.memory_per_cpu and cpus:
+                memory = -(-memory // cpus)  # rounded up: the worker gets at least what it asked for
             gigabytes, megabytes = self.memory_units
-            size = f"{spec.memory // 1024}{gigabytes}" if spec.memory % 1024 == 0 else f"{spec.memory}{megabytes}"
+            size = f"{memory // 1024}{gigabytes}" if memory % 1024 == 0 else f"{memory}{megabytes}"
             lines.append(self.memory_directive.format(size))
+        if spec.gpus:
+            lines.append(self.gpus_directive.format(spec.gpus))
         if spec.queue:
             lines.append(self.queue_directive.format(spec.queue))
         return lines

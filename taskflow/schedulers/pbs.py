@@ -40,6 +40,8 @@ class PBS(Scheduler):
     memory_directive = "#PBS -l mem={}"
     memory_units = ("gb", "mb")
     queue_directive = "#PBS -q {}"
+    cpus_directive = "#PBS -l ncpus={}"
+    gpus_directive = "#PBS -l ngpus={}"
     reply_pattern = r"\s*(\d+(\[\])?(\.[\w.-]+)?)\s*"  # "123[].server" for an array, "123.server" for a single job
 
     def is_torque(self, which: Callable[[str], str | None] = shutil.which) -> bool:

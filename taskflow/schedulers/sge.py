@@ -16,9 +16,13 @@ class SGE(Scheduler):
     submit_command = "qsub"
     detect_commands = ("qsub", "qconf")
     walltime_directive = "#$ -l h_rt={}"
-    # h_vmem is the limit most sites enforce; it counts per slot, and a worker uses one.
+    # h_vmem is the limit most sites enforce; it counts per slot, so a worker's memory is divided by its slots.
     memory_directive = "#$ -l h_vmem={}"
     queue_directive = "#$ -q {}"
+    # Several slots on one host need a parallel environment; sites name theirs, smp is the usual one.
+    cpus_directive = "#$ -pe smp {}"
+    memory_per_cpu = True
+    gpus_directive = "#$ -l gpu={}"
     submit_flags = ("-terse",)
     reply_pattern = r"\s*(\d+)(\.\d+-\d+:\d+)?\s*"  # -terse: "123.1-20:1" for an array, "123" for a single job
 

@@ -15,6 +15,8 @@ class Slurm(Scheduler):
     walltime_directive = "#SBATCH --time={}"
     memory_directive = "#SBATCH --mem={}"
     queue_directive = "#SBATCH --partition={}"
+    cpus_directive = "#SBATCH --cpus-per-task={}"
+    gpus_directive = "#SBATCH --gres=gpu:{}"
     submit_flags = ("--parsable",)
     # --parsable: "123" or "123;cluster"; site wrappers may print notes before it.
     reply_pattern = r"\s*(\d+)(;\S+)?\s*"
