@@ -196,6 +196,80 @@ def test_racers_on_different_clients_meet_on_one_takeover(two_clients):
         holder.join()
 
 
+TAKEOVER_TRIALS = int(os.environ.get("TASKFLOW_TAKEOVER_TRIALS", "24"))
+TAKEOVER_RACERS = 8  # alternating between the two mounts
+TAKEOVER_WINDOW = 1.5
+
+
+def _race_takeovers(store_path: str, hashes: list[str], start: float, log: str, out) -> None:
+    """Spin on each stale claim in turn for TAKEOVER_WINDOW seconds, taking it over if we can;
+    a won claim is kept (its lease outlasts the race) and its "run" noted in the O_APPEND log."""
+    leases = Leases(Store(store_path), lease=60)
+    won = []
+    rng = random.Random()
+    for i, h in enumerate(hashes):
+        t0 = start + i * TAKEOVER_WINDOW
+        while time.time() < t0:
+            time.sleep(0.001)
+        claim = None
+        try:
+            while claim is None and time.time() < t0 + TAKEOVER_WINDOW - 0.2:
+                claim = leases.claim(h)
+                if claim is None:
+                    time.sleep(rng.uniform(0.001, 0.01))
+        except Exception as e:  # what the test reports
+            won.append(f"{type(e).__name__}: {e}")
+            continue
+        if claim is not None:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"run {i} {os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
+        won.append("won" if claim is not None else "lost")
+    out.put(won)
+    # Racers share this host: a winner gone while others still race would lose its claim lawfully.
+    time.sleep(max(0.0, start + len(hashes) * TAKEOVER_WINDOW + 1.0 - time.time()))
+
+
+def test_takeovers_of_one_stale_claim_raced_on_two_caching_clients_have_one_winner(two_clients, tmp_path):
+    """Racers on both mounts keep reading a dead owner's claim while one of them replaces it:
+    a racer whose client still caches the dead claim's bytes (the page cache outlives the file
+    at that name) must not take the new owner's claim for the stale one."""
+    store = Store(str(two_clients.origin / "store"))
+    store.ensure()
+    hashes = [f"{i:040x}" for i in range(TAKEOVER_TRIALS)]
+    old = time.time() - 60
+    for i, h in enumerate(hashes):
+        dead = json.dumps({"renewal": "00000003", "host": "gone-node", "boot": "b", "pid": 4242,
+                           "worker": "gone:4242", "lease": 2.0, "task": h,
+                           "token": f"dead{i:04d}"}).encode()
+        path = store.lock_path(h)
+        with open(path, "wb") as f:
+            f.write(dead)
+        os.utime(path, (old, old))
+    two_clients.settle()
+    log = str(tmp_path / "log")
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    start = time.time() + 2.0
+    mounts = [two_clients.mount_a, two_clients.mount_b]
+    procs = [ctx.Process(target=_race_takeovers, args=(str(mounts[n % 2] / "store"), hashes, start, log, out))
+             for n in range(TAKEOVER_RACERS)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=TAKEOVER_TRIALS * TAKEOVER_WINDOW + 120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    errors = [r for got in results for r in got if r not in ("won", "lost")]
+    assert errors == [], f"{len(errors)} takeovers failed, first: {errors[0]}"
+    winners = [sum(got[i] == "won" for got in results) for i in range(len(hashes))]
+    runs = collections.Counter(int(line.split()[1]) for line in open(log).read().splitlines())
+    twice = sorted(i for i, n in runs.items() if n > 1)
+    assert twice == [], f"{len(twice)} of {len(hashes)} stale claims taken over more than once: {twice}"
+    assert winners == [1] * len(hashes), "exactly one winner per stale claim"
+
+
 # -- kill -9 chaos ---------------------------------------------------------------------------
 
 CHAOS_TASKS = 1000

@@ -10,9 +10,12 @@ here depends on them.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import struct
+import sys
 from dataclasses import dataclass, field
 
 from ...stale import reread
@@ -40,6 +43,30 @@ class LockInfo(ClaimInfo):
 
     stat: os.stat_result | None = field(default=None, repr=False)
 
+
+# statx(2) of Linux: flags, mask and where struct statx keeps stx_mtime ({s64 sec, u32 nsec}).
+_AT_EMPTY_PATH = 0x1000
+_AT_STATX_FORCE_SYNC = 0x2000
+_STATX_MTIME = 0x40
+_STX_MTIME_OFFSET = 112
+
+
+def _find_statx():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).statx
+    except (OSError, AttributeError):  # a libc older than glibc 2.28, or none to load
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_char_p]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_statx = _find_statx()
+
+# posix_fadvise is missing on some platforms (macOS): there a read is as fresh as the client makes it.
+_DROP_CACHE = getattr(os, "posix_fadvise", None)
 
 # Exclusive creates tried at most this often when the answer is neither success nor EEXIST.
 _CREATE_ATTEMPTS = 4
@@ -117,10 +144,63 @@ def head(path: str, size: int) -> bytes | None:
         return None
 
 
+def fresh_read(path: str, limit: int = 1 << 16) -> tuple[float, bytes] | None:
+    """The file's mtime and first bytes as the filesystem holds them now, past every cache of
+    this client (see `fresh_head`, `synced_mtime`); None if there is no such file. Read
+    before the mtime is taken, so that a renewal in between makes the claim look younger,
+    never its new bytes older."""
+    try:
+        return _fresh_read(path, limit)
+    except FileNotFoundError:
+        return None
+
+
 @reread
-def _read_head(path: str, size: int) -> bytes:
+def _fresh_read(path: str, limit: int) -> tuple[float, bytes]:
     fd = os.open(path, os.O_RDONLY)
     try:
+        if _DROP_CACHE is not None:
+            _DROP_CACHE(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        raw = os.read(fd, limit)
+        return synced_mtime(fd), raw
+    finally:
+        os.close(fd)
+
+
+def synced_mtime(fd: int) -> float:
+    """The mtime of the open file `fd` asked of the filesystem, not of this client's attribute
+    cache, which a caching client (FUSE, NFS) trusts for a while even when another client has
+    replaced the file by another that it gives the same inode number: statx with
+    AT_STATX_FORCE_SYNC where Linux has it, else fstat (fresh after open on NFS)."""
+    if _statx is not None:
+        buf = ctypes.create_string_buffer(256)
+        if _statx(fd, b"", _AT_EMPTY_PATH | _AT_STATX_FORCE_SYNC, _STATX_MTIME, buf) == 0:
+            sec, nsec = struct.unpack_from("=qI", buf, _STX_MTIME_OFFSET)
+            return sec + nsec / 1e9
+    return os.fstat(fd).st_mtime
+
+
+def fresh_head(path: str, size: int) -> bytes | None:
+    """The first `size` bytes of the file as the server holds them now, or None if there is none.
+
+    For takeovers only: a caching client (sshfs with kernel_cache, and any client between
+    revalidations) may answer a plain read from the pages of the file that had this name
+    before, even after another client replaced it, and gives both files one inode number.
+    Dropping the cached pages first makes the read go to the filesystem; one local system
+    call, no round trip.
+    """
+    try:
+        return _read_head(path, size, fresh=True)
+    except FileNotFoundError:
+        return None
+
+
+@reread
+def _read_head(path: str, size: int, fresh: bool = False) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if fresh and _DROP_CACHE is not None:
+            _DROP_CACHE(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         return os.read(fd, size)
     finally:
         os.close(fd)

@@ -11,6 +11,13 @@ place, so a late racer finds either the token or the new claim, never an
 empty place. If the owner renews between the winner's look and its rename,
 the winner puts the file back with link(), which cannot overwrite. The winner
 then claims with O_EXCL like anyone.
+
+The token's holder judges the claim again before moving it (`still_stale`),
+from bytes and an mtime fetched from the filesystem rather than from this
+client's caches: a caching client can serve the pages or attributes of the
+file that had the name before, so a late racer could otherwise judge the
+winner's new claim by the dead claim's bytes, or by its mtime, and take the
+task a second time.
 """
 from __future__ import annotations
 
@@ -21,8 +28,8 @@ from typing import Protocol
 
 from ..claims import ClaimInfo
 from ..identity import process
-from . import claimfiles
-from .claimfiles import FolderClaim, LockInfo, head
+from . import claimfiles, judging
+from .claimfiles import FolderClaim, LockInfo, fresh_head
 from .layout import Folder
 
 
@@ -30,7 +37,9 @@ class Taker(Protocol):
     """What a takeover uses of the claims taking over (claims.FolderClaims)."""
 
     store: Folder
+    lease: float
 
+    def now(self, seen: float = 0.0) -> float: ...
     def create(self, task_hash: str) -> FolderClaim | None: ...
     def judge(self, task_hash: str, path: str) -> LockInfo | None: ...
     def record(self, task_hash: str, token: str) -> bytes: ...
@@ -45,7 +54,7 @@ def remove_stale(claims: Taker, info: ClaimInfo) -> bool:
     if token is None:
         return False
     try:
-        return move_away(path, info)
+        return still_stale(claims, path, info) and move_away(path, info)
     finally:
         _drop_token(*token)
 
@@ -56,7 +65,7 @@ def take_over(claims: Taker, info: ClaimInfo) -> FolderClaim | None:
     if token is None:
         return None
     try:
-        if not move_away(path, info):
+        if not (still_stale(claims, path, info) and move_away(path, info)):
             return None
         # Made before the token is given up: a racer that judged the same claim and comes
         # late finds the token or this claim in place, never an empty place to claim.
@@ -98,24 +107,46 @@ def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] 
 
 
 def _drop_token(token: str, content: bytes) -> None:
-    if head(token, len(content) + 1) == content:  # not one that replaced ours as abandoned
+    if fresh_head(token, len(content) + 1) == content:  # not one that replaced ours as abandoned
         try:
             os.unlink(token)
         except FileNotFoundError:
             pass
 
 
+def still_stale(claims: Taker, path: str, info: ClaimInfo) -> bool:
+    """Judge the claim at `path` again, under the token, from what the filesystem holds now:
+    stale, and byte for byte what `info` judged.
+
+    The first judgment may have paired bytes and attributes from this client's caches, which
+    can outlive the file they came from: the dead claim's bytes after a racer replaced it, or
+    a new claim's bytes (even half written) with the dead one's mtime. Either would hand a
+    live claim to a second winner; bytes with their own token, read with attributes both
+    fetched from the filesystem, cannot.
+    """
+    got = claimfiles.fresh_read(path, len(info.raw) + 1)
+    if got is None or got[1] != info.raw:
+        return False
+    mtime, raw = got
+    return judging.judge(raw, mtime, claims.now(mtime), claims.lease)[2]
+
+
 def move_away(path: str, info: ClaimInfo) -> bool:
-    """Remove the claim file at `path` if it holds exactly the bytes judged in `info`."""
+    """Remove the claim file at `path` if it holds exactly the bytes judged in `info`.
+
+    Both looks read past the client's page cache (`fresh_head`): the judged bytes may
+    have come from the pages of a claim that another racer has already replaced, and
+    only the server's bytes, which hold each claim's own token, tell the two apart.
+    """
     judged = info.raw
-    if head(path, len(judged) + 1) != judged:
+    if fresh_head(path, len(judged) + 1) != judged:
         return False  # renewed, released or taken over since we judged it
     grave = f"{path}.stale.{process.unique()}"
     try:
         os.rename(path, grave)
     except FileNotFoundError:
         return False
-    moved = head(grave, len(judged) + 1)
+    moved = fresh_head(grave, len(judged) + 1)
     if moved == judged:
         os.unlink(grave)
         return True
