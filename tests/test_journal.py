@@ -6,8 +6,9 @@ import os
 import pytest
 
 from conftest import NOTE_PREAMBLE, write_taskfile
-from taskflow.stores.folder import journal as journal_module
-from taskflow.stores.folder.journal import FLUSH_EVERY, FolderJournal as Journal, JournalReader
+from taskflow.stores import journals as journal_module
+from taskflow.stores.folder.journal import FolderJournal as Journal, JournalReader
+from taskflow.stores.journals import FLUSH_EVERY
 from taskflow.stores.folder import FolderStore as Store
 
 HASHES = [f"{i:032x}" for i in range(100)]

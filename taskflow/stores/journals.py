@@ -4,7 +4,12 @@ Part of the contract of `stores.base`.
 """
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+
+# A journal writes its hashes when this many are waiting, or this long after its last write.
+FLUSH_EVERY = 32  # hashes
+FLUSH_AFTER = 0.5  # seconds
 
 
 class Journal(ABC):
@@ -32,6 +37,29 @@ class Journal(ABC):
     @abstractmethod
     def close(self) -> None:
         """Stop journaling and remove the journal."""
+
+
+class BatchedJournal(Journal):
+    """A journal that buffers hashes and hands them to `_write` in batches (FLUSH_EVERY, FLUSH_AFTER)."""
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._since = time.monotonic()
+
+    @abstractmethod
+    def _write(self, hashes: list[str]) -> None:
+        """Append these hashes to the journal, creating it on the first call."""
+
+    def add(self, task_hash: str) -> None:
+        self._pending.append(task_hash)
+        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._since >= FLUSH_AFTER:
+            self.flush()
+
+    def flush(self) -> None:
+        self._since = time.monotonic()
+        if self._pending:
+            hashes, self._pending = self._pending, []
+            self._write(hashes)
 
 
 class NewsReader(ABC):

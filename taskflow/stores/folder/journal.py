@@ -18,46 +18,34 @@ journal when it stops; `cleanup` removes those of workers that died.
 from __future__ import annotations
 
 import os
-import time
 
 
 from ...hashing import DIGEST_SIZE
 from ...stale import gone, reread
-from ..base import Journal, NewsReader
+from ..base import NewsReader
+from ..journals import BatchedJournal
 from ..identity import HOST, process, writer_gone_from_here
 from .layout import Folder
 
 
 _LINE = 2 * DIGEST_SIZE + 1  # a hash in hex and a newline
-FLUSH_EVERY = 32  # hashes
-FLUSH_AFTER = 0.5  # seconds
 
 
-class FolderJournal(Journal):
+class FolderJournal(BatchedJournal):
     """This worker's journal: finished hashes, written in batches."""
 
     def __init__(self, store: Folder):
+        super().__init__()
         self.store = store
         self.path: str | None = None
         self._fd: int | None = None
-        self._pending: list[str] = []
-        self._since = time.monotonic()
 
     @property
     def ident(self) -> str | None:
         return self.path
 
-    def add(self, task_hash: str) -> None:
-        self._pending.append(task_hash + "\n")
-        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._since >= FLUSH_AFTER:
-            self.flush()
-
-    def flush(self) -> None:
-        self._since = time.monotonic()
-        if not self._pending:
-            return
-        data = "".join(self._pending).encode()
-        self._pending.clear()
+    def _write(self, hashes: list[str]) -> None:
+        data = "".join(h + "\n" for h in hashes).encode()
         if self._fd is None:
             os.makedirs(self.store.done_dir, exist_ok=True)
             self.path = os.path.join(self.store.done_dir, f"{HOST}.{process.pid}.{process.unique()}")

@@ -12,45 +12,31 @@ when it stops; `cleanup` removes those of workers that died.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from ..identity import BOOT_ID, HOST, gone_from_here, process
-from ..journals import Journal, NewsReader
+from ..journals import BatchedJournal, NewsReader
 from .connection import Connection
 from .keys import Keys
 
-FLUSH_EVERY = 32  # hashes
-FLUSH_AFTER = 0.5  # seconds
 
 
 def _text(raw: Any) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-class RedisJournal(Journal):
+class RedisJournal(BatchedJournal):
     def __init__(self, connection: Connection, keys: Keys):
+        super().__init__()
         self.connection = connection
         self.keys = keys
         self._ident: str | None = None
-        self._pending: list[str] = []
-        self._since = time.monotonic()
 
     @property
     def ident(self) -> str | None:
         return self._ident
 
-    def add(self, task_hash: str) -> None:
-        self._pending.append(task_hash)
-        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._since >= FLUSH_AFTER:
-            self.flush()
-
-    def flush(self) -> None:
-        self._since = time.monotonic()
-        if not self._pending:
-            return
-        hashes = " ".join(self._pending)
-        self._pending.clear()
+    def _write(self, hashes: list[str]) -> None:
         if self._ident is None:
             self._ident = f"{HOST}.{process.pid}.{process.unique()}"
         writer = json.dumps({"host": HOST, "boot": BOOT_ID, "pid": process.pid,
@@ -58,7 +44,7 @@ class RedisJournal(Journal):
         with self.connection.guard("writing the journal") as r:
             pipe = r.pipeline(transaction=False)
             pipe.hset(self.keys.journals, self._ident, writer)
-            pipe.xadd(self.keys.journal(self._ident), {"h": hashes})
+            pipe.xadd(self.keys.journal(self._ident), {"h": " ".join(hashes)})
             pipe.execute()
 
     def close(self) -> None:
