@@ -36,15 +36,17 @@ def changed(tasks: Sequence[Task], store: Store, finished: set[str] | None = Non
     version, so an unchanged store costs one listing per task name.
     """
     finished = store.finished_hashes() if finished is None else finished
-    by_name: dict[str, list[Task]] = {}
+    first: dict[str, Task] = {}   # by name; the tasks of a name are gathered only if its tags differ
     for t in tasks:
-        by_name.setdefault(t.name, []).append(t)
+        if t.name not in first:
+            first[t.name] = t
     out: dict[str, list[Task]] = {}
-    for name, group in by_name.items():
+    for name, task in first.items():
         tags = store.code_tags(name)
-        current = current_tag(group[0])
+        current = current_tag(task)
         if not tags or tags == {current}:
             continue
+        group = [t for t in tasks if t.name == name]
         stale = [t for t, meta in store.metas(group, finished)
                  if Store.code_tag(meta.get("code"), meta.get("version")) != current]
         if stale:

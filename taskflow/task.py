@@ -51,6 +51,14 @@ class Task(TaskArgument):
     """A deferred call `f(*args, **kwargs)`; arguments may contain other tasks."""
 
     __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "resources", "__weakref__")
+    f: Callable
+    args: tuple
+    kwargs: dict
+    name: str
+    deps: tuple[Task, ...]
+    store: Any
+    version: str | None
+    resources: Resources
 
     def __init__(self, f: Callable, *args: Any, **kwargs: Any):
         if isinstance(f, TaskGenerator):
@@ -62,18 +70,8 @@ class Task(TaskArgument):
             # keyword of that name is declared through TaskGenerator instead.
             name, version = function_name(f), kwargs.pop("version", None)
             resources = parse(kwargs.pop("resources", None), f"task {name}")
-        # Not part of the hash: asking for more memory must not make a finished task run again.
-        defaults = _active.resource_defaults
-        self.resources: Resources = resources.over(defaults) if defaults else resources
-        self.f = f
-        self.version = None if version is None else str(version)
-        self.args = args
-        self.kwargs = kwargs
-        self.name = name
-        self.hash, deps = task_hash(name, args, kwargs)
-        self.deps: tuple[Task, ...] = tuple(deps.values())
-        self.store = _active.store
-        _active.add(self)
+            version = None if version is None else str(version)
+        _declare(self, f, name, version, resources, args, kwargs)
 
     def __getitem__(self, key: Any) -> TaskElement:
         return TaskElement(self, (key,))
@@ -101,6 +99,26 @@ class Task(TaskArgument):
         args = substitute(self.args, lookup)
         kwargs = substitute(self.kwargs, lookup)
         return self.f(*args, **kwargs)
+
+
+def _declare(task: Task, f: Callable, name: str, version: str | None, resources: Resources, args: tuple,
+             kwargs: dict) -> None:
+    """Fill in `task` and add it to the active declarations: what every declaration costs, once
+    per task (a taskfile may declare millions), so in one function without further calls."""
+    declarations = _active
+    defaults = declarations.resource_defaults
+    # Not part of the hash: asking for more memory must not make a finished task run again.
+    task.resources = resources if defaults is NONE or not defaults else resources.over(defaults)
+    task.f = f
+    task.version = version
+    task.args = args
+    task.kwargs = kwargs
+    task.name = name
+    task.hash, deps = task_hash(name, args, kwargs)
+    task.deps = tuple(deps.values()) if deps else ()
+    task.store = declarations.store
+    # Declarations.add: the same call declared twice is the same task, keep the first.
+    declarations.tasks.setdefault(task.hash, task)
 
 
 class TaskElement(ElementArgument):
@@ -191,10 +209,16 @@ class TaskGenerator(GeneratorArgument):
         functools.update_wrapper(self, f)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Task:
-        return Task(self, *args, **kwargs)
+        # Task(self, ...) without its checks: this generator's function is known good.
+        task = _new_task(Task)
+        _declare(task, self.f, self.name, self.version, self.resources, args, kwargs)
+        return task
 
     def __repr__(self) -> str:
         return f"TaskGenerator({self.name})"
+
+
+_new_task = object.__new__
 
 
 def defaults(*, resources: Any = None) -> None:

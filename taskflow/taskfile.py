@@ -10,6 +10,7 @@ waits for.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -102,6 +103,11 @@ def _line_in(path: str, tb: types.TracebackType | None) -> int | None:
     return line
 
 
+# Allocations between two collections of the youngest generation while a taskfile loads
+# (Python's default is 700): each collection scans only objects made since the last.
+_LOAD_GC_THRESHOLD = 1_000_000
+
+
 def load(taskfile: str, store: Store, argv: Sequence[str] = (), finished: Iterable[str] = ()) -> Loaded:
     """Run the taskfile and return what it declared. Never runs a task.
 
@@ -142,6 +148,11 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = (), finished: Iterab
     saved_argv = sys.argv
     sys.argv = [path, *argv]
     complete, barrier_line, needs = True, None, None
+    # Declaring a million tasks makes millions of objects that all live on: the cyclic
+    # collector would scan them again and again (half the time of loading such a file).
+    # Collect less often while loading, as often as before afterwards.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], _LOAD_GC_THRESHOLD), *thresholds[1:])
     try:
         with jug_alias():  # a jugfile's `import jug` means taskflow.jug while it loads
             exec(code, module.__dict__)
@@ -154,6 +165,7 @@ def load(taskfile: str, store: Store, argv: Sequence[str] = (), finished: Iterab
     except Exception as e:
         raise TaskfileError(f"{type(e).__name__}: {e}", path, _line_in(path, e.__traceback__)) from e
     finally:
+        gc.set_threshold(*thresholds)
         activate(previous)
         sys.argv = saved_argv
     return Loaded(path, module, list(declarations.tasks.values()), store, complete, barrier_line, needs,
