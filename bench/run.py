@@ -1056,8 +1056,11 @@ def main() -> None:
                     getattr(b, f"w_{w}")()
             b.probe("end")
         finally:
-            shutil.rmtree(b.trash, ignore_errors=True)
-            if not args.keep and (args.fs or not args.workdir):
+            # Through sshfs every unlink is a round trip: SharedFS.stop removes the served folder
+            # from the local disk instead.
+            if kind != "sshfs":
+                shutil.rmtree(b.trash, ignore_errors=True)
+            if not args.keep and kind != "sshfs" and (args.fs or not args.workdir):
                 for workload in WORKLOADS:
                     shutil.rmtree(os.path.join(b.root, workload), ignore_errors=True)
                 if not args.fs:
