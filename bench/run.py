@@ -451,7 +451,7 @@ class Bench:
         shutil.rmtree(d, ignore_errors=True)
         return statistics.median(lat)
 
-    def settle(self, limit: float = 420.0) -> float:
+    def settle(self, limit: float | None = None) -> float:
         """Wait (untimed) until creating a file costs about what it costs on a quiet disk.
 
         This VM's disk stays slow for a while after many files were removed
@@ -464,6 +464,7 @@ class Bench:
         """
         if self.fs in ("tmpfs", "sshfs"):
             return 0.0   # the inode scan of ext4 is the disk's alone
+        limit = self.args.settle_limit if limit is None else limit
         start = time.perf_counter()
         while True:
             os.sync()
@@ -997,6 +998,8 @@ def main() -> None:
     p.add_argument("--n-status1m", type=int, default=1_000_000, help="tasks in the status1m workload")
     p.add_argument("--status1m-after", action="store_true",
                    help="status1m: also execute the million tasks once (taskflow only) and time status after")
+    p.add_argument("--settle-limit", type=float, default=420.0,
+                   help="most seconds to wait for a quiet disk before each workload [420]")
     p.add_argument("--n-trivial", type=int, default=10_000)
     p.add_argument("--n-status", type=int, default=100_000)
     p.add_argument("--n-strace", type=int, default=2_000)
