@@ -644,6 +644,9 @@ class Bench:
     def w_mapreduce1ms(self) -> None:
         self._workers_1_2("mapreduce1ms", MAPREDUCE_1MS, self.repeat)
 
+    def status_tools(self) -> tuple[str, ...]:
+        return ("taskflow",) if self.args.status_taskflow_only else ("taskflow", "jug")
+
     def w_status1m(self) -> None:
         """`status` of a graph of --n-status1m tasks, none executed: declaring them (the whole
         taskfile), hashing and counting, with the peak memory of the process."""
@@ -652,7 +655,7 @@ class Bench:
         for tool in ("taskflow", "jug"):
             self.clean(tool, files[tool])
         jobs = []
-        for tool in ("taskflow", "jug"):
+        for tool in self.status_tools():
             def fn(tool=tool):
                 t = self.status(tool, files[tool])
                 self.record("status1m", "status_maxrss_mb", tool, self.last_maxrss)
@@ -681,24 +684,25 @@ class Bench:
         files = self.pair("status100k", TRIVIAL, n=n)
         folder = os.path.dirname(files["taskflow"])
         reps = max(1, min(self.repeat, self.args.slow_repeat))
-        for tool in ("taskflow", "jug"):
+        tools = self.status_tools()
+        for tool in tools:
             self.clean(tool, files[tool])
         def before(tool: str) -> float:
             t = self.status(tool, files[tool])
             self.record("status100k", "status_before_maxrss_mb", tool, self.last_maxrss)
             return t
         self.interleaved([("status100k", "status_before", tool, lambda tool=tool: before(tool))
-                          for tool in ("taskflow", "jug")], reps)
+                          for tool in tools], reps)
         # One execution each (slow for jug): reported, not repeated.
-        for tool in ("taskflow", "jug"):
+        for tool in tools:
             value = self.execute(tool, files[tool])
             self.record("status100k", "execute_1w_once", tool, value)
             self.progress(f"status100k execute {tool}: {value:.4g}")
         self.interleaved([("status100k", "status_after", tool,
                            lambda tool=tool: self.status(tool, files[tool]))
-                          for tool in ("taskflow", "jug")], reps)
+                          for tool in tools], reps)
         self.results["status100k"]["n"] = n
-        for tool in ("taskflow", "jug"):
+        for tool in tools:
             self.clean(tool, files[tool])
 
     # -- strace ---------------------------------------------------------------
@@ -1000,6 +1004,8 @@ def main() -> None:
                    help="status1m: also execute the million tasks once (taskflow only) and time status after")
     p.add_argument("--settle-limit", type=float, default=420.0,
                    help="most seconds to wait for a quiet disk before each workload [420]")
+    p.add_argument("--status-taskflow-only", action="store_true",
+                   help="status100k, status1m: leave jug out (its 100,000-task execution takes minutes)")
     p.add_argument("--n-trivial", type=int, default=10_000)
     p.add_argument("--n-status", type=int, default=100_000)
     p.add_argument("--n-strace", type=int, default=2_000)
