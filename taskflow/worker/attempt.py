@@ -12,6 +12,7 @@ from ..stores.base import Claim
 from ..stores.identity import HOST, result_meta
 from ..stores.lease import Heartbeat
 from ..task import Task
+from . import died
 from .handoff import HANDOFF_BYTES, Handoff
 from .options import RunSummary
 
@@ -58,6 +59,9 @@ class Attempts(Handoff):
                 return
             if self._failed_elsewhere(h):
                 self.failed.add(h)
+                return
+            if claim.died >= self.options.max_attempts:
+                self._died_too_often(self.index[h], claim)
                 return
             self._submit(self.index[h], claim)
         finally:
@@ -115,6 +119,8 @@ class Attempts(Handoff):
             if task.hash in self.retrying:
                 self.store.remove_failure(task.hash)
                 self.retrying.discard(task.hash)
+            if claim.died:  # finished at last: earlier deaths count no more
+                self.store.forget_deaths(task.hash)
             self._ran_total += 1
             summary.ran += 1
             self.journal.add(task.hash)
@@ -146,6 +152,16 @@ class Attempts(Handoff):
         summary.failed_hashes.add(task.hash)
         self.reporter.task_failed(task, f"{type(e).__name__}: {message}")
         return self.options.keep_going
+
+    def _died_too_often(self, task: Task, claim: Claim) -> None:
+        """Workers died running the task `--max-attempts` times: record that as its failure."""
+        record = died.failure_record(task, self.store.deaths(task.hash), claim.died, self.leases.worker)
+        self.store.save_failure(task.hash, record)
+        self.store.forget_deaths(task.hash)
+        self.failed.add(task.hash)
+        self.retrying.discard(task.hash)
+        self._consumed(task)
+        self.reporter.task_failed(task, record["message"])
 
     def _give_back(self) -> None:
         """The pass ends with tasks still at the executor (Ctrl-C, SIGTERM, an error): release their claims."""
