@@ -147,7 +147,7 @@ def test_a_worker_stopped_by_sigterm_gives_its_claim_back_and_counts_nothing(tmp
     for _ in range(3):
         before = log_lines(log, "slow")
         worker = start_worker(tf, store_url, env)
-        wait_for("the task to start", lambda: log_lines(log, "slow") > before)
+        wait_for("the task to start", lambda before=before: log_lines(log, "slow") > before)
         worker.send_signal(signal.SIGTERM)  # what scancel, qdel and the walltime send first
         assert worker.wait(30) == 3, worker.stderr.read().decode() if worker.stderr else ""
         assert store.claims(reader=True).claimed() == set(), "its claim was given back"

@@ -28,7 +28,8 @@ _MEANING = {"OUT_OF_MEMORY": "killed for using more memory than it asked for",
             "NODE_FAIL": "its node failed",
             "CANCELLED": "cancelled",
             "PREEMPTED": "preempted",
-            "FAILED": "ended with an error"}
+            "FAILED": "ended with an error",
+            "KILLED": "killed by a signal: its memory or h_rt limit, qdel, or a crash"}
 
 
 def _run(argv: list[str]) -> str | None:

@@ -205,7 +205,7 @@ class Actions:
         records = [submit(p) for p in classes]
         lines = [f"submitted {r.describe()} with {r.workers} worker(s)"
                  + (f" for {_about(p)}" if len(classes) > 1 else "") + f"; logs in {r.log_dir}"
-                 for r, p in zip(records, classes)]
+                 for r, p in zip(records, classes, strict=True)]
         return self._done({"message": "\n".join(lines), "job_id": ", ".join(r.job_id for r in records),
                            "job_ids": [r.job_id for r in records], "scheduler": records[0].scheduler})
 
