@@ -69,7 +69,7 @@ class Task(TaskArgument):
         self.retry: Retry | None = retry  # not part of the hash either
         # Not part of the hash: asking for more memory must not make a finished task run again.
         defaults = _active.resource_defaults
-        self.resources: Resources = resources.over(defaults) if defaults else resources
+        self.resources: Resources = resources if defaults is NONE else resources.over(defaults)
         self.f = f
         self.version = None if version is None else str(version)
         self.args = args
