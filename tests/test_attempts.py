@@ -144,7 +144,7 @@ def test_a_worker_stopped_by_sigterm_gives_its_claim_back_and_counts_nothing(tmp
     log = tmp_path / "log"
     env = {"TF_TEST_LOG": str(log)}
     store = open_store(store_url)
-    for _ in range(3):
+    for _ in range(2):
         before = log_lines(log, "slow")
         worker = start_worker(tf, store_url, env)
         wait_for("the task to start", lambda before=before: log_lines(log, "slow") > before)
@@ -240,3 +240,29 @@ def test_retries_do_not_change_the_hash_and_bad_declarations_are_one_line_errors
                 {"retries": 1, "retry_on": (KeyboardInterrupt,)}):
         with pytest.raises(TaskDeclarationError):
             Task(f, 1, **bad)
+
+
+def test_through_two_clients_of_a_shared_folder_each_death_counts_once(two_clients):
+    """Workers on two hosts (sshfs clients) take turns: none sees the other's pid, so each dead
+    claim goes stale by its lease and is taken over through the other client's caches."""
+    tf = write_taskfile(two_clients.origin, CRASHING)
+    log = two_clients.origin / "log"
+    env = {**os.environ, "TF_TEST_LOG": str(log)}
+    env.pop("TASKFLOW_STORE", None)
+    codes = []
+    for view in [two_clients.mount_a, two_clients.mount_b] * 3:
+        host = two_clients.host_for(view)
+        proc = two_clients.spawn([sys.executable, "-m", "taskflow", "execute", view / tf.name, "-q",
+                                  "--lease", "2"], host=host, cwd=view, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, err = proc.communicate(timeout=120)
+        codes.append(proc.returncode)
+        if proc.returncode != -signal.SIGKILL:
+            break
+    assert codes == [-signal.SIGKILL] * 3 + [1], (codes, err)
+    assert log_lines(log, "crash") == 3
+    failed = run_cli("status", tf, "--failed", check=0).stdout
+    assert f"WorkerDied: {REASON}" in failed
+    record = open_store(str(two_clients.origin / "taskfile.taskflow"))
+    [h] = record.failed_hashes()
+    assert [d["host"] for d in record.load_failure(h)["died"]] == ["client-a", "client-b", "client-a"]

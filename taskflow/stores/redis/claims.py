@@ -130,11 +130,9 @@ class RedisClaims(Claims):
         value = self._value(task_hash, token)
         made = elapsed_clock()
         with self.connection.guard(f"claiming {task_hash[:12]}"):
-            won = int(self._script(scripts.CLAIM)(keys=self._claim_keys(task_hash),
+            won = int(self._script(scripts.CLAIM)(keys=self.keys.claiming(task_hash),
                                                   args=[value, self.ttl_ms, task_hash, token, EXPIRED]))
-        if won:
-            if won > 1:
-                log.warning("the claim before ours on %s expired unreleased: its worker died", task_hash)
+        if won:  # more than 1: the claim before ours expired unreleased, and counts as dead
             return Claim(task_hash, token, made, BOOT_ID, died=won - 1)
         if not take_over:
             return None
@@ -150,7 +148,7 @@ class RedisClaims(Claims):
         value = self._value(info.task_hash, token)
         made = elapsed_clock()
         with self.connection.guard(f"taking over the claim on {info.task_hash[:12]}"):
-            won = int(self._script(scripts.TAKE_OVER)(keys=self._claim_keys(info.task_hash),
+            won = int(self._script(scripts.TAKE_OVER)(keys=self.keys.claiming(info.task_hash),
                                                       args=[info.raw, self._stale_below(info), value, self.ttl_ms,
                                                             info.task_hash, info.reason]))
         if not won:
@@ -158,9 +156,6 @@ class RedisClaims(Claims):
         log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
                     info.owner.get("worker", "unknown owner"), info.reason)
         return Claim(info.task_hash, token, made, BOOT_ID, died=won - 1)
-
-    def _claim_keys(self, task_hash: str) -> list[str]:
-        return [self.keys.claim(task_hash), self.keys.claims, self.keys.holders, self.keys.died]
 
     def remove_stale(self, info: ClaimInfo) -> bool:
         with self.connection.guard(f"removing the stale claim on {info.task_hash[:12]}"):

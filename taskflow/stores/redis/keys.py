@@ -51,6 +51,10 @@ class Keys:
     def claim(self, task_hash: str) -> str:
         return self._claim + task_hash
 
+    def claiming(self, task_hash: str) -> list[str]:
+        """The keys of the scripts that make a claim: it, the claims set, holders, died."""
+        return [self._claim + task_hash, self.claims, self.holders, self.died]
+
     @property
     def claim_prefix(self) -> str:
         return self._claim
