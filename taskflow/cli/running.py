@@ -40,12 +40,13 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
+@click.option("--share", hidden=True)
 @_handle_errors
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
             retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
             max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
             gpus: int | None, quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
-            rank: str | None) -> None:
+            rank: str | None, share: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
@@ -67,12 +68,11 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
     lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
-    if cpus is not None or mem is not None or gpus is not None:
-        from ..capacity import capacity
-        given = capacity(cpus, mem, gpus)
-        log.debug("this worker may run: %s", given.describe())
-        if gpus is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(given.gpus)  # what its tasks may use
+    from ..capacity import capacity
+    given = capacity(cpus, mem, gpus)
+    log.debug("this worker may run: %s", given.describe())
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(given.gpus)  # what its tasks may use
     reporter: Reporter
     if progress_fd is not None:
         reporter = PipeReporter(progress_fd)
@@ -98,18 +98,31 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                          ("--cpus", cpus), ("--mem", mem)):
             if val is not None:
                 child += [opt, str(val)]
-        if args:
-            child += ["--", *args]
-        sys.exit(run_pool(jobs, child, reporter, child_main=_run_forked_worker))
+        import shutil
+        import tempfile
+
+        from ..worker.share import create
+        # The machine the workers share: what declared resources of their tasks may add up to.
+        folder = tempfile.mkdtemp(prefix="taskflow-share-")
+        try:
+            create(folder, given.cpus, given.memory, given.gpus)
+            child += ["--share", folder]
+            if args:
+                child += ["--", *args]
+            code = run_pool(jobs, child, reporter, child_main=_run_forked_worker)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        sys.exit(code)
 
     worker_rank = worker_size = None
     if rank:
         worker_rank, worker_size = (int(x) for x in rank.split("/"))
     else:
         worker_rank, worker_size = _array_rank()
+    from ..schedulers.environment import detect, time_left
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify)
+                      verify=verify, capacity=given, share=share, time_left=time_left(detect()))
     summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
     if summary.outcome is Outcome.FINISHED:
         sys.exit(ExitCode.OK)
