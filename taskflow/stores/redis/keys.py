@@ -23,8 +23,8 @@ from __future__ import annotations
 
 
 class Keys:
-    __slots__ = ("prefix", "marker", "finished", "failed", "claims", "journals", "suspect", "complete", "stop", "workers",
-                 "_result", "_claim")
+    __slots__ = ("prefix", "marker", "finished", "failed", "claims", "journals", "suspect", "complete", "stop",
+                 "workers", "_result", "_claim")
 
     def __init__(self, prefix: str):
         self.prefix = prefix
