@@ -119,10 +119,9 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         worker_rank, worker_size = (int(x) for x in rank.split("/"))
     else:
         worker_rank, worker_size = _array_rank()
-    from ..schedulers.environment import detect, time_left
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify, capacity=given, share=share, time_left=time_left(detect()))
+                      verify=verify, capacity=given, share=share, time_left=_walltime_left())
     summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
     if summary.outcome is Outcome.FINISHED:
         sys.exit(ExitCode.OK)
@@ -146,6 +145,20 @@ def _run_forked_worker(argv: list[str]) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else ExitCode.OK if e.code is None else ExitCode.FAILED
     return ExitCode.OK
+
+
+def _walltime_left() -> float | None:
+    """Seconds until the scheduler ends this worker's job: as its job script says, else as the
+    scheduler does; None outside a job, or where neither tells."""
+    from ..schedulers.environment import detect, time_left
+
+    told = os.environ.get("TASKFLOW_WALLTIME_LEFT")
+    if told:
+        try:
+            return float(told)
+        except ValueError:
+            log.warning("TASKFLOW_WALLTIME_LEFT=%s is not a number of seconds: ignored", told)
+    return time_left(detect())
 
 
 def _array_rank() -> tuple[int | None, int | None]:

@@ -282,8 +282,12 @@ def time_left(job: JobEnvironment, now: float | None = None) -> float | None:
     and hands it to the worker as `--max-time`.
     """
     left = job.time_left(now)
-    if left is not None or job.scheduler != "slurm" or not job.job_id:
+    if left is not None:
         return left
+    if job.walltime is not None:  # PBS tells the limit but not the start: the worker starts with the job
+        return job.walltime
+    if job.scheduler != "slurm" or not job.job_id:
+        return None
     try:
         proc = subprocess.run(["squeue", "-h", "-j", job.job_id, "-o", "%L"], capture_output=True, text=True,
                               timeout=10)

@@ -35,6 +35,10 @@ DEFERRED_PAUSE = 0.02  # seconds before looking again at a machine share that ha
 DEFERRED_MAX_PAUSE = 0.5
 
 
+def _secs(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(seconds)
+
+
 class Picker:
     """What one worker may take now (see the module docstring)."""
 
@@ -76,19 +80,19 @@ class Picker:
     def take(self, task: Task) -> bool:
         """Whether to claim `task` now; when not, it is set aside or deferred."""
         needs = effective(task, self.defaults)
-        if not needs:
-            return True
+        if not needs and self.time_left is None:
+            return True  # the common case, at no cost
         if task.hash in self.set_aside:
             return False
-        if self.capacity is not None and not self.capacity.fits(dataclasses.replace(needs, time=None)):
+        if needs and self.capacity is not None and not self.capacity.fits(dataclasses.replace(needs, time=None)):
             self._set_aside(task, SIZE, needs.describe())
             return False
         if self.time_left is not None:
             late = self.time_left.too_long(task, needs)
             if late is not None:
                 self.walltime_skips += 1
-                self._set_aside(task, TIME, f"expected {format_duration(late[0])} ({late[1]}), "
-                                            f"{format_duration(max(0.0, self.time_left.left()))} left")
+                self._set_aside(task, TIME, f"expected {_secs(late[0])} ({late[1]}), "
+                                            f"{_secs(max(0.0, self.time_left.left()))} left")
                 return False
         devices: tuple[str, ...] | None = None
         if self.share is not None and limited(needs):
@@ -106,6 +110,11 @@ class Picker:
         if devices is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
         return True
+
+    def ran(self, task: Task, seconds: float) -> None:
+        """This worker finished `task` in `seconds`."""
+        if self.time_left is not None:
+            self.time_left.runtimes.add(task, seconds)
 
     def settle(self, flying: Collection[str], ready: deque[str]) -> None:
         """After tasks came back (or a claim was not had): return what they reserved, and give

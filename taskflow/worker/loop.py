@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from .. import confirm
 from ..errors import StoreAccessError
-from ..executors import executor_class
+from ..executors import Done, executor_class
 from ..memory import task_peak_bytes
 from ..signals import Signals, Terminated
 from ..stores.base import Store
@@ -187,6 +187,12 @@ class Worker(Attempts):
     def _complete(self, summary: RunSummary) -> bool:
         go_on = super()._complete(summary)
         self.picker.settle(self.flight.claims, self.ready)
+        return go_on
+
+    def _finish(self, done: Done, summary: RunSummary) -> bool:
+        go_on = super()._finish(done, summary)
+        if done.task.hash in self.finished:
+            self.picker.ran(done.task, done.seconds)  # what tasks of this name take, for the time left
         return go_on
 
     def _drain(self, summary: RunSummary, outcome: Outcome) -> Outcome:

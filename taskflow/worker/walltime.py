@@ -1,5 +1,9 @@
 """Walltime-aware picking: a worker that knows when it will be stopped takes a task only if the
-task is expected to finish before then.
+task is expected to finish before then (give or take a small `grace`).
+
+When it will be stopped: the job's end, as the job scripts tell it (TASKFLOW_WALLTIME_LEFT, the
+time the job had left when its script started) or the scheduler does (schedulers/environment.py
+`time_left`), else `--max-time` after the worker started.
 
 How long a task is expected to take: its declared `time`, else a high percentile (PERCENTILE) of
 the runtimes of finished tasks of the same name (the `duration` their results' metadata
@@ -21,6 +25,8 @@ log = logging.getLogger(__name__)
 PERCENTILE = 90
 SAMPLE = 50          # results read per task name, at most
 RESAMPLE_AFTER = 10.0  # seconds: look for newly finished tasks of a name at most this often
+GRACE = 0.05
+MAX_GRACE = 60.0
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -38,6 +44,16 @@ class Runtimes:
         self._seconds: dict[str, list[float]] = {}
         self._read: dict[str, set[str]] = {}
         self._looked: dict[str, float] = {}
+
+    def add(self, task: Task, seconds: float) -> None:
+        """A task of this worker finished: its runtime counts at once, without reading it back."""
+        read = self._read.setdefault(task.name, set())
+        if task.hash not in read:
+            read.add(task.hash)
+            seconds_of = self._seconds.setdefault(task.name, [])
+            seconds_of.append(seconds)
+            if len(seconds_of) > 2 * SAMPLE:
+                del seconds_of[0]  # the most recent count; the percentile stays cheap
 
     def expected(self, name: str) -> float | None:
         now = time.monotonic()
@@ -75,12 +91,26 @@ class TimeLeft:
             if known is None:
                 return None
             expected, source = known, f"p{PERCENTILE} of finished {task.name} tasks"
-        return (expected, source) if expected > self.left() else None
+        return (expected, source) if expected > self.left() + grace(expected) else None
+
+
+def grace(expected: float) -> float:
+    """How far past the deadline a task's expected time may reach and the task still be taken.
+
+    A declared time is an upper bound, and `taskflow submit` asks a resource class's walltime
+    for exactly its declared time: a worker of that class, which starts a few seconds into its
+    job, must still take one such task. GRACE of the expected time, at most MAX_GRACE seconds.
+    """
+    return min(GRACE * expected, MAX_GRACE)
 
 
 def deadline(started: float, max_time: float | None, time_left: float | None) -> float | None:
     """When (on the monotonic clock) a worker started at `started` must have finished its tasks:
-    `--max-time` after its start, or when the scheduler ends it (`time_left` seconds after its
-    start), whichever comes first; None when neither is known."""
-    limits = [x for x in (max_time, time_left) if x is not None]
-    return started + min(limits) if limits else None
+    when its scheduler ends it (`time_left` seconds after its start), where that is known, else
+    `--max-time` after its start; None when neither is known.
+
+    The scheduler's end, not `--max-time`, where both are known: the job scripts set --max-time a
+    margin before the end, to take no new task then, and a task started before may run into it.
+    """
+    limit = time_left if time_left is not None else max_time
+    return None if limit is None else started + limit
