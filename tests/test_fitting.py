@@ -270,3 +270,28 @@ def test_time_left_readers():
     assert deadline(10.0, None, None) is None
     assert grace(1200.0) == 60.0 and grace(10.0) == 0.5
     assert percentile([1.0] * 9 + [10.0], 90) == 1.0 and percentile([1.0] * 8 + [10.0] * 2, 90) == 10.0
+
+
+def test_status_counts_running_workers_per_resource_class(tmp_path):
+    tf = taskfile(tmp_path, """
+@TaskGenerator
+def slow(i):
+    return note("slow", i, 2.5)
+
+tasks = [slow(i) for i in range(3)]
+""")
+    env = dict(os.environ)
+    env.pop("TASKFLOW_STORE", None)
+    workers = [subprocess.Popen([sys.executable, "-m", "taskflow", "execute", str(tf), "--cpus", "1", "--mem", mem,
+                                 "-q"], env=env) for mem in ("1G", "2G", "2G")]
+    try:
+        deadline = time.monotonic() + 20
+        shown = ""
+        while "workers: 3 running" not in shown and time.monotonic() < deadline:
+            time.sleep(0.2)
+            shown = run_cli("status", tf, check=0).stdout
+        assert "workers: 3 running: 2 with cpus=1 mem=2G gpus=0, 1 with cpus=1 mem=1G gpus=0" in shown, shown
+        assert "no running worker has it" not in shown
+    finally:
+        for w in workers:
+            w.wait(timeout=30)
