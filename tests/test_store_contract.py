@@ -477,6 +477,9 @@ def test_worker_records_are_published_replaced_and_aged_on_the_stores_clock(stor
     time.sleep(1.1)
     again = {w.ident: w for w in open_store(store.url).worker_records()}
     assert again["host-a:12"].age >= 1.0 - 0.05
+    store.withdraw_worker("host-a:12")
+    store.withdraw_worker("host-a:12")
+    assert [w.ident for w in store.worker_records()] == ["slurm:99.3"]
 
 
 def test_a_worker_record_older_than_three_intervals_is_not_live(store):

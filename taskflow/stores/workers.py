@@ -1,8 +1,9 @@
 """Worker records in the store interface: what each worker may run, and what it skipped.
 
 Part of the contract of `stores.base`. A worker publishes one small record
-(JSON-able) when it starts, again every few seconds while it runs, and a last
-time when it exits; `taskflow status` reads them to say which workers run and
+(JSON-able) when it starts, again every few seconds while it runs, and when it
+exits either withdraws it or, where the record counts something `report` sums,
+publishes it a last time saying it exited; `taskflow status` reads them to say which workers run and
 what they could take, and `taskflow report` sums what they skipped. Records
 are hints: a failing write is logged, never raised, and a worker killed with
 kill -9 simply stops refreshing its record, which then grows old.
@@ -38,6 +39,11 @@ class WorkerRecords(ABC):
     def publish_worker(self, ident: str, record: dict) -> None:
         """Write (replacing) the record of worker `ident`, noting the time on the store's clock.
         A write that fails is only logged."""
+
+    @abstractmethod
+    def withdraw_worker(self, ident: str) -> None:
+        """Remove the record of worker `ident` (no error when there is none, or when the store
+        cannot be written)."""
 
     @abstractmethod
     def worker_records(self) -> list[WorkerRecord]:

@@ -1,8 +1,9 @@
 """A running worker's record in the store (`Store.publish_worker`): who it is, what it may run,
 what it set aside and how many tasks it did not start for lack of time.
 
-Published when the worker starts, every INTERVAL seconds from a daemon thread while it runs
-(also while a long task runs), and a last time, saying it exited, when it stops. `taskflow
+Published when the worker starts and every INTERVAL seconds from a daemon thread while it runs
+(also while a long task runs). When it stops it is withdrawn, unless it counts walltime skips:
+then it is published a last time, saying the worker exited, for `taskflow report`. `taskflow
 status` counts the workers whose record is fresh; `taskflow report` sums their walltime skips.
 """
 from __future__ import annotations
@@ -64,4 +65,10 @@ class Presence:
         self._stopped = True
         self._wake.set()
         self._thread.join(timeout=5)
-        self.publish(running=False)
+        if self.picker.walltime_skips:
+            self.publish(running=False)  # kept: `taskflow report` sums what it skipped
+        else:
+            try:
+                self.store.withdraw_worker(self.ident)
+            except Exception as e:
+                log.debug("cannot remove this worker's record: %s", e)

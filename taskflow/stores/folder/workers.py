@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING
 
 from ..workers import WorkerRecord
-from .files import listing, read_json
+from .files import listing, read_json, remove_file
 
 if TYPE_CHECKING:
     from ..claims import Claims
@@ -40,6 +40,12 @@ class WorkerFiles:
             self.write_atomic(path, json.dumps(dict(record, ident=ident)).encode())
         except OSError as e:
             log.debug("cannot write worker record %s: %s", path, e.strerror or e)
+
+    def withdraw_worker(self, ident: str) -> None:
+        try:
+            remove_file(os.path.join(self.workers_dir, _file_name(ident)))
+        except OSError as e:
+            log.debug("cannot remove worker record of %s: %s", ident, e.strerror or e)
 
     def worker_records(self) -> list[WorkerRecord]:
         found: list[tuple[str, dict, float]] = []

@@ -27,6 +27,13 @@ class WorkerFields:
         except StoreServerError as e:
             log.debug("cannot publish the record of worker %s: %s", ident, e)
 
+    def withdraw_worker(self, ident: str) -> None:
+        try:
+            with self.connection.guard("removing this worker's record") as r:
+                r.hdel(self.keys.workers, ident)
+        except StoreServerError as e:
+            log.debug("cannot remove the record of worker %s: %s", ident, e)
+
     def worker_records(self) -> list[WorkerRecord]:
         with self.connection.guard("reading worker records") as r:
             raw = r.hgetall(self.keys.workers)
