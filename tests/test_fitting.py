@@ -295,3 +295,19 @@ tasks = [slow(i) for i in range(3)]
     finally:
         for w in workers:
             w.wait(timeout=30)
+
+
+def test_runtimes_of_tasks_finished_earlier_come_from_the_store(tmp_path):
+    tf = taskfile(tmp_path, """
+@TaskGenerator
+def medium(i):
+    return note("medium", i, 1.5)
+
+ms = [medium(i) for i in range(4)]
+""")
+    run_cli("execute", tf, "--max-tasks", "2", "-q", check=ExitCode.REMAINING)
+    # Known from those two to take 1.5s: none fits in 1.2s, so this worker runs nothing.
+    proc = run_cli("execute", tf, "--max-time", "1.2", "-v", check=ExitCode.REMAINING)
+    assert len(intervals(tmp_path)) == 2, proc.stderr
+    assert "2 ready task(s) need more time than this worker has left" in proc.stderr
+    assert "p90 of finished taskfile.medium tasks" in proc.stderr

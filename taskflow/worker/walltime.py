@@ -63,8 +63,10 @@ class Runtimes:
             read = self._read.setdefault(name, set())
             fresh = [t for t in self.finished_of(name) if t.hash not in read][:SAMPLE - len(seconds)]
             if fresh:
-                for task, meta in self.store.metas(fresh, on_damaged=lambda task, error: None):
-                    read.add(task.hash)
+                read.update(t.hash for t in fresh)  # one try each: a missing or damaged one is not asked again
+                # Known finished: no listing of the store, one header read each.
+                for _, meta in self.store.metas(fresh, finished={t.hash for t in fresh},
+                                                on_damaged=lambda task, error: None):
                     duration = meta.get("duration")
                     if isinstance(duration, (int, float)):
                         seconds.append(float(duration))
