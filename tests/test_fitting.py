@@ -101,11 +101,11 @@ def test_jobs_pack_four_one_cpu_tasks_side_by_side_and_a_four_cpu_task_alone(tmp
     tf = taskfile(tmp_path, """
 @TaskGenerator(resources={"cpus": 1})
 def small(i):
-    return note("small", i, 0.8)
+    return note("small", i, 1.5)
 
 @TaskGenerator(resources={"cpus": 4})
 def big(i):
-    return note("big", i, 0.8)
+    return note("big", i, 1.0)
 
 smalls = [small(i) for i in range(4)]
 bigs = [big(i) for i in range(2)]
@@ -124,7 +124,7 @@ def test_tasks_that_declare_nothing_are_not_limited_by_the_share(tmp_path):
     tf = taskfile(tmp_path, """
 @TaskGenerator
 def plain(i):
-    return note("plain", i, 0.8)
+    return note("plain", i, 1.5)
 
 tasks = [plain(i) for i in range(3)]
 """)
@@ -136,7 +136,7 @@ def test_jobs_hand_each_gpu_task_its_own_device(tmp_path):
     tf = taskfile(tmp_path, """
 @TaskGenerator(resources={"gpus": 1})
 def gpu(i):
-    return note("gpu", i, 0.8)
+    return note("gpu", i, 1.2)
 
 tasks = [gpu(i) for i in range(4)]
 """)
@@ -218,17 +218,17 @@ def long(i):
 
 @TaskGenerator
 def medium(i):
-    return note("medium", i, 0.8)
+    return note("medium", i, 1.0)
 
 ls = [long(0)]
 ms = [medium(i) for i in range(6)]
 """)
     started = time.monotonic()
-    proc = run_cli("execute", tf, "--max-time", "2", "-v", check=ExitCode.REMAINING, timeout=60)
+    proc = run_cli("execute", tf, "--max-time", "2.8", "-v", check=ExitCode.REMAINING, timeout=60)
     took = time.monotonic() - started
     ran = [r[0] for r in intervals(tmp_path)]
-    # The first medium runs without a known length; from then on each is known to take 0.8s: a
-    # second fits in the 2s, a third not (nor the declared 30s task, ever).
+    # The first medium runs without a known length; from then on each is known to take 1s: a
+    # second fits in the 2.8s, a third not (nor the declared 30s task, ever).
     assert ran == ["medium0", "medium1"], proc.stderr
     assert took < 10
     assert "not taking taskfile.long" in proc.stderr and "expected 30.0s (declared time)" in proc.stderr
