@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -288,6 +287,8 @@ def time_left(job: JobEnvironment, now: float | None = None) -> float | None:
         return job.walltime
     if job.scheduler != "slurm" or not job.job_id:
         return None
+    import subprocess  # only inside a Slurm job that does not tell its end
+
     try:
         proc = subprocess.run(["squeue", "-h", "-j", job.job_id, "-o", "%L"], capture_output=True, text=True,
                               timeout=10)
