@@ -334,20 +334,33 @@ def test_sge_array_task_environment(sge, tmp_path):
         assert job["cpus"] == 1 and job["memory"] == 1024 ** 3
 
 
-# Two resource classes: each gets its own array with its own request, and the graph finishes.
+# Two resource classes: each gets its own array with its own request, and the graph finishes;
+# a worker of the small class never takes a big task (it does not fit what it was given).
 CLASSES_TASKFILE = """
+import os
 import time
 from taskflow import TaskGenerator
+from taskflow.stores.identity import worker_id
+
+LOG = {log!r}
+
+
+def note(kind, i):
+    time.sleep(0.1)
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{{kind}}\\t{{worker_id()}}\\n".encode())
+    finally:
+        os.close(fd)
+    return i
 
 @TaskGenerator(resources={big})
 def big(i):
-    time.sleep(0.1)
-    return i
+    return note("big", i)
 
 @TaskGenerator(resources={small})
 def small(i):
-    time.sleep(0.1)
-    return i
+    return note("small", i)
 
 bigs = [big(i) for i in range(3)]
 smalls = [small(i) for i in range(6)]
@@ -355,7 +368,8 @@ smalls = [small(i) for i in range(6)]
 
 
 def submit_two_classes(scheduler, tmp_path: Path, big: dict, small: dict) -> dict[str, str]:
-    tf = write_taskfile(tmp_path, CLASSES_TASKFILE.format(big=big, small=small))
+    log = tmp_path / "classes.log"
+    tf = write_taskfile(tmp_path, CLASSES_TASKFILE.format(big=big, small=small, log=str(log)))
     proc = taskflow("submit", tf, "-n", "3", "--scheduler", scheduler.name, cwd=tmp_path)
     jobs = proc.stdout.split()
     assert len(jobs) == 2 and all(j.isdigit() for j in jobs), proc.stdout
@@ -371,6 +385,10 @@ def submit_two_classes(scheduler, tmp_path: Path, big: dict, small: dict) -> dic
                                         for p in (tmp_path / "taskfile.taskflow" / "jobs").glob("*.json"))}
     assert sorted(records) == sorted(jobs)
     assert {records[jobs[0]]["workers"], records[jobs[1]]["workers"]} == {1, 2}  # 3 by work: 3 tasks and 6
+    ran = [line.split("\t") for line in log.read_text().splitlines()]
+    assert sorted(kind for kind, _ in ran) == ["big"] * 3 + ["small"] * 6
+    big_job = jobs[0]  # the first class declared
+    assert all(worker.startswith(f"{scheduler.name}:{big_job}.") for kind, worker in ran if kind == "big"), ran
     taskflow("check", tf)
     return dict(zip(("big", "small"), (details[jobs[0]], details[jobs[1]]), strict=True))
 

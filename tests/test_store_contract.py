@@ -527,6 +527,34 @@ def test_stop(store):
     assert not store.stop_requested()
 
 
+def test_worker_records_are_published_replaced_and_aged_on_the_stores_clock(store):
+    assert store.worker_records() == []
+    store.ensure()
+    store.publish_worker("host-a:12", {"running": True, "interval": 30, "capacity": {"cpus": 4}})
+    store.publish_worker("slurm:99.3", {"running": True, "interval": 30, "walltime_skips": 0})
+    store.publish_worker("slurm:99.3", {"running": False, "interval": 30, "walltime_skips": 2})
+    records = {w.ident: w for w in store.worker_records()}
+    assert set(records) == {"host-a:12", "slurm:99.3"}
+    assert records["host-a:12"].record["capacity"] == {"cpus": 4}
+    assert records["slurm:99.3"].record["walltime_skips"] == 2  # replaced, not added
+    assert all(0 <= w.age < 30 for w in records.values())
+    assert records["host-a:12"].live and not records["slurm:99.3"].live  # the second said it exited
+    time.sleep(1.1)
+    again = {w.ident: w for w in open_store(store.url).worker_records()}
+    assert again["host-a:12"].age >= 1.0 - 0.05
+    store.withdraw_worker("host-a:12")
+    store.withdraw_worker("host-a:12")
+    assert [w.ident for w in store.worker_records()] == ["slurm:99.3"]
+
+
+def test_a_worker_record_older_than_three_intervals_is_not_live(store):
+    store.ensure()
+    store.publish_worker("w", {"running": True, "interval": 0.2})
+    time.sleep(0.7)
+    [record] = store.worker_records()
+    assert not record.live
+
+
 def test_leftovers_of_a_killed_worker_are_listed_and_removed(kind, store):
     for what in LEFTOVER_KINDS:
         assert store.leftovers(what) == [], what

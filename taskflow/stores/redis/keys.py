@@ -16,6 +16,7 @@
     P:damaged:<hash>:<writer> a damaged result moved aside, for a human
     P:complete                hash: graph digest -> who saw every task of it finished
     P:STOP                    present: workers take no new task
+    P:workers                 hash: worker id -> its record (JSON, with the server's time it was published)
 
 `<writer>` is host.pid.random, as in the names of a folder store's temp files,
 so that `taskflow cleanup` can tell whose it was.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 class Keys:
     __slots__ = ("prefix", "marker", "finished", "failed", "claims", "journals", "suspect", "complete", "stop",
-                 "holders", "died",
+                 "holders", "died", "workers",
                  "_result", "_claim")
 
     def __init__(self, prefix: str):
@@ -40,6 +41,7 @@ class Keys:
         self.suspect = f"{prefix}:suspect"
         self.complete = f"{prefix}:complete"
         self.stop = f"{prefix}:STOP"
+        self.workers = f"{prefix}:workers"
         self._result = f"{prefix}:r:"
         self._claim = f"{prefix}:claim:"
 
