@@ -199,7 +199,7 @@ def _state(t: Task, finished: set[str], failed: set[str], live: set[str]) -> str
 
 
 def _count(tasks: Sequence[Task], store: Store, found: Listing, details: bool
-           ) -> tuple[dict[str, dict[str, int]], set[str], list, list[Running], list[Running]]:
+           ) -> tuple[dict[str, dict[str, int]], set[str], list, list[Running], list[Running], set[str]]:
     """Counts by name and state, the finished hashes of `tasks`, the failed tasks (with
     `details`, their records) and the claims: one pass over the tasks, which a status of a
     million tasks makes in a second."""
@@ -208,6 +208,7 @@ def _count(tasks: Sequence[Task], store: Store, found: Listing, details: bool
     running, stale = _claims(tasks, store, listed)
     live = {r.task.hash for r in running}
     finished: set[str] = set()
+    ready: set[str] = set()
     failed_list = []
     by_name: dict[str, list[int]] = {}   # counts in the order of STATES
     for t in tasks:
@@ -223,6 +224,7 @@ def _count(tasks: Sequence[Task], store: Store, found: Listing, details: bool
             i = 2
         elif not t.deps or all(d.hash in listed for d in t.deps):
             i = 1
+            ready.add(h)
         else:
             i = 0
         row = by_name.get(t.name)
@@ -230,7 +232,7 @@ def _count(tasks: Sequence[Task], store: Store, found: Listing, details: bool
             row = by_name[t.name] = [0, 0, 0, 0, 0]
         row[i] += 1
     counts = {name: dict(zip(STATES, row, strict=True)) for name, row in by_name.items()}
-    return counts, finished, failed_list, running, stale
+    return counts, finished, failed_list, running, stale, ready
 
 
 def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details: bool = False,
@@ -241,9 +243,9 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
     from .invalidate import changed
 
     found = listing(tasks, store)
-    counts, finished, failed_list, running, stale = _count(tasks, store, found, details)
+    counts, finished, failed_list, running, stale, ready = _count(tasks, store, found, details)
     if len(finished) < len(tasks) and _look_for_unlisted(tasks, store, found, finished, confirm):
-        counts, finished, failed_list, running, stale = _count(tasks, store, found, details)
+        counts, finished, failed_list, running, stale, ready = _count(tasks, store, found, details)
     code_changed = {name: len(group) for name, group in changed(tasks, store, finished).items()}
     total = dict.fromkeys(STATES, 0)
     for row in counts.values():
@@ -251,7 +253,7 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
             total[s] += row[s]
     return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed,
                         len(found.suspect), len(found.unconfirmed), finished, found.opened,
-                        {h for h, state in states.items() if state == "ready"})
+                        ready)
 
 
 def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), details: bool = False) -> StatusReport:
