@@ -93,9 +93,14 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     if dask_address is not None:
         from ..dask.run import check_options, execute_on_dask
         check_options(jobs=jobs, wait=wait, max_tasks=max_tasks, max_time=max_time, cpus=cpus, mem=mem, gpus=gpus)
+        from ..signals import Terminated
         options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                           verify=verify)
-        _exit_for(execute_on_dask(taskfile, s, dask_address, args, options, reporter), progress_fd)
+        try:
+            summary = execute_on_dask(taskfile, s, dask_address, args, options, reporter)
+        except Terminated:  # while the cluster started or stopped; in a pass it is the summary's outcome
+            sys.exit(ExitCode.REMAINING)
+        _exit_for(summary, progress_fd)
 
     if jobs > 1:
         from ..execute import warn_if_lease_short

@@ -11,10 +11,13 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import SchedulerError, UsageError
+from ..signals import Terminated
 from . import require
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,27 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 20.0  # seconds to reach a scheduler before giving up
 _LOCAL = re.compile(r"local:(\d+)")
 _ADDRESS = re.compile(r"([a-z]+://)?[^\s/:]+(:\d+)?/?")
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[Callable[[], None]]:
+    """Ctrl-C and SIGTERM wait while a LocalCluster starts (a cluster interrupted half-started cannot
+    be closed); the function yielded raises the one that came, once the cluster can be closed."""
+    came: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: _raise_for(came)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _raise_for(came: list[int]) -> None:
+    if came:
+        raise KeyboardInterrupt() if came[0] == signal.SIGINT else Terminated()
 
 
 def parse(address: str) -> int | str:
@@ -52,9 +76,13 @@ def connect(address: str, environment: Mapping[str, str] | None = None) -> Itera
     if isinstance(target, int):
         os.environ.update(environment or {})
         # Processes, not threads: tasks hold the GIL, and each worker must be a process of its own
-        # so that a claim names a process that can die alone. No dashboard: its port may be taken.
-        with LocalCluster(n_workers=target, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        # so that a claim names a process that can die alone. The dashboard on a free port of this
+        # host only: 8787 may be another cluster's.
+        with _signals_held() as held:
+            cluster = LocalCluster(n_workers=target, threads_per_worker=1, processes=True,
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+        with cluster, Client(cluster) as client:
+            held()
             yield client
         return
     try:

@@ -55,7 +55,7 @@ def cluster_options(scheduler: Scheduler, options: SubmitOptions, log_dir: str, 
     if options.extra:
         directives.append(shlex.join(options.extra))
     cpus = options.cpus or 1
-    worker_args = ["--nthreads", "1"]
+    worker_args: list[str] = []
     if options.memory is None:
         worker_args += ["--memory-limit", "0"]  # nothing asked for: Dask must not restart workers by its guess
     return {
@@ -67,7 +67,9 @@ def cluster_options(scheduler: Scheduler, options: SubmitOptions, log_dir: str, 
         "job_extra_directives": directives, "job_directives_skip": _SKIP[scheduler.name],
         "job_script_prologue": [f"cd {shlex.quote(cwd or os.getcwd())}"],
         "worker_extra_args": worker_args,
-        "scheduler_options": {"dashboard_address": None}, "silence_logs": logging.ERROR,
+        # No dashboard; the scheduler's own HTTP routes on a free port of this host only, never 8787 (taken
+        # by any other Dask scheduler on this host).
+        "scheduler_options": {"dashboard": False, "dashboard_address": "127.0.0.1:0"}, "silence_logs": logging.ERROR,
     }
 
 
@@ -83,7 +85,11 @@ def batch_cluster(scheduler: Scheduler, options: SubmitOptions, store: Store, ta
     released then too (Ctrl-C raises KeyboardInterrupt anyway).
     """
     require("submit --dask", jobqueue=True)
+    interrupt = signal.getsignal(signal.SIGINT)
     import dask_jobqueue
+    # Importing dask-jobqueue makes Ctrl-C exit with 0 (its runner module's handler): Ctrl-C must
+    # stay a KeyboardInterrupt, which releases the jobs and exits 130.
+    signal.signal(signal.SIGINT, interrupt)
     from distributed import Client
 
     scheduler.require()
