@@ -70,9 +70,11 @@ class DaskCluster:
         self.wait_for_workers(workers)
 
     def _start(self, cmd: list[str]) -> subprocess.Popen:
+        # As README "Running on Dask" advises for many short tasks: no queuing on the scheduler.
+        env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "inf"}
         with open(self.log, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.folder,
-                                    start_new_session=True)
+                                    start_new_session=True, env=env)
         self.procs.append(proc)
         return proc
 

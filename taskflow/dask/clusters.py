@@ -23,6 +23,10 @@ from . import require
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 20.0  # seconds to reach a scheduler before giving up
+# For the schedulers taskflow starts: every ready task goes to a worker at once, not two per thread
+# as Dask's default queuing does, which costs a round trip to the scheduler per task and, on a
+# busy machine, seven times the wall time of 2,000 short tasks (bench/README.md, "Engines").
+SCHEDULER_CONFIG = {"distributed.scheduler.worker-saturation": "inf"}
 _LOCAL = re.compile(r"local:(\d+)")
 _ADDRESS = re.compile(r"([a-z]+://)?[^\s/:]+(:\d+)?/?")
 
@@ -71,6 +75,7 @@ def connect(address: str, environment: Mapping[str, str] | None = None) -> Itera
     """
     target = parse(address)
     require()
+    import dask
     from distributed import Client, LocalCluster
 
     if isinstance(target, int):
@@ -78,7 +83,7 @@ def connect(address: str, environment: Mapping[str, str] | None = None) -> Itera
         # Processes, not threads: tasks hold the GIL, and each worker must be a process of its own
         # so that a claim names a process that can die alone. The dashboard on a free port of this
         # host only: 8787 may be another cluster's.
-        with _signals_held() as held:
+        with _signals_held() as held, dask.config.set(SCHEDULER_CONFIG):
             cluster = LocalCluster(n_workers=target, threads_per_worker=1, processes=True,
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         with cluster, Client(cluster) as client:

@@ -76,14 +76,23 @@ class DaskExecutor(Executor):
         return len(self._jobs)
 
     def submit(self, job: Job) -> None:
-        assert isinstance(job, DaskJob) and not callable(job.inputs)
-        task = job.task
-        key = f"{task.name}-{task.hash[:16]}-{self.ref.run_id}" + (f"-{job.attempt}" if job.attempt else "")
-        future = self.client.submit(engine.attempt, self.ref, task.hash, dict(job.inputs), job.handoff,
-                                    job.retrying, key=key, pure=False)
-        self._jobs[key] = job
-        self.futures[task.hash] = future
-        future.add_done_callback(self._done.put)
+        assert isinstance(job, DaskJob)
+        self.submit_many([job])
+
+    def submit_many(self, jobs: list[DaskJob]) -> None:
+        """Submit `jobs` in one Dask call; their inputs are futures submitted before."""
+        keys = []
+        for job in jobs:
+            assert not callable(job.inputs)
+            task = job.task
+            keys.append(f"{task.name}-{task.hash[:16]}-{self.ref.run_id}" + (f"-{job.attempt}" if job.attempt else ""))
+        futures = self.client.map(engine.attempt, [self.ref] * len(jobs), [job.task.hash for job in jobs],
+                                  [dict(job.inputs) for job in jobs], [job.handoff for job in jobs],  # type: ignore[arg-type]
+                                  [job.retrying for job in jobs], key=keys, pure=False)
+        for key, job, future in zip(keys, jobs, futures, strict=True):
+            self._jobs[key] = job
+            self.futures[job.task.hash] = future
+            future.add_done_callback(self._done.put)
 
     def complete(self) -> list[Done]:
         """Every future done since the last call; waits for one at most WAKE seconds (then returns

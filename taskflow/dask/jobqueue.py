@@ -29,6 +29,7 @@ from ..signals import Terminated
 from ..stores.base import Store
 from ..submit import SubmitOptions
 from . import require
+from .clusters import SCHEDULER_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def batch_cluster(scheduler: Scheduler, options: SubmitOptions, store: Store, ta
     # Importing dask-jobqueue makes Ctrl-C exit with 0 (its runner module's handler): Ctrl-C must
     # stay a KeyboardInterrupt, which releases the jobs and exits 130.
     signal.signal(signal.SIGINT, interrupt)
+    import dask
     from distributed import Client
 
     scheduler.require()
@@ -103,7 +105,8 @@ def batch_cluster(scheduler: Scheduler, options: SubmitOptions, store: Store, ta
     try:
         cls = getattr(dask_jobqueue, CLUSTERS[scheduler.name])
         try:
-            cluster = cls(**kwargs)
+            with dask.config.set(SCHEDULER_CONFIG):
+                cluster = cls(**kwargs)
         except (ValueError, TypeError) as e:
             raise UsageError(f"submit --dask: {e}") from None
         with cluster, Client(cluster) as client:

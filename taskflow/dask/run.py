@@ -44,14 +44,18 @@ def execute_on_dask(taskfile: str, store: Store, address: str, argv: Sequence[st
     from .runner import DaskRunner
 
     options = options or Options()
-    if client is not None:
-        runner = DaskRunner(lambda: client, store, taskfile, tuple(argv), options, reporter)
-        return execute(taskfile, store, argv, options, reporter, runner=runner)
-    parse(address)  # a bad address fails before the store is touched, and so does a missing extra
-    require()
     with contextlib.ExitStack() as stack:
-        runner = DaskRunner(lambda: stack.enter_context(connect(address, store.worker_environment())), store,
-                            taskfile, tuple(argv), options, reporter)
+        if client is None:
+            parse(address)  # a bad address fails before the store is touched, and so does a missing extra
+            require()
+
+            def open_client() -> Any:
+                return stack.enter_context(connect(address, store.worker_environment()))
+        else:
+            def open_client() -> Any:
+                return client
+        runner = DaskRunner(open_client, store, taskfile, tuple(argv), options, reporter)
+        stack.callback(runner.close)
         return execute(taskfile, store, argv, options, reporter, runner=runner)
 
 

@@ -60,6 +60,10 @@ class DaskRunner:
     def run(self, tasks: list[Task]) -> RunSummary:
         return Pass(self, tasks).run()
 
+    def close(self) -> None:
+        """Let go of the clock the claims read (its file, its connection)."""
+        self.claims.close()
+
 
 class Pass:
     """The state of one pass: the graph as this run sees it."""
@@ -139,8 +143,7 @@ class Pass:
         restore = signals.install()
         try:
             while True:
-                for t in self.index.values():  # declaration order: inputs first
-                    self._submit(t.hash)
+                self._submit_all()
                 self._wait_all()
                 if self.stopping is not None or self._remaining():
                     break
@@ -161,27 +164,46 @@ class Pass:
     def _remaining(self) -> bool:
         return any(h not in self.finished for h in self.index)
 
-    def _submit(self, h: str) -> None:
-        """Submit task h unless it is finished, failed, blocked or submitted already."""
+    def _submit_all(self) -> None:
+        """Submit every task not finished, failed, blocked or submitted already: in waves, each one
+        Dask call (a call per task costs a round trip to the scheduler each), a task in the wave after
+        its last input's."""
         executor = self.executor
         assert executor is not None
-        if (h in self.finished or h in self.failed or h in self.blocked or h in executor.futures
-                or self.stopping is not None):
+        if self.stopping is not None:
             return
+        wave: dict[str, int] = {}
+        waves: list[list[str]] = []
+        for h, task in self.index.items():  # declaration order: inputs first
+            if (h in self.finished or h in self.failed or h in self.blocked or h in executor.futures):
+                continue
+            k = max((wave[d.hash] + 1 for d in task.deps if d.hash in wave), default=0)
+            wave[h] = k
+            if k == len(waves):
+                waves.append([])
+            waves[k].append(h)
+        for hashes in waves:
+            jobs = [job for job in map(self._job, hashes) if job is not None]
+            if jobs:
+                executor.submit_many(jobs)
+
+    def _job(self, h: str) -> DaskJob | None:
+        """The job of task h, its inputs the futures of those submitted; None when an input failed."""
+        executor = self.executor
+        assert executor is not None
         task = self.index[h]
         inputs = {}
         for d in task.deps:
             if d.hash in self.failed or d.hash in self.blocked:
                 self._block(h)
-                return
+                return None
             future = executor.futures.get(d.hash)
             if future is not None:
                 inputs[d.hash] = future
         attempt = self.attempts.get(h, 0)
         self.attempts[h] = attempt + 1
         self.reporter.task_started(task)
-        executor.submit(DaskJob(task, inputs, handoff=self.uses.get(h, 0) == 1, retrying=h in self.retrying,
-                                attempt=attempt))
+        return DaskJob(task, inputs, handoff=self.uses.get(h, 0) == 1, retrying=h in self.retrying, attempt=attempt)
 
     def _block(self, h: str) -> None:
         """h waits on a failed task: it and everything downstream of it will not run."""
@@ -285,9 +307,7 @@ class Pass:
             future = executor.futures.get(x)
             if future is not None and future.status == "error":
                 del executor.futures[x]
-        for x in self.index:  # declaration order: inputs first
-            if x not in executor.futures:
-                self._submit(x)
+        self._submit_all()
 
     def _all_in_store(self) -> bool:
         """Every result in the store? Queues those that vanished (False then), as a worker does."""
