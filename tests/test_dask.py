@@ -298,3 +298,25 @@ def test_without_the_extra_the_error_says_what_to_install(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == ("taskflow: error: --dask needs distributed, which is not installed: "
                                    "pip install 'taskflow[dask]'")
+
+
+def test_stop_lets_running_tasks_finish_and_exits_3(tmp_path, cluster):
+    tf = write_taskfile(tmp_path, MANY)
+    log = tmp_path / "log"
+    run = taskflow_process("execute", tf, "--dask", cluster.address, "--", "40", "0.1", cwd=tmp_path)
+    end = time.monotonic() + 60
+    while sum(line.startswith("done") for line in log_lines(log)) < 3:
+        assert time.monotonic() < end and run.poll() is None, finished(run)
+        time.sleep(0.02)
+    run_cli("stop", tf, check=0)
+    code, err = finished(run)
+    assert code == 3, err
+    rows = [line.split() for line in log_lines(log)]
+    started = [i for word, i, _ in rows if word == "start"]
+    done = [i for word, i, _ in rows if word == "done"]
+    assert sorted(started) == sorted(done) and len(set(done)) == len(done) < 40  # what started, finished
+    assert status_json(tf, "--", "40", "0.1")["total"]["running"] == 0
+    run_cli("stop", tf, "--undo", check=0)
+    run_cli("execute", tf, "--dask", cluster.address, "--", "40", "0.1", cwd=tmp_path, check=0)
+    done = Counter(i for word, i, _ in (line.split() for line in log_lines(log)) if word == "done")
+    assert sorted(map(int, done)) == list(range(40)) and set(done.values()) == {1}

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from .. import confirm, damage
+from .. import confirm
 from ..errors import TaskflowError
 from ..signals import Signals, Terminated
 from ..stores.base import Store
@@ -26,6 +26,7 @@ from ..task import Task
 from ..worker import Options, Outcome, Reporter, RunSummary
 from . import engine
 from .executor import DaskDone, DaskExecutor, DaskJob
+from .graph import Named, PassGraph
 
 log = logging.getLogger(__name__)
 
@@ -65,73 +66,19 @@ class DaskRunner:
         self.claims.close()
 
 
-class Pass:
-    """The state of one pass: the graph as this run sees it."""
+class Pass(PassGraph):
+    """One pass: submitting, and taking in what comes back."""
 
     def __init__(self, runner: DaskRunner, tasks: list[Task]):
+        super().__init__(runner.store, runner.options, runner.reporter, runner.claims.worker, tasks)
         self.runner = runner
-        self.store = runner.store
-        self.options = runner.options
-        self.reporter = runner.reporter
-        self.index = {t.hash: t for t in tasks}
-        self.summary = RunSummary(Outcome.FINISHED, total=len(tasks))
-        self.finished: set[str] = set()
-        self.failed: set[str] = set()     # failed, here or before (unless retried)
-        self.blocked: set[str] = set()    # wait on a failed task: not run
-        self.retrying: set[str] = set()
-        self.dependents: dict[str, list[str]] = {}
-        self.uses: dict[str, int] = {}
-        self.attempts: dict[str, int] = {}
-        self.stopping: Outcome | None = None  # why no new task is taken
-        self.executor: DaskExecutor | None = None
-
-    # -- the graph as found --------------------------------------------------
-
-    def _prepare(self) -> None:
-        store, index = self.store, self.index
-        self.finished = store.finished_hashes() & index.keys()
-        for h in sorted(store.suspect_hashes() & index.keys()):
-            try:
-                reason = damage.recheck(store, h)
-            except FileNotFoundError:
-                damage.unmark(store, h)
-                self.finished.discard(h)
-                continue
-            if reason is None:
-                damage.unmark(store, h)
-                self.finished.add(h)
-            else:
-                self._damaged(h, f"corrupt result {store.location('result', h)}: {reason}")
-        if self.options.verify:
-            for h, reason in store.damaged(sorted(self.finished)):
-                self._damaged(h, reason)
-        failed = store.failed_hashes() & index.keys()
-        if self.options.retry_failed:
-            self.retrying = failed - self.finished
-        else:
-            self.failed = failed - self.finished
-        for t in index.values():
-            if t.hash in self.finished:
-                continue
-            for d in t.deps:
-                self.dependents.setdefault(d.hash, []).append(t.hash)
-                if d.hash not in self.finished:
-                    self.uses[d.hash] = self.uses.get(d.hash, 0) + 1
-
-    def _damaged(self, h: str, reason: str) -> None:
-        moved = damage.move_aside(self.store, h)
-        if moved is not None:
-            log.warning("%s; moved to %s; computing %s again", reason, moved, self.index[h].name)
-            self.finished.discard(h)
-
-    # -- the run ---------------------------------------------------------------
 
     def run(self) -> RunSummary:
         self._prepare()
         summary = self.summary
         if len(self.finished) == len(self.index):
             summary.already_finished = True
-            confirm.record_complete(self.store, list(self.index), self.runner.claims.worker)
+            confirm.record_complete(self.store, list(self.index), self.worker)
             return summary
         self.store.ensure()
         self.reporter.begin(len(self.index), len(self.finished), len(self.failed))
@@ -160,9 +107,6 @@ class Pass:
                 self.reporter.end()
         summary.outcome = self._outcome()
         return summary
-
-    def _remaining(self) -> bool:
-        return any(h not in self.finished for h in self.index)
 
     def _submit_all(self) -> None:
         """Submit every task not finished, failed, blocked or submitted already: in waves, each one
@@ -204,19 +148,6 @@ class Pass:
         self.attempts[h] = attempt + 1
         self.reporter.task_started(task)
         return DaskJob(task, inputs, handoff=self.uses.get(h, 0) == 1, retrying=h in self.retrying, attempt=attempt)
-
-    def _block(self, h: str) -> None:
-        """h waits on a failed task: it and everything downstream of it will not run."""
-        todo = [h]
-        executor = self.executor
-        assert executor is not None
-        while todo:
-            x = todo.pop()
-            if x in self.blocked or x in self.finished or x in self.failed:
-                continue
-            self.blocked.add(x)
-            executor.causes[x] = engine.Stopped(x)
-            todo.extend(self.dependents.get(x, ()))
 
     def _wait_all(self) -> None:
         executor = self.executor
@@ -280,7 +211,7 @@ class Pass:
         if here:
             self.summary.failed += 1
             self.summary.failed_hashes.add(h)
-            self.reporter.task_failed(self.index[h] if h in self.index else _Named(h), message)
+            self.reporter.task_failed(self.index[h] if h in self.index else Named(h), message)
             if not recorded:
                 log.error("%s (%s) was not run to its end: %s", self.index[h].name, h[:12], message)
         else:
@@ -309,34 +240,4 @@ class Pass:
                 del executor.futures[x]
         self._submit_all()
 
-    def _all_in_store(self) -> bool:
-        """Every result in the store? Queues those that vanished (False then), as a worker does."""
-        listed = self.store.finished_hashes()
-        lacking = [h for h in self.index if h not in listed]
-        gone = set(lacking) - confirm.present(self.store, lacking)
-        if not gone:
-            confirm.record_complete(self.store, list(self.index), self.runner.claims.worker)
-            return True
-        log.warning("%d result(s) vanished from the store during the run; computing them again", len(gone))
-        self.finished -= gone
-        return False
 
-    def _outcome(self) -> Outcome:
-        summary = self.summary
-        if self.stopping in (Outcome.REMAINING, Outcome.TERMINATED):
-            return self.stopping
-        if not self._remaining():
-            return Outcome.FINISHED
-        if self.failed or self.blocked:
-            summary.blockers = sorted((self.index[h].name, h) for h in self.failed if h in self.index)
-            summary.blocked = sum(1 for h in self.index if h not in self.finished and h not in self.failed)
-            return Outcome.FAILED
-        return Outcome.REMAINING
-
-
-class _Named:
-    """A failed task outside this pass's selection, for the reporter."""
-
-    def __init__(self, h: str):
-        self.name = "?"
-        self.hash = h
