@@ -22,6 +22,9 @@ if TYPE_CHECKING:
               help=f"Run only tasks matching PATTERN and their dependencies; {TARGET_HELP}. Repeatable.")
 @click.option("--keep-going", is_flag=True, help="After a task fails, run everything that does not depend on it.")
 @click.option("--retry-failed", is_flag=True, help="Run tasks that failed before again.")
+@click.option("--max-attempts", type=click.IntRange(min=1), metavar="N",
+              help="Fail a task once its worker died N times while running it (killed for memory or "
+                   "walltime, a crash) [default: max-attempts of [tool.taskflow.execute], else 3].")
 @click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),
               default="300", show_default=True,
               help="Claims not renewed for this long are stale and taken over [env TASKFLOW_LEASE].")
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
 @click.option("--rank", hidden=True)
 @_handle_errors
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
-            retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
+            retry_failed: bool, max_attempts: int | None, lease: float, wait: float | None, max_tasks: int | None,
             max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
             gpus: int | None, dask_address: str | None, quiet: bool, verbose: bool, debug: bool,
             progress_fd: int | None, rank: str | None) -> None:
@@ -74,6 +77,9 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
     lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
+    if max_attempts is None:
+        from ..config import configured_max_attempts
+        max_attempts = configured_max_attempts(taskfile) or 3
     if cpus is not None or mem is not None or gpus is not None:
         from ..capacity import capacity
         given = capacity(cpus, mem, gpus)
@@ -114,7 +120,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
             if on:
                 child.append(flag)
         for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time),
-                         ("--cpus", cpus), ("--mem", mem)):
+                         ("--cpus", cpus), ("--mem", mem), ("--max-attempts", max_attempts)):
             if val is not None:
                 child += [opt, str(val)]
         if args:
@@ -128,7 +134,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         worker_rank, worker_size = _array_rank()
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify)
+                      verify=verify, max_attempts=max_attempts)
     _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
 
 
