@@ -78,6 +78,7 @@ class Worker(Attempts):
             confirm.record_complete(self.store, list(self.index), self.leases.worker)
             return summary
         self.store.ensure()
+        self.store.expect_results(len(self.index))
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))
         self._signals = Signals()
@@ -97,6 +98,7 @@ class Worker(Attempts):
                 for heartbeat in self.flight.heartbeats:
                     heartbeat.stop()
                 restore()
+                self.store.close_results()
                 self.journal.close()
                 self.leases.close()
                 self.reporter.end()
