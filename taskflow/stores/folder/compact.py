@@ -4,15 +4,20 @@
    writer is known gone (a process of this host that is not running), are
    merged; a pack still written to is left alone (the next `pack` after its
    worker stops merges it). Small result files are merged too.
-2. Write the new pack and its index in tmp/, each result checked first,
-   then rename them into packs/: readers see the merged pack whole or not
-   at all, and until the old packs go every result is in both.
+2. Take a number for the new pack (an empty file, O_EXCL), write the pack
+   and its index in tmp/, each result checked first, then rename them over
+   it: readers see the merged pack whole or empty, and until the old packs
+   go every result is in both.
 3. Read the packs again: a result removed meanwhile (a tombstone written in
    any pack, or its file removed) is removed from the new pack too. A
    remover that comes later finds the new pack when it looks again after
    its tombstone (`Packs.remove`), so no removal is lost either way.
-4. Remove the merged packs and files. A reader that knew a result in one
-   finds it gone and looks again, in the new pack (`Packs.read`).
+4. Replace each merged pack by a marker (a pack holding a seal only, so
+   that its number is never given again) and remove the merged files. A
+   reader that knew a result in a merged pack finds it gone and looks
+   again, in the new pack (`Packs.read`). Markers older than MARKER_AGE,
+   but the highest, are removed: a writer that takes a number has listed
+   packs/ more recently than that.
 
 Tombstones of records in packs not merged are carried into the new pack. A
 damaged result (it fails its check) is not merged: a file stays where it is,
@@ -30,17 +35,20 @@ from . import packfile
 from .files import fsync_dir, listing, opens, remove_file, unique_name
 from .layout import Folder
 from .packed import PACK_BELOW
-from .packfile import INDEX, PACK, RESULT, SEAL, TOMBSTONE, Record
+from .packfile import INDEX, OPENING, PACK, RESULT, SEAL, TOMBSTONE, Record
+
+MARKER_AGE = 3600.0  # seconds on the filesystem's clock
+_MARKER = packfile.record(SEAL, "0" * packfile.HASH_SIZE)
 
 
 def _mergeable(store: Folder, name: str) -> bool:
     index = store.packs.index
     if name == index.own:
         return False
-    if index.sealed(name):
-        return True
-    writer = packfile.writer_of(name)
-    return writer is not None and writer_of_this_host(*writer) and writer_gone_from_here(*writer)
+    writer = index.writers.get(name)
+    if writer is None:
+        return False  # a marker, or a pack being made
+    return index.sealed(name) or (writer_of_this_host(*writer) and writer_gone_from_here(*writer))
 
 
 def _small_files(store: Folder, live: set[str]) -> list[tuple[str, str]]:
@@ -80,7 +88,8 @@ class _NewPack:
 
     def __init__(self, store: Folder):
         self.store = store
-        self.name = f"{HOST}.{process.pid}.{process.unique()}{PACK}"
+        self.name, fd = store.packs.index.allocate()
+        os.close(fd)
         self.tmp = unique_name(store.tmp_dir, "pack")
         self.tmp_index = self.tmp + INDEX
         self.size = 0
@@ -88,6 +97,7 @@ class _NewPack:
         self.offsets: dict[str, int] = {}
         os.makedirs(store.tmp_dir, exist_ok=True)
         self.f = open(self.tmp, "wb")
+        self.add(OPENING, "0" * packfile.HASH_SIZE, f"{HOST} {process.pid}".encode())
 
     def add(self, kind: int, task_hash: str, body: bytes, aux: int = 0) -> None:
         data = packfile.record(kind, task_hash, body, aux)
@@ -145,7 +155,6 @@ def compact(store: Folder) -> dict[str, int]:
     files = _small_files(store, index.hashes())
     dead_inside = any(pack in merged for pack, _ in index.tombstones())
     if not files and len(merged) < 2 and not dead_inside:
-        counts["packs_kept"] += len(merged)
         counts["packs_merged"] = 0
         return counts
     new = _NewPack(store)
@@ -184,6 +193,7 @@ def compact(store: Folder) -> dict[str, int]:
         new.f.close()
         for path in (new.tmp, new.tmp_index):
             remove_file(path)
+        _mark_merged(store, new.name)
         raise
     counts["results"] = len(new.offsets)
     # Removals made while the new pack was written: made in it too.
@@ -195,10 +205,36 @@ def compact(store: Folder) -> dict[str, int]:
             new.append(TOMBSTONE, task_hash, new.name.encode(), new.offsets[task_hash])
     new.append(SEAL, "0" * packfile.HASH_SIZE)
     for name in merged:
-        for path in (index.path(name), index.path(name[:-len(PACK)] + INDEX)):
-            remove_file(path)
+        _mark_merged(store, name)
     for origin in copied.values():
         if isinstance(origin, str):
             remove_file(origin)
+    _remove_old_markers(store, os.stat(index.path(new.name)).st_mtime)
     index.refresh(full=True)
     return counts
+
+
+def _mark_merged(store: Folder, name: str) -> None:
+    """Replace a pack by a marker: readers drop what they read of it, its number stays taken."""
+    index = store.packs.index
+    remove_file(index.path(name[:-len(PACK)] + INDEX))
+    tmp = unique_name(store.tmp_dir, "marker")
+    with open(tmp, "wb") as f:
+        f.write(_MARKER)
+    os.replace(tmp, index.path(name))
+
+
+def _remove_old_markers(store: Folder, fs_now: float) -> None:
+    index = store.packs.index
+    for name in index.pack_names():
+        if name in index.writers or packfile.number_of(name) == index.top:
+            continue
+        path = index.path(name)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            if not gone(e):
+                raise
+            continue
+        if st.st_size == len(_MARKER) and fs_now - st.st_mtime > MARKER_AGE:
+            remove_file(path)

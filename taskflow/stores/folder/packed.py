@@ -99,7 +99,9 @@ class Packs:
             got = os.preadv(fd, [buf], place[1])
         finally:
             os.close(fd)
-        head = packfile.parse_head(buf, 0) if got == size else None
+        if got != size:  # the pack ends before the record: merged away, and now a marker (packfile.py)
+            raise FileNotFoundError(2, "pack merged into another", path)
+        head = packfile.parse_head(buf, 0)
         if head is None or head[0] != RESULT or head[1] != task_hash or head[2] != place[2]:
             raise CorruptResultError(self.name(place), "the pack does not hold this result where its index says")
         return buf[packfile.HEAD_SIZE:]

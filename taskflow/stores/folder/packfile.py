@@ -1,7 +1,14 @@
 """The bytes of a pack: small results kept together in one file, each in a self-checking record.
 
-    packs/<host>.<pid>.<random>.pack   records, appended by one writer only
-    packs/<host>.<pid>.<random>.idx    where each record is: entries appended in batches
+    packs/<n>.pack   records, appended by one writer only
+    packs/<n>.idx    where each record is: entries appended in batches
+
+Packs are numbered: a writer takes the first free number above the highest
+it knows with O_EXCL, so a reader finds a pack made since it last looked by
+opening the next number by name, which revalidates a client's caches, where
+a listing of packs/ may come from a cache for many seconds (sshfs, NFS).
+A number is never given again: a pack merged into another is replaced by
+an empty file (a marker), and `taskflow pack` removes only old markers.
 
 A record is a fixed head, then its body:
 
@@ -11,7 +18,8 @@ A record is a fixed head, then its body:
 of the body too. A result's body is the result exactly as a result file
 holds it (encoding.py), checked against its own checksum when it is read;
 a tombstone's body names the pack whose record at offset `aux` it removes;
-a seal says its writer appends nothing more.
+a seal says its writer appends nothing more; a pack's first record, its
+opening, names its writer ("<host> <pid>").
 
 Only the writer appends to its pack (O_APPEND, one write per record), so a
 reader that meets an incomplete record or a head that fails its check is at
@@ -35,7 +43,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 MAGIC = b"TFPK"
-RESULT, TOMBSTONE, SEAL = 1, 2, 3
+RESULT, TOMBSTONE, SEAL, OPENING = 1, 2, 3, 4
 HASH_SIZE = 32
 HEAD = struct.Struct("<4sB3xI32sQ")
 CHECK = struct.Struct("<I")
@@ -77,7 +85,7 @@ def parse_head(data: bytes | memoryview, at: int = 0) -> tuple[int, str, int, in
     if len(data) - at < HEAD_SIZE:
         return None
     magic, kind, length, raw, aux = HEAD.unpack_from(data, at)
-    if magic != MAGIC or kind not in (RESULT, TOMBSTONE, SEAL):
+    if magic != MAGIC or kind not in (RESULT, TOMBSTONE, SEAL, OPENING):
         return None
     crc = zlib.crc32(data[at:at + HEAD.size])
     if kind != RESULT:
@@ -106,7 +114,7 @@ def scan(data: bytes | memoryview, base: int) -> tuple[list[Record], int]:
         end = at + HEAD_SIZE + length
         if end > len(data):
             break  # still being written, or torn
-        target = bytes(data[at + HEAD_SIZE:end]).decode("utf-8", "replace") if kind == TOMBSTONE else ""
+        target = bytes(data[at + HEAD_SIZE:end]).decode("utf-8", "replace") if kind in (TOMBSTONE, OPENING) else ""
         found.append(Record(kind, task_hash, base + at, length, aux, target))
         at = end
     return found, base + at
@@ -124,8 +132,11 @@ def entries(data: bytes | memoryview) -> Iterator[tuple[int, str, int, int]]:
             return
 
 
-def writer_of(name: str) -> tuple[str, str] | None:
-    """(host, pid) of the writer a pack's file name names; None for a name not of this form."""
-    stem = name[:-len(PACK)] if name.endswith(PACK) else name[:-len(INDEX)] if name.endswith(INDEX) else None
-    parts = stem.rsplit(".", 2) if stem else []
-    return (parts[0], parts[1]) if len(parts) == 3 else None
+def pack_name(number: int) -> str:
+    return f"{number:08d}{PACK}"
+
+
+def number_of(name: str) -> int | None:
+    """The number of a pack's file name; None for a name not of this form."""
+    stem = name[:-len(PACK)]
+    return int(stem) if name.endswith(PACK) and stem.isdigit() else None

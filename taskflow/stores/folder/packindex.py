@@ -6,34 +6,33 @@ was appended since. A result's newest live record is the one it loads; a
 tombstone removes exactly the record it names (pack, offset), so a result
 saved again after a removal is never removed by it.
 
-A refresh is cheap when nothing changed: one stat of packs/ (listed again
-only when its mtime moved, and once more a second after, so that a pack made
-within the same tick of the filesystem's clock is not missed) and one stat
-per pack still written to. With `fresh`, each pack is opened again instead:
-on NFS an open revalidates what this client holds of a file (close-to-open),
-a stat may answer from its attribute cache.
+A refresh is cheap when nothing changed: one look up by name of the pack
+numbered next after the highest known (packfile.py: packs are numbered, and
+a look up by name revalidates a client's caches where a listing may not),
+and one stat per pack still written to. packs/ is listed on the first
+refresh and when asked (`full`). With `fresh`, each pack is opened again
+instead of stat'ed: on NFS an open revalidates what this client holds of a
+file (close-to-open), a stat may answer from its attribute cache.
 """
 from __future__ import annotations
 
 import os
-import time
 
+from ...encoding import drop_cache
 from ...stale import gone
 from . import packfile
-from .packfile import INDEX, PACK, RESULT, SEAL, TOMBSTONE, Record
-
-# A listing made this long after packs/'s mtime was first seen holds every pack made by then.
-_SETTLE = 1.0
+from .packfile import INDEX, OPENING, PACK, RESULT, SEAL, TOMBSTONE, Record
 
 Place = tuple[str, int, int]  # pack name, offset of the record, body length
 
 
 class _Pack:
-    __slots__ = ("read_to", "sealed")
+    __slots__ = ("read_to", "sealed", "stuck_at")
 
     def __init__(self) -> None:
         self.read_to = -1  # -1: not read yet (its index first)
         self.sealed = False
+        self.stuck_at = -1  # the size at which what follows read_to was read fresh and did not parse
 
 
 class PackIndex:
@@ -46,9 +45,8 @@ class PackIndex:
         self._at: dict[str, Place] = {}
         self._more: dict[str, list[Place]] = {}  # older live copies, rare
         self._dead: dict[tuple[str, int], str] = {}  # tombstoned records: the task of each
-        self._mtime = -1
-        self._mtime_seen = 0.0
-        self._settled = False
+        self.writers: dict[str, tuple[str, str]] = {}  # pack -> (host, pid) of its writer, from its opening
+        self.top = -1  # the highest pack number known; -1 before the first listing
 
     # -- asking -------------------------------------------------------------
 
@@ -99,6 +97,9 @@ class PackIndex:
             self._kill(rec.task_hash, rec.target, rec.aux)
         elif rec.kind == SEAL and pack in self._packs:
             self._packs[pack].sealed = True
+        elif rec.kind == OPENING:
+            host, _, pid = rec.target.partition(" ")
+            self.writers[pack] = (host, pid)
 
     def _kill(self, task_hash: str, pack: str, offset: int) -> None:
         self._dead[(pack, offset)] = task_hash
@@ -115,41 +116,81 @@ class PackIndex:
             self._more.pop(task_hash, None)
 
     def refresh(self, full: bool = False, fresh: bool = False) -> None:
-        """Read what was appended to the packs since the last refresh; `full` lists packs/ again
-        whatever its mtime says; `fresh` opens every pack again (see the module's docstring)."""
-        try:
-            st = os.stat(self.folder)
-        except FileNotFoundError:
-            if self._packs:
-                self._forget(set(self._packs))
-            return
-        now = time.monotonic()
-        if st.st_mtime_ns != self._mtime:
-            self._mtime, self._mtime_seen, self._settled, full = st.st_mtime_ns, now, False, True
-        elif not self._settled:
-            full = True
-            self._settled = now - self._mtime_seen >= _SETTLE
-        if full or fresh:
+        """Read what was appended to the packs since the last refresh, and packs made since;
+        `full` lists packs/ again; `fresh` opens every pack again (see the module's docstring)."""
+        if full or fresh or self.top < 0:
             self._list()
+        self._probe(fresh)
         for name, pack in list(self._packs.items()):
             if name != self.own and not pack.sealed:
                 self._read(name, pack, fresh)
 
     def _list(self) -> None:
         try:
-            names = {n for n in os.listdir(self.folder) if n.endswith(PACK)}
+            names = {n for n in os.listdir(self.folder) if packfile.number_of(n) is not None}
         except FileNotFoundError:
             names = set()
-        vanished = set(self._packs) - names - {self.own}
+        # A listing may come from a cache older than what this reader found by name: only a pack
+        # that is not there by name either is gone.
+        vanished = {n for n in set(self._packs) - names - {self.own} if not self._there(n)}
         if vanished:
             self._forget(vanished)
         for name in names:
             self._packs.setdefault(name, _Pack())
+        self.top = max([self.top, 0, *(packfile.number_of(n) or 0 for n in names)])
+
+    def _there(self, name: str) -> bool:
+        try:
+            os.stat(self.path(name))
+            return True
+        except OSError as e:
+            if not gone(e):
+                raise
+            return False
+
+    def _probe(self, fresh: bool) -> None:
+        """Packs numbered above the highest known, each looked up by name."""
+        while True:
+            name = packfile.pack_name(self.top + 1)
+            try:
+                if fresh:
+                    os.close(os.open(self.path(name), os.O_RDONLY))
+                else:
+                    os.stat(self.path(name))
+            except OSError as e:
+                if not gone(e):
+                    raise
+                return
+            self._packs.setdefault(name, _Pack())
+            self.top += 1
+
+    def allocate(self) -> tuple[str, int]:
+        """(name, fd open for appending) of a new pack of this process's, numbered above every
+        pack known: O_EXCL, so no two writers ever get one number."""
+        os.makedirs(self.folder, exist_ok=True)
+        self.refresh()
+        number = self.top + 1
+        while True:
+            name = packfile.pack_name(number)
+            try:
+                fd = os.open(self.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except FileExistsError:
+                number += 1
+                continue
+            self.top = max(self.top, number)
+            self._packs.setdefault(name, _Pack()).read_to = 0
+            return name, fd
 
     def _forget(self, names: set[str]) -> None:
-        """Packs merged into another, or removed: their records go (the merged copies are read anew)."""
+        """Packs removed: their records go."""
         for name in names:
             self._packs.pop(name, None)
+        self._drop(names)
+
+    def _drop(self, names: set[str]) -> None:
+        """The records of packs merged into another (read anew where they went)."""
+        for name in names:
+            self.writers.pop(name, None)
         for task_hash, more in list(self._more.items()):
             more[:] = [p for p in more if p[0] not in names]
             if not more:
@@ -167,24 +208,46 @@ class PackIndex:
     def _read(self, name: str, pack: _Pack, fresh: bool) -> None:
         path = self.path(name)
         try:
-            if pack.read_to < 0:
+            first = pack.read_to < 0
+            if first:
                 pack.read_to = self._read_index(name, path)
-            if not fresh and os.stat(path).st_size <= pack.read_to:
-                return
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                size = os.fstat(fd).st_size
-                data = os.pread(fd, size - pack.read_to, pack.read_to) if size > pack.read_to else b""
-            finally:
-                os.close(fd)
+            if not fresh and not first:
+                size = os.stat(path).st_size
+                if size == pack.read_to or size == pack.stuck_at:
+                    return
+            data, size = self._tail(path, pack.read_to, drop=fresh)
+            if size < pack.read_to:
+                # Merged into another pack and replaced by a marker (packfile.py): read anew.
+                self._drop({name})
+                pack.read_to, pack.stuck_at = 0, -1
+                data, size = self._tail(path, 0, drop=True)
+            records, end = packfile.scan(data, pack.read_to)
+            if end < size:
+                # A record being written, a torn tail, or pages this client cached before the
+                # pack grew (sshfs with kernel_cache, NFS): read again past the cache, once.
+                data, size = self._tail(path, pack.read_to, drop=True)
+                records, end = packfile.scan(data, pack.read_to)
+                pack.stuck_at = size if end < size else -1
         except OSError as e:
             if not gone(e):
                 raise
             self._forget({name})
             return
-        records, pack.read_to = packfile.scan(data, pack.read_to)
+        pack.read_to = end
         for rec in records:
             self.note(name, rec)
+
+    @staticmethod
+    def _tail(path: str, start: int, drop: bool) -> tuple[bytes, int]:
+        """(what the pack holds from `start` on, its size), opened again (close-to-open)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if drop:
+                drop_cache(fd)
+            size = os.fstat(fd).st_size
+            return (os.pread(fd, size - start, start) if size > start else b""), size
+        finally:
+            os.close(fd)
 
     def _read_index(self, name: str, path: str) -> int:
         """Note what the pack's index holds; the offset in the pack after its last entry."""
@@ -196,8 +259,8 @@ class PackIndex:
         end = 0
         for kind, task_hash, offset, length in packfile.entries(data):
             target, aux = "", 0
-            if kind == TOMBSTONE:
-                target, aux = self._tombstone_target(path, offset)
+            if kind in (TOMBSTONE, OPENING):
+                target, aux = self._target(path, offset, kind)
                 if not target:
                     break  # the pack does not hold what its index says: read it through from here
             self.note(name, Record(kind, task_hash, offset, length, aux, target))
@@ -205,11 +268,12 @@ class PackIndex:
         return end
 
     @staticmethod
-    def _tombstone_target(path: str, offset: int) -> tuple[str, int]:
+    def _target(path: str, offset: int, kind: int) -> tuple[str, int]:
+        """What the tombstone or opening record at `offset` names."""
         fd = os.open(path, os.O_RDONLY)
         try:
             head = os.pread(fd, packfile.HEAD_SIZE + 4096, offset)
         finally:
             os.close(fd)
         records, _ = packfile.scan(head, offset)
-        return (records[0].target, records[0].aux) if records and records[0].kind == TOMBSTONE else ("", 0)
+        return (records[0].target, records[0].aux) if records and records[0].kind == kind else ("", 0)

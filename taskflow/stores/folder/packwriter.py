@@ -1,8 +1,8 @@
 """This process's own pack: records appended with O_APPEND, its index written in batches.
 
-Every writer has a pack of its own, named by host, pid and a random part
-like its journal, so no two writers ever append to one file and no lock is
-needed: each record goes in with one write. A write that fails (a full
+Every writer has a pack of its own, numbered (packfile.py) and opened by a
+record naming its host and pid, so no two writers ever append to one file
+and no lock is needed: each record goes in with one write. A write that fails (a full
 disk) may leave part of a record; the writer then gives that pack up and
 starts another, so nothing ever follows a torn record. Its index entries are
 appended when FLUSH_EVERY are waiting or FLUSH_AFTER after the last, and
@@ -20,7 +20,7 @@ from ..identity import HOST, process
 from ..journals import FLUSH_AFTER, FLUSH_EVERY
 from . import packfile
 from .files import fsync_dir
-from .packfile import INDEX, PACK, SEAL, Record
+from .packfile import INDEX, OPENING, PACK, SEAL, Record
 from .packindex import PackIndex
 
 
@@ -51,6 +51,7 @@ class PackWriter:
         with self._lock:
             if self._pid != process.pid:  # a forked child: the parent's pack is the parent's
                 self._pid, self._fd, self._idx_fd, self._entries = process.pid, None, None, []
+                self.index.own = None
             if self._fd is None:
                 self._open()
             assert self._fd is not None
@@ -73,13 +74,21 @@ class PackWriter:
         return rec
 
     def _open(self) -> None:
-        os.makedirs(self.folder, exist_ok=True)
-        self._name = f"{HOST}.{process.pid}.{process.unique()}{PACK}"
-        self._fd = os.open(self.index.path(self._name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        self._size = 0
+        self._name, self._fd = self.index.allocate()
         self.index.own = self._name
         if self.fsync:
             fsync_dir(self.folder)
+        opening = packfile.record(OPENING, "0" * packfile.HASH_SIZE, f"{HOST} {process.pid}".encode())
+        try:
+            os.write(self._fd, opening)
+        except BaseException:
+            self._give_up()
+            raise
+        self._size = len(opening)
+        rec = Record(OPENING, "0" * packfile.HASH_SIZE, 0, len(opening) - packfile.HEAD_SIZE,
+                     target=f"{HOST} {process.pid}")
+        self.index.wrote(self._name, rec, self._size)
+        self._entries.append(packfile.entry(rec))
 
     def _flush(self) -> None:
         self._since = time.monotonic()
