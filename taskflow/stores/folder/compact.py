@@ -35,6 +35,7 @@ from . import packfile
 from .files import fsync_dir, listing, opens, remove_file, unique_name
 from .layout import Folder
 from .packed import PACK_BELOW
+from .packwriter import allocate
 from .packfile import INDEX, OPENING, PACK, RESULT, SEAL, TOMBSTONE, Record
 
 MARKER_AGE = 3600.0  # seconds on the filesystem's clock
@@ -88,7 +89,7 @@ class _NewPack:
 
     def __init__(self, store: Folder):
         self.store = store
-        self.name, fd = store.packs.index.allocate()
+        self.name, fd = allocate(store.packs.index)
         os.close(fd)
         self.tmp = unique_name(store.tmp_dir, "pack")
         self.tmp_index = self.tmp + INDEX

@@ -132,21 +132,12 @@ class PackIndex:
             names = set()
         # A listing may come from a cache older than what this reader found by name: only a pack
         # that is not there by name either is gone.
-        vanished = {n for n in set(self._packs) - names - {self.own} if not self._there(n)}
+        vanished = {n for n in set(self._packs) - names - {self.own} if not _there(self.path(n))}
         if vanished:
             self._forget(vanished)
         for name in names:
             self._packs.setdefault(name, _Pack())
         self.top = max([self.top, 0, *(packfile.number_of(n) or 0 for n in names)])
-
-    def _there(self, name: str) -> bool:
-        try:
-            os.stat(self.path(name))
-            return True
-        except OSError as e:
-            if not gone(e):
-                raise
-            return False
 
     def _probe(self, fresh: bool) -> None:
         """Packs numbered above the highest known, each looked up by name."""
@@ -164,22 +155,10 @@ class PackIndex:
             self._packs.setdefault(name, _Pack())
             self.top += 1
 
-    def allocate(self) -> tuple[str, int]:
-        """(name, fd open for appending) of a new pack of this process's, numbered above every
-        pack known: O_EXCL, so no two writers ever get one number."""
-        os.makedirs(self.folder, exist_ok=True)
-        self.refresh()
-        number = self.top + 1
-        while True:
-            name = packfile.pack_name(number)
-            try:
-                fd = os.open(self.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-            except FileExistsError:
-                number += 1
-                continue
-            self.top = max(self.top, number)
-            self._packs.setdefault(name, _Pack()).read_to = 0
-            return name, fd
+    def taken(self, name: str, number: int) -> None:
+        """A pack this process just made (`packwriter.allocate`)."""
+        self.top = max(self.top, number)
+        self._packs.setdefault(name, _Pack()).read_to = 0
 
     def _forget(self, names: set[str]) -> None:
         """Packs removed: their records go."""
@@ -215,17 +194,17 @@ class PackIndex:
                 size = os.stat(path).st_size
                 if size == pack.read_to or size == pack.stuck_at:
                     return
-            data, size = self._tail(path, pack.read_to, drop=fresh)
+            data, size = _tail(path, pack.read_to, drop=fresh)
             if size < pack.read_to:
                 # Merged into another pack and replaced by a marker (packfile.py): read anew.
                 self._drop({name})
                 pack.read_to, pack.stuck_at = 0, -1
-                data, size = self._tail(path, 0, drop=True)
+                data, size = _tail(path, 0, drop=True)
             records, end = packfile.scan(data, pack.read_to)
             if end < size:
                 # A record being written, a torn tail, or pages this client cached before the
                 # pack grew (sshfs with kernel_cache, NFS): read again past the cache, once.
-                data, size = self._tail(path, pack.read_to, drop=True)
+                data, size = _tail(path, pack.read_to, drop=True)
                 records, end = packfile.scan(data, pack.read_to)
                 pack.stuck_at = size if end < size else -1
         except OSError as e:
@@ -236,18 +215,6 @@ class PackIndex:
         pack.read_to = end
         for rec in records:
             self.note(name, rec)
-
-    @staticmethod
-    def _tail(path: str, start: int, drop: bool) -> tuple[bytes, int]:
-        """(what the pack holds from `start` on, its size), opened again (close-to-open)."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if drop:
-                drop_cache(fd)
-            size = os.fstat(fd).st_size
-            return (os.pread(fd, size - start, start) if size > start else b""), size
-        finally:
-            os.close(fd)
 
     def _read_index(self, name: str, path: str) -> int:
         """Note what the pack's index holds; the offset in the pack after its last entry."""
@@ -260,20 +227,42 @@ class PackIndex:
         for kind, task_hash, offset, length in packfile.entries(data):
             target, aux = "", 0
             if kind in (TOMBSTONE, OPENING):
-                target, aux = self._target(path, offset, kind)
+                target, aux = _target(path, offset, kind)
                 if not target:
                     break  # the pack does not hold what its index says: read it through from here
             self.note(name, Record(kind, task_hash, offset, length, aux, target))
             end = offset + packfile.HEAD_SIZE + length
         return end
 
-    @staticmethod
-    def _target(path: str, offset: int, kind: int) -> tuple[str, int]:
-        """What the tombstone or opening record at `offset` names."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            head = os.pread(fd, packfile.HEAD_SIZE + 4096, offset)
-        finally:
-            os.close(fd)
-        records, _ = packfile.scan(head, offset)
-        return (records[0].target, records[0].aux) if records and records[0].kind == kind else ("", 0)
+
+def _tail(path: str, start: int, drop: bool) -> tuple[bytes, int]:
+    """(what the pack holds from `start` on, its size), opened again (close-to-open)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if drop:
+            drop_cache(fd)
+        size = os.fstat(fd).st_size
+        return (os.pread(fd, size - start, start) if size > start else b""), size
+    finally:
+        os.close(fd)
+
+
+def _target(path: str, offset: int, kind: int) -> tuple[str, int]:
+    """What the tombstone or opening record at `offset` names."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.pread(fd, packfile.HEAD_SIZE + 4096, offset)
+    finally:
+        os.close(fd)
+    records, _ = packfile.scan(head, offset)
+    return (records[0].target, records[0].aux) if records and records[0].kind == kind else ("", 0)
+
+
+def _there(path: str) -> bool:
+    try:
+        os.stat(path)
+        return True
+    except OSError as e:
+        if not gone(e):
+            raise
+        return False

@@ -74,7 +74,7 @@ class PackWriter:
         return rec
 
     def _open(self) -> None:
-        self._name, self._fd = self.index.allocate()
+        self._name, self._fd = allocate(self.index)
         self.index.own = self._name
         if self.fsync:
             fsync_dir(self.folder)
@@ -146,3 +146,20 @@ class PackWriter:
                 pass  # unsealed, the pack is merged once its writer is known to be gone
             finally:
                 self._give_up()
+
+
+def allocate(index: PackIndex) -> tuple[str, int]:
+    """(name, fd open for appending) of a new pack of this process's, numbered above every pack
+    `index` knows: O_EXCL, so no two writers ever get one number."""
+    os.makedirs(index.folder, exist_ok=True)
+    index.refresh()
+    number = index.top + 1
+    while True:
+        name = packfile.pack_name(number)
+        try:
+            fd = os.open(index.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        except FileExistsError:
+            number += 1
+            continue
+        index.taken(name, number)
+        return name, fd
