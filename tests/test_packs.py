@@ -316,6 +316,70 @@ def test_taskflow_pack_while_workers_run_loses_nothing_and_runs_nothing_twice(ma
     env.assert_all_finished(2500)
 
 
+def damage_record(store: Store, task_hash: str) -> str:
+    """Flip a byte of the task's packed result, behind the store's back; the pack's path."""
+    pack, offset, length = store.packs.find(task_hash)
+    path = os.path.join(store.packs_dir, pack)
+    with open(path, "r+b") as f:
+        f.seek(offset + packfile.HEAD_SIZE + length - 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    return path
+
+
+def test_execute_and_check_verify_report_and_show_understand_packs(make_env, monkeypatch):
+    env = make_env(TINY)
+    env.run("-q").expect(0)
+    store = Store(str(env.store))
+    import taskflow
+    monkeypatch.setenv("TF_TEST_LOG", str(env.log))
+    ns = taskflow.init(str(env.taskfile), store=str(env.store))
+    pack = damage_record(store, ns.results[10].hash)
+    damage_record(store, ns.results[11].hash)
+
+    def cli(*args, code=0):
+        proc = subprocess.run([sys.executable, "-m", "taskflow", *args], capture_output=True, text=True,
+                              env=env.env(), cwd=env.folder)
+        assert proc.returncode == code, proc.stdout + proc.stderr
+        return proc
+    shown = cli("show", str(env.taskfile), "work[3]")
+    assert "finished" in shown.stdout and "packs" in shown.stdout
+    assert "taskfile.work" in cli("report", str(env.taskfile)).stdout
+    checked = cli("check", str(env.taskfile), "--verify", code=1)
+    assert f"damaged: corrupt result {pack}@" in checked.stderr and checked.stderr.count("damaged: ") == 2
+    assert len(os.listdir(store.damaged_dir)) == 2
+    env.run("-q", "--verify").expect(0)
+    counted = runs(env)
+    assert sorted(i for i, n in counted.items() if n == 2) == [10, 11]
+    cli("check", str(env.taskfile), "--verify")
+    assert env.value("results") == TINY_VALUES
+
+
+def test_import_jug_packs_the_small_results_of_a_large_graph(tmp_path):
+    from test_jug import JUG_VERSION, RealJug, _cache_dir, _has_jug
+
+    venv = _cache_dir() / f"jug-{JUG_VERSION}-numpy-pyyaml-py{sys.version_info.major}.{sys.version_info.minor}"
+    if not _has_jug(venv):
+        pytest.skip("jug's virtualenv is made by tests/test_jug.py, which has not run here")
+    jug = RealJug(venv)
+    source = "@TaskGenerator\ndef double(x):\n    return 2 * x\n\nresults = [double(i) for i in range(1500)]\n"
+    (tmp_path / "jug").mkdir()
+    (tmp_path / "jug" / "many.py").write_text("from jug import TaskGenerator\n" + source)
+    proc = subprocess.run([str(jug.jug), "execute", "--will-cite", "many.py"], cwd=tmp_path / "jug",
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "many.py").write_text("from jug import TaskGenerator\n" + source)  # the same jugfile
+    proc = subprocess.run([sys.executable, "-m", "taskflow", "import-jug", str(tmp_path / "jug" / "many.jugdata"),
+                           str(tmp_path / "many.py")], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("imported 1500, "), proc.stdout + proc.stderr
+    store = tmp_path / "many.taskflow"
+    assert len(files_in(store)) <= 15 and files_in(store / "results") == []
+    code = "import taskflow; ns = taskflow.init('many.py'); print(sum(taskflow.value(ns.results)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == str(sum(2 * i for i in range(1500))), out.stderr
+
+
 # -- two clients of a shared filesystem ------------------------------------------------------------
 
 

@@ -23,6 +23,8 @@ from .packwriter import PackWriter
 # `taskflow pack`; larger ones, and arrays to be memory-mapped, stay one file each.
 PACK_BELOW = 64 * 1024
 PACK_FROM = 1000
+# Packs a reader keeps open at most.
+_OPEN_PACKS = 32
 
 
 class Packs:
@@ -33,6 +35,9 @@ class Packs:
         self.index = PackIndex(folder)
         self.writer = PackWriter(folder, self.index, fsync)
         self.below = 0  # pack results smaller than this: 0 until a worker of a large graph asks
+        # Packs kept open for reading: a record never changes once written, so a read through an
+        # open file is as good as one through a new open (a merged pack's old file too).
+        self._open: dict[str, int] = {}
 
     def __getstate__(self) -> dict:  # pragma: no cover - stores pickle by url
         raise TypeError("Packs are opened again, not pickled")
@@ -91,20 +96,45 @@ class Packs:
         is gone (merged into another); CorruptResultError when the record is not the task's."""
         path = self.index.path(place[0])
         size = packfile.HEAD_SIZE + place[2]
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            if fresh:
-                encoding.drop_cache(fd)
-            buf = memoryview(bytearray(size))
-            got = os.preadv(fd, [buf], place[1])
-        finally:
-            os.close(fd)
+        buf = memoryview(bytearray(size))
+        fd = None if fresh else self._open.get(place[0])
+        if fd is not None:
+            try:
+                got = os.preadv(fd, [buf], place[1])
+            except OSError as e:
+                if not gone(e):
+                    raise
+                got = -1
+            if got != size:  # a record appended through another client after this open: open again
+                self._forget_fd(place[0])
+                fd = None
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if fresh:
+                    encoding.drop_cache(fd)
+                got = os.preadv(fd, [buf], place[1])
+            except BaseException:
+                os.close(fd)
+                raise
+            self._keep_fd(place[0], fd)
         if got != size:  # the pack ends before the record: merged away, and now a marker (packfile.py)
             raise FileNotFoundError(2, "pack merged into another", path)
         head = packfile.parse_head(buf, 0)
         if head is None or head[0] != RESULT or head[1] != task_hash or head[2] != place[2]:
             raise CorruptResultError(self.name(place), "the pack does not hold this result where its index says")
         return buf[packfile.HEAD_SIZE:]
+
+    def _keep_fd(self, name: str, fd: int) -> None:
+        self._forget_fd(name)
+        if len(self._open) >= _OPEN_PACKS:
+            self._forget_fd(next(iter(self._open)))
+        self._open[name] = fd
+
+    def _forget_fd(self, name: str) -> None:
+        fd = self._open.pop(name, None)
+        if fd is not None:
+            os.close(fd)
 
     def read(self, task_hash: str, fresh: bool, use) -> Any:
         """`use(name, body)` of the task's packed result; FileNotFoundError when there is none.
@@ -118,6 +148,7 @@ class Packs:
             except OSError as e:
                 if not gone(e):
                     raise
+                self._forget_fd(place[0])
                 self.index.refresh(full=True, fresh=True)
                 continue
             return use(self.name(place), body)
