@@ -92,7 +92,7 @@ class _NewPack:
         self.name, fd = allocate(store.packs.index)
         os.close(fd)
         self.tmp = unique_name(store.tmp_dir, "pack")
-        self.tmp_index = self.tmp + INDEX
+        self.tmp_index = unique_name(store.tmp_dir, "packindex")
         self.size = 0
         self.entries: list[bytes] = []
         self.offsets: dict[str, int] = {}

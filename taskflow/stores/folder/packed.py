@@ -63,14 +63,15 @@ class Packs:
         into a new pack meanwhile, and its copy goes too.
         """
         removed = False
+        self.index.refresh(fresh=True)
         for _ in range(3):
-            self.index.refresh(full=True, fresh=True)
             places = self.index.places(task_hash)
             if not places:
                 break
             for pack, offset, _ in places:
                 self.writer.append(TOMBSTONE, task_hash, pack.encode(), offset)
             removed = True
+            self.index.refresh(full=True, fresh=True)
         return removed
 
     def bury(self, task_hash: str, place: Place) -> None:
