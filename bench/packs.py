@@ -4,7 +4,7 @@
     python3 bench/packs.py --before main --after HEAD --where /dev/shm/tfpacks,/var/tmp/tfpacks
 
 For each commit (extracted with `git archive`, byte-compiled, first on PYTHONPATH) and each
-folder: `taskflow execute` of 10,000 trivial tasks from an empty store (wall time, interpreter
+folder: `taskflow execute` of 10,000 trivial tasks from an empty store, with TASKFLOW_PACK=1 (wall time, interpreter
 start included), the files and folders the store then holds, and `taskflow.value()` of the
 10,000 results in a fresh process (time of the call alone). Commits and folders are interleaved
 in every repeat; medians are reported. Standard library only.
@@ -80,7 +80,7 @@ def main() -> None:
                     taskfile = os.path.join(folder, "taskfile.py")
                     with open(taskfile, "w") as f:
                         f.write(TASKFILE.format(n=args.n))
-                    env = dict(os.environ, PYTHONPATH=code)
+                    env = dict(os.environ, PYTHONPATH=code, TASKFLOW_PACK="1")  # ignored by code without packs
                     os.sync()
                     t = time.perf_counter()
                     subprocess.run([sys.executable, "-m", "taskflow", "execute", taskfile, "-q"], check=True,

@@ -24,6 +24,12 @@ from taskflow.stores.folder.packed import PACK_FROM
 META = {"name": "t.f"}
 
 
+@pytest.fixture(autouse=True)
+def packs_asked_for(monkeypatch):
+    """Workers pack small results when asked (TASKFLOW_PACK=1); the workers tests start inherit it."""
+    monkeypatch.setenv("TASKFLOW_PACK", "1")
+
+
 def h(i: int) -> str:
     return f"{i:032x}"
 
@@ -180,7 +186,7 @@ def test_taskflow_pack_on_the_command_line(tmp_path):
                                   "    return i\n\nxs = [f(i) for i in range(30)]\n")
     subprocess.run([sys.executable, "-m", "taskflow", "execute", str(tf), "-q"], check=True, cwd=tmp_path)
     store = tmp_path / "taskfile.taskflow"
-    assert len(files_in(store / "results")) == 30  # a small graph: one file per result, as before
+    assert len(files_in(store / "results")) == 30  # a small graph: one file per result, even when asked
     proc = subprocess.run([sys.executable, "-m", "taskflow", "pack", str(tf)], capture_output=True, text=True,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -161,10 +161,11 @@ def test_removing_a_result(store):
     assert not store.remove_result(H)
 
 
-def test_results_of_a_large_graph_are_kept_and_removed_as_any_and_compaction_keeps_them(store):
+def test_results_of_a_large_graph_are_kept_and_removed_as_any_and_compaction_keeps_them(store, monkeypatch):
     # A worker of a large graph says so: the folder store then packs small results, the Redis
     # store changes nothing. Every promise holds alike, across processes opening the store anew.
     np = pytest.importorskip("numpy")
+    monkeypatch.setenv("TASKFLOW_PACK", "1")
     store.expect_results(5000)
     hashes = [f"{i:032x}" for i in range(1200)]
     for i, h in enumerate(hashes):

@@ -21,6 +21,7 @@ import os
 from ...encoding import drop_cache
 from ...stale import gone
 from . import packfile
+from .claimfiles import synced_size
 from .packfile import INDEX, OPENING, PACK, RESULT, SEAL, TOMBSTONE, Record
 
 Place = tuple[str, int, int]  # pack name, offset of the record, body length
@@ -190,22 +191,20 @@ class PackIndex:
             first = pack.read_to < 0
             if first:
                 pack.read_to = self._read_index(name, path)
-            if not fresh and not first:
-                size = os.stat(path).st_size
-                if size == pack.read_to or size == pack.stuck_at:
-                    return
-            data, size = _tail(path, pack.read_to, drop=fresh)
+            data, size = _tail(path, pack.read_to, drop=fresh, unless=None if fresh or first else pack)
+            if data is None:
+                return  # not grown since the last read
             if size < pack.read_to:
                 # Merged into another pack and replaced by a marker (packfile.py): read anew.
                 self._drop({name})
                 pack.read_to, pack.stuck_at = 0, -1
                 data, size = _tail(path, 0, drop=True)
-            records, end = packfile.scan(data, pack.read_to)
+            records, end = packfile.scan(data or b"", pack.read_to)
             if end < size:
                 # A record being written, a torn tail, or pages this client cached before the
                 # pack grew (sshfs with kernel_cache, NFS): read again past the cache, once.
                 data, size = _tail(path, pack.read_to, drop=True)
-                records, end = packfile.scan(data, pack.read_to)
+                records, end = packfile.scan(data or b"", pack.read_to)
                 pack.stuck_at = size if end < size else -1
         except OSError as e:
             if not gone(e):
@@ -235,13 +234,18 @@ class PackIndex:
         return end
 
 
-def _tail(path: str, start: int, drop: bool) -> tuple[bytes, int]:
-    """(what the pack holds from `start` on, its size), opened again (close-to-open)."""
+def _tail(path: str, start: int, drop: bool, unless: _Pack | None = None) -> tuple[bytes | None, int]:
+    """(what the pack holds from `start` on, its size), opened again (close-to-open) and its size
+    asked of the filesystem: a caching client may hold a size from before another client
+    appended, and a result finished there would be missed. None instead of the bytes when the
+    size is `unless`'s last read or stuck one."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        size = synced_size(fd)
+        if unless is not None and size in (unless.read_to, unless.stuck_at):
+            return None, size
         if drop:
             drop_cache(fd)
-        size = os.fstat(fd).st_size
         return (os.pread(fd, size - start, start) if size > start else b""), size
     finally:
         os.close(fd)

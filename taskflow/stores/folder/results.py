@@ -42,7 +42,9 @@ class Results:
         return self._packs
 
     def expect_results(self, count: int) -> None:
-        if count >= PACK_FROM:
+        # Asked for (TASKFLOW_PACK=1): where clients cache names for a while, one may not find a
+        # pack another made a moment ago, and a task finished in it may run again (README).
+        if count >= PACK_FROM and os.environ.get("TASKFLOW_PACK") == "1":
             from .packed import PACK_BELOW
 
             self.packs.below = PACK_BELOW
