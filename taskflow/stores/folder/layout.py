@@ -22,6 +22,7 @@ class Folder(Protocol):
     done_dir: str
     damaged_dir: str
     doctor_dir: str
+    attempts_dir: str
     results_dir: str
     packs_dir: str
     fsync: bool
