@@ -47,8 +47,17 @@ def import_jug(jugdir: str, taskfile: str, store: Store, argv: Sequence[str] = (
     report = ImportReport()
     memo: dict = {}
     seen: set[str] = set()
+    try:
+        return _import_all(data, taskfile, store, argv, dry_run, report, memo, seen)
+    finally:
+        store.close_results()
+
+
+def _import_all(data: JugData, taskfile: str, store: Store, argv: Sequence[str], dry_run: bool,
+                report: ImportReport, memo: dict, seen: set[str]) -> ImportReport:
     while True:
         loaded = load(taskfile, store, argv)
+        store.expect_results(len(loaded.tasks))  # a large graph's small results go into packs
         fresh = [t for t in loaded.tasks if t.hash not in seen]
         seen.update(t.hash for t in fresh)
         finished = store.finished_hashes()

@@ -161,6 +161,36 @@ def test_removing_a_result(store):
     assert not store.remove_result(H)
 
 
+def test_results_of_a_large_graph_are_kept_and_removed_as_any_and_compaction_keeps_them(store, monkeypatch):
+    # A worker of a large graph says so: the folder store then packs small results, the Redis
+    # store changes nothing. Every promise holds alike, across processes opening the store anew.
+    np = pytest.importorskip("numpy")
+    monkeypatch.setenv("TASKFLOW_PACK", "1")
+    store.expect_results(5000)
+    hashes = [f"{i:032x}" for i in range(1200)]
+    for i, h in enumerate(hashes):
+        save(store, h, {"i": i})
+    save(store, H, np.arange(300_000.0))  # a large one
+    other = open_store(store.url)
+    assert other.finished_hashes() >= set(hashes) | {H}
+    assert other.present([hashes[5], "ef" * 16]) == {hashes[5]}
+    assert other.load_value(hashes[7]) == {"i": 7} and other.result_meta(hashes[7])["name"] == "t.f"
+    assert np.array_equal(other.load_value(H), np.arange(300_000.0))
+    assert list(other.damaged(hashes[:50])) == []
+    assert other.remove_result(hashes[3]) and not other.remove_result(hashes[3])
+    assert hashes[3] not in open_store(store.url).finished_hashes()
+    save(store, hashes[3], "again")
+    assert open_store(store.url).load_value(hashes[3]) == "again"
+    save(store, hashes[4], "replaced")
+    assert open_store(store.url).load_value(hashes[4]) == "replaced"
+    store.close_results()
+    assert isinstance(open_store(store.url).compact(), dict)
+    after = open_store(store.url)
+    assert after.finished_hashes() >= set(hashes) | {H}
+    assert [after.load_value(h) for h in hashes[:6]] == [{"i": 0}, {"i": 1}, {"i": 2}, "again", "replaced", {"i": 5}]
+    assert other.load_value(hashes[1000]) == {"i": 1000}  # a reader from before the compaction
+
+
 def test_a_damaged_result_is_never_returned_and_moves_aside(kind, store):
     save(store, H, list(range(1000)))
     kind.corrupt(store, H)

@@ -1,4 +1,4 @@
-"""Keeping a store in order: `taskflow cleanup`, `invalidate` and `doctor`."""
+"""Keeping a store in order: `taskflow cleanup`, `pack`, `invalidate` and `doctor`."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,27 @@ import click
 
 from .base import (TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors, _open_store,
                    _store_option, main)
+
+
+@main.command(name="pack", epilog="Exit codes: 0 done, 2 usage error, 4 the store cannot be written.")
+@_common
+@_handle_errors
+def pack_command(taskfile: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
+    """Keep the small results of FILE's store together in few files, while workers run.
+
+    Small result files and the packs of workers that stopped are merged into
+    one new pack; results stay readable throughout. Large results stay one
+    file each. A store that keeps results as keys (redis://) needs nothing.
+
+    \b
+    Example:
+      taskflow pack taskfile.py
+    """
+    from ..pack import pack, summary
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    click.echo(summary(pack(s)))
 
 
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "

@@ -28,6 +28,23 @@ class ResultStore(ABC):
         when the store cannot be written.
         """
 
+    def expect_results(self, count: int) -> None:
+        """A hint: this process is about to save up to `count` results (a worker: the size of its
+        graph). A store may then keep small results together (the folder store packs them);
+        what every other method promises is the same either way."""
+        return None
+
+    def close_results(self) -> None:
+        """Done saving for now (a worker stops): write out what saving kept back. Every result
+        saved is readable before this, by every process; this only spares readers work."""
+        return None
+
+    def compact(self) -> dict[str, int]:
+        """Keep the results in as few places as the store can (`taskflow pack`), safe while workers
+        run: every result readable throughout, none lost, none removed come back. Counts of what
+        was done, for a report (none for a store that keeps results as keys)."""
+        return {}
+
     def save_result(self, task_hash: str, value: Any, meta: dict) -> int:
         """`save_payload` of `value` with `meta`; what pickle raises for a value it cannot encode."""
         return self.save_payload(task_hash, encoding.Payload(value, meta))

@@ -84,6 +84,7 @@ class Worker(Attempts):
             confirm.record_complete(self.store, list(self.index), self.leases.worker)
             return summary
         self.store.ensure()
+        self.store.expect_results(len(self.index))
         o = self.options
         self.picker.begin(self.store, self.index, self.finished, deadline(self._started, o.max_time, o.time_left),
                           o.resource_defaults)
@@ -109,6 +110,7 @@ class Worker(Attempts):
                 restore()
                 presence.stop()
                 self.picker.end_pass()
+                self.store.close_results()
                 self.journal.close()
                 self.leases.close()
                 self.reporter.end()

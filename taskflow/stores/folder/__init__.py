@@ -1,6 +1,8 @@
 """The folder store: results, claims and records as files in one folder on a shared filesystem.
 
 `store.py` holds the layout, `results.py` and `writes.py` the results,
+`packed.py` (with `packfile.py`, `packindex.py`, `packwriter.py` and
+`compact.py`) small results kept together in packs,
 `records.py` the small records, `claims.py` the claims (with `claimfiles.py`,
 `judging.py`, `clock.py` and `takeover.py`), `journal.py` the journals of
 finished work, `damage.py` moving damaged results aside, `leftovers.py` what

@@ -49,6 +49,8 @@ _AT_EMPTY_PATH = 0x1000
 _AT_STATX_FORCE_SYNC = 0x2000
 _STATX_MTIME = 0x40
 _STX_MTIME_OFFSET = 112
+_STATX_SIZE = 0x200
+_STX_SIZE_OFFSET = 40
 
 
 def _find_statx():
@@ -183,6 +185,21 @@ def synced_mtime(fd: int) -> float:
             sec, nsec = struct.unpack_from("=qI", buf, _STX_MTIME_OFFSET)
             return sec + nsec / 1e9
     return os.fstat(fd).st_mtime
+
+
+def synced_size(fd: int) -> int:
+    """The size of the open file `fd` asked of the filesystem, past this client's attribute cache
+    (as `synced_mtime`): opened just before, it is what the server holds now, also where a
+    client caches attributes (sshfs refreshes them on open, NFS revalidates them)."""
+    global _statx
+    if _statx is False:
+        _statx = _find_statx()
+    if _statx is not None:
+        import ctypes
+        buf = ctypes.create_string_buffer(256)
+        if _statx(fd, b"", _AT_EMPTY_PATH | _AT_STATX_FORCE_SYNC, _STATX_SIZE, buf) == 0:
+            return struct.unpack_from("=Q", buf, _STX_SIZE_OFFSET)[0]
+    return os.fstat(fd).st_size
 
 
 def fresh_head(path: str, size: int) -> bytes | None:

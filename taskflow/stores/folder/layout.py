@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..claims import Claims
+from .packed import Packs
 
 
 class Folder(Protocol):
@@ -22,6 +23,12 @@ class Folder(Protocol):
     damaged_dir: str
     doctor_dir: str
     attempts_dir: str
+    results_dir: str
+    packs_dir: str
+    fsync: bool
+
+    @property
+    def packs(self) -> Packs: ...
 
     def ensure(self) -> None: ...
     def result_path(self, task_hash: str) -> str: ...

@@ -1,4 +1,5 @@
-"""The results of a folder store: one file per result in results/<shard>/, written atomically."""
+"""The results of a folder store: one file per result in results/<shard>/, written atomically, or
+records in packs/ for small results (see packed.py); a store may hold both."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ from ... import encoding
 from ...errors import StoreAccessError
 from . import writes
 from .files import fsync_dir, opens, remake, remove_file
+from .packed import PACK_FROM, Packs
 
 # Writes into a folder of the store that vanished (deleted while we run) make it again and try
 # again, this many times in all.
@@ -22,15 +24,45 @@ class Results:
     tmp_dir: str
     fsync: bool
     _shards_made: set[str]
+    _packs: Packs | None
+    packs_dir: str
 
     if TYPE_CHECKING:  # FolderStore's
         def ensure(self) -> None: ...
         def result_path(self, task_hash: str) -> str: ...
+        def location(self, kind: str, task_hash: str = "") -> str: ...
         def _note_code(self, meta: dict) -> None: ...
 
     # -- results ----------------------------------------------------------
 
+    @property
+    def packs(self) -> Packs:
+        if self._packs is None:
+            self._packs = Packs(self.packs_dir, self.fsync)
+        return self._packs
+
+    def expect_results(self, count: int) -> None:
+        # Asked for (TASKFLOW_PACK=1): where clients cache names for a while, one may not find a
+        # pack another made a moment ago, and a task finished in it may run again (README).
+        if count >= PACK_FROM and os.environ.get("TASKFLOW_PACK") == "1":
+            from .packed import PACK_BELOW
+
+            self.packs.below = PACK_BELOW
+
+    def close_results(self) -> None:
+        if self._packs is not None:
+            self._packs.writer.seal()
+
     def save_payload(self, task_hash: str, payload: encoding.Payload) -> int:
+        if self._packs is not None and self._packs.wanted(task_hash, payload):
+            try:
+                self.ensure()
+                size = self._packs.save(task_hash, payload)
+                self._note_code(payload.meta)
+            except OSError as e:
+                where = self.location("result", task_hash)
+                raise StoreAccessError(f"cannot write result {where}: {e.strerror or e}", path=where) from e
+            return size
         final = self.result_path(task_hash)
         try:
             self.ensure()
@@ -60,23 +92,44 @@ class Results:
         return writes.place(final, payload, self.tmp_dir, self.fsync, self._shards_made)
 
     def has_result(self, task_hash: str) -> bool:
-        return os.path.exists(self.result_path(task_hash))
+        packs = self.packs
+        return (packs.index.lookup(task_hash) is not None or os.path.exists(self.result_path(task_hash))
+                or packs.find(task_hash) is not None)
+
+    def _read(self, task_hash: str, fresh: bool, loose, packed) -> Any:
+        """`loose(path)` of the result's file or `packed(name, body)` of its record, wherever it is."""
+        packs = self.packs
+        if packs.index.lookup(task_hash) is None or fresh:
+            try:
+                return loose(self.result_path(task_hash))
+            except FileNotFoundError:
+                pass
+        try:
+            return packs.read(task_hash, fresh, packed)
+        except FileNotFoundError:
+            return loose(self.result_path(task_hash))
 
     def load_value(self, task_hash: str, mmap: bool = False, fresh: bool = False) -> Any:
-        return encoding.load_value(self.result_path(task_hash), mmap=mmap, fresh=fresh)
+        return self._read(task_hash, fresh, lambda path: encoding.load_value(path, mmap=mmap, fresh=fresh),
+                          lambda name, body: encoding.decode(name, body)[0])
 
     def verify_result(self, task_hash: str, fresh: bool = False) -> None:
-        encoding.verify(self.result_path(task_hash), fresh=fresh)
+        self._read(task_hash, fresh, lambda path: encoding.verify(path, fresh=fresh), encoding.check)
 
     def result_meta(self, task_hash: str) -> dict:
-        return encoding.read_meta(self.result_path(task_hash))
+        return self._read(task_hash, False, encoding.read_meta,
+                          lambda name, body: encoding.parse_header(name, body, len(body)).meta)
 
     def remove_result(self, task_hash: str) -> bool:
-        return remove_file(self.result_path(task_hash))
+        removed = remove_file(self.result_path(task_hash))
+        return self.packs.remove(task_hash) or removed
 
     def finished_hashes(self) -> set[str]:
-        """Hashes of every stored result: one listing per shard, no stat per file."""
-        found: set[str] = set()
+        """Hashes of every stored result: one listing per shard, no stat per file, and what the packs
+        hold (their indexes read once, then what was appended since)."""
+        packs = self.packs
+        packs.index.refresh(full=True)
+        found = packs.index.hashes()
         try:
             shards = os.listdir(self.results_dir)
         except FileNotFoundError:
@@ -89,4 +142,6 @@ class Results:
         return found
 
     def present(self, hashes: Iterable[str]) -> set[str]:
-        return {h for h in hashes if opens(self.result_path(h))}
+        index = self.packs.index
+        index.refresh(full=True, fresh=True)
+        return {h for h in hashes if index.lookup(h) is not None or opens(self.result_path(h))}

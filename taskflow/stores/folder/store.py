@@ -3,6 +3,7 @@
     STORE/
       taskflow-store.json     format marker, written once
       results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
+      packs/<host>.<pid>.<n>.pack, .idx  small results kept together, and where each is (see packfile.py)
       failed/<hash>.json      failure record: exception, traceback, host, time
       locks/<hash>            claim of a running task (see claims.py)
       attempts/<hash>.<token>.json  an attempt at the task whose worker died (see attempts.py)
@@ -23,7 +24,9 @@ Writes are atomic: a result is written to an anonymous file (O_TMPFILE) and
 linked into place or, where the filesystem cannot, written to a uniquely named
 file in tmp/ and renamed into place (see writes.py); readers see a whole file
 or none, and a crashed writer leaves at most a temp file, which `taskflow
-cleanup` removes.
+cleanup` removes. A pack is only ever appended to, by its one writer, in
+self-checking records; a removed packed result is a tombstone record, and
+`taskflow pack` merges packs into a new one renamed into place (compact.py).
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from ..._version import __version__
 from ...errors import StoreAccessError, StoreError, UsageError
 from ..base import UNWRITABLE, Claims, Journal, Leftover, NewsReader, Store
 from .files import listing, write_atomic
+from .packed import Packs
 from .records import Records
 from .results import Results
 from .workers import WorkerFiles
@@ -45,8 +49,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MARKER = "taskflow-store.json"
-_OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "suspect", "damaged",
-                "complete", "STOP", "doctor", "doctor.json", "attempts", "workers"}
+_OWN_ENTRIES = {MARKER, "results", "packs", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "suspect",
+                "damaged", "complete", "STOP", "doctor", "doctor.json", "attempts", "workers"}
 
 
 class FolderStore(Results, Records, WorkerFiles, Store):
@@ -56,6 +60,8 @@ class FolderStore(Results, Records, WorkerFiles, Store):
         self.path = os.path.abspath(path)
         self.fsync = fsync
         self.results_dir = os.path.join(self.path, "results")
+        self.packs_dir = os.path.join(self.path, "packs")
+        self._packs: Packs | None = None
         self.failed_dir = os.path.join(self.path, "failed")
         self.locks_dir = os.path.join(self.path, "locks")
         self.tmp_dir = os.path.join(self.path, "tmp")
@@ -91,11 +97,16 @@ class FolderStore(Results, Records, WorkerFiles, Store):
 
     def location(self, kind: str, task_hash: str = "") -> str:
         places: dict[str, Callable[[], str]] = {
-            "store": lambda: self.path, "result": lambda: self.result_path(task_hash),
+            "store": lambda: self.path, "result": lambda: self._result_location(task_hash),
             "failure": lambda: self.failure_path(task_hash),
             "suspect": lambda: os.path.join(self.suspect_dir, task_hash), "damaged": lambda: self.damaged_dir,
             "stop": lambda: self.stop_file, "jobs": lambda: self.jobs_dir}
         return places[kind]()
+
+    def _result_location(self, task_hash: str) -> str:
+        packs = self._packs
+        place = None if packs is None else packs.index.lookup(task_hash)
+        return self.result_path(task_hash) if packs is None or place is None else packs.name(place)
 
     # -- layout ---------------------------------------------------------
 
@@ -165,7 +176,16 @@ class FolderStore(Results, Records, WorkerFiles, Store):
     def move_aside(self, task_hash: str) -> str | None:
         from .damage import move_aside
 
+        if self.packs.find(task_hash, fresh=True) is not None:
+            moved = self.packs.move_aside(task_hash, self.damaged_dir)
+            self.unmark_suspect(task_hash)
+            return moved
         return move_aside(self, task_hash)
+
+    def compact(self) -> dict[str, int]:
+        from .compact import compact
+
+        return compact(self)
 
     # -- claims, journals, leftovers ---------------------------------------
 
