@@ -29,6 +29,9 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
     the lease is shorter than the store needs (see `warn_if_lease_short`).
     """
     options = options or Options()
+    if not options.resource_defaults:
+        from .resources import project_defaults
+        options.resource_defaults = project_defaults(taskfile)
     if check_lease:
         warn_if_lease_short(store, options.lease)
     worker = Worker(store, options, reporter)

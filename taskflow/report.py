@@ -50,6 +50,8 @@ class Report:
     names: dict[str, NameReport]
     slowest: list[dict]  # metadata of the slowest tasks, slowest first
     metas: list[dict] = field(default_factory=list, repr=False)  # of every finished task, slowest first
+    walltime_skips: int = 0   # tasks workers did not start because they would not have finished in time
+    skipping_workers: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -59,6 +61,7 @@ class Report:
                       for name, r in self.names.items()},
             "slowest": [{k: m.get(k) for k in ("name", "hash", "duration", "host", "worker", "max_rss_bytes")}
                         for m in self.slowest],
+            "walltime_skips": self.walltime_skips,
         }
 
     def table(self) -> str:
@@ -78,6 +81,11 @@ class Report:
             for m in self.slowest:
                 rows.append(f"  {_secs(m.get('duration', 0)):>9}  {m.get('name')} {str(m.get('hash'))[:12]} "
                             f"on {m.get('host')} ({_mib(m.get('max_rss_bytes'))})")
+        if self.walltime_skips:
+            rows.append("")
+            rows.append(f"Walltime: {self.walltime_skips} time(s) a worker did not start a task that would not "
+                        f"have finished in the time it had left ({self.skipping_workers} worker(s)), rather than "
+                        "have it killed")
         return "\n".join(rows)
 
 
@@ -113,7 +121,9 @@ def report(tasks: Sequence[Task], store: Store, slowest: int = 10) -> Report:
         r.hosts[host] = r.hosts.get(host, 0) + 1
         metas.append(meta)
     metas.sort(key=lambda m: -float(m.get("duration") or 0.0))
-    return Report(names, metas[:slowest], metas)
+    skips = [w.record.get("walltime_skips") for w in store.worker_records()]
+    counted = [n for n in skips if isinstance(n, int) and n > 0]
+    return Report(names, metas[:slowest], metas, sum(counted), len(counted))
 
 
 _INDEXED = re.compile(r"^(?P<name>.+)\[(?P<i>\d+)\]$")
@@ -187,6 +197,7 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
             for key in ("host", "pid", "worker", "duration", "max_rss_bytes", "code", "version", "taskflow"):
                 if meta.get(key) is not None:
                     lines.append(f"{_LABELS.get(key, key):<10} {shown.get(key, str)(meta[key])}")
+            lines.extend(_attempt_lines(meta))
             lines.append(f"result     {store.location('result', task.hash)}")
         except CorruptResultError as e:
             from . import damage
@@ -196,9 +207,26 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
     if failure is not None:
         lines.append(f"failed     {failure.get('type')}: {failure.get('message')} "
                      f"on {failure.get('host')} (worker {failure.get('worker')})")
+        lines.extend(_attempt_lines(failure))
         lines.append(f"record     {store.location('failure', task.hash)}")
         lines.append(str(failure.get("traceback", "")).rstrip())
+    else:
+        deaths = store.deaths(task.hash)
+        if deaths:
+            lines.append(f"died       its worker died {len(deaths)} time(s) while running it: "
+                         + ", ".join(str((d.get("owner") or {}).get("worker", "?")) for d in deaths))
     return "\n".join(lines)
+
+
+def _attempt_lines(record: dict) -> list[str]:
+    """What a result's metadata or a failure record says of the attempts `retries=` made."""
+    earlier = record.get("earlier")
+    if not isinstance(earlier, list) or not earlier:
+        return []
+    lines = [f"attempts   {record.get('attempts', len(earlier) + 1)}"]
+    for i, e in enumerate(earlier, 1):
+        lines.append(f"  attempt {i} raised {e.get('type', '?')}: {e.get('message', '')}")
+    return lines
 
 
 _LABELS = {"max_rss_bytes": "peak mem"}

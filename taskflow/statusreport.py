@@ -46,6 +46,7 @@ class StatusReport:
     unconfirmed: int = 0  # results a sign says exist that the listing lacks: counts may lag
     finished_hashes: set = field(default_factory=set, repr=False)
     opened: set = field(default_factory=set, repr=False)  # confirmed by opening (see confirm.py)
+    ready_hashes: set = field(default_factory=set, repr=False)
 
     @property
     def all_finished(self) -> bool:
@@ -218,7 +219,8 @@ def compute(tasks: Sequence[Task], store: Store, complete: bool = True, details:
         for s in STATES:
             total[s] += row[s]
     return StatusReport(counts, total, running, stale, failed_list, complete, store, code_changed,
-                        len(found.suspect), len(found.unconfirmed), finished, found.opened)
+                        len(found.suspect), len(found.unconfirmed), finished, found.opened,
+                        {h for h, state in states.items() if state == "ready"})
 
 
 def status(taskfile: str, store: str | None = None, argv: Sequence[str] = (), details: bool = False) -> StatusReport:

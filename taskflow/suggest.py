@@ -23,6 +23,7 @@ from .resources import Resources, format_memory, parse
 from .schedulers.environment import parse_worker
 from .stores.base import Store
 from .units import format_duration
+from .worker.walltime import percentile
 
 TIME_MARGIN = 0.5      # +50 % on the longest runtime
 MIN_TIME = 60.0        # seconds: no scheduler request below a minute
@@ -30,12 +31,6 @@ MEMORY_MARGIN = 0.25   # +25 % on the highest peak memory
 MEMORY_STEP = 64       # megabytes
 MARGINS = (f"margin: +{TIME_MARGIN:.0%} on the longest runtime (at least {format_duration(MIN_TIME)}, whole "
            f"minutes), +{MEMORY_MARGIN:.0%} on the highest peak memory (in steps of {MEMORY_STEP}M)")
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least p % of the values at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def suggested_time(longest: float) -> float:

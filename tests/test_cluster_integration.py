@@ -334,20 +334,33 @@ def test_sge_array_task_environment(sge, tmp_path):
         assert job["cpus"] == 1 and job["memory"] == 1024 ** 3
 
 
-# Two resource classes: each gets its own array with its own request, and the graph finishes.
+# Two resource classes: each gets its own array with its own request, and the graph finishes;
+# a worker of the small class never takes a big task (it does not fit what it was given).
 CLASSES_TASKFILE = """
+import os
 import time
 from taskflow import TaskGenerator
+from taskflow.stores.identity import worker_id
+
+LOG = {log!r}
+
+
+def note(kind, i):
+    time.sleep(0.1)
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{{kind}}\\t{{worker_id()}}\\n".encode())
+    finally:
+        os.close(fd)
+    return i
 
 @TaskGenerator(resources={big})
 def big(i):
-    time.sleep(0.1)
-    return i
+    return note("big", i)
 
 @TaskGenerator(resources={small})
 def small(i):
-    time.sleep(0.1)
-    return i
+    return note("small", i)
 
 bigs = [big(i) for i in range(3)]
 smalls = [small(i) for i in range(6)]
@@ -355,7 +368,8 @@ smalls = [small(i) for i in range(6)]
 
 
 def submit_two_classes(scheduler, tmp_path: Path, big: dict, small: dict) -> dict[str, str]:
-    tf = write_taskfile(tmp_path, CLASSES_TASKFILE.format(big=big, small=small))
+    log = tmp_path / "classes.log"
+    tf = write_taskfile(tmp_path, CLASSES_TASKFILE.format(big=big, small=small, log=str(log)))
     proc = taskflow("submit", tf, "-n", "3", "--scheduler", scheduler.name, cwd=tmp_path)
     jobs = proc.stdout.split()
     assert len(jobs) == 2 and all(j.isdigit() for j in jobs), proc.stdout
@@ -371,6 +385,10 @@ def submit_two_classes(scheduler, tmp_path: Path, big: dict, small: dict) -> dic
                                         for p in (tmp_path / "taskfile.taskflow" / "jobs").glob("*.json"))}
     assert sorted(records) == sorted(jobs)
     assert {records[jobs[0]]["workers"], records[jobs[1]]["workers"]} == {1, 2}  # 3 by work: 3 tasks and 6
+    ran = [line.split("\t") for line in log.read_text().splitlines()]
+    assert sorted(kind for kind, _ in ran) == ["big"] * 3 + ["small"] * 6
+    big_job = jobs[0]  # the first class declared
+    assert all(worker.startswith(f"{scheduler.name}:{big_job}.") for kind, worker in ran if kind == "big"), ran
     taskflow("check", tf)
     return dict(zip(("big", "small"), (details[jobs[0]], details[jobs[1]]), strict=True))
 
@@ -389,3 +407,53 @@ def test_sge_two_resource_classes_two_arrays(sge, tmp_path):
     shown = submit_two_classes(sge, tmp_path, {"mem": "3G", "time": "20m"}, {"mem": "2G", "time": "10m"})
     assert re.search(r"h_vmem=3G", shown["big"]) and re.search(r"h_rt=1200", shown["big"]), shown["big"]
     assert re.search(r"h_vmem=2G", shown["small"]) and re.search(r"h_rt=600", shown["small"]), shown["small"]
+
+
+# A task that kills its worker (as the OOM killer would), beside tasks that finish.
+CRASHING = """
+import os
+
+from taskflow import Task
+
+
+def ok(i):
+    return i
+
+
+def crash():
+    os.kill(os.getpid(), 9)
+
+
+oks = [Task(ok, i) for i in range(3)]
+crashed = Task(crash)
+"""
+
+
+def kills_its_workers(scheduler, tmp_path: Path, said: str) -> None:
+    """Four array workers: three die running the task, the fourth records the failure, naming
+    each dead array task's end as the scheduler tells it (`said`, a pattern after the job)."""
+    tf = write_taskfile(tmp_path, CRASHING)
+    job = taskflow("submit", tf, "-n", "4", "--scheduler", scheduler.name, "--time", "5m",
+                   cwd=tmp_path).stdout.strip()
+    assert job.isdigit()
+    wait_gone(scheduler, job)
+    failed = taskflow("status", tf, "--failed", check=None).stdout
+    assert "WorkerDied: its worker died 3 times while running it: check memory and walltime" in failed, failed
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    [h] = store.failed_hashes()
+    record = store.load_failure(h)
+    assert record["attempts"] == 3 and record["worker"].startswith(f"{scheduler.name}:{job}.")
+    told = [d.get("scheduler", "") for d in record["died"]]
+    assert all(re.match(rf"{scheduler.name} job {job}\.\d: {said}", t) for t in told), told
+    assert len(store.finished_hashes()) == 3
+
+
+def test_slurm_a_task_that_kills_its_workers_is_failed_with_what_slurm_says(slurm, tmp_path):
+    # This cluster enforces no memory limit (TaskPlugin task/none, no cgroup) and keeps no
+    # accounting (scontrol answers): the state is FAILED with signal 9, where an enforcing one
+    # says OUT_OF_MEMORY.
+    kills_its_workers(slurm, tmp_path, r"FAILED \(ended with an error\), exit code 0:9")
+
+
+def test_sge_a_task_that_kills_its_workers_is_failed_with_what_qacct_says(sge, tmp_path):
+    kills_its_workers(sge, tmp_path, r"KILLED \(killed by a signal[^)]*\), exit_status 137.*maxvmem")

@@ -27,7 +27,8 @@ Exit codes:
   1    a task failed
   2    usage error, or the taskfile cannot be loaded
   3    tasks remain that this worker could not run
-       (--max-tasks, --max-time, --wait, a STOP file, SIGTERM)
+       (--max-tasks, --max-time, --wait, a STOP file, SIGTERM, or
+       only tasks left that do not fit it or its time left)
   4    the store could not be written or read (full disk, quota,
        permissions, read-only); the claim of the task at hand is given back
   130  interrupted with Ctrl-C"""

@@ -44,12 +44,16 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
     from ..jobs import status_lines
     for line in status_lines(s, report):
         click.echo(line)
+    from ..workerstatus import status_lines as worker_status_lines
+    for line in worker_status_lines(s, loaded.tasks, report.ready_hashes):
+        click.echo(line)
     if show_running:
         lines = running_lines(report)
         click.echo("\n".join(lines) if lines else "no task is running")
     if show_failed:
         for task, record in report.failed:
-            click.echo(f"{task.name} {task.hash[:12]}: {record.get('type', '?')}: {record.get('message', '')}"
+            tries = f" (after {record['attempts']} attempts)" if record.get("earlier") else ""
+            click.echo(f"{task.name} {task.hash[:12]}: {record.get('type', '?')}: {record.get('message', '')}{tries}"
                        f"\n    on {record.get('host', '?')}; traceback in {s.location('failure', task.hash)}")
         if not report.failed:
             click.echo("no task failed")

@@ -18,6 +18,9 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
               help=f"Run only tasks matching PATTERN and their dependencies; {TARGET_HELP}. Repeatable.")
 @click.option("--keep-going", is_flag=True, help="After a task fails, run everything that does not depend on it.")
 @click.option("--retry-failed", is_flag=True, help="Run tasks that failed before again.")
+@click.option("--max-attempts", type=click.IntRange(min=1), metavar="N",
+              help="Fail a task once its worker died N times while running it (killed for memory or "
+                   "walltime, a crash) [default: max-attempts of [tool.taskflow.execute], else 3].")
 @click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),
               default="300", show_default=True,
               help="Claims not renewed for this long are stale and taken over [env TASKFLOW_LEASE].")
@@ -40,12 +43,13 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
+@click.option("--share", hidden=True)
 @_handle_errors
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
-            retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
+            retry_failed: bool, max_attempts: int | None, lease: float, wait: float | None, max_tasks: int | None,
             max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
             gpus: int | None, quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
-            rank: str | None) -> None:
+            rank: str | None, share: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
@@ -67,12 +71,14 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
     lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
-    if cpus is not None or mem is not None or gpus is not None:
-        from ..capacity import capacity
-        given = capacity(cpus, mem, gpus)
-        log.debug("this worker may run: %s", given.describe())
-        if gpus is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(given.gpus)  # what its tasks may use
+    if max_attempts is None:
+        from ..config import configured_max_attempts
+        max_attempts = configured_max_attempts(taskfile) or 3
+    from ..capacity import capacity
+    given = capacity(cpus, mem, gpus)
+    log.debug("this worker may run: %s", given.describe())
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(given.gpus)  # what its tasks may use
     reporter: Reporter
     if progress_fd is not None:
         reporter = PipeReporter(progress_fd)
@@ -95,12 +101,24 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
             if on:
                 child.append(flag)
         for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time),
-                         ("--cpus", cpus), ("--mem", mem)):
+                         ("--cpus", cpus), ("--mem", mem), ("--max-attempts", max_attempts)):
             if val is not None:
                 child += [opt, str(val)]
-        if args:
-            child += ["--", *args]
-        sys.exit(run_pool(jobs, child, reporter, child_main=_run_forked_worker))
+        import shutil
+        import tempfile
+
+        from ..worker.share import create
+        # The machine the workers share: what declared resources of their tasks may add up to.
+        folder = tempfile.mkdtemp(prefix="taskflow-share-")
+        try:
+            create(folder, given.cpus, given.memory, given.gpus)
+            child += ["--share", folder]
+            if args:
+                child += ["--", *args]
+            code = run_pool(jobs, child, reporter, child_main=_run_forked_worker)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        sys.exit(code)
 
     worker_rank = worker_size = None
     if rank:
@@ -109,7 +127,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         worker_rank, worker_size = _array_rank()
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify)
+                      verify=verify, max_attempts=max_attempts, capacity=given, share=share,
+                      time_left=_walltime_left())
     summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
     if summary.outcome is Outcome.FINISHED:
         sys.exit(ExitCode.OK)
@@ -133,6 +152,20 @@ def _run_forked_worker(argv: list[str]) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else ExitCode.OK if e.code is None else ExitCode.FAILED
     return ExitCode.OK
+
+
+def _walltime_left() -> float | None:
+    """Seconds until the scheduler ends this worker's job: as its job script says, else as the
+    scheduler does; None outside a job, or where neither tells."""
+    from ..schedulers.environment import detect, time_left
+
+    told = os.environ.get("TASKFLOW_WALLTIME_LEFT")
+    if told:
+        try:
+            return float(told)
+        except ValueError:
+            log.warning("TASKFLOW_WALLTIME_LEFT=%s is not a number of seconds: ignored", told)
+    return time_left(detect())
 
 
 def _array_rank() -> tuple[int | None, int | None]:

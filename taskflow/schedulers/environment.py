@@ -251,3 +251,49 @@ def parse_worker(worker: str) -> tuple[str, str, str] | None:
     if not number:
         return None
     return m.group("scheduler"), number.group(0), m.group("task")
+
+
+def slurm_duration(text: str) -> float | None:
+    """Seconds in Slurm's `[D-]HH:MM:SS`, `MM:SS` or `MM`; None for UNLIMITED, INVALID and the like."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        return None
+    days = int(m.group(1) or 0)
+    parts = [int(p) for p in m.group(2, 3, 4) if p is not None]
+    if m.group(1) is not None:  # D-HH[:MM[:SS]]
+        parts += [0] * (3 - len(parts))
+        hours, minutes, seconds = parts
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    elif len(parts) == 2:
+        hours, (minutes, seconds) = 0, parts
+    else:
+        hours, minutes, seconds = 0, parts[0], 0
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def time_left(job: JobEnvironment, now: float | None = None) -> float | None:
+    """Seconds until the scheduler ends this job: from its environment where it tells the end (or
+    start and limit), else for Slurm from `squeue -o %L`; None where neither tells.
+
+    Grid Engine gives a running job neither its h_rt nor its start time in the environment, and
+    `qstat -j` shows h_rt but no start time: there the job script reads h_rt when the job starts
+    and hands it to the worker as `--max-time`.
+    """
+    left = job.time_left(now)
+    if left is not None:
+        return left
+    if job.walltime is not None:  # PBS tells the limit but not the start: the worker starts with the job
+        return job.walltime
+    if job.scheduler != "slurm" or not job.job_id:
+        return None
+    import subprocess  # only inside a Slurm job that does not tell its end
+
+    try:
+        proc = subprocess.run(["squeue", "-h", "-j", job.job_id, "-o", "%L"], capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.debug("cannot ask squeue for the time left: %s", e)
+        return None
+    lines = proc.stdout.split()
+    return slurm_duration(lines[0]) if proc.returncode == 0 and lines else None

@@ -29,7 +29,8 @@ day be packed many to a file, and one claim may cover a batch of tiny tasks;
 callers only ever ask by task hash.
 
 The interface is `Store` here, with its parts `results.ResultStore`,
-`records.RecordStore`, `claims.Claims` and `journals.Journal`/`NewsReader`.
+`records.RecordStore`, `claims.Claims`, `journals.Journal`/`NewsReader` and
+`workers.WorkerRecords`.
 
 Store objects pickle (they are opened again from `url`), and so do `Claim`
 objects: a claim may be taken in one process and renewed, checked and
@@ -47,9 +48,11 @@ from .claims import Claim, ClaimInfo, Claims
 from .journals import Journal, NewsReader
 from .records import RecordStore
 from .results import ResultStore
+from .workers import WorkerRecord, WorkerRecords
 
 __all__ = ["UNWRITABLE", "LEFTOVER_KINDS", "Claim", "ClaimInfo", "Claims", "Journal", "Leftover", "NewsReader",
-           "RecordStore", "ResultStore", "Store"]
+           "RecordStore", "ResultStore", "Store", "WorkerRecord",
+           "WorkerRecords"]
 
 # What a write into a store on a filesystem answers when it cannot be written at all, or no more.
 UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
@@ -67,7 +70,7 @@ class Leftover:
     key: str = field(default="", repr=False)  # the backend's name for it
 
 
-class Store(ResultStore, RecordStore):
+class Store(ResultStore, RecordStore, WorkerRecords):
     """A taskflow store. Making the object touches nothing; `ensure` creates the store.
 
     `taskflow.stores.open_store` makes one from a `--store` value.

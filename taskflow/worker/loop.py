@@ -17,15 +17,19 @@ from collections.abc import Callable
 
 from .. import confirm
 from ..errors import StoreAccessError
-from ..executors import executor_class
+from ..executors import Done, executor_class
 from ..memory import task_peak_bytes
 from ..signals import Signals, Terminated
 from ..stores.base import Store
 from ..stores.lease import Heartbeat
 from ..task import Task
 from .attempt import Attempts, InFlight
+from .fitting import Picker
 from .options import Options, Outcome, RunSummary
+from .presence import Presence
 from .reporter import Reporter
+from .share import MachineShare
+from .walltime import deadline
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ class Worker(Attempts):
         self.journal = store.journal()
         self.news = store.news()
         self.verified: set[str] = set()
+        o = self.options
+        self.picker = Picker(o.capacity, MachineShare(o.share) if o.share else None)
 
     def run(self, tasks: list[Task]) -> RunSummary:
         """Run what can be run of `tasks` (in declaration order, targets already selected) to the end.
@@ -78,6 +84,10 @@ class Worker(Attempts):
             confirm.record_complete(self.store, list(self.index), self.leases.worker)
             return summary
         self.store.ensure()
+        o = self.options
+        self.picker.begin(self.store, self.index, self.finished, deadline(self._started, o.max_time, o.time_left),
+                          o.resource_defaults)
+        presence = Presence(self.store, self.leases.worker, self.picker)
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))
         self._signals = Signals()
@@ -97,6 +107,8 @@ class Worker(Attempts):
                 for heartbeat in self.flight.heartbeats:
                     heartbeat.stop()
                 restore()
+                presence.stop()
+                self.picker.end_pass()
                 self.journal.close()
                 self.leases.close()
                 self.reporter.end()
@@ -138,9 +150,16 @@ class Worker(Attempts):
                 sleep, idle_since = IDLE_FIRST_SLEEP, None
                 continue
             # Nothing we can start: others are running tasks, or failures block the rest.
+            if self.picker.retry_deferred(self.ready):
+                continue
             if self._refresh():
                 continue
             if not self.elsewhere:
+                leaving = self.picker.leaving(self.index)
+                if leaving:
+                    log.warning("taking no new task: %s", leaving)
+                    if not self.failed:
+                        return Outcome.REMAINING
                 summary.blockers = sorted((self.index[h].name, h) for h in self.failed)
                 summary.blocked = self._remaining() - len(self.failed)
                 return Outcome.FAILED
@@ -158,6 +177,23 @@ class Worker(Attempts):
             finally:
                 self._signals.interruptible = False
             sleep = min(IDLE_MAX_SLEEP, sleep * 2)
+
+    def _attempt(self, h: str) -> None:
+        # Only what fits this worker, the machine's share left free and the time left (fitting.py).
+        if self.picker.take(self.index[h]):
+            super()._attempt(h)
+            self.picker.settle(self.flight.claims, self.ready)
+
+    def _complete(self, summary: RunSummary) -> bool:
+        go_on = super()._complete(summary)
+        self.picker.settle(self.flight.claims, self.ready)
+        return go_on
+
+    def _finish(self, done: Done, summary: RunSummary) -> bool:
+        go_on = super()._finish(done, summary)
+        if done.task.hash in self.finished:
+            self.picker.ran(done.task, done.seconds)  # what tasks of this name take, for the time left
+        return go_on
 
     def _drain(self, summary: RunSummary, outcome: Outcome) -> Outcome:
         """Stopping: take in what the executor is still running (its results and failures count) first."""

@@ -5,7 +5,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..capacity import Capacity
 from ..executors import DEFAULT as DEFAULT_EXECUTOR
+from ..resources import NONE, Resources
 from ..stores.lease import DEFAULT_LEASE
 
 
@@ -30,6 +32,11 @@ class Options:
     verify: bool = False             # check every finished result first (this worker's share of them)
     stop_files: tuple = ()           # more files that, like STOP, make the worker take no new task
     executor: str = DEFAULT_EXECUTOR  # what runs the claimed tasks: a name in taskflow.executors.EXECUTORS
+    max_attempts: int = 3            # a task whose worker died this many times is failed, not run again
+    capacity: Capacity | None = None  # what this worker may run (taskflow.capacity); None: anything
+    share: str | None = None          # folder of the machine share of `--jobs` siblings (worker/share.py)
+    time_left: float | None = None    # seconds until the scheduler ends this worker, from its start
+    resource_defaults: Resources = NONE  # [tool.taskflow.resources] of the taskfile's project
 
 
 @dataclass

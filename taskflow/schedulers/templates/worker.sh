@@ -35,6 +35,10 @@ if [ -n "$limit" ] && [ "$limit" -gt 0 ]; then
     fi
     max_time=$((limit - margin))
     [ "$max_time" -ge 0 ] || max_time=0
+    # The whole time left, for the worker to judge which tasks can still finish in it.
+    export TASKFLOW_WALLTIME_LEFT=$limit
+else
+    unset TASKFLOW_WALLTIME_LEFT
 fi
 
 echo "taskflow: {{scheduler}} job $job task $task on $(hostname) at $(date '+%Y-%m-%d %H:%M:%S');" \

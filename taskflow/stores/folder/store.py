@@ -5,6 +5,7 @@
       results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
       failed/<hash>.json      failure record: exception, traceback, host, time
       locks/<hash>            claim of a running task (see claims.py)
+      attempts/<hash>.<token>.json  an attempt at the task whose worker died (see attempts.py)
       tmp/                    files being written; renamed into place when complete
       clock/                  files touched to read the filesystem's own time (see clock.py)
       done/<host>.<pid>.<n>   journal of one worker: the tasks it finished, for other clients (see journal.py)
@@ -13,6 +14,7 @@
       suspect/<hash>          a result some command found damaged: checked again by the next execute
       damaged/<hash>.<host>.<pid>.<random>  damaged results moved aside by execute or check --verify, for a human
       complete/<digest>       a worker saw every task of one graph finished (a hint for other clients)
+      workers/<worker>.json   what each worker may run and what it skipped, refreshed while it runs (see workers.py)
       doctor/                 scratch folders of a running `taskflow doctor`
       doctor.json             what `taskflow doctor` measured and recommends (see fsneeds.py)
       STOP                    if present, workers take no new task
@@ -37,16 +39,17 @@ from ..base import UNWRITABLE, Claims, Journal, Leftover, NewsReader, Store
 from .files import listing, write_atomic
 from .records import Records
 from .results import Results
+from .workers import WorkerFiles
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 MARKER = "taskflow-store.json"
 _OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "suspect", "damaged",
-                "complete", "STOP", "doctor", "doctor.json"}
+                "complete", "STOP", "doctor", "doctor.json", "attempts", "workers"}
 
 
-class FolderStore(Results, Records, Store):
+class FolderStore(Results, Records, WorkerFiles, Store):
     """A taskflow store folder. Creating the object touches nothing on disk."""
 
     def __init__(self, path: str, fsync: bool = False):
@@ -65,6 +68,8 @@ class FolderStore(Results, Records, Store):
         self.damaged_dir = os.path.join(self.path, "damaged")
         self.complete_dir = os.path.join(self.path, "complete")
         self.doctor_dir = os.path.join(self.path, "doctor")
+        self.attempts_dir = os.path.join(self.path, "attempts")
+        self.workers_dir = os.path.join(self.path, "workers")
         self.taskfile: str | None = None
         self._ready = False
         self._format_ok = False

@@ -7,6 +7,8 @@
     P:failed                  hash: task hash -> failure record (JSON)
     P:claim:<hash>            claim of a running task (see claims.py); expires unless renewed
     P:claims                  set of hashes that may be claimed: listing claims needs no SCAN
+    P:holders                 hash: task hash -> the claim made last on it, until released
+    P:died                    hash: "<task hash>:<token>" -> an attempt whose worker died (deaths.py)
     P:journals                hash: journal name -> its writer (host, boot, pid) and last write
     P:done:<writer>           stream of the hashes one worker finished: its journal
     P:code:<name>             set of code tags that produced results of a task name
@@ -14,6 +16,7 @@
     P:damaged:<hash>:<writer> a damaged result moved aside, for a human
     P:complete                hash: graph digest -> who saw every task of it finished
     P:STOP                    present: workers take no new task
+    P:workers                 hash: worker id -> its record (JSON, with the server's time it was published)
 
 `<writer>` is host.pid.random, as in the names of a folder store's temp files,
 so that `taskflow cleanup` can tell whose it was.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 class Keys:
     __slots__ = ("prefix", "marker", "finished", "failed", "claims", "journals", "suspect", "complete", "stop",
+                 "holders", "died", "workers",
                  "_result", "_claim")
 
     def __init__(self, prefix: str):
@@ -31,10 +35,13 @@ class Keys:
         self.finished = f"{prefix}:finished"
         self.failed = f"{prefix}:failed"
         self.claims = f"{prefix}:claims"
+        self.holders = f"{prefix}:holders"
+        self.died = f"{prefix}:died"
         self.journals = f"{prefix}:journals"
         self.suspect = f"{prefix}:suspect"
         self.complete = f"{prefix}:complete"
         self.stop = f"{prefix}:STOP"
+        self.workers = f"{prefix}:workers"
         self._result = f"{prefix}:r:"
         self._claim = f"{prefix}:claim:"
 
@@ -45,6 +52,10 @@ class Keys:
 
     def claim(self, task_hash: str) -> str:
         return self._claim + task_hash
+
+    def claiming(self, task_hash: str) -> list[str]:
+        """The keys of the scripts that make a claim: it, the claims set, holders, died."""
+        return [self._claim + task_hash, self.claims, self.holders, self.died]
 
     @property
     def claim_prefix(self) -> str:

@@ -36,10 +36,12 @@ from .connection import Connection
 from .journal import RedisJournal, RedisNews, journaled
 from .keys import Keys
 from . import leftovers
+from .deaths import Deaths
 from .recordmethods import RecordMethods
 from .records import Records
 from .results import Results
 from .url import RedisAddress, parse
+from .workers import WorkerFields
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 _KEEPS_KEYS = {"noeviction"}
 
 
-class RedisStore(RecordMethods, Store):
+class RedisStore(Deaths, RecordMethods, WorkerFields, Store):
     """A taskflow store under one prefix of one Redis database. Making the object connects nowhere."""
 
     def __init__(self, address: RedisAddress, fsync: bool = False):
