@@ -48,6 +48,14 @@ class UsageError(TaskflowError):
     """A command-line option or API argument is invalid."""
 
 
+class ExtraMissingError(UsageError):
+    """An option needs an optional extra of taskflow that is not installed (`pip install 'taskflow[X]'`)."""
+
+    def __init__(self, message: str, extra: str | None = None):
+        self.extra = extra
+        super().__init__(message)
+
+
 class NoTaskMatchesError(UsageError):
     """A task-selection pattern (see taskflow.selection) matches no task."""
 

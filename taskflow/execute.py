@@ -8,6 +8,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from . import taskfile as taskfile_module
 from .progress import replay
@@ -20,13 +21,23 @@ from .worker import Options, Outcome, Reporter, RunSummary, Worker
 log = logging.getLogger(__name__)
 
 
+class Runner(Protocol):
+    """What runs one pass over the selected tasks: a Worker, or taskflow.dask's DaskRunner."""
+
+    reporter: Reporter
+
+    def run(self, tasks: list[Task]) -> RunSummary: ...
+
+
 def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Options | None = None,
-            reporter: Reporter | None = None, check_lease: bool = True) -> RunSummary:
+            reporter: Reporter | None = None, check_lease: bool = True, runner: Runner | None = None) -> RunSummary:
     """Run tasks of `taskfile` until all are finished or this worker must stop.
 
     Reloads the taskfile each time what a barrier waits for is finished, so
     one call goes through every barrier. With `check_lease`, first warns when
     the lease is shorter than the store needs (see `warn_if_lease_short`).
+    `runner` runs each pass instead of a Worker of this process (taskflow.dask's
+    DaskRunner), with the same options and reporter.
     """
     options = options or Options()
     if not options.resource_defaults:
@@ -34,7 +45,7 @@ def execute(taskfile: str, store: Store, argv: Sequence[str] = (), options: Opti
         options.resource_defaults = project_defaults(taskfile)
     if check_lease:
         warn_if_lease_short(store, options.lease)
-    worker = Worker(store, options, reporter)
+    worker: Runner = runner or Worker(store, options, reporter)
     total = RunSummary(Outcome.FINISHED, already_finished=True)
     stopped_at = None  # (barriers passed, tasks declared) where the last pass stopped
     while True:

@@ -25,7 +25,8 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0    every task finished
   1    a task failed
-  2    usage error, or the taskfile cannot be loaded
+  2    usage error, or the taskfile cannot be loaded (with --dask:
+       taskflow[dask] not installed, or no Dask scheduler answers)
   3    tasks remain that this worker could not run
        (--max-tasks, --max-time, --wait, a STOP file, SIGTERM, or
        only tasks left that do not fit it or its time left)

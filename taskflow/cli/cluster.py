@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from ..errors import ExitCode
+from ..errors import ExitCode, UsageError
 from ..schedulers import SCHEDULERS
 from .base import _common, _configure_logging, _duration, _handle_errors, _open_store, _store_option, main
 
@@ -29,10 +29,15 @@ Exit codes:
   2    usage error, the taskfile cannot be loaded, a bad resources= value,
        no scheduler found, or the scheduler rejected a job or answered
        something unreadable (that job is not recorded; the job ids of
-       classes submitted before it are printed)
-  4    the store could not be written"""
+       classes submitted before it are printed); with --dask also a
+       missing taskflow[dask] extra
+  4    the store could not be written
+With --dask, the exit codes of `taskflow execute`: 0 every task finished,
+1 a task failed, 3 tasks remain (STOP, SIGTERM), 130 Ctrl-C."""
 
 if TYPE_CHECKING:
+    from ..stores.base import Store
+    from ..submit import SubmitOptions
     from ..wait import Progress
 
 WAIT_EPILOG = """\b
@@ -57,6 +62,10 @@ Exit codes:
 @click.option("--queue", metavar="QUEUE", help="Queue (SGE, PBS) or partition (Slurm).")
 @click.option("--name", metavar="NAME", help="Job name [default: taskflow-<taskfile stem>].")
 @click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
+@click.option("--dask", "dask", is_flag=True,
+              help="Start the -n workers as Dask workers (one batch job each, through dask-jobqueue), run the "
+                   "graph on them from here, and release the jobs at the end or on Ctrl-C/SIGTERM; exits as "
+                   "`taskflow execute` does [needs taskflow[dask]].")
 @click.option("--arg", "taskfile_args", multiple=True, metavar="ARG",
               help="An argument for the taskfile (its sys.argv[1:]), as after `--` in execute. Repeatable.")
 @click.option("--log-dir", metavar="DIR",
@@ -69,7 +78,8 @@ Exit codes:
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
            walltime: str | None, mem: str | None, cpus: int | None, queue: str | None, name: str | None, dry_run: bool,
-           taskfile_args: tuple, log_dir: str | None, store: str | None, verbose: bool, debug: bool) -> None:
+           dask: bool, taskfile_args: tuple, log_dir: str | None, store: str | None, verbose: bool,
+           debug: bool) -> None:
     """Submit workers for FILE as array jobs (SGE, Slurm or PBS), one per resource class.
 
     Groups the unfinished tasks by their resources= (cpus, mem, gpus, time;
@@ -96,6 +106,8 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
     s = _open_store(taskfile, store)
     options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
                               cpus=cpus, queue=queue, name=name, extra=scheduler_args)
+    if dask:
+        _submit_dask(taskfile, s, options, taskfile_args, log_dir, dry_run)
     classes = prepare_classes(taskfile, s, options, taskfile_args=taskfile_args, log_dir=log_dir)
     for prepared in classes:
         about = (f"{prepared.workers} worker(s) for {prepared.tasks} unfinished task(s) with "
@@ -113,6 +125,35 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
             click.echo(f"taskflow: {record.describe()}: {about}", err=True)
     if not dry_run:
         click.echo(f"taskflow: follow it with `taskflow status {taskfile}` or `taskflow wait {taskfile}`", err=True)
+
+
+def _submit_dask(taskfile: str, store: Store, options: SubmitOptions, taskfile_args: tuple, log_dir: str | None,
+                 dry_run: bool) -> NoReturn:
+    """`submit --dask`: the Dask workers' jobs, the run on them, their exit code."""
+    import os
+
+    from ..dask.run import submit_on_dask
+    from ..progress import LogReporter, TerminalReporter
+    from ..signals import Terminated
+    from ..stores.lease import DEFAULT_LEASE, check_lease
+    from ..units import parse_duration
+    from ..worker import Options
+    from .running import _exit_for
+
+    if dry_run:
+        raise UsageError("--dry-run cannot be combined with --dask: the Dask workers' job script is written "
+                         "by dask-jobqueue when they start (it is kept in the store's jobs folder)")
+    lease = DEFAULT_LEASE
+    if os.environ.get("TASKFLOW_LEASE"):
+        lease = check_lease(parse_duration(os.environ["TASKFLOW_LEASE"], "TASKFLOW_LEASE"), "TASKFLOW_LEASE")
+    reporter = TerminalReporter() if sys.stderr.isatty() else LogReporter()
+    try:
+        summary = submit_on_dask(taskfile, store, options, taskfile_args, Options(lease=lease), reporter, log_dir,
+                                 on_submitted=lambda record: click.echo(record.job_id))
+    except Terminated:
+        click.echo("taskflow: terminated; the Dask worker jobs are released", err=True)
+        sys.exit(ExitCode.REMAINING)
+    _exit_for(summary, None)
 
 
 class _ProgressPrinter:

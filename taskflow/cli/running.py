@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors,
                    _open_store, log, main)
+
+if TYPE_CHECKING:
+    from ..worker import RunSummary
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -40,6 +44,9 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
               "allocation, else this machine's].")
 @click.option("--gpus", type=click.IntRange(min=0),
               help="GPUs this worker was given: its tasks see the first N of CUDA_VISIBLE_DEVICES.")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run the tasks on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for N "
+                   "worker processes here; claims and results stay in the store [needs taskflow[dask]].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
@@ -48,8 +55,8 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
             retry_failed: bool, max_attempts: int | None, lease: float, wait: float | None, max_tasks: int | None,
             max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
-            gpus: int | None, quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
-            rank: str | None, share: str | None) -> None:
+            gpus: int | None, dask_address: str | None, quiet: bool, verbose: bool, debug: bool,
+            progress_fd: int | None, rank: str | None, share: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
@@ -61,11 +68,11 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     Example:
       taskflow execute taskfile.py --jobs 4 -- --input data.csv
     """
-    from ..execute import blocked_message, run_pool
+    from ..execute import run_pool
     from ..execute import execute as run_execute
     from ..stores.lease import check_lease
     from ..progress import LogReporter, PipeReporter, TerminalReporter
-    from ..worker import Options, Outcome, Reporter
+    from ..worker import Options, Reporter
 
     _configure_logging(verbose, quiet and not verbose)
     from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
@@ -88,6 +95,18 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         reporter = TerminalReporter()
     else:
         reporter = LogReporter()
+
+    if dask_address is not None:
+        from ..dask.run import check_options, execute_on_dask
+        check_options(jobs=jobs, wait=wait, max_tasks=max_tasks, max_time=max_time, cpus=cpus, mem=mem, gpus=gpus)
+        from ..signals import Terminated
+        options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
+                          verify=verify)
+        try:
+            summary = execute_on_dask(taskfile, s, dask_address, args, options, reporter)
+        except Terminated:  # while the cluster started or stopped; in a pass it is the summary's outcome
+            sys.exit(ExitCode.REMAINING)
+        _exit_for(summary, progress_fd)
 
     if jobs > 1:
         from ..execute import warn_if_lease_short
@@ -129,7 +148,14 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
                       verify=verify, max_attempts=max_attempts, capacity=given, share=share,
                       time_left=_walltime_left())
-    summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
+    _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
+
+
+def _exit_for(summary: RunSummary, progress_fd: int | None) -> NoReturn:
+    """Exit as `execute` does after a run that ended with `summary`."""
+    from ..execute import blocked_message
+    from ..worker import Outcome
+
     if summary.outcome is Outcome.FINISHED:
         sys.exit(ExitCode.OK)
     if summary.outcome is Outcome.FAILED or summary.failed:  # a failure outranks work left over
