@@ -159,7 +159,8 @@ def _xxhash_module() -> Any:
 
 def preferred() -> str:
     """The checksum new results get: XXH3 with xxhash installed, else CRC-32."""
-    return XXH3 if _xxhash_module() else CRC32
+    # Asked once per result written: the import is looked up only the first time.
+    return XXH3 if (_xxhash if _xxhash is not None else _xxhash_module()) else CRC32
 
 
 class _Crc32:

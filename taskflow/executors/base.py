@@ -106,20 +106,14 @@ def run_task(task: Task, inputs: Inputs, signals: Signals | None = None) -> Done
     (SystemExit included) is its failure, except an input that cannot be
     read (InputUnreadable), whose StoreError propagates too.
     """
-    if callable(inputs):
-        lookup = inputs
-    else:
-        values = inputs
-        lookup = lambda dep: values[dep.hash]  # noqa: E731
     started = time.time()
     t0 = time.monotonic()
     try:
         if signals is not None:
             signals.allow()
         try:
-            loaded: dict[str, Any] = {}  # each input once, however often the arguments name it
-            value = task.run(lambda dep: loaded[dep.hash] if dep.hash in loaded
-                             else loaded.setdefault(dep.hash, lookup(dep)))
+            # Most tasks have no dependencies: no lookup closures for them.
+            value = task.run(_once(inputs) if task.deps else _no_inputs)
         finally:
             if signals is not None:
                 signals.interruptible = False  # first thing: no call may come before it
@@ -133,6 +127,21 @@ def run_task(task: Task, inputs: Inputs, signals: Signals | None = None) -> Done
     except BaseException as e:  # a task's SystemExit is the task failing
         return Done(task, started, time.monotonic() - t0, task_peak_bytes(), failure=Failure.of(e))
     return Done(task, started, seconds, task_peak_bytes(), value)
+
+
+def _no_inputs(dep: Task) -> Any:
+    raise AssertionError(f"a task without dependencies asked for the input {dep.hash}")
+
+
+def _once(inputs: Inputs) -> Callable[[Task], Any]:
+    """The lookup `Task.run` gets: each input asked for once, however often the arguments name it."""
+    if callable(inputs):
+        lookup = inputs
+    else:
+        values = inputs
+        lookup = lambda dep: values[dep.hash]  # noqa: E731
+    loaded: dict[str, Any] = {}
+    return lambda dep: loaded[dep.hash] if dep.hash in loaded else loaded.setdefault(dep.hash, lookup(dep))
 
 
 class Executor(ABC):

@@ -90,7 +90,7 @@ class FolderClaims(Claims):
         # "started" is the owner's wall clock, for people; "fs_started" the filesystem's,
         # which every host can compare with its own reading of that clock.
         return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, '
-                f'"fs_started": {self.now():.3f}, "task": {json.dumps(task_hash)}, '
+                f'"fs_started": {self._fs.now():.3f}, "task": {json.dumps(task_hash)}, '
                 f'"token": "{token}"}}').encode()
 
     def create(self, task_hash: str) -> FolderClaim | None:
@@ -170,7 +170,7 @@ class FolderClaims(Claims):
         renewing (see takeover.move_away). The age is taken on a clock that runs
         on while the process is stopped and the machine is suspended.
         """
-        c = _own(claim)
+        c = claim if isinstance(claim, FolderClaim) else _own(claim)  # no call in the usual case: once per task
         if c.lost:
             return False
         if self.young(c):
@@ -228,7 +228,7 @@ class FolderClaims(Claims):
         the worker that took over. A claim still young after the move was ours
         when moved (see `holds`); an older one is read again.
         """
-        c = _own(claim)
+        c = claim if isinstance(claim, FolderClaim) else _own(claim)  # as in holds
         vanished = ("not releasing the claim on %s: its claim file vanished (deleted from the store, "
                     "or taken over and released)")
         size = len(c.content) + 1

@@ -45,7 +45,7 @@ class FolderJournal(BatchedJournal):
         return self.path
 
     def _write(self, hashes: list[str]) -> None:
-        data = "".join(h + "\n" for h in hashes).encode()
+        data = ("\n".join(hashes) + "\n").encode() if hashes else b""  # a join, not a generator: a batch is large
         if self._fd is None:
             os.makedirs(self.store.done_dir, exist_ok=True)
             self.path = os.path.join(self.store.done_dir, f"{HOST}.{process.pid}.{process.unique()}")
