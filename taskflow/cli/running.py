@@ -37,6 +37,9 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
               "allocation, else this machine's].")
 @click.option("--gpus", type=click.IntRange(min=0),
               help="GPUs this worker was given: its tasks see the first N of CUDA_VISIBLE_DEVICES.")
+@click.option("--ipp", "ipp", is_flag=False, flag_value="default", metavar="[PROFILE|CONNECTION_FILE]",
+              help="Run the tasks on the engines of a running ipyparallel cluster: its profile, or its "
+                   "ipcontroller-client.json [default profile]. Needs taskflow[ipp].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
@@ -44,7 +47,7 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
             retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
             max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
-            gpus: int | None, quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
+            gpus: int | None, ipp: str | None, quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
             rank: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
@@ -83,6 +86,13 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     else:
         reporter = LogReporter()
 
+    executor: dict = {}
+    if ipp is not None:
+        if jobs > 1:
+            raise click.UsageError("--ipp runs the tasks on the cluster's engines: give --jobs or --ipp, not both")
+        from ..engine import spec_for
+        executor = {"executor": "ipp", "executor_args": {"spec": spec_for(taskfile, s, lease, args, fsync),
+                                                         "cluster": None if ipp == "default" else ipp}}
     if jobs > 1:
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
@@ -109,7 +119,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         worker_rank, worker_size = _array_rank()
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify)
+                      verify=verify, **executor)
     summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
     if summary.outcome is Outcome.FINISHED:
         sys.exit(ExitCode.OK)

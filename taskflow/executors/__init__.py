@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .base import Done, Executor, Failure, InputGone, InputUnreadable, Job, run_task
+from .ipp import IppExecutor
 from .local import LocalExecutor
 
 DEFAULT = "local"
 
 # Every executor, by the name `execute` knows it by.
-EXECUTORS: dict[str, type[Executor]] = {LocalExecutor.name: LocalExecutor}
+EXECUTORS: dict[str, type[Executor]] = {LocalExecutor.name: LocalExecutor, IppExecutor.name: IppExecutor}
 
 
 def executor_class(name: str) -> type[Executor]:

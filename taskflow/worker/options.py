@@ -30,6 +30,7 @@ class Options:
     verify: bool = False             # check every finished result first (this worker's share of them)
     stop_files: tuple = ()           # more files that, like STOP, make the worker take no new task
     executor: str = DEFAULT_EXECUTOR  # what runs the claimed tasks: a name in taskflow.executors.EXECUTORS
+    executor_args: dict = field(default_factory=dict)  # keyword arguments of that executor (--ipp's cluster)
 
 
 @dataclass
