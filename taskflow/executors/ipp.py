@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'taskflow[ipp]'"
 FIRST_ENGINE_WAIT = 600.0  # seconds to wait for a first engine (engines started as batch jobs may queue)
+CHECK_ENGINES_EVERY = 30.0  # seconds without a finished task after which the executor looks for engines
 JOBS_PER_ENGINE = 2  # tasks handed out per engine: one running, one queued at the controller
 
 
@@ -143,26 +144,35 @@ class IppExecutor(Executor):
         self._running[future] = job
 
     def complete(self) -> list[Done]:
-        self.signals.allow()
-        try:
-            finished, _ = concurrent.futures.wait(list(self._running),
-                                                  return_when=concurrent.futures.FIRST_COMPLETED)
-        finally:
-            self.signals.interruptible = False
+        waited = 0.0
+        while True:
+            self.signals.allow()
+            try:
+                finished, _ = concurrent.futures.wait(list(self._running), timeout=CHECK_ENGINES_EVERY,
+                                                      return_when=concurrent.futures.FIRST_COMPLETED)
+            finally:
+                self.signals.interruptible = False
+            if finished:
+                break
+            waited += CHECK_ENGINES_EVERY
+            if not self.client.ids:  # every engine died or left: the tasks wait at the controller
+                log.warning("no ipyparallel engine is connected: %d tasks wait at the controller (%.0fs so far)",
+                            len(self._running), waited)
         return [self._done(self._running.pop(future), future) for future in finished]
 
     def _done(self, job: Job, future: Any) -> Done:
         ipp = import_ipyparallel()
         try:
             report = future.get()
-        except ipp.error.RemoteError as e:  # not the task's (attempt records those): taskflow's on the engine
-            raise EngineError(f"on an ipyparallel engine, attempting {job.task.name}: "
-                              f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}") from None
-        except ipp.error.EngineError as e:
+        except (ipp.error.RemoteError, ipp.error.EngineError) as e:
+            name = getattr(e, "ename", type(e).__name__)
+            if name != "EngineError":  # not the task's (attempt records those): taskflow's on the engine
+                raise EngineError(f"on an ipyparallel engine, attempting {job.task.name}: {name}: "
+                                  f"{getattr(e, 'evalue', e)}") from None
             # The engine died with the task: its claim goes stale like any dead worker's, and the
             # worker takes the task over once it has.
-            log.warning("the ipyparallel engine running %s (%s) died: %s; its claim goes stale and the task "
-                        "runs again", job.task.name, job.task.hash[:12], e)
+            log.warning("the ipyparallel engine running %s (%s) died (%s); its claim goes stale and the task "
+                        "runs again", job.task.name, job.task.hash[:12], getattr(e, "evalue", e))
             return Done(job.task, time.time(), settled=TAKEN)
         settled, started, seconds, peak, detail = report
         if settled == RAISED:
