@@ -56,6 +56,9 @@ Exit codes:
 @click.option("--cpus", type=click.IntRange(min=1), help="Cpus per worker.")
 @click.option("--queue", metavar="QUEUE", help="Queue (SGE, PBS) or partition (Slurm).")
 @click.option("--name", metavar="NAME", help="Job name [default: taskflow-<taskfile stem>].")
+@click.option("--via", type=click.Choice(["command", "drmaa"]), default="command", show_default=True,
+              help="Submit with the scheduler's command (qsub, sbatch), or through its DRMAA library "
+                   "(needs taskflow[drmaa] and the site's libdrmaa; DRMAA_LIBRARY_PATH).")
 @click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
 @click.option("--arg", "taskfile_args", multiple=True, metavar="ARG",
               help="An argument for the taskfile (its sys.argv[1:]), as after `--` in execute. Repeatable.")
@@ -69,7 +72,8 @@ Exit codes:
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
            walltime: str | None, mem: str | None, cpus: int | None, queue: str | None, name: str | None, dry_run: bool,
-           taskfile_args: tuple, log_dir: str | None, store: str | None, verbose: bool, debug: bool) -> None:
+           taskfile_args: tuple, log_dir: str | None, via: str, store: str | None, verbose: bool,
+           debug: bool) -> None:
     """Submit workers for FILE as array jobs (SGE, Slurm or PBS), one per resource class.
 
     Groups the unfinished tasks by their resources= (cpus, mem, gpus, time;
@@ -96,6 +100,7 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
     s = _open_store(taskfile, store)
     options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
                               cpus=cpus, queue=queue, name=name, extra=scheduler_args)
+    options.via = via
     classes = prepare_classes(taskfile, s, options, taskfile_args=taskfile_args, log_dir=log_dir)
     for prepared in classes:
         about = (f"{prepared.workers} worker(s) for {prepared.tasks} unfinished task(s) with "
