@@ -162,6 +162,7 @@ class Prepared:
     workers: int = 0              # its array size
     tasks: int = 0                # unfinished tasks of its class when it was prepared
     log_dir: str = ""             # where its array tasks write their logs
+    files: dict[str, str] = field(default_factory=dict)  # written beside the script (HTCondor's description)
 
     def shell_command(self) -> str:
         return shlex.join(self.command)
@@ -206,7 +207,7 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
     else:
         command = [scheduler.submit_command, *scheduler.submit_args(script_path, workers, options.extra)]
     return Prepared(scheduler, options, taskfile, store, text, script_path, command, resources, workers, tasks,
-                    logs)
+                    logs, scheduler.submit_files(spec, script_path, workers))
 
 
 @dataclass
@@ -292,6 +293,9 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
     with open(path, "w", encoding="utf-8") as f:
         f.write(prepared.script_text)
     os.chmod(path, 0o755)
+    for other, text in prepared.files.items():
+        with open(other, "w", encoding="utf-8") as f:
+            f.write(text)
     try:
         # Every scheduler's job script hands the submitting environment to the job: what the
         # store's url leaves out (a password) reaches the workers that way, never in the script.
@@ -303,7 +307,8 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
         else:
             job_id = _run(scheduler, [program, *prepared.command[1:]], prepared.store.worker_environment())
     except BaseException:
-        _unlink(path)
+        for written in (path, *prepared.files):
+            _unlink(written)
         raise
     record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
                             workers=prepared.workers or prepared.options.workers,

@@ -74,7 +74,7 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
            walltime: str | None, mem: str | None, cpus: int | None, queue: str | None, name: str | None, dry_run: bool,
            taskfile_args: tuple, log_dir: str | None, via: str, store: str | None, verbose: bool,
            debug: bool) -> None:
-    """Submit workers for FILE as array jobs (SGE, Slurm or PBS), one per resource class.
+    """Submit workers for FILE as array jobs (SGE, Slurm, PBS or HTCondor), one per resource class.
 
     Groups the unfinished tasks by their resources= (cpus, mem, gpus, time;
     --time/--mem/--cpus for those that declare none) and writes one job
@@ -109,6 +109,10 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
             if len(classes) > 1:
                 click.echo(f"# taskflow submit --dry-run: resource class {about}")
             click.echo(prepared.script_text, nl=False)
+            for other, text in prepared.files.items():
+                click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path}, and "
+                           f"this to {other}:")
+                click.echo(text, nl=False)
             click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:")
             click.echo(prepared.shell_command())
             continue

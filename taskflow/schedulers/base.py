@@ -198,6 +198,11 @@ class Scheduler(abc.ABC):
 
     # -- submitting ------------------------------------------------------------
 
+    def submit_files(self, spec: ScriptSpec, script_path: str, workers: int) -> dict[str, str]:
+        """Files to write beside the job script before submitting it, path to text (HTCondor's submit
+        description); none for a scheduler whose script carries its own directives."""
+        return {}
+
     def directives(self, script: str) -> list[str]:
         """The options of the script's directive lines (`#$ -l h_rt=1:00:00` gives `-l`, `h_rt=1:00:00`),
         for a submission that does not read them (DRMAA's native specification)."""
