@@ -132,6 +132,17 @@ def attempt(spec: EngineSpec, task_hash: str, take_over: bool = False,
         return RAISED, 0.0, 0.0, 0, e
 
 
+def attempt_all(spec: EngineSpec, items: list[tuple[str, bool, float | None]]) -> list[tuple]:
+    """`attempt` for each (hash, take_over, retry_cutoff), in order: one message for several short tasks.
+    Stops after a RAISED report, which is then the last."""
+    reports = []
+    for task_hash, take_over, retry_cutoff in items:
+        reports.append(attempt(spec, task_hash, take_over, retry_cutoff))
+        if reports[-1][0] == RAISED:
+            break
+    return reports
+
+
 def _attempt(s: Session, task_hash: str, take_over: bool, retry_cutoff: float | None) -> tuple:
     task = s.task(task_hash)
     store, claims = s.store, s.claims

@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'taskflow[ipp]'"
 FIRST_ENGINE_WAIT = 600.0  # seconds to wait for a first engine (engines started as batch jobs may queue)
 CHECK_ENGINES_EVERY = 30.0  # seconds without a finished task after which the executor looks for engines
-JOBS_PER_ENGINE = 2  # tasks handed out per engine: one running, one queued at the controller
+# Tasks handed out per engine at most, running or queued at the controller. Short tasks go in
+# batches, one message for several: a round trip through the controller costs milliseconds.
+JOBS_PER_ENGINE = 32
+BATCH_SECONDS = 0.05  # a batch holds about this much work, by the tasks' times so far
+PER_TASK_SECONDS = 0.0005  # what an engine spends on a task besides running it: claim, save, release
 
 
 class TaskRaised(Exception):
@@ -106,9 +110,9 @@ class IppExecutor(Executor):
         if spec is None:
             raise EngineError("the ipp executor needs the taskfile and store its engines work on "
                               "(taskflow execute FILE --ipp)")
-        from ..engine import attempt  # shipped by reference: engines import taskflow.engine
+        from ..engine import attempt_all  # shipped by reference: engines import taskflow.engine
 
-        self._attempt = attempt
+        self._attempt = attempt_all
         self.spec = spec
         self.client = connect(cluster)
         try:
@@ -117,8 +121,11 @@ class IppExecutor(Executor):
         except BaseException:
             self.client.close()
             raise
+        self.engines = engines
         self.slots = JOBS_PER_ENGINE * engines
-        self._running: dict[concurrent.futures.Future, Job] = {}
+        self._pending: list[Job] = []  # submitted, not yet sent: sent in batches when complete() is called
+        self._running: dict[concurrent.futures.Future, list[Job]] = {}
+        self._task_seconds: float | None = None  # a running mean of the tasks' times on the engines
         log.info("running tasks on %d ipyparallel engines", engines)
 
     def _wait_for_engines(self, limit: float) -> int:
@@ -140,10 +147,27 @@ class IppExecutor(Executor):
         return len(self.client.ids)
 
     def submit(self, job: Job) -> None:
-        future = self.view.apply_async(self._attempt, self.spec, job.task.hash, job.take_over, job.retry_cutoff)
-        self._running[future] = job
+        self._pending.append(job)
+
+    def _batch_size(self) -> int:
+        """Tasks per message: about BATCH_SECONDS of work (one task until times are known), and at most
+        half an engine's share of the slots, so that each engine has a batch queued behind its own."""
+        if self._task_seconds is None:
+            return 1
+        return max(1, min(int(BATCH_SECONDS / (self._task_seconds + PER_TASK_SECONDS)), JOBS_PER_ENGINE // 2))
+
+    def _send(self) -> None:
+        """Send what is pending in batches; an incomplete batch waits while every engine has work queued."""
+        while self._pending:
+            size = self._batch_size()
+            if len(self._pending) < size and len(self._running) >= 2 * self.engines:
+                return
+            batch, self._pending = self._pending[:size], self._pending[size:]
+            items = [(job.task.hash, job.take_over, job.retry_cutoff) for job in batch]
+            self._running[self.view.apply_async(self._attempt, self.spec, items)] = batch
 
     def complete(self) -> list[Done]:
+        self._send()
         waited = 0.0
         while True:
             self.signals.allow()
@@ -157,23 +181,33 @@ class IppExecutor(Executor):
             waited += CHECK_ENGINES_EVERY
             if not self.client.ids:  # every engine died or left: the tasks wait at the controller
                 log.warning("no ipyparallel engine is connected: %d tasks wait at the controller (%.0fs so far)",
-                            len(self._running), waited)
-        return [self._done(self._running.pop(future), future) for future in finished]
+                            sum(map(len, self._running.values())), waited)
+        done: list[Done] = []
+        for future in finished:
+            done += self._batch_done(self._running.pop(future), future)
+        return done
 
-    def _done(self, job: Job, future: Any) -> Done:
+    def _batch_done(self, batch: list[Job], future: Any) -> list[Done]:
         ipp = import_ipyparallel()
         try:
-            report = future.get()
+            reports = future.get()
         except (ipp.error.RemoteError, ipp.error.EngineError) as e:
             name = getattr(e, "ename", type(e).__name__)
             if name != "EngineError":  # not the task's (attempt records those): taskflow's on the engine
-                raise EngineError(f"on an ipyparallel engine, attempting {job.task.name}: {name}: "
+                raise EngineError(f"on an ipyparallel engine, attempting {batch[0].task.name}: {name}: "
                                   f"{getattr(e, 'evalue', e)}") from None
-            # The engine died with the task: its claim goes stale like any dead worker's, and the
-            # worker takes the task over once it has.
+            # The engine died: the claim of the task it ran goes stale like any dead worker's, and the
+            # worker takes it over once it has; the others of the batch were never claimed.
             log.warning("the ipyparallel engine running %s (%s) died (%s); its claim goes stale and the task "
-                        "runs again", job.task.name, job.task.hash[:12], getattr(e, "evalue", e))
-            return Done(job.task, time.time(), settled=TAKEN)
+                        "runs again", batch[0].task.name, batch[0].task.hash[:12], getattr(e, "evalue", e))
+            return [Done(job.task, time.time(), settled=TAKEN) for job in batch]
+        for report in reports:
+            seconds = report[2]
+            self._task_seconds = seconds if self._task_seconds is None else 0.8 * self._task_seconds + 0.2 * seconds
+        # Fewer reports than jobs only after a RAISED one, which _done raises.
+        return [self._done(job, report) for job, report in zip(batch, reports, strict=False)]
+
+    def _done(self, job: Job, report: tuple) -> Done:
         settled, started, seconds, peak, detail = report
         if settled == RAISED:
             raise detail
@@ -186,6 +220,7 @@ class IppExecutor(Executor):
     def close(self) -> None:
         waiting = [f for f in self._running if not f.done()]
         self._running.clear()
+        self._pending.clear()
         try:
             if waiting:
                 self.client.abort(waiting, block=False)  # not started yet: never claimed

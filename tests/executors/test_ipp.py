@@ -94,7 +94,7 @@ MANY = PREAMBLE + """
 @TaskGenerator
 def job(i):
     note("job", i, os.getpid())
-    time.sleep(0.05)
+    time.sleep(0.2)
     return i
 
 @TaskGenerator
@@ -190,16 +190,28 @@ def test_every_task_runs_once_beside_a_normal_worker(cluster, tmp_path):
     log = tmp_path / "log"
     env = dict(os.environ)
     env.pop("TASKFLOW_STORE", None)
-    normal = subprocess.Popen([sys.executable, "-m", "taskflow", "execute", str(taskfile), "-q", "--", str(log)],
-                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "taskflow", "execute", str(taskfile), "-q", *args, "--",
+                                 str(log)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    driver = start("--ipp", str(cluster.connection_file))
+    normal = None
     try:
-        driver = run_cli("execute", taskfile, "--ipp", cluster.connection_file, "-q", "--", log, cwd=tmp_path,
-                         timeout=180)
-        out, err = normal.communicate(timeout=180)
+        # The normal worker joins once the engines are at work, so that both take part whatever the load.
+        deadline = time.monotonic() + 120
+        while not (log.exists() and log.read_text()):
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+            time.sleep(0.02)
+        normal = start()
+        _, driver_err = driver.communicate(timeout=180)
+        _, err = normal.communicate(timeout=180)
     finally:
-        if normal.poll() is None:
-            normal.kill()
-    assert driver.returncode == 0, driver.stderr
+        for p in (driver, normal):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert driver.returncode == 0, driver_err
     assert normal.returncode == 0, err
     lines = [line.split() for line in log.read_text().splitlines()]
     ran = Counter((name, i) for name, i, _ in lines)
