@@ -289,3 +289,41 @@ results = [slow(i) for i in range(4)]
         assert ran == {"0": 2, "1": 1, "2": 1, "3": 1}
     finally:
         c.stop()
+
+
+def test_short_tasks_go_in_batches_long_ones_one_by_one():
+    """Batches hold about BATCH_SECONDS of work by the times so far; one task each until times are known."""
+    from taskflow.executors import Job
+    from taskflow.executors.ipp import BATCH_SECONDS, JOBS_PER_ENGINE, IppExecutor
+    from taskflow.task import Task
+
+    class View:
+        def __init__(self):
+            self.sent = []
+
+        def apply_async(self, f, spec, items):
+            self.sent.append(len(items))
+            return object()
+
+    executor = IppExecutor.__new__(IppExecutor)
+    executor.engines, executor.spec, executor._attempt = 2, None, None
+    executor.view, executor._running, executor._task_seconds = View(), {}, None
+    jobs = [Job(Task(abs, i), {}) for i in range(40)]
+    executor._pending = list(jobs)
+    executor._send()
+    assert executor.view.sent == [1] * 40  # nothing known yet
+    executor.view.sent, executor._running = [], {}
+    executor._task_seconds = 0.0002  # trivial tasks: as many as half an engine's slots
+    executor._pending = list(jobs)
+    executor._send()
+    assert executor.view.sent == [JOBS_PER_ENGINE // 2] * 2 + [8]
+    executor.view.sent, executor._running = [], {}
+    executor._task_seconds = BATCH_SECONDS  # long tasks: one a message
+    executor._pending = list(jobs[:5])
+    executor._send()
+    assert executor.view.sent == [1] * 5
+    # An incomplete batch waits while every engine has work queued.
+    executor.view.sent, executor._task_seconds = [], 0.0002
+    executor._pending = list(jobs[:3])
+    executor._send()
+    assert executor.view.sent == [] and len(executor._pending) == 3
