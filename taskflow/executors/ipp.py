@@ -1,12 +1,13 @@
 """The ipyparallel executor: ready tasks run on the engines of a running IPython-parallel cluster.
 
 `taskflow execute FILE --ipp [PROFILE | CONNECTION_FILE]`. The driver keeps
-the ready set; each task goes to a load-balanced view as a call of
-`taskflow.engine.attempt` with the task's hash, and the engine that takes it
-claims it in the store, runs it, saves its result or failure and releases
-the claim (this executor sets `claims`). Only the hash and a short report
-travel through the controller: inputs and results stay in the store, which
-engines and driver share.
+the ready set; each task goes (with others, when they are short) to the
+engine with the fewest messages queued, as a call of
+`taskflow.engine.attempt_all` with the task's hash, and that engine claims it
+in the store, runs it, saves its result or failure and releases the claim
+(this executor sets `claims`). Only hashes and short reports travel through
+the controller: inputs and results stay in the store, which engines and
+driver share.
 
 ipyparallel is imported only here, and only when an executor is made
 (`pip install 'taskflow[ipp]'`).
@@ -33,6 +34,7 @@ CHECK_ENGINES_EVERY = 30.0  # seconds without a finished task after which the ex
 # Tasks handed out per engine at most, running or queued at the controller. Short tasks go in
 # batches, one message for several: a round trip through the controller costs milliseconds.
 JOBS_PER_ENGINE = 32
+ENGINE_QUEUE = 2  # messages an engine holds at once: the one it runs, and the next
 BATCH_SECONDS = 0.05  # a batch holds about this much work, by the tasks' times so far
 PER_TASK_SECONDS = 0.0005  # what an engine spends on a task besides running it: claim, save, release
 
@@ -117,7 +119,6 @@ class IppExecutor(Executor):
         self.client = connect(cluster)
         try:
             engines = self._wait_for_engines(first_engine_wait)
-            self.view = self.client.load_balanced_view()
         except BaseException:
             self.client.close()
             raise
@@ -125,6 +126,8 @@ class IppExecutor(Executor):
         self.slots = JOBS_PER_ENGINE * engines
         self._pending: list[Job] = []  # submitted, not yet sent: sent in batches when complete() is called
         self._running: dict[concurrent.futures.Future, list[Job]] = {}
+        self._engine_of: dict[concurrent.futures.Future, int] = {}  # which engine each message went to
+        self._queued: dict[int, int] = {}  # engine id: its messages not yet back
         self._task_seconds: float | None = None  # a running mean of the tasks' times on the engines
         log.info("running tasks on %d ipyparallel engines", engines)
 
@@ -157,14 +160,27 @@ class IppExecutor(Executor):
         return max(1, min(int(BATCH_SECONDS / (self._task_seconds + PER_TASK_SECONDS)), JOBS_PER_ENGINE // 2))
 
     def _send(self) -> None:
-        """Send what is pending in batches; an incomplete batch waits while every engine has work queued."""
+        """Send what is pending, in batches, each to the engine with the fewest messages queued.
+
+        Straight to an engine, not through the controller's load balancer: that one gives an
+        engine its next task only once it has the last one's result back (its high-water mark of
+        1), a round trip of milliseconds, tens of them on a busy machine, between any two tasks.
+        Here an engine has its next message queued while it runs one (ENGINE_QUEUE), and an
+        incomplete batch waits while the engine has work.
+        """
         while self._pending:
+            ids = self.client.ids or list(self._queued)
+            engine = min(ids, key=lambda i: self._queued.get(i, 0))
+            queued = self._queued.get(engine, 0)
             size = self._batch_size()
-            if len(self._pending) < size and len(self._running) >= 2 * self.engines:
+            if queued >= ENGINE_QUEUE or (queued and len(self._pending) < size):
                 return
             batch, self._pending = self._pending[:size], self._pending[size:]
             items = [(job.task.hash, job.take_over, job.retry_cutoff) for job in batch]
-            self._running[self.view.apply_async(self._attempt, self.spec, items)] = batch
+            future = self.client[engine].apply_async(self._attempt, self.spec, items)
+            self._running[future] = batch
+            self._engine_of[future] = engine
+            self._queued[engine] = queued + 1
 
     def complete(self) -> list[Done]:
         self._send()
@@ -179,11 +195,15 @@ class IppExecutor(Executor):
             if finished:
                 break
             waited += CHECK_ENGINES_EVERY
-            if not self.client.ids:  # every engine died or left: the tasks wait at the controller
+            if not self.client.ids:  # every engine died or left: what was sent to them comes back failed
                 log.warning("no ipyparallel engine is connected: %d tasks wait at the controller (%.0fs so far)",
                             sum(map(len, self._running.values())), waited)
         done: list[Done] = []
         for future in finished:
+            engine = self._engine_of.pop(future)
+            self._queued[engine] -= 1
+            if not self._queued[engine]:
+                del self._queued[engine]
             done += self._batch_done(self._running.pop(future), future)
         return done
 
@@ -221,6 +241,8 @@ class IppExecutor(Executor):
         waiting = [f for f in self._running if not f.done()]
         self._running.clear()
         self._pending.clear()
+        self._engine_of.clear()
+        self._queued.clear()
         try:
             if waiting:
                 self.client.abort(waiting, block=False)  # not started yet: never claimed

@@ -297,33 +297,41 @@ def test_short_tasks_go_in_batches_long_ones_one_by_one():
     from taskflow.executors.ipp import BATCH_SECONDS, JOBS_PER_ENGINE, IppExecutor
     from taskflow.task import Task
 
-    class View:
+    class Client:
+        """Engines 0 and 1; records the size of every message and the engine it went to."""
+
+        ids = [0, 1]
+
         def __init__(self):
             self.sent = []
 
-        def apply_async(self, f, spec, items):
-            self.sent.append(len(items))
-            return object()
+        def __getitem__(self, engine):
+            client = self
+
+            class View:
+                def apply_async(self, f, spec, items):
+                    client.sent.append((engine, len(items)))
+                    return object()
+            return View()
+
+    def send(pending, task_seconds):
+        executor.client, executor._running, executor._engine_of, executor._queued = Client(), {}, {}, {}
+        executor._task_seconds, executor._pending = task_seconds, list(pending)
+        executor._send()
+        return executor.client.sent
 
     executor = IppExecutor.__new__(IppExecutor)
     executor.engines, executor.spec, executor._attempt = 2, None, None
-    executor.view, executor._running, executor._task_seconds = View(), {}, None
     jobs = [Job(Task(abs, i), {}) for i in range(40)]
-    executor._pending = list(jobs)
-    executor._send()
-    assert executor.view.sent == [1] * 40  # nothing known yet
-    executor.view.sent, executor._running = [], {}
-    executor._task_seconds = 0.0002  # trivial tasks: as many as half an engine's slots
-    executor._pending = list(jobs)
-    executor._send()
-    assert executor.view.sent == [JOBS_PER_ENGINE // 2] * 2 + [8]
-    executor.view.sent, executor._running = [], {}
-    executor._task_seconds = BATCH_SECONDS  # long tasks: one a message
-    executor._pending = list(jobs[:5])
-    executor._send()
-    assert executor.view.sent == [1] * 5
-    # An incomplete batch waits while every engine has work queued.
-    executor.view.sent, executor._task_seconds = [], 0.0002
+    # Nothing known yet: one task a message, two messages queued at each engine, the rest waits.
+    assert send(jobs, None) == [(0, 1), (1, 1), (0, 1), (1, 1)] and len(executor._pending) == 36
+    # Trivial tasks: as many a message as half an engine's slots; the 8 left wait for a fuller batch.
+    assert send(jobs, 0.0002) == [(0, JOBS_PER_ENGINE // 2), (1, JOBS_PER_ENGINE // 2)]
+    assert len(executor._pending) == 8
+    # Long tasks: one a message.
+    assert send(jobs[:5], BATCH_SECONDS) == [(0, 1), (1, 1), (0, 1), (1, 1)]
+    # An incomplete batch of short tasks waits while every engine has work.
+    executor.client, executor._queued, executor._task_seconds = Client(), {0: 1, 1: 1}, 0.0002
     executor._pending = list(jobs[:3])
     executor._send()
-    assert executor.view.sent == [] and len(executor._pending) == 3
+    assert executor.client.sent == [] and len(executor._pending) == 3
