@@ -97,10 +97,10 @@ class IppExecutor(Executor):
     """Hands each job to the engines of one ipyparallel cluster; the engines claim, run and save.
 
     `spec` (taskflow.engine.EngineSpec) tells the engines the taskfile and the
-    store. Slots: two per engine connected when the pass starts, so that an
-    engine finds its next task waiting when it finishes one; engines that
-    connect later are used too. On Ctrl-C or SIGTERM, jobs not yet started
-    are aborted; running ones finish on their engines, which save them.
+    store. Slots: JOBS_PER_ENGINE per engine connected when the pass starts
+    (engines that connect later share them), sent in batches (`_send`). On
+    Ctrl-C or SIGTERM, jobs not yet started are aborted; running ones finish
+    on their engines, which save them.
     """
 
     name = "ipp"
