@@ -6,10 +6,13 @@ Two workloads, each run by both, interleaved, medians of --repeat runs, a fresh 
 - trivial: 10,000 tasks that return 2 * x (what taskflow itself costs per task);
 - sleep: 40 tasks of 0.1 s (2 s of work for 2 processes: what is left is overhead).
 
-Also timed: the same command on the finished store (nothing to run: interpreter, taskfile,
-connecting to the controller), so that the overhead per task can be given without it:
+Also timed: the same command on a graph of one such task (the start: interpreter, taskfile,
+for --ipp importing ipyparallel and connecting to the controller), so that the overhead per
+task can be given without it:
 
-    overhead per task = (median wall time - median nothing-to-run time - work / 2) / tasks
+    overhead per task = (wall - one-task wall - (n * s / 2 - s)) / (n - 1)
+
+for n tasks of s seconds on 2 processes, wall times being medians.
 
 Starts its own ipcontroller and 2 ipengine processes on 127.0.0.1 in a profile folder of its
 own (not ~/.ipython), once for the whole run, and stops them by pid. Needs ipyparallel
@@ -125,32 +128,33 @@ def main() -> None:
     try:
         started = cluster.start()
         print(f"ipyparallel cluster (ipcontroller + 2 engines) up in {started:.1f} s")
-        workloads = {"trivial": (TRIVIAL.format(n=args.tasks), args.tasks, 0.0),
-                     "sleep": (SLEEP.format(n=args.sleep_tasks, seconds=args.sleep), args.sleep_tasks,
-                               args.sleep_tasks * args.sleep)}
+        workloads = {"trivial": (TRIVIAL, {}, args.tasks, 0.0),
+                     "sleep": (SLEEP, {"seconds": args.sleep}, args.sleep_tasks, args.sleep)}
         modes = {"jobs2": ["--jobs", "2"], "ipp2": ["--ipp", cluster.connection_file]}
         figures: dict[str, dict[str, dict[str, list[float]]]] = {}
-        for name, (source, _, _) in workloads.items():
-            taskfile = os.path.join(work, f"{name}.py")
-            with open(taskfile, "w") as f:
-                f.write(source)
-            figures[name] = {mode: {"run": [], "nothing": []} for mode in modes}
+        for name, (source, values, tasks, _) in workloads.items():
+            files = {}
+            for kind, n in (("run", tasks), ("one", 1)):
+                files[kind] = os.path.join(work, f"{name}-{kind}.py")
+                with open(files[kind], "w") as f:
+                    f.write(source.format(n=n, **values))
+            figures[name] = {mode: {"run": [], "one": []} for mode in modes}
             for r in range(args.repeat):
                 for mode, flags in modes.items():
-                    store = os.path.join(work, f"{name}-{mode}-{r}.taskflow")
-                    figures[name][mode]["run"].append(taskflow("execute", taskfile, "--store", store, "-q", *flags))
-                    figures[name][mode]["nothing"].append(taskflow("execute", taskfile, "--store", store, "-q",
-                                                                   *flags))
-                    shutil.rmtree(store)
+                    for kind, taskfile in files.items():
+                        store = os.path.join(work, f"{name}-{mode}-{kind}-{r}.taskflow")
+                        figures[name][mode][kind].append(taskflow("execute", taskfile, "--store", store, "-q",
+                                                                  *flags))
+                        shutil.rmtree(store)
         report: dict[str, dict[str, dict[str, float]]] = {}
-        for name, (_, tasks, work_seconds) in workloads.items():
+        for name, (_, _, tasks, seconds) in workloads.items():
             report[name] = {}
             for mode in modes:
                 run = statistics.median(figures[name][mode]["run"])
-                nothing = statistics.median(figures[name][mode]["nothing"])
-                per_task = (run - nothing - work_seconds / 2) / tasks
-                report[name][mode] = {"wall": run, "nothing_to_run": nothing, "overhead_per_task_ms": per_task * 1e3}
-                print(f"{name:<8} {mode:<6} wall {run:7.2f} s   nothing to run {nothing:5.2f} s   "
+                one = statistics.median(figures[name][mode]["one"])
+                per_task = (run - one - (tasks * seconds / 2 - seconds)) / (tasks - 1)
+                report[name][mode] = {"wall": run, "one_task": one, "overhead_per_task_ms": per_task * 1e3}
+                print(f"{name:<8} {mode:<6} wall {run:7.2f} s   one task {one:5.2f} s   "
                       f"overhead per task {per_task * 1e3:7.2f} ms")
         if args.json:
             with open(args.json, "w") as f:
