@@ -6,7 +6,7 @@ in its taskfile (for the tasks declared after that call), then from `[tool.taskf
 pyproject.toml beside the taskfile. Resources never enter a task's hash: asking for more memory
 does not make a finished task run again.
 
-Memory is read by the schedulers' `parse_memory` (megabytes) and time by `units.parse_duration`
+Memory is read by `units.parse_memory` (megabytes) and time by `units.parse_duration`
 (seconds), the same readers as `taskflow submit --mem/--time`.
 """
 from __future__ import annotations
@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .config import read_section
 from .errors import UsageError
-from .schedulers.base import parse_memory
-from .units import format_duration, parse_duration
+from .units import format_duration, parse_duration, parse_memory
 
 KEYS = ("cpus", "mem", "gpus", "time")
 
@@ -43,7 +41,8 @@ class Resources:
     time: float | None = None   # seconds
 
     def __bool__(self) -> bool:
-        return any(getattr(self, f.name) is not None for f in fields(self))
+        # Spelled out, not a loop over fields(): every declared task asks this once.
+        return not (self.cpus is None and self.memory is None and self.gpus is None and self.time is None)
 
     def over(self, defaults: Resources) -> Resources:
         """These resources, with what they leave out taken from `defaults`."""
@@ -149,6 +148,7 @@ def parse(spec: Mapping[str, Any] | Resources | None, where: str) -> Resources:
 
 def project_defaults(taskfile: str) -> Resources:
     """`[tool.taskflow.resources]` of the pyproject.toml beside `taskfile`; none when there is none."""
+    from .config import read_section  # only here: declaring a task must not pay for config parsing
     section, path = read_section(taskfile, "resources")
     if not section:
         return NONE

@@ -64,7 +64,7 @@ class Task(TaskArgument):
             resources = parse(kwargs.pop("resources", None), f"task {name}")
         # Not part of the hash: asking for more memory must not make a finished task run again.
         defaults = _active.resource_defaults
-        self.resources: Resources = resources.over(defaults) if defaults else resources
+        self.resources: Resources = resources if defaults is NONE else resources.over(defaults)
         self.f = f
         self.version = None if version is None else str(version)
         self.args = args

@@ -1,6 +1,8 @@
-"""Durations as people and batch schedulers write them: `3h30m`, `90s`, `1d`, `1-12:00:00`."""
+"""Durations and memory sizes as people and batch schedulers write them: `3h30m`, `90s`,
+`1d`, `1-12:00:00`; `8G`, `512M`."""
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import UsageError
@@ -48,3 +50,20 @@ def format_duration(seconds: float) -> str:
     if m:
         return f"{m}m{s:02d}s"
     return f"{s}s"
+
+
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?", re.IGNORECASE)
+_MEGABYTES = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def parse_memory(text: str | int, option: str = "--mem") -> int:
+    """Megabytes in `8G`, `512M`, `8GB`, `1.5g` or a plain number of megabytes (as Slurm reads it)."""
+    if isinstance(text, int):
+        return text
+    m = _MEMORY.fullmatch(text.strip())
+    if not m:
+        raise UsageError(f"{option}: cannot read {text!r} as a memory size (examples: 512M, 8G, 1.5G)")
+    megabytes = int(math.ceil(float(m.group(1)) * _MEGABYTES[m.group(2).lower()]))
+    if megabytes <= 0:
+        raise UsageError(f"{option}: {text!r} is no memory at all")
+    return megabytes

@@ -14,17 +14,19 @@ ipyparallel is imported only here, and only when an executor is made
 """
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError
 from ..signals import Signals
 from .base import RECORDED, RELEASED, TAKEN, Done, Executor, Failure, Job
 
 RAISED = "raised"  # taskflow.engine.RAISED: an error of taskflow's on the engine, raised again here
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +127,8 @@ class IppExecutor(Executor):
         self.engines = engines
         self.slots = JOBS_PER_ENGINE * engines
         self._pending: list[Job] = []  # submitted, not yet sent: sent in batches when complete() is called
-        self._running: dict[concurrent.futures.Future, list[Job]] = {}
-        self._engine_of: dict[concurrent.futures.Future, int] = {}  # which engine each message went to
+        self._running: dict[Future, list[Job]] = {}
+        self._engine_of: dict[Future, int] = {}  # which engine each message went to
         self._queued: dict[int, int] = {}  # engine id: its messages not yet back
         self._task_seconds: float | None = None  # a running mean of the tasks' times on the engines
         log.info("running tasks on %d ipyparallel engines", engines)
@@ -183,6 +185,8 @@ class IppExecutor(Executor):
             self._queued[engine] = queued + 1
 
     def complete(self) -> list[Done]:
+        import concurrent.futures  # here: the registry of executors is imported by every worker
+
         self._send()
         waited = 0.0
         while True:

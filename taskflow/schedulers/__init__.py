@@ -14,8 +14,9 @@ import shutil
 from collections.abc import Callable
 
 from ..errors import SchedulerError, UsageError
+from ..units import parse_memory
 from .base import (DEFAULT_LOG_DIR, DEFAULT_NAME, DEFAULT_PYTHON, Scheduler, ScriptSpec, fill, format_walltime,
-                   job_number, parse_memory, plain_path, safe_job_name, template_text)
+                   job_number, plain_path, safe_job_name, template_text)
 from .condor import Condor
 from .pbs import PBS
 from .sge import SGE

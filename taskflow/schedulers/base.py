@@ -15,7 +15,6 @@ import shlex
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 from ..errors import SchedulerError, UsageError
 
@@ -45,6 +44,7 @@ class ScriptSpec:
 
 
 def template_text(filename: str) -> str:
+    from importlib import resources  # here: every command imports the registry, few render a script
     package = __name__.rpartition(".")[0]  # taskflow.schedulers, which holds templates/
     return resources.files(package).joinpath("templates").joinpath(filename).read_text(encoding="utf-8")
 
@@ -69,23 +69,6 @@ def format_walltime(seconds: float) -> str:
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
     return f"{h:02d}:{m:02d}:{s:02d}"
-
-
-_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?", re.IGNORECASE)
-_MEGABYTES = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
-
-
-def parse_memory(text: str | int, option: str = "--mem") -> int:
-    """Megabytes in `8G`, `512M`, `8GB`, `1.5g` or a plain number of megabytes (as Slurm reads it)."""
-    if isinstance(text, int):
-        return text
-    m = _MEMORY.fullmatch(text.strip())
-    if not m:
-        raise UsageError(f"{option}: cannot read {text!r} as a memory size (examples: 512M, 8G, 1.5G)")
-    megabytes = int(math.ceil(float(m.group(1)) * _MEGABYTES[m.group(2).lower()]))
-    if megabytes <= 0:
-        raise UsageError(f"{option}: {text!r} is no memory at all")
-    return megabytes
 
 
 def plain_path(path: str, what: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 
 from ..errors import UsageError
@@ -20,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def _qsub_version(qsub: str) -> str:
+    import subprocess  # here: the registry is imported by every command, this runs only to tell PBS flavours
     try:
         proc = subprocess.run([qsub, "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:

@@ -10,12 +10,12 @@ here depends on them.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import struct
 import sys
+from typing import Any
 from dataclasses import dataclass, field
 
 from ...stale import reread
@@ -54,6 +54,7 @@ _STX_MTIME_OFFSET = 112
 def _find_statx():
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # here, not at import: only takeovers judge a claim, and ctypes costs every start
     try:
         fn = ctypes.CDLL(None, use_errno=True).statx
     except (OSError, AttributeError):  # a libc older than glibc 2.28, or none to load
@@ -63,7 +64,7 @@ def _find_statx():
     return fn
 
 
-_statx = _find_statx()
+_statx: Any = False  # not looked up yet; then the statx function, or None where there is none
 
 # posix_fadvise is missing on some platforms (macOS): there a read is as fresh as the client makes it.
 _DROP_CACHE = getattr(os, "posix_fadvise", None)
@@ -172,7 +173,11 @@ def synced_mtime(fd: int) -> float:
     cache, which a caching client (FUSE, NFS) trusts for a while even when another client has
     replaced the file by another that it gives the same inode number: statx with
     AT_STATX_FORCE_SYNC where Linux has it, else fstat (fresh after open on NFS)."""
+    global _statx
+    if _statx is False:
+        _statx = _find_statx()
     if _statx is not None:
+        import ctypes
         buf = ctypes.create_string_buffer(256)
         if _statx(fd, b"", _AT_EMPTY_PATH | _AT_STATX_FORCE_SYNC, _STATX_MTIME, buf) == 0:
             sec, nsec = struct.unpack_from("=qI", buf, _STX_MTIME_OFFSET)
