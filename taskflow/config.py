@@ -89,3 +89,17 @@ def configured_store(taskfile: str) -> str | None:
         raise UsageError(f"{path}: [tool.taskflow.store] url holds a password, and pyproject.toml gets committed: "
                          "remove it and set TASKFLOW_REDIS_PASSWORD instead")
     return url
+
+
+def configured_max_attempts(taskfile: str) -> int | None:
+    """`max-attempts` of `[tool.taskflow.execute]` beside the taskfile (how often a task's worker may
+    die while running it before the task is failed), or None."""
+    section, path = read_section(taskfile, "execute")
+    if not section:
+        return None
+    unknown = set(section) - {"max-attempts"}
+    value = section.get("max-attempts")
+    if unknown or isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{path}: [tool.taskflow.execute] takes max-attempts = N, a whole number of at least 1"
+                         + (f" (not {', '.join(sorted(unknown))})" if unknown else ""))
+    return value

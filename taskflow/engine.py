@@ -32,6 +32,7 @@ from .stores.base import Claims, Store
 from .stores.identity import HOST, failure_record, result_meta
 from .stores.lease import Heartbeat
 from .task import Task
+from .worker import died, retries
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class EngineSpec:
     argv: tuple = ()
     fsync: bool = False
     environment: tuple = field(default=())  # (name, value) pairs the store needs (Store.worker_environment)
+    max_attempts: int = 3         # --max-attempts: a task whose worker died this often is failed
 
 
 class Session:
@@ -158,14 +160,23 @@ def _attempt(s: Session, task_hash: str, take_over: bool, retry_cutoff: float | 
         recorded = store.failure_time(task_hash)
         if recorded is not None and (retry_cutoff is None or recorded >= retry_cutoff):
             return FAILED_BEFORE, 0.0, 0.0, 0, None
+        if claim.died >= s.spec.max_attempts:  # workers died running it --max-attempts times
+            record = died.failure_record(task, store.deaths(task_hash), claim.died, claims.worker)
+            store.save_failure(task_hash, record)
+            store.forget_deaths(task_hash)
+            return RECORDED, 0.0, 0.0, 0, ("WorkerDied", record["message"], "")
+        tries: dict[str, list[dict]] = {}
         done = run_task(task, s.lookup)
+        while done.failure is not None and retries.again(done, tries):  # retries=: again, in this claim
+            done = run_task(task, s.lookup)
+        earlier = retries.recorded(tries.get(task_hash))
         if done.gone is not None:
             return RELEASED, done.started, 0.0, 0, done.gone
         failure = done.failure
         if failure is None:
             try:
                 payload = Payload(done.value, result_meta(task, done.started, done.seconds, claims.worker,
-                                                          {"max_rss_bytes": done.peak_bytes}))
+                                                          {"max_rss_bytes": done.peak_bytes, **earlier}))
             except Exception as e:  # a result that cannot be encoded is the task's failure
                 failure = Failure.of(e)
         if not claims.holds(claim):
@@ -174,17 +185,21 @@ def _attempt(s: Session, task_hash: str, take_over: bool, retry_cutoff: float | 
             return LOST, done.started, done.seconds, done.peak_bytes, None
         if failure is not None:
             raised = failure.exception
-            store.save_failure(task_hash, failure_record(task, raised, failure.traceback, done.started, claims.worker))
+            store.save_failure(task_hash, {**failure_record(task, raised, failure.traceback, done.started,
+                                                            claims.worker), **earlier})
             return (RECORDED, done.started, done.seconds, done.peak_bytes,
                     (type(raised).__name__, str(raised) or type(raised).__name__, failure.traceback))
         store.save_payload(task_hash, payload)
+        if claim.died:  # finished at last: earlier deaths count no more
+            store.forget_deaths(task_hash)
         return SAVED, done.started, done.seconds, done.peak_bytes, None
     finally:
         s.heartbeat.watch(None)
         claims.release(claim)
 
 
-def spec_for(taskfile: str, store: Store, lease: float, argv: tuple = (), fsync: bool = False) -> EngineSpec:
+def spec_for(taskfile: str, store: Store, lease: float, argv: tuple = (), fsync: bool = False,
+             max_attempts: int = 3) -> EngineSpec:
     """The EngineSpec of running `taskfile` on `store` from here (this folder, this store's secrets)."""
     return EngineSpec(os.path.abspath(taskfile), os.getcwd(), store.url, lease, tuple(argv), fsync,
-                      tuple(sorted(store.worker_environment().items())))
+                      tuple(sorted(store.worker_environment().items())), max_attempts)

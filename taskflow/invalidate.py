@@ -68,6 +68,7 @@ def invalidate(store: Store, tasks: Sequence[Task], roots: Sequence[Task], dry_r
     doomed = downstream(tasks, roots)
     finished = store.finished_hashes()
     failed = store.failed_hashes()
+    died = store.died_hashes()  # attempts whose worker died: counted again from nothing
     claims = store.claims(reader=dry_run)  # a dry run writes nothing, not even a clock file
     try:
         locked = claims.claimed()
@@ -81,6 +82,8 @@ def invalidate(store: Store, tasks: Sequence[Task], roots: Sequence[Task], dry_r
                 done.results[t.name] += 1
             if t.hash in failed and (dry_run or store.remove_failure(t.hash)):
                 done.failures[t.name] += 1
+            if t.hash in died and not dry_run:
+                store.forget_deaths(t.hash)
     finally:
         claims.close()
     if done.results and not dry_run:

@@ -187,6 +187,7 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
             for key in ("host", "pid", "worker", "duration", "max_rss_bytes", "code", "version", "taskflow"):
                 if meta.get(key) is not None:
                     lines.append(f"{_LABELS.get(key, key):<10} {shown.get(key, str)(meta[key])}")
+            lines.extend(_attempt_lines(meta))
             lines.append(f"result     {store.location('result', task.hash)}")
         except CorruptResultError as e:
             from . import damage
@@ -196,9 +197,26 @@ def describe(task: Task, tasks: Sequence[Task], store: Store) -> str:
     if failure is not None:
         lines.append(f"failed     {failure.get('type')}: {failure.get('message')} "
                      f"on {failure.get('host')} (worker {failure.get('worker')})")
+        lines.extend(_attempt_lines(failure))
         lines.append(f"record     {store.location('failure', task.hash)}")
         lines.append(str(failure.get("traceback", "")).rstrip())
+    else:
+        deaths = store.deaths(task.hash)
+        if deaths:
+            lines.append(f"died       its worker died {len(deaths)} time(s) while running it: "
+                         + ", ".join(str((d.get("owner") or {}).get("worker", "?")) for d in deaths))
     return "\n".join(lines)
+
+
+def _attempt_lines(record: dict) -> list[str]:
+    """What a result's metadata or a failure record says of the attempts `retries=` made."""
+    earlier = record.get("earlier")
+    if not isinstance(earlier, list) or not earlier:
+        return []
+    lines = [f"attempts   {record.get('attempts', len(earlier) + 1)}"]
+    for i, e in enumerate(earlier, 1):
+        lines.append(f"  attempt {i} raised {e.get('type', '?')}: {e.get('message', '')}")
+    return lines
 
 
 _LABELS = {"max_rss_bytes": "peak mem"}

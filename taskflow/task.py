@@ -13,6 +13,8 @@ from typing import Any
 from .errors import CorruptResultError, ResultMissingError, TaskDeclarationError, TaskFailedError, TaskflowError
 from .hashing import ElementArgument, GeneratorArgument, TaskArgument, function_name, task_hash, value_hash
 from .resources import NONE, Resources, parse
+from .retry import Retry
+from .retry import parse as parse_retry
 
 
 class Declarations:
@@ -50,18 +52,21 @@ def active() -> Declarations:
 class Task(TaskArgument):
     """A deferred call `f(*args, **kwargs)`; arguments may contain other tasks."""
 
-    __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "resources", "__weakref__")
+    __slots__ = ("f", "args", "kwargs", "name", "hash", "deps", "store", "version", "resources", "retry",
+                 "__weakref__")
 
     def __init__(self, f: Callable, *args: Any, **kwargs: Any):
         if isinstance(f, TaskGenerator):
-            name, version, resources, f = f.name, f.version, f.resources, f.f
+            name, version, resources, retry, f = f.name, f.version, f.resources, f.retry, f.f
         elif not callable(f):
             raise TaskDeclarationError(f"Task needs a function as its first argument, got {f!r}")
         else:
-            # `version` and `resources` are taskflow's here; a function with its own
-            # keyword of that name is declared through TaskGenerator instead.
+            # `version`, `resources`, `retries` and `retry_on` are taskflow's here; a function with
+            # its own keyword of that name is declared through TaskGenerator instead.
             name, version = function_name(f), kwargs.pop("version", None)
             resources = parse(kwargs.pop("resources", None), f"task {name}")
+            retry = parse_retry(kwargs.pop("retries", None), kwargs.pop("retry_on", None), f"task {name}")
+        self.retry: Retry | None = retry  # not part of the hash either
         # Not part of the hash: asking for more memory must not make a finished task run again.
         defaults = _active.resource_defaults
         self.resources: Resources = resources if defaults is NONE else resources.over(defaults)
@@ -166,28 +171,37 @@ class TaskGenerator(GeneratorArgument):
     Results stay keyed by name and arguments, not by version.
     `@TaskGenerator(resources={"cpus": 4, "mem": "16G", "gpus": 1, "time": "2h"})`
     declares what each of its tasks needs (see taskflow.resources); it is not
-    part of the hash either.
+    part of the hash either. `@TaskGenerator(retries=2, retry_on=(OSError,))`
+    runs a task that raised one of those again, up to twice (see taskflow.retry).
     """
 
     f: Callable
     name: str
     version: str | None
     resources: Resources
+    retry: Retry | None
 
-    def __new__(cls, f: Callable | None = None, *, version: Any = None, resources: Any = None):
+    def __new__(cls, f: Callable | None = None, *, version: Any = None, resources: Any = None,
+                retries: int | None = None, retry_on: Any = None):
         if f is None:
-            return functools.partial(cls, version=version, resources=resources)
+            return functools.partial(cls, version=version, resources=resources, retries=retries, retry_on=retry_on)
         return super().__new__(cls)
 
-    def __init__(self, f: Callable, *, version: Any = None, resources: Any = None):
+    def __init__(self, f: Callable, *, version: Any = None, resources: Any = None,
+                 retries: int | None = None, retry_on: Any = None):
+        retry = None
         if isinstance(f, TaskGenerator):
             version = f.version if version is None else version
             resources = f.resources if resources is None else resources
+            retry = f.retry
             f = f.f
         self.f = f
         self.name = function_name(f)
         self.version = None if version is None else str(version)
         self.resources = parse(resources, f"task {self.name}")
+        if retries is not None or retry_on is not None:
+            retry = parse_retry(retries, retry_on, f"task {self.name}")
+        self.retry = retry
         functools.update_wrapper(self, f)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Task:

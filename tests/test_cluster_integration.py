@@ -389,3 +389,53 @@ def test_sge_two_resource_classes_two_arrays(sge, tmp_path):
     shown = submit_two_classes(sge, tmp_path, {"mem": "3G", "time": "20m"}, {"mem": "2G", "time": "10m"})
     assert re.search(r"h_vmem=3G", shown["big"]) and re.search(r"h_rt=1200", shown["big"]), shown["big"]
     assert re.search(r"h_vmem=2G", shown["small"]) and re.search(r"h_rt=600", shown["small"]), shown["small"]
+
+
+# A task that kills its worker (as the OOM killer would), beside tasks that finish.
+CRASHING = """
+import os
+
+from taskflow import Task
+
+
+def ok(i):
+    return i
+
+
+def crash():
+    os.kill(os.getpid(), 9)
+
+
+oks = [Task(ok, i) for i in range(3)]
+crashed = Task(crash)
+"""
+
+
+def kills_its_workers(scheduler, tmp_path: Path, said: str) -> None:
+    """Four array workers: three die running the task, the fourth records the failure, naming
+    each dead array task's end as the scheduler tells it (`said`, a pattern after the job)."""
+    tf = write_taskfile(tmp_path, CRASHING)
+    job = taskflow("submit", tf, "-n", "4", "--scheduler", scheduler.name, "--time", "5m",
+                   cwd=tmp_path).stdout.strip()
+    assert job.isdigit()
+    wait_gone(scheduler, job)
+    failed = taskflow("status", tf, "--failed", check=None).stdout
+    assert "WorkerDied: its worker died 3 times while running it: check memory and walltime" in failed, failed
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    [h] = store.failed_hashes()
+    record = store.load_failure(h)
+    assert record["attempts"] == 3 and record["worker"].startswith(f"{scheduler.name}:{job}.")
+    told = [d.get("scheduler", "") for d in record["died"]]
+    assert all(re.match(rf"{scheduler.name} job {job}\.\d: {said}", t) for t in told), told
+    assert len(store.finished_hashes()) == 3
+
+
+def test_slurm_a_task_that_kills_its_workers_is_failed_with_what_slurm_says(slurm, tmp_path):
+    # This cluster enforces no memory limit (TaskPlugin task/none, no cgroup) and keeps no
+    # accounting (scontrol answers): the state is FAILED with signal 9, where an enforcing one
+    # says OUT_OF_MEMORY.
+    kills_its_workers(slurm, tmp_path, r"FAILED \(ended with an error\), exit code 0:9")
+
+
+def test_sge_a_task_that_kills_its_workers_is_failed_with_what_qacct_says(sge, tmp_path):
+    kills_its_workers(sge, tmp_path, r"KILLED \(killed by a signal[^)]*\), exit_status 137.*maxvmem")

@@ -170,6 +170,47 @@ def test_cluster_launch_previews_the_dry_run_then_shows_the_job_id(tmp_path, pag
                what="the job on the overview")
 
 
+TWO_CLASSES = """
+from taskflow import TaskGenerator
+
+@TaskGenerator(resources={"mem": "2G"})
+def small(i):
+    return i
+
+@TaskGenerator(resources={"mem": "8G", "cpus": 2})
+def big(i):
+    return i
+
+smalls = [small(i) for i in range(6)]
+bigs = [big(i) for i in range(2)]
+"""
+
+
+def test_cluster_launch_submits_one_array_per_resource_class_as_taskflow_submit_does(tmp_path, page, servers):
+    tf = write_taskfile(tmp_path, TWO_CLASSES, "tf.py")
+    # Each call answers its own job id: 4201, 4202...
+    bin_dir = fake_scheduler(tmp_path / "bin", "sbatch", f"echo $((4200 + $(wc -l < {tmp_path / 'bin' / 'calls.log'})))")
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    server = servers(tf, env=env)
+    open_page(page, server, "actions")
+    page.select_option("#sub-scheduler", "slurm")
+    page.fill("#sub-workers", "4")
+    page.click("#sub-preview")
+    page.wait_for_selector("#sub-preview-box:not([hidden])")
+    script = page.locator("#sub-script").inner_text()
+    dry = run_cli("submit", tf, "-n", "4", "--scheduler", "slurm", "--dry-run", env=env, check=0)
+    heads = [line for line in dry.stdout.splitlines() if "resource class" in line]
+    assert len(heads) == 2 and all(head in script for head in heads), (heads, script)
+    assert page.locator("#sub-submit-command").inner_text().count("sbatch --parsable") == 2
+    page.click("#sub-submit")
+    eventually(lambda: "jobs 4201, 4202 submitted" in page.locator("#sub-result").inner_text(),
+               what="both job ids shown")
+    calls = (bin_dir / "calls.log").read_text().splitlines()
+    assert len(calls) == 2
+    records = [json.loads((tmp_path / "tf.taskflow" / "jobs" / f"slurm-{j}.json").read_text()) for j in (4201, 4202)]
+    assert sorted(r["workers"] for r in records) == [1, 3], "4 workers shared out by the classes' work"
+
+
 def test_a_scheduler_error_is_shown_as_it_is_and_nothing_is_recorded(tmp_path, page, servers):
     tf = taskfile(tmp_path)
     bin_dir = fake_scheduler(tmp_path / "bin", "sbatch",

@@ -49,7 +49,8 @@ def status(taskfile: str, args: tuple, store: str | None, as_json: bool, show_fa
         click.echo("\n".join(lines) if lines else "no task is running")
     if show_failed:
         for task, record in report.failed:
-            click.echo(f"{task.name} {task.hash[:12]}: {record.get('type', '?')}: {record.get('message', '')}"
+            tries = f" (after {record['attempts']} attempts)" if record.get("earlier") else ""
+            click.echo(f"{task.name} {task.hash[:12]}: {record.get('type', '?')}: {record.get('message', '')}{tries}"
                        f"\n    on {record.get('host', '?')}; traceback in {s.location('failure', task.hash)}")
         if not report.failed:
             click.echo("no task failed")

@@ -18,6 +18,9 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
               help=f"Run only tasks matching PATTERN and their dependencies; {TARGET_HELP}. Repeatable.")
 @click.option("--keep-going", is_flag=True, help="After a task fails, run everything that does not depend on it.")
 @click.option("--retry-failed", is_flag=True, help="Run tasks that failed before again.")
+@click.option("--max-attempts", type=click.IntRange(min=1), metavar="N",
+              help="Fail a task once its worker died N times while running it (killed for memory or "
+                   "walltime, a crash) [default: max-attempts of [tool.taskflow.execute], else 3].")
 @click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),
               default="300", show_default=True,
               help="Claims not renewed for this long are stale and taken over [env TASKFLOW_LEASE].")
@@ -45,7 +48,7 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
 @click.option("--rank", hidden=True)
 @_handle_errors
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
-            retry_failed: bool, lease: float, wait: float | None, max_tasks: int | None,
+            retry_failed: bool, max_attempts: int | None, lease: float, wait: float | None, max_tasks: int | None,
             max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
             gpus: int | None, ipp: str | None, quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
             rank: str | None) -> None:
@@ -70,6 +73,9 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     from_env = click.get_current_context().get_parameter_source("lease") is click.core.ParameterSource.ENVIRONMENT
     lease = check_lease(lease, "TASKFLOW_LEASE" if from_env else "--lease")
     s = _open_store(taskfile, store, fsync)
+    if max_attempts is None:
+        from ..config import configured_max_attempts
+        max_attempts = configured_max_attempts(taskfile) or 3
     if cpus is not None or mem is not None or gpus is not None:
         from ..capacity import capacity
         given = capacity(cpus, mem, gpus)
@@ -91,8 +97,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         if jobs > 1:
             raise click.UsageError("--ipp runs the tasks on the cluster's engines: give --jobs or --ipp, not both")
         from ..engine import spec_for
-        executor = {"executor": "ipp", "executor_args": {"spec": spec_for(taskfile, s, lease, args, fsync),
-                                                         "cluster": None if ipp == "default" else ipp}}
+        spec = spec_for(taskfile, s, lease, args, fsync, max_attempts)
+        executor = {"executor": "ipp", "executor_args": {"spec": spec, "cluster": None if ipp == "default" else ipp}}
     if jobs > 1:
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
@@ -105,7 +111,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
             if on:
                 child.append(flag)
         for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time),
-                         ("--cpus", cpus), ("--mem", mem)):
+                         ("--cpus", cpus), ("--mem", mem), ("--max-attempts", max_attempts)):
             if val is not None:
                 child += [opt, str(val)]
         if args:
@@ -119,7 +125,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         worker_rank, worker_size = _array_rank()
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify, **executor)
+                      verify=verify, max_attempts=max_attempts, **executor)
     summary = run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None)
     if summary.outcome is Outcome.FINISHED:
         sys.exit(ExitCode.OK)

@@ -25,6 +25,9 @@ class Claim:
     lost: bool = False    # taken over by another worker, or released: never ours again
     renewals: int = 0     # how often it was renewed
     why: str = ""         # why it was lost, for messages
+    # Attempts at the task whose worker died, as the store counts them now: set when this claim
+    # took over a dead worker's (that death included), 0 on a plain claim, which counts none.
+    died: int = 0
 
 
 @dataclass
@@ -53,6 +56,17 @@ class Claims(ABC):
     store (the folder store: its filesystem's clock; a server-backed store:
     the server's), never on the host's wall clock, so hosts whose clocks
     disagree still agree on staleness. `now()` reads that clock.
+
+    Deaths: a claim that goes stale was held by a worker that died while
+    running the task (killed for memory, a segfault, a lost node), or froze;
+    a worker that stops on a signal or its walltime releases its claims. So
+    the one racer whose takeover replaces a stale claim records that attempt
+    in the store (`RecordStore.deaths`), once per dead claim however many
+    racers judged it, and sets the new claim's `died` to the count. A claim
+    expired by the store (the Redis store drops stale claims after a lease)
+    counts when the next claim is made in its place. An owner that comes back
+    and finds its claim taken over (`renew`, `holds`) removes the record of its
+    own claim: it did not die. Nothing is counted or read while no worker dies.
 
     A `Claims` pickles as its store, lease, worker and reader flag, and is
     made again on the other side; its `Claim` objects stay valid there.

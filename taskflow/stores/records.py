@@ -32,6 +32,21 @@ class RecordStore(ABC):
     def failed_hashes(self) -> set[str]:
         """Hashes of every task with a failure record (one listing)."""
 
+    # -- attempts whose worker died (counted by takeovers, see claims.Claims) --
+
+    @abstractmethod
+    def deaths(self, task_hash: str) -> list[dict]:
+        """One record per attempt at the task whose worker died, oldest first: `owner` (what the
+        dead claim recorded: host, pid, worker...), `reason` (why it was judged stale), `time`."""
+
+    @abstractmethod
+    def forget_deaths(self, task_hash: str) -> int:
+        """Forget the task's dead attempts (a retry starts counting again); how many there were."""
+
+    @abstractmethod
+    def died_hashes(self) -> set[str]:
+        """Hashes of every task with dead attempts recorded (one listing)."""
+
     # -- completion records -----------------------------------------------
 
     @abstractmethod

@@ -33,7 +33,7 @@ class Actions:
 
     def __init__(self, snapshots: Snapshots):
         self.snapshots = snapshots
-        self._previews: dict[str, Prepared] = {}  # preview id -> what its Submit button submits
+        self._previews: dict[str, list[Prepared]] = {}  # preview id -> the arrays its Submit button submits
         self._lock = threading.Lock()
 
     @property
@@ -138,8 +138,9 @@ class Actions:
     # -- cluster -------------------------------------------------------------
 
     def preview_submit(self, form: dict) -> dict:
-        """The job script and command `taskflow submit --dry-run` prints for these settings."""
-        from ..submit import prepare, resolve_options
+        """The job scripts and commands `taskflow submit --dry-run` prints for these settings: one
+        array job per resource class of the unfinished tasks, as `taskflow submit` submits them."""
+        from ..submit import prepare_classes, resolve_options
 
         def text(key: str) -> str | None:
             value = form.get(key)
@@ -154,10 +155,12 @@ class Actions:
         extra = shlex.split(text("extra") or "")
         options = resolve_options(self.snapshots.taskfile, workers=n, scheduler=text("scheduler"),
                                   time=text("time"), mem=text("mem"), queue=text("queue"), extra=extra)
-        prepared = prepare(self.snapshots.taskfile, self.store, options, taskfile_args=self.snapshots.argv)
+        with self.snapshots.lock:  # it loads the taskfile, as snapshots do
+            classes = prepare_classes(self.snapshots.taskfile, self.store, options,
+                                      taskfile_args=self.snapshots.argv)
         key = uuid.uuid4().hex
         with self._lock:
-            self._previews[key] = prepared
+            self._previews[key] = classes
             while len(self._previews) > PREVIEWS_KEPT:
                 self._previews.pop(next(iter(self._previews)))
         words = ["submit"]
@@ -170,24 +173,43 @@ class Actions:
         for a in self.snapshots.argv:
             words += ["--arg", a]
         cli = self._cli(*words) + (" -- " + shlex.join(extra) if extra else "")
-        dry_run = (prepared.script_text
-                   + f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:\n"
-                   + prepared.shell_command() + "\n")
-        return {"message": f"preview of a {prepared.scheduler.title} job: nothing is submitted until Submit",
-                "preview": key, "scheduler": prepared.scheduler.name, "script": prepared.script_text,
-                "script_path": prepared.script_path, "submit_command": prepared.shell_command(),
+        several = len(classes) > 1
+        scripts, dry_run = [], ""
+        for p in classes:
+            head = (f"# taskflow submit --dry-run: resource class {_about(p)}\n" if several else "")
+            scripts.append(head + p.script_text)
+            dry_run += (head + p.script_text + "# taskflow submit --dry-run: would write the script above to "
+                        f"{p.script_path} and run:\n" + p.shell_command() + "\n")
+        first = classes[0]
+        what = (f"{len(classes)} {first.scheduler.title} array jobs, one per resource class" if several
+                else f"a {first.scheduler.title} job")
+        return {"message": f"preview of {what}: nothing is submitted until Submit",
+                "preview": key, "scheduler": first.scheduler.name, "script": "\n".join(scripts),
+                "script_path": ", ".join(p.script_path for p in classes),
+                "submit_command": "\n".join(p.shell_command() for p in classes),
+                "classes": [{"resources": p.resources.describe(), "workers": p.workers, "tasks": p.tasks,
+                             "script": p.script_text, "script_path": p.script_path,
+                             "submit_command": p.shell_command()} for p in classes],
                 "dry_run": dry_run, "command": cli}
 
     def submit(self, preview: str) -> dict:
-        """Submit exactly what the preview `preview` showed; returns the job id."""
+        """Submit exactly what the preview `preview` showed, one array job per resource class; returns
+        the job ids."""
         from ..submit import submit
 
         with self._lock:
-            prepared = self._previews.pop(str(preview), None)
-        if prepared is None:
+            classes = self._previews.pop(str(preview), None)
+        if classes is None:
             raise UsageError("that preview is gone (the server restarted, or it was submitted already): "
                              "preview again")
-        record = submit(prepared)
-        return self._done({"message": f"submitted {record.describe()} with {record.workers} worker(s); "
-                                      f"logs in {record.log_dir}",
-                           "job_id": record.job_id, "scheduler": record.scheduler})
+        records = [submit(p) for p in classes]
+        lines = [f"submitted {r.describe()} with {r.workers} worker(s)"
+                 + (f" for {_about(p)}" if len(classes) > 1 else "") + f"; logs in {r.log_dir}"
+                 for r, p in zip(records, classes, strict=True)]
+        return self._done({"message": "\n".join(lines), "job_id": ", ".join(r.job_id for r in records),
+                           "job_ids": [r.job_id for r in records], "scheduler": records[0].scheduler})
+
+
+def _about(prepared: Prepared) -> str:
+    return (f"{prepared.workers} worker(s) for {prepared.tasks} unfinished task(s) with "
+            f"{prepared.resources.describe()}")

@@ -10,6 +10,7 @@ from ..stores.base import Claim
 from ..stores.identity import failure_record, result_meta
 from ..stores.lease import Heartbeat
 from ..task import Task
+from . import died, retries
 from .handoff import HANDOFF_BYTES, Handoff
 from .options import RunSummary
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 class InFlight:
     """The executor of one pass over the graph, and the tasks handed to it and not yet back."""
 
-    __slots__ = ("executor", "heartbeats", "claims", "idle")
+    __slots__ = ("executor", "heartbeats", "claims", "idle", "tries")
 
     def __init__(self, executor: Executor, heartbeats: list[Heartbeat]):
         self.executor = executor
@@ -28,6 +29,8 @@ class InFlight:
         # Task hash: its claim and the heartbeat renewing it; (None, None) for a task the executor
         # claims where it runs it (Executor.claims).
         self.claims: dict[str, tuple[Claim | None, Heartbeat | None]] = {}
+        # Task hash: its failed attempts so far, while `retries=` runs it again (see retries.py).
+        self.tries: dict[str, list[dict]] = {}
 
 
 class Attempts(Handoff):
@@ -58,6 +61,9 @@ class Attempts(Handoff):
             if self._failed_elsewhere(h):
                 self.failed.add(h)
                 return
+            if claim.died >= self.options.max_attempts:
+                self._died_too_often(self.index[h], claim)
+                return
             self._submit(self.index[h], claim)
         finally:
             if h not in self.flight.claims:  # once there, given back by _finish or _give_back
@@ -79,6 +85,10 @@ class Attempts(Handoff):
 
     def _finish(self, done: Done, summary: RunSummary) -> bool:
         task = done.task
+        if done.failure is not None and retries.again(done, self.flight.tries):
+            self.flight.executor.submit(Job(task, self._lookup))  # in the claim it holds
+            return True
+        earlier = retries.recorded(self.flight.tries.pop(task.hash, None))
         claim, heartbeat = self.flight.claims.pop(task.hash)
         assert claim is not None and heartbeat is not None, "a task claimed where it ran comes back settled"
         try:
@@ -87,16 +97,16 @@ class Attempts(Handoff):
                     self._unfinish(done.gone, task.hash)
                     return True
                 if done.failure is not None:
-                    return self._record_failure(task, claim, done.failure, done.started, summary)
+                    return self._record_failure(task, claim, done.failure, done.started, summary, earlier)
                 try:
                     # Encoded here: a result that cannot be pickled is the task's failure,
                     # while a failing write (see below) is the store's and stops the worker.
                     payload = Payload(done.value, result_meta(task, done.started, done.seconds, self.leases.worker,
-                                                              {"max_rss_bytes": done.peak_bytes}))
+                                                              {"max_rss_bytes": done.peak_bytes, **earlier}))
                 except (KeyboardInterrupt, Terminated):
                     raise
                 except BaseException as e:
-                    return self._record_failure(task, claim, Failure.of(e), done.started, summary)
+                    return self._record_failure(task, claim, Failure.of(e), done.started, summary, earlier)
                 if not self.leases.holds(claim):
                     log.warning("lost the claim on %s (%s) while running it: %s; discarding this result",
                                 task.name, task.hash[:12], claim.why or "another worker took it over")
@@ -115,6 +125,8 @@ class Attempts(Handoff):
             if task.hash in self.retrying:
                 self.store.remove_failure(task.hash)
                 self.retrying.discard(task.hash)
+            if claim.died:  # finished at last: earlier deaths count no more
+                self.store.forget_deaths(task.hash)
             self._ran_total += 1
             summary.ran += 1
             self.journal.add(task.hash)
@@ -125,7 +137,7 @@ class Attempts(Handoff):
             self.leases.release(claim)
 
     def _record_failure(self, task: Task, claim: Claim, failure: Failure, started: float,
-                        summary: RunSummary) -> bool:
+                        summary: RunSummary, earlier: dict | None = None) -> bool:
         e = failure.exception
         message = str(e) or type(e).__name__
         if not self.leases.holds(claim):
@@ -134,7 +146,8 @@ class Attempts(Handoff):
                         type(e).__name__, message)
             self._lost(task.hash)
             return True
-        self.store.save_failure(task.hash, failure_record(task, e, failure.traceback, started, self.leases.worker))
+        self.store.save_failure(task.hash, {**failure_record(task, e, failure.traceback, started, self.leases.worker),
+                                            **(earlier or {})})
         self.failed.add(task.hash)
         self.retrying.discard(task.hash)
         self._consumed(task)
@@ -142,6 +155,16 @@ class Attempts(Handoff):
         summary.failed_hashes.add(task.hash)
         self.reporter.task_failed(task, f"{type(e).__name__}: {message}")
         return self.options.keep_going
+
+    def _died_too_often(self, task: Task, claim: Claim) -> None:
+        """Workers died running the task `--max-attempts` times: record that as its failure."""
+        record = died.failure_record(task, self.store.deaths(task.hash), claim.died, self.leases.worker)
+        self.store.save_failure(task.hash, record)
+        self.store.forget_deaths(task.hash)
+        self.failed.add(task.hash)
+        self.retrying.discard(task.hash)
+        self._consumed(task)
+        self.reporter.task_failed(task, record["message"])
 
     def _give_back(self) -> None:
         """The pass ends with tasks still at the executor (Ctrl-C, SIGTERM, an error): release their claims."""

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from ..base import Claim, ClaimInfo, Claims
 from ..identity import BOOT_ID, HOST, elapsed_clock, process, worker_id
 from ..lease import DEFAULT_LEASE, check_lease
-from . import claimfiles, judging, takeover
+from . import attempts, claimfiles, judging, takeover
 from .claimfiles import R0, R1, RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, head, same_claim
 from .clock import FsClock
 from .layout import Folder
@@ -120,8 +120,11 @@ class FolderClaims(Claims):
         if claim is not None or not take_over:
             return claim
         info = self.inspect(task_hash)
-        if info is None:  # released between our attempt and our look
-            return self.create(task_hash)
+        if info is None:  # released between our attempt and our look, or moved by a takeover
+            claim = self.create(task_hash)
+            if claim is not None:  # in a takeover's place: it counted its dead claim first
+                claim.died = attempts.counted(self.store.attempts_dir, task_hash)
+            return claim
         if not info.stale:
             return None
         return takeover.take_over(self, info)
@@ -178,6 +181,7 @@ class FolderClaims(Claims):
         if same_claim(raw, c.content):
             return True
         c.why = "another worker took it over"
+        attempts.forgive(self.store.attempts_dir, c.task_hash, c.token)  # we did not die
         return False
 
     def young(self, claim: Claim) -> bool:
@@ -188,6 +192,7 @@ class FolderClaims(Claims):
         claim.lost = True
         claim.why = "another worker took it over"
         log.warning("lost claim on %s: another worker took it over", claim.task_hash)
+        attempts.forgive(self.store.attempts_dir, claim.task_hash, claim.token)  # we did not die
         return False
 
     def renew(self, claim: Claim) -> bool:

@@ -21,6 +21,7 @@ class Folder(Protocol):
     done_dir: str
     damaged_dir: str
     doctor_dir: str
+    attempts_dir: str
 
     def ensure(self) -> None: ...
     def result_path(self, task_hash: str) -> str: ...

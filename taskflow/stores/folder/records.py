@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import StoreAccessError
 from ...stale import gone
+from . import attempts
 from .files import listing, opens, read_json, remove_file
 
 
@@ -24,6 +25,7 @@ class Records:
     damaged_dir: str
     complete_dir: str
     code_dir: str
+    attempts_dir: str
     jobs_dir: str
     stop_file: str
     _noted_code: set[tuple]
@@ -66,6 +68,17 @@ class Records:
 
     def failed_hashes(self) -> set[str]:
         return {n[:-5] for n in listing(self.failed_dir) if n.endswith(".json")}
+
+    # -- attempts whose worker died ----------------------------------------
+
+    def deaths(self, task_hash: str) -> list[dict]:
+        return attempts.records(self.attempts_dir, task_hash)
+
+    def forget_deaths(self, task_hash: str) -> int:
+        return attempts.forget(self.attempts_dir, task_hash)
+
+    def died_hashes(self) -> set[str]:
+        return attempts.hashes(self.attempts_dir)
 
     # -- damaged results --------------------------------------------------
 

@@ -5,6 +5,7 @@
       results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
       failed/<hash>.json      failure record: exception, traceback, host, time
       locks/<hash>            claim of a running task (see claims.py)
+      attempts/<hash>.<token>.json  an attempt at the task whose worker died (see attempts.py)
       tmp/                    files being written; renamed into place when complete
       clock/                  files touched to read the filesystem's own time (see clock.py)
       done/<host>.<pid>.<n>   journal of one worker: the tasks it finished, for other clients (see journal.py)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 MARKER = "taskflow-store.json"
 _OWN_ENTRIES = {MARKER, "results", "failed", "locks", "tmp", "clock", "done", "jobs", "code", "suspect", "damaged",
-                "complete", "STOP", "doctor", "doctor.json"}
+                "complete", "STOP", "doctor", "doctor.json", "attempts"}
 
 
 class FolderStore(Results, Records, Store):
@@ -65,6 +66,7 @@ class FolderStore(Results, Records, Store):
         self.damaged_dir = os.path.join(self.path, "damaged")
         self.complete_dir = os.path.join(self.path, "complete")
         self.doctor_dir = os.path.join(self.path, "doctor")
+        self.attempts_dir = os.path.join(self.path, "attempts")
         self.taskfile: str | None = None
         self._ready = False
         self._format_ok = False

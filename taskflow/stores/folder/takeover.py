@@ -24,11 +24,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from typing import Protocol
 
 from ..claims import ClaimInfo
 from ..identity import process
-from . import claimfiles, judging
+from . import attempts, claimfiles, judging
 from .claimfiles import FolderClaim, LockInfo, fresh_head
 from .layout import Folder
 
@@ -38,6 +39,7 @@ class Taker(Protocol):
 
     store: Folder
     lease: float
+    worker: str
 
     def now(self, seen: float = 0.0) -> float: ...
     def create(self, task_hash: str) -> FolderClaim | None: ...
@@ -65,7 +67,15 @@ def take_over(claims: Taker, info: ClaimInfo) -> FolderClaim | None:
     if token is None:
         return None
     try:
-        if not (still_stale(claims, path, info) and move_away(path, info)):
+        if not still_stale(claims, path, info):
+            return None
+        # Counted under the token, so one racer counts each dead claim, and before the claim is
+        # moved: a plain claim made in the moment its place is empty then sees the count too.
+        mark = claim_mark(info)
+        died = attempts.count(claims.store.attempts_dir, info.task_hash, mark, {
+            "owner": info.owner, "reason": info.reason, "time": time.time(), "by": claims.worker})
+        if not move_away(path, info):
+            attempts.forgive(claims.store.attempts_dir, info.task_hash, mark)  # it was renewed: alive
             return None
         # Made before the token is given up: a racer that judged the same claim and comes
         # late finds the token or this claim in place, never an empty place to claim.
@@ -73,18 +83,24 @@ def take_over(claims: Taker, info: ClaimInfo) -> FolderClaim | None:
         if claim is not None:  # None: a plain claim, or the owner remaking its file, came first
             log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
                         info.owner.get("worker", "unknown owner"), info.reason)
+            claim.died = died
         return claim
     finally:
         _drop_token(*token)
 
 
-def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] | None:
-    """The right to take over the claim judged in `info`, or None if another racer has it."""
+def claim_mark(info: ClaimInfo) -> str:
+    """The name of the claim judged in `info`, the same on every client: its random token."""
     mark = info.owner.get("token")
     if not (isinstance(mark, str) and mark.isascii() and mark.isalnum() and len(mark) <= 64):
         # Being written, or damaged: named after what it holds, as every client reads it.
         mark = hashlib.blake2b(info.raw, digest_size=10).hexdigest()
-    token = f"{path}.takeover.{mark}"
+    return mark
+
+
+def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] | None:
+    """The right to take over the claim judged in `info`, or None if another racer has it."""
+    token = f"{path}.takeover.{claim_mark(info)}"
     content = claims.record(info.task_hash, process.unique())
     for _ in range(3):
         fd = claimfiles.exclusive(token)

@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 # claim takes to reach the server.
 _YOUNG_MARGIN = 0.5
 
+# Why a claim the server dropped unreleased counts as an attempt whose worker died.
+EXPIRED = "its claim expired unreleased (not renewed for two leases)"
+
 
 def _token_of(raw: bytes) -> str:
     return raw.split(b" ", 1)[0].decode("ascii", "replace")
@@ -127,10 +130,10 @@ class RedisClaims(Claims):
         value = self._value(task_hash, token)
         made = elapsed_clock()
         with self.connection.guard(f"claiming {task_hash[:12]}"):
-            won = self._script(scripts.CLAIM)(keys=[self.keys.claim(task_hash), self.keys.claims],
-                                              args=[value, self.ttl_ms, task_hash, token])
-        if won:
-            return Claim(task_hash, token, made, BOOT_ID)
+            won = int(self._script(scripts.CLAIM)(keys=self.keys.claiming(task_hash),
+                                                  args=[value, self.ttl_ms, task_hash, token, EXPIRED]))
+        if won:  # more than 1: the claim before ours expired unreleased, and counts as dead
+            return Claim(task_hash, token, made, BOOT_ID, died=won - 1)
         if not take_over:
             return None
         info = self.inspect(task_hash)
@@ -145,18 +148,19 @@ class RedisClaims(Claims):
         value = self._value(info.task_hash, token)
         made = elapsed_clock()
         with self.connection.guard(f"taking over the claim on {info.task_hash[:12]}"):
-            won = self._script(scripts.TAKE_OVER)(keys=[self.keys.claim(info.task_hash), self.keys.claims],
-                                                  args=[info.raw, self._stale_below(info), value, self.ttl_ms,
-                                                        info.task_hash])
+            won = int(self._script(scripts.TAKE_OVER)(keys=self.keys.claiming(info.task_hash),
+                                                      args=[info.raw, self._stale_below(info), value, self.ttl_ms,
+                                                            info.task_hash, info.reason]))
         if not won:
             return None
         log.warning("took over stale claim on %s from %s (%s)", info.task_hash,
                     info.owner.get("worker", "unknown owner"), info.reason)
-        return Claim(info.task_hash, token, made, BOOT_ID)
+        return Claim(info.task_hash, token, made, BOOT_ID, died=won - 1)
 
     def remove_stale(self, info: ClaimInfo) -> bool:
         with self.connection.guard(f"removing the stale claim on {info.task_hash[:12]}"):
-            return bool(self._script(scripts.REMOVE_STALE)(keys=[self.keys.claim(info.task_hash), self.keys.claims],
+            return bool(self._script(scripts.REMOVE_STALE)(keys=[self.keys.claim(info.task_hash), self.keys.claims,
+                                                                 self.keys.holders],
                                                            args=[info.raw, self._stale_below(info), info.task_hash]))
 
     def _stale_below(self, info: ClaimInfo) -> int:
@@ -217,7 +221,8 @@ class RedisClaims(Claims):
         value = self._value(claim.task_hash, claim.token)
         with self.connection.guard(f"renewing the claim on {claim.task_hash[:12]}"):
             return int(self._script(scripts.RENEW)(
-                keys=[self.keys.claim(claim.task_hash), self.keys.claims, self.keys.result(claim.task_hash)],
+                keys=[self.keys.claim(claim.task_hash), self.keys.claims, self.keys.result(claim.task_hash),
+                      self.keys.holders, self.keys.died],
                 args=[claim.token, self.ttl_ms, value, claim.task_hash]))
 
     def _outcome(self, claim: Claim, answer: int) -> bool:
@@ -266,7 +271,8 @@ class RedisClaims(Claims):
             return False
         claim.lost = True  # given back: never ours again
         with self.connection.guard(f"releasing the claim on {claim.task_hash[:12]}"):
-            removed = self._script(scripts.RELEASE)(keys=[self.keys.claim(claim.task_hash), self.keys.claims],
+            removed = self._script(scripts.RELEASE)(keys=[self.keys.claim(claim.task_hash), self.keys.claims,
+                                                          self.keys.holders],
                                                     args=[claim.token, claim.task_hash])
         if not removed:
             log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)

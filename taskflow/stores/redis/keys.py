@@ -7,6 +7,8 @@
     P:failed                  hash: task hash -> failure record (JSON)
     P:claim:<hash>            claim of a running task (see claims.py); expires unless renewed
     P:claims                  set of hashes that may be claimed: listing claims needs no SCAN
+    P:holders                 hash: task hash -> the claim made last on it, until released
+    P:died                    hash: "<task hash>:<token>" -> an attempt whose worker died (deaths.py)
     P:journals                hash: journal name -> its writer (host, boot, pid) and last write
     P:done:<writer>           stream of the hashes one worker finished: its journal
     P:code:<name>             set of code tags that produced results of a task name
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 class Keys:
     __slots__ = ("prefix", "marker", "finished", "failed", "claims", "journals", "suspect", "complete", "stop",
+                 "holders", "died",
                  "_result", "_claim")
 
     def __init__(self, prefix: str):
@@ -31,6 +34,8 @@ class Keys:
         self.finished = f"{prefix}:finished"
         self.failed = f"{prefix}:failed"
         self.claims = f"{prefix}:claims"
+        self.holders = f"{prefix}:holders"
+        self.died = f"{prefix}:died"
         self.journals = f"{prefix}:journals"
         self.suspect = f"{prefix}:suspect"
         self.complete = f"{prefix}:complete"
@@ -45,6 +50,10 @@ class Keys:
 
     def claim(self, task_hash: str) -> str:
         return self._claim + task_hash
+
+    def claiming(self, task_hash: str) -> list[str]:
+        """The keys of the scripts that make a claim: it, the claims set, holders, died."""
+        return [self._claim + task_hash, self.claims, self.holders, self.died]
 
     @property
     def claim_prefix(self) -> str:

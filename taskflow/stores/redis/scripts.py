@@ -14,44 +14,76 @@ from __future__ import annotations
 # claim is live; for the second it is stale, visible to be judged and taken over; then the server
 # drops it. A claim is stale when its time to live (PTTL) is under one lease.
 
-# KEYS: claim, claims set. ARGV: claim value, time to live in ms (two leases), hash, token.
-# 1 if the claim is ours now (also when this very claim was made by an earlier send), else 0.
-CLAIM = """#!lua
+# Attempts whose worker died: P:holders maps each claimed hash to the claim made last (until its
+# release), P:died maps "<hash>:<token of a dead claim>" to what was known of it (see deaths.py).
+# A claim replaced by a takeover, or found expired by the next claim while P:holders still names
+# it, was never released: its worker died. Counting is part of the script that replaces the claim,
+# so one racer counts each dead claim, once.
+local_deaths = """
+local function mine(value, token)
+  return value and string.sub(value, 1, #token + 1) == token .. ' '
+end
+local function died(dead, hash, reason)
+  local token = string.match(dead, '^(%S+)') or 'unreadable'
+  redis.call('HSET', KEYS[4], hash .. ':' .. token,
+             cjson.encode({claim = dead, reason = reason, time = tonumber(redis.call('TIME')[1])}))
+  local n, prefix = 0, hash .. ':'
+  for _, f in ipairs(redis.call('HKEYS', KEYS[4])) do
+    if string.sub(f, 1, #prefix) == prefix then n = n + 1 end
+  end
+  return n
+end
+"""
+
+# KEYS: claim, claims set, holders, died. ARGV: claim value, time to live in ms (two leases), hash,
+# token, why a claim found expired counts.
+# 0 if another holds the task; else 1 + the dead attempts counted now when the claim before this
+# one had expired unreleased (1 when none was: also when this very claim was made by an earlier send).
+CLAIM = "#!lua" + local_deaths + """
 local held = redis.call('GET', KEYS[1])
 if held == false then
+  local counted = 0
+  local before = redis.call('HGET', KEYS[3], ARGV[3])
+  if before and not mine(before, ARGV[4]) then counted = died(before, ARGV[3], ARGV[5]) end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('SADD', KEYS[2], ARGV[3])
-  return 1
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
+  return 1 + counted
 end
-if string.sub(held, 1, #ARGV[4] + 1) == ARGV[4] .. ' ' then return 1 end
+if mine(held, ARGV[4]) then return 1 end
 return 0
 """
 
-# KEYS: claim, claims set, result. ARGV: token, time to live in ms, claim value to make again, hash.
+# KEYS: claim, claims set, result, holders, died. ARGV: token, time to live in ms, claim value to
+# make again, hash.
 # 1 if renewed; 2 if the claim had vanished (its owner was stopped for two leases, or it was
 # deleted) and nobody else claimed the task, so it was made again; -1 if it vanished and the
-# task's result is in place (finished elsewhere); 0 if another worker holds the task now.
+# task's result is in place (finished elsewhere); 0 if another worker holds the task now: then
+# this owner came back, and its attempt, counted as dead by whoever took over, is not.
 RENEW = """#!lua flags=allow-oom
 local held = redis.call('GET', KEYS[1])
 if held == false then
   if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
   redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('HSET', KEYS[4], ARGV[4], ARGV[3])
   return 2
 end
 if string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
+redis.call('HDEL', KEYS[5], ARGV[4] .. ':' .. ARGV[1])
 return 0
 """
 
-# KEYS: claim, claims set. ARGV: token, hash. 1 if removed, 0 if it was not ours.
+# KEYS: claim, claims set, holders. ARGV: token, hash. 1 if removed, 0 if it was not ours.
 RELEASE = """#!lua flags=allow-oom
 local held = redis.call('GET', KEYS[1])
 if held and string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
   return 1
 end
 return 0
@@ -66,25 +98,29 @@ local stale = held == ARGV[1]
 if stale and ARGV[2] ~= '0' then stale = redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) end
 """
 
-# KEYS: claim, claims set. ARGV: value judged stale, lease in ms of that claim ('0': its owner is
-# gone), new value, time to live in ms, hash.
-# 1 if the judged claim was replaced by ours, 0 if it changed meanwhile (renewed, released, taken).
-TAKE_OVER = "#!lua" + local_still_stale + """
+# KEYS: claim, claims set, holders, died. ARGV: value judged stale, lease in ms of that claim ('0':
+# its owner is gone), new value, time to live in ms, hash, why it was stale.
+# 1 + the dead attempts counted now if the judged claim was replaced by ours (also on a second
+# send), 0 if it changed meanwhile (renewed, released, taken).
+TAKE_OVER = "#!lua" + local_still_stale + local_deaths + """
 if stale then
+  local counted = died(ARGV[1], ARGV[5], ARGV[6])
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   redis.call('SADD', KEYS[2], ARGV[5])
-  return 1
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[3])
+  return 1 + counted
 end
-if held == ARGV[3] then return 1 end
+if held == ARGV[3] then return 1 + died(ARGV[1], ARGV[5], ARGV[6]) end
 return 0
 """
 
-# KEYS: claim, claims set. ARGV: value judged stale, its lease in ms ('0': its owner is gone), hash.
-# 1 if removed.
+# KEYS: claim, claims set, holders. ARGV: value judged stale, its lease in ms ('0': its owner is
+# gone), hash. 1 if removed (cleanup's: the attempt does not count, as in a folder store).
 REMOVE_STALE = "#!lua flags=allow-oom" + local_still_stale + """
 if stale then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], ARGV[3])
+  if redis.call('HGET', KEYS[3], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[3], ARGV[3]) end
   return 1
 end
 return 0

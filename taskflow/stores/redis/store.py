@@ -36,6 +36,7 @@ from .connection import Connection
 from .journal import RedisJournal, RedisNews, journaled
 from .keys import Keys
 from . import leftovers
+from .deaths import Deaths
 from .recordmethods import RecordMethods
 from .records import Records
 from .results import Results
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 _KEEPS_KEYS = {"noeviction"}
 
 
-class RedisStore(RecordMethods, Store):
+class RedisStore(Deaths, RecordMethods, Store):
     """A taskflow store under one prefix of one Redis database. Making the object connects nowhere."""
 
     def __init__(self, address: RedisAddress, fsync: bool = False):

@@ -266,7 +266,8 @@
     on("sub-submit", async () => {
       const r = await act("/api/submit", {preview});
       $("sub-preview-box").hidden = true;
-      setText("sub-result", r ? `job ${r.job_id} submitted (${r.scheduler})` : $("action-output").textContent);
+      const jobsWord = r && r.job_ids && r.job_ids.length > 1 ? "jobs" : "job";  // one array per resource class
+      setText("sub-result", r ? `${jobsWord} ${r.job_id} submitted (${r.scheduler})` : $("action-output").textContent);
       $("sub-result").className = r ? "job-id" : "error";
     });
     for (const id of ["sub-scheduler", "sub-workers", "sub-time", "sub-mem", "sub-queue", "sub-extra"]) {
