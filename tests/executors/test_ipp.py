@@ -335,3 +335,21 @@ def test_short_tasks_go_in_batches_long_ones_one_by_one():
     executor._pending = list(jobs[:3])
     executor._send()
     assert executor.client.sent == [] and len(executor._pending) == 3
+
+
+def test_retries_run_again_on_the_engine_in_the_claim_it_holds(cluster, tmp_path):
+    taskfile = write_taskfile(tmp_path, PREAMBLE + """
+@TaskGenerator(retries=2, retry_on=(ConnectionError,))
+def flaky(i):
+    note("flaky", i)
+    tries = sum(1 for line in open(LOG) if line.split() == ["flaky", str(i)])
+    if tries < 3:
+        raise ConnectionError(f"try {tries}")
+    return i
+
+results = [flaky(i) for i in range(2)]
+""")
+    log = tmp_path / "log"
+    run_cli("execute", taskfile, "--ipp", cluster.connection_file, "--", log, cwd=tmp_path, check=0)
+    assert Counter(log.read_text().splitlines()) == {"flaky 0": 3, "flaky 1": 3}
+    assert _values(taskfile, "results", argv=(str(log),)) == [[0, 1]]
