@@ -14,7 +14,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from taskflow.schedulers import SCHEDULERS  # noqa: E402
+from taskflow.schedulers import SCHEDULERS, ScriptSpec  # noqa: E402
 
 
 def main() -> None:
@@ -25,6 +25,11 @@ def main() -> None:
             f.write(scheduler.render())
         os.chmod(path, 0o755)
         print(f"wrote {scheduler.script}")
+        description = getattr(scheduler, "description", None)  # HTCondor's submit description beside it
+        if description:
+            with open(os.path.join(ROOT, description), "w", encoding="utf-8") as f:
+                f.write(scheduler.render_description(ScriptSpec()))
+            print(f"wrote {description}")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,14 @@ class SchedulerError(TaskflowError):
         super().__init__(message)
 
 
+class EngineError(TaskflowError):
+    """A cluster of engines (ipyparallel) cannot be reached or used, or its optional package is missing."""
+
+    def __init__(self, message: str, engine: str | None = None):
+        self.engine = engine
+        super().__init__(message)
+
+
 class JugFeatureError(TaskflowError):
     """A taskfile uses a part of jug that taskflow's compatibility package does not cover."""
 

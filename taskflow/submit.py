@@ -62,6 +62,7 @@ class SubmitOptions:
     queue: str | None = None
     name: str | None = None
     extra: tuple[str, ...] = ()     # scheduler arguments
+    via: str = "command"            # how to submit: the scheduler's command (qsub, sbatch), or "drmaa"
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
 
 
@@ -161,6 +162,7 @@ class Prepared:
     workers: int = 0              # its array size
     tasks: int = 0                # unfinished tasks of its class when it was prepared
     log_dir: str = ""             # where its array tasks write their logs
+    files: dict[str, str] = field(default_factory=dict)  # written beside the script (HTCondor's description)
 
     def shell_command(self) -> str:
         return shlex.join(self.command)
@@ -198,9 +200,14 @@ def prepare(taskfile: str, store: Store, options: SubmitOptions, python: str = s
     stamp = time.strftime("%Y%m%dT%H%M%S")
     script_path = os.path.join(store.jobs_folder(),
                                f"{scheduler.name}-{stamp}-{uuid.uuid4().hex[:6]}{scheduler.suffix}")
-    command = [scheduler.submit_command, *scheduler.submit_args(script_path, workers, options.extra)]
-    return Prepared(scheduler, options, taskfile, store, scheduler.render(spec), script_path, command,
-                    resources, workers, tasks, logs)
+    text = scheduler.render(spec)
+    if options.via == "drmaa":
+        from .schedulers.drmaasubmit import describe
+        command = describe(scheduler, script_path, text, workers, options.extra)
+    else:
+        command = [scheduler.submit_command, *scheduler.submit_args(script_path, workers, options.extra)]
+    return Prepared(scheduler, options, taskfile, store, text, script_path, command, resources, workers, tasks,
+                    logs, scheduler.submit_files(spec, script_path, workers))
 
 
 @dataclass
@@ -274,7 +281,8 @@ def prepare_classes(taskfile: str, store: Store, options: SubmitOptions, python:
 def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None) -> jobs.JobRecord:
     """Write the script, submit it, record the job in the store; returns the record."""
     scheduler = prepared.scheduler
-    program = scheduler.require(which or shutil.which)
+    drmaa = prepared.options.via == "drmaa"
+    program = "" if drmaa else scheduler.require(which or shutil.which)
     jobs.prepare_folders(prepared.store)
     if prepared.log_dir:
         try:
@@ -285,12 +293,22 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
     with open(path, "w", encoding="utf-8") as f:
         f.write(prepared.script_text)
     os.chmod(path, 0o755)
+    for other, text in prepared.files.items():
+        with open(other, "w", encoding="utf-8") as f:
+            f.write(text)
     try:
         # Every scheduler's job script hands the submitting environment to the job: what the
         # store's url leaves out (a password) reaches the workers that way, never in the script.
-        job_id = _run(scheduler, [program, *prepared.command[1:]], prepared.store.worker_environment())
+        if drmaa:
+            from .schedulers.drmaasubmit import submit as drmaa_submit
+            ids = drmaa_submit(scheduler, path, prepared.script_text, prepared.workers or prepared.options.workers,
+                               prepared.options.extra, {**os.environ, **prepared.store.worker_environment()})
+            job_id = job_number(ids[0])  # as qsub -terse and sbatch --parsable give it
+        else:
+            job_id = _run(scheduler, [program, *prepared.command[1:]], prepared.store.worker_environment())
     except BaseException:
-        _unlink(path)
+        for written in (path, *prepared.files):
+            _unlink(written)
         raise
     record = jobs.JobRecord(scheduler=scheduler.name, job_id=job_id, number=job_number(job_id),
                             workers=prepared.workers or prepared.options.workers,

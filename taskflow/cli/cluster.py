@@ -61,6 +61,9 @@ Exit codes:
 @click.option("--cpus", type=click.IntRange(min=1), help="Cpus per worker.")
 @click.option("--queue", metavar="QUEUE", help="Queue (SGE, PBS) or partition (Slurm).")
 @click.option("--name", metavar="NAME", help="Job name [default: taskflow-<taskfile stem>].")
+@click.option("--via", type=click.Choice(["command", "drmaa"]), default="command", show_default=True,
+              help="Submit with the scheduler's command (qsub, sbatch), or through its DRMAA library "
+                   "(needs taskflow[drmaa] and the site's libdrmaa; DRMAA_LIBRARY_PATH).")
 @click.option("--dry-run", is_flag=True, help="Print the job script and the submit command; submit nothing.")
 @click.option("--dask", "dask", is_flag=True,
               help="Start the -n workers as Dask workers (one batch job each, through dask-jobqueue), run the "
@@ -78,9 +81,9 @@ Exit codes:
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
            walltime: str | None, mem: str | None, cpus: int | None, queue: str | None, name: str | None, dry_run: bool,
-           dask: bool, taskfile_args: tuple, log_dir: str | None, store: str | None, verbose: bool,
+           dask: bool, taskfile_args: tuple, log_dir: str | None, via: str, store: str | None, verbose: bool,
            debug: bool) -> None:
-    """Submit workers for FILE as array jobs (SGE, Slurm or PBS), one per resource class.
+    """Submit workers for FILE as array jobs (SGE, Slurm, PBS or HTCondor), one per resource class.
 
     Groups the unfinished tasks by their resources= (cpus, mem, gpus, time;
     --time/--mem/--cpus for those that declare none) and writes one job
@@ -106,6 +109,7 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
     s = _open_store(taskfile, store)
     options = resolve_options(taskfile, workers=workers, scheduler=scheduler, time=walltime, mem=mem,
                               cpus=cpus, queue=queue, name=name, extra=scheduler_args)
+    options.via = via
     if dask:
         _submit_dask(taskfile, s, options, taskfile_args, log_dir, dry_run)
     classes = prepare_classes(taskfile, s, options, taskfile_args=taskfile_args, log_dir=log_dir)
@@ -116,6 +120,10 @@ def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler:
             if len(classes) > 1:
                 click.echo(f"# taskflow submit --dry-run: resource class {about}")
             click.echo(prepared.script_text, nl=False)
+            for other, text in prepared.files.items():
+                click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path}, and "
+                           f"this to {other}:")
+                click.echo(text, nl=False)
             click.echo(f"# taskflow submit --dry-run: would write the script above to {prepared.script_path} and run:")
             click.echo(prepared.shell_command())
             continue

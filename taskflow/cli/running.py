@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the tasks on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for N "
                    "worker processes here; claims and results stay in the store [needs taskflow[dask]].")
+@click.option("--ipp", "ipp", is_flag=False, flag_value="default", metavar="[PROFILE|CONNECTION_FILE]",
+              help="Run the tasks on the engines of a running ipyparallel cluster: its profile, or its "
+                   "ipcontroller-client.json [default profile]. Needs taskflow[ipp].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
@@ -55,8 +58,8 @@ if TYPE_CHECKING:
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
             retry_failed: bool, max_attempts: int | None, lease: float, wait: float | None, max_tasks: int | None,
             max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
-            gpus: int | None, dask_address: str | None, quiet: bool, verbose: bool, debug: bool,
-            progress_fd: int | None, rank: str | None, share: str | None) -> None:
+            gpus: int | None, dask_address: str | None, ipp: str | None, quiet: bool, verbose: bool,
+            debug: bool, progress_fd: int | None, rank: str | None, share: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
@@ -96,6 +99,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     else:
         reporter = LogReporter()
 
+    if ipp is not None and dask_address is not None:
+        raise click.UsageError("--dask and --ipp each run the tasks on a cluster of their own: give one of them")
     if dask_address is not None:
         from ..dask.run import check_options, execute_on_dask
         check_options(jobs=jobs, wait=wait, max_tasks=max_tasks, max_time=max_time, cpus=cpus, mem=mem, gpus=gpus)
@@ -108,6 +113,13 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
             sys.exit(ExitCode.REMAINING)
         _exit_for(summary, progress_fd)
 
+    executor: dict = {}
+    if ipp is not None:
+        if jobs > 1:
+            raise click.UsageError("--ipp runs the tasks on the cluster's engines: give --jobs or --ipp, not both")
+        from ..engine import spec_for
+        spec = spec_for(taskfile, s, lease, args, fsync, max_attempts)
+        executor = {"executor": "ipp", "executor_args": {"spec": spec, "cluster": None if ipp == "default" else ipp}}
     if jobs > 1:
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
@@ -147,7 +159,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
                       verify=verify, max_attempts=max_attempts, capacity=given, share=share,
-                      time_left=_walltime_left())
+                      time_left=_walltime_left(), **executor)
     _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
 
 

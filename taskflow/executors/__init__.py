@@ -7,16 +7,24 @@ from .local import LocalExecutor
 
 DEFAULT = "local"
 
-# Every executor, by the name `execute` knows it by.
-EXECUTORS: dict[str, type[Executor]] = {LocalExecutor.name: LocalExecutor}
+# Every executor, by the name `execute` knows it by: its class, or "module:Class" for one imported
+# only when used (every worker imports this registry; few use ipyparallel).
+EXECUTORS: dict[str, type[Executor] | str] = {LocalExecutor.name: LocalExecutor,
+                                              "ipp": "taskflow.executors.ipp:IppExecutor"}
 
 
 def executor_class(name: str) -> type[Executor]:
     """The executor called `name`; UsageError when there is none."""
     try:
-        return EXECUTORS[name]
+        found = EXECUTORS[name]
     except KeyError:
         raise UsageError(f"unknown executor {name!r} (known: {', '.join(sorted(EXECUTORS))})") from None
+    if isinstance(found, str):
+        import importlib
+
+        module, _, attribute = found.partition(":")
+        found = EXECUTORS[name] = getattr(importlib.import_module(module), attribute)
+    return found
 
 
 __all__ = ["DEFAULT", "EXECUTORS", "Done", "Executor", "Failure", "InputGone", "InputUnreadable", "Job",

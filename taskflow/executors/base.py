@@ -48,14 +48,22 @@ class Job:
     `inputs` is either a function returning the value of one of the task's
     dependencies (it may raise InputGone or InputUnreadable), or a mapping from each
     dependency's hash to its value.
+
+    For an executor that claims where it runs the task (`Executor.claims`),
+    the worker holds no claim and says how to take one: `take_over` a stale
+    claim (the worker judged it so), and `retry_cutoff`, None when any
+    recorded failure means the task failed already, else the time since which
+    a recorded failure counts (`--retry-failed`: older ones are run again).
     """
 
     # Plain classes with __slots__ rather than dataclasses: one of each per task, and cheap to import.
-    __slots__ = ("task", "inputs")
+    __slots__ = ("task", "inputs", "take_over", "retry_cutoff")
 
-    def __init__(self, task: Task, inputs: Inputs):
+    def __init__(self, task: Task, inputs: Inputs, take_over: bool = False, retry_cutoff: float | None = None):
         self.task = task
         self.inputs = inputs
+        self.take_over = take_over
+        self.retry_cutoff = retry_cutoff
 
 
 class Failure:
@@ -79,12 +87,19 @@ class Done:
 
     `started` is the wall-clock time it started (time.time()), `seconds` how long it ran, inputs
     included, and `peak_bytes` the peak resident memory of the process while it ran.
+
+    `settled` is None unless the executor claims where it runs the task
+    (`Executor.claims`); it is then one of SETTLED and says what that attempt
+    already did in the store: SAVED its result (`value` is None), recorded its
+    `failure`, or found it TAKEN by another worker, FINISHED or FAILED_BEFORE
+    (not run), or LOST its claim while it ran (result discarded); a `gone`
+    input comes with RELEASED (claim given back, not run).
     """
 
-    __slots__ = ("task", "started", "seconds", "peak_bytes", "value", "failure", "gone")
+    __slots__ = ("task", "started", "seconds", "peak_bytes", "value", "failure", "gone", "settled")
 
     def __init__(self, task: Task, started: float, seconds: float = 0.0, peak_bytes: int = 0, value: Any = None,
-                 failure: Failure | None = None, gone: str | None = None):
+                 failure: Failure | None = None, gone: str | None = None, settled: str | None = None):
         self.task = task
         self.started = started
         self.seconds = seconds
@@ -92,6 +107,13 @@ class Done:
         self.value = value
         self.failure = failure
         self.gone = gone
+        self.settled = settled
+
+
+# What an attempt made where the task runs did in the store (Done.settled).
+SAVED, RECORDED, TAKEN, FINISHED, FAILED_BEFORE, LOST, RELEASED = (
+    "saved", "recorded", "taken", "finished", "failed-before", "lost", "released")
+SETTLED = (SAVED, RECORDED, TAKEN, FINISHED, FAILED_BEFORE, LOST, RELEASED)
 
 
 def run_task(task: Task, inputs: Inputs, signals: Signals | None = None) -> Done:
@@ -153,7 +175,8 @@ class Executor(ABC):
       one by one, here or elsewhere, through `run_task` or alike.
     - Every submitted job comes back from `complete` exactly once, as a
       Done, unless `close` is called first.
-    - An executor never saves, claims or releases anything: the worker does,
+    - An executor never saves, claims or releases anything (unless it sets
+      `claims`, below): the worker does,
       with what `complete` returns. A job's failure comes back as a Done
       with `failure` set, never as an exception out of `complete`.
     - KeyboardInterrupt and Terminated (SIGINT and SIGTERM, see
@@ -164,10 +187,18 @@ class Executor(ABC):
     - One executor serves one pass of a worker over a graph (a barrier
       makes several), and `close` ends it, also when the pass ends on an
       exception.
+
+    An executor whose jobs run on engines sharing the store may set `claims`:
+    the worker then takes no claim itself, and each job claims, runs, saves
+    (result or failure) and releases where it runs, through the store
+    interface (`taskflow.engine.attempt` does), so that the claim names the
+    process running the task and goes stale if that process dies. Its Done
+    says what happened there (`Done.settled`).
     """
 
     name: ClassVar[str]
     slots: int = 1  # how many jobs may be submitted and not yet returned by `complete`
+    claims: ClassVar[bool] = False  # True: jobs claim, save and release where they run
 
     def __init__(self, signals: Signals) -> None:
         """`signals` are the worker's: let them raise while waiting for or running a job (`allow`),

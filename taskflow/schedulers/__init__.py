@@ -1,7 +1,7 @@
 """Batch schedulers: writing a worker job script for one, and submitting it as an array job.
 
 Each scheduler is a `Scheduler` (base.py) in its own module (sge.py, slurm.py,
-pbs.py), listed in `SCHEDULERS` below; environment.py reads what each tells the
+pbs.py, condor.py), listed in `SCHEDULERS` below; environment.py reads what each tells the
 jobs it runs. Job scripts come from the templates in
 `templates/`, the same ones behind the hand-usable scripts in the
 repository's `scripts/` folder: rendering a template with `ScriptSpec()`
@@ -17,6 +17,7 @@ from ..errors import SchedulerError, UsageError
 from ..units import parse_memory
 from .base import (DEFAULT_LOG_DIR, DEFAULT_NAME, DEFAULT_PYTHON, Scheduler, ScriptSpec, fill, format_walltime,
                    job_number, plain_path, safe_job_name, template_text)
+from .condor import Condor
 from .pbs import PBS
 from .sge import SGE
 from .slurm import Slurm
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # The registry: a new scheduler is one module with its Scheduler subclass, and one line here.
 SCHEDULERS: dict[str, Scheduler] = {s.name: s for s in (
+    Condor(),
     PBS(),
     SGE(),
     Slurm(),

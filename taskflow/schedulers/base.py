@@ -109,6 +109,9 @@ class Scheduler(abc.ABC):
     submit_flags: tuple[str, ...] = ()
     reply_pattern: str = ""        # a whole line of the reply; its group 1 is the job id
     reply_from_end: bool = False   # look from the reply's last line up
+    # --via drmaa: the script's directives, which DRMAA does not read, become its native specification
+    directive_prefix: str = ""     # "#$", "#SBATCH", "#PBS"
+    drmaa_libraries: tuple[str, ...] = ()  # where its libdrmaa usually is, when DRMAA_LIBRARY_PATH is unset
 
     def __repr__(self) -> str:
         return f"<scheduler {self.name}>"
@@ -177,6 +180,22 @@ class Scheduler(abc.ABC):
         return fill(template_text(self.template), values)
 
     # -- submitting ------------------------------------------------------------
+
+    def submit_files(self, spec: ScriptSpec, script_path: str, workers: int) -> dict[str, str]:
+        """Files to write beside the job script before submitting it, path to text (HTCondor's submit
+        description); none for a scheduler whose script carries its own directives."""
+        return {}
+
+    def directives(self, script: str) -> list[str]:
+        """The options of the script's directive lines (`#$ -l h_rt=1:00:00` gives `-l`, `h_rt=1:00:00`),
+        for a submission that does not read them (DRMAA's native specification)."""
+        args: list[str] = []
+        for line in script.splitlines()[1:]:
+            if not line.startswith("#"):
+                break  # directives come before the first command
+            if line.startswith(self.directive_prefix + " "):
+                args += shlex.split(line[len(self.directive_prefix):], posix=True)
+        return args
 
     @abc.abstractmethod
     def array_args(self, workers: int) -> list[str]:

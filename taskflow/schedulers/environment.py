@@ -16,6 +16,11 @@ Names and meanings are those of the schedulers' own documentation:
 - PBS Pro / OpenPBS: PBS_JOBID (`123[7].server` for an array task), PBS_ARRAY_INDEX, NCPUS.
   Torque: PBS_JOBID, PBS_ARRAYID, PBS_NP (processors of the job), PBS_NUM_PPN (per node),
   PBS_WALLTIME (the walltime requested, in seconds). Neither exports the memory requested.
+- HTCondor, "Services for Running Jobs": BATCH_SYSTEM=HTCondor, _CONDOR_JOB_AD (a file holding the
+  job's ClassAd: ClusterId, ProcId, RequestCpus, RequestMemory in megabytes, RequestGPUs,
+  AllowedExecuteDuration in seconds, JobCurrentStartDate, TotalSubmitProcs), _CONDOR_MACHINE_AD
+  (the slot's ad: Cpus and Memory provisioned), OMP_NUM_THREADS and the like (the cores
+  provisioned). HTCondor has no array: a cluster's jobs are its processes 0 to N-1.
 - Any scheduler: CUDA_VISIBLE_DEVICES, the GPUs this process may use.
 """
 from __future__ import annotations
@@ -36,7 +41,7 @@ _MIB = 1024 * 1024
 class JobEnvironment:
     """One job's view of its scheduler; None in a field the scheduler does not tell."""
 
-    scheduler: str | None = None      # "slurm", "sge", "pbs"; None outside a scheduler
+    scheduler: str | None = None      # "slurm", "sge", "pbs", "condor"; None outside a scheduler
     job_id: str | None = None         # this job (a Slurm array task has its own)
     array_job_id: str | None = None   # the array this job is a task of
     array_task: str | None = None     # this task's index, as the scheduler wrote it
@@ -223,10 +228,50 @@ def pbs(environ: Mapping[str, str]) -> JobEnvironment | None:
         worker=_label("pbs", job, task))
 
 
+def _classad(path: str | None) -> dict[str, str]:
+    """The `Name = value` lines of a ClassAd file (quotes taken off strings); empty when unreadable."""
+    values: dict[str, str] = {}
+    if not path:
+        return values
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                name, sep, value = line.strip().partition(" = ")
+                if sep:
+                    value = value.strip()
+                    values[name] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    except OSError as e:
+        log.debug("cannot read %s: %s", path, e)
+    return values
+
+
+def condor(environ: Mapping[str, str]) -> JobEnvironment | None:
+    if environ.get("BATCH_SYSTEM") != "HTCondor" and not environ.get("_CONDOR_JOB_AD"):
+        return None
+    job = _classad(environ.get("_CONDOR_JOB_AD"))
+    machine = _classad(environ.get("_CONDOR_MACHINE_AD"))
+    cluster, process = job.get("ClusterId"), job.get("ProcId")
+    count = _positive(job.get("TotalSubmitProcs"))
+    # What the slot was given (it may be more than asked for), else what the job asked for.
+    cpus = (_positive(machine.get("Cpus")) or _positive(environ.get("OMP_NUM_THREADS"))
+            or _positive(job.get("RequestCpus")))
+    megabytes = _positive(machine.get("Memory")) or _positive(job.get("RequestMemory"))
+    start = _float(job.get("JobCurrentStartDate"))
+    walltime = _float(job.get("AllowedExecuteDuration"))
+    return JobEnvironment(
+        scheduler="condor", job_id=f"{cluster}.{process}" if cluster and process else cluster,
+        array_job_id=cluster if process is not None else None, array_task=process,
+        array_first=0 if process is not None else None, array_last=count - 1 if count else None,
+        array_step=1 if process is not None else None, array_count=count,
+        cpus=cpus, memory=megabytes * _MIB if megabytes else None, gpus=_devices(environ),
+        walltime=walltime if walltime and walltime > 0 else None, start_time=start,
+        worker=_label("condor", cluster, process))
+
+
 # In this order: the first that finds an array task wins, else the first that finds a job. A job
 # submitted from inside another scheduler's job inherits its variables (Slurm and `qsub -V` pass
 # the environment on), so an array task is the stronger sign.
-READERS: tuple[Callable[[Mapping[str, str]], JobEnvironment | None], ...] = (slurm, sge, pbs)
+READERS: tuple[Callable[[Mapping[str, str]], JobEnvironment | None], ...] = (slurm, sge, pbs, condor)
 
 
 def detect(environ: Mapping[str, str] | None = None) -> JobEnvironment:

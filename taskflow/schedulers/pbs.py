@@ -42,6 +42,8 @@ class PBS(Scheduler):
     queue_directive = "#PBS -q {}"
     cpus_directive = "#PBS -l ncpus={}"
     gpus_directive = "#PBS -l ngpus={}"
+    directive_prefix = "#PBS"
+    drmaa_libraries = ("/usr/local/lib/libdrmaa.so",)  # pbs-drmaa's default prefix
     reply_pattern = r"\s*(\d+(\[\])?(\.[\w.-]+)?)\s*"  # "123[].server" for an array, "123.server" for a single job
 
     def is_torque(self, which: Callable[[str], str | None] = shutil.which) -> bool:

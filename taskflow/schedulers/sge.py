@@ -25,6 +25,10 @@ class SGE(Scheduler):
     gpus_directive = "#$ -l gpu={}"
     submit_flags = ("-terse",)
     reply_pattern = r"\s*(\d+)(\.\d+-\d+:\d+)?\s*"  # -terse: "123.1-20:1" for an array, "123" for a single job
+    directive_prefix = "#$"
+    # Debian's gridengine-drmaa1.0; a Grid Engine installed from its tarball keeps it under SGE_ROOT.
+    drmaa_libraries = ("/usr/lib/gridengine-drmaa/lib/libdrmaa.so.1.0", "$SGE_ROOT/lib/lx-amd64/libdrmaa.so",
+                       "$SGE_ROOT/lib/lx-amd64/libdrmaa.so.1.0")
 
     def available(self, which: Callable[[str], str | None] = shutil.which) -> bool:
         # PBS has a qsub too; qconf, or an SGE_ROOT, is what only Grid Engine has.

@@ -21,6 +21,8 @@ class Slurm(Scheduler):
     # --parsable: "123" or "123;cluster"; site wrappers may print notes before it.
     reply_pattern = r"\s*(\d+)(;\S+)?\s*"
     reply_from_end = True
+    directive_prefix = "#SBATCH"
+    drmaa_libraries = ("/usr/lib/x86_64-linux-gnu/libslurm-drmaa.so.1", "/usr/local/lib/libdrmaa.so")  # slurm-drmaa
 
     def array_args(self, workers: int) -> list[str]:
         return [f"--array=1-{workers}"]

@@ -109,3 +109,10 @@ def result_meta(task: Any, started: float, duration: float, worker: str, extra: 
     if extra:
         meta.update(extra)
     return meta
+
+
+def failure_record(task: Any, exception: BaseException, traceback: str, started: float, worker: str) -> dict:
+    """The record saved for a task that raised: what, where, by whom, when."""
+    return {"name": task.name, "hash": task.hash, "type": type(exception).__name__,
+            "message": str(exception) or type(exception).__name__, "traceback": traceback,
+            "host": HOST, "pid": process.pid, "worker": worker, "started": started, "time": time.time()}

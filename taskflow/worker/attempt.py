@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import time
 
 from ..encoding import Payload
 from ..executors import Done, Executor, Failure, Job
 from ..signals import Terminated
 from ..stores.base import Claim
-from ..stores.identity import HOST, result_meta
+from ..stores.identity import failure_record, result_meta
 from ..stores.lease import Heartbeat
 from ..task import Task
 from . import died, retries
@@ -28,8 +26,9 @@ class InFlight:
         self.executor = executor
         self.heartbeats = heartbeats  # one per slot of the executor
         self.idle = list(heartbeats)  # those watching no claim
-        # Task hash: its claim and the heartbeat renewing it.
-        self.claims: dict[str, tuple[Claim, Heartbeat]] = {}
+        # Task hash: its claim and the heartbeat renewing it; (None, None) for a task the executor
+        # claims where it runs it (Executor.claims).
+        self.claims: dict[str, tuple[Claim | None, Heartbeat | None]] = {}
         # Task hash: its failed attempts so far, while `retries=` runs it again (see retries.py).
         self.tries: dict[str, list[dict]] = {}
 
@@ -91,6 +90,7 @@ class Attempts(Handoff):
             return True
         earlier = retries.recorded(self.flight.tries.pop(task.hash, None))
         claim, heartbeat = self.flight.claims.pop(task.hash)
+        assert claim is not None and heartbeat is not None, "a task claimed where it ran comes back settled"
         try:
             try:
                 if done.gone is not None:
@@ -146,11 +146,8 @@ class Attempts(Handoff):
                         type(e).__name__, message)
             self._lost(task.hash)
             return True
-        self.store.save_failure(task.hash, {
-            "name": task.name, "hash": task.hash, "type": type(e).__name__, "message": message,
-            "traceback": failure.traceback,
-            "host": HOST, "pid": os.getpid(), "worker": self.leases.worker,
-            "started": started, "time": time.time(), **(earlier or {})})
+        self.store.save_failure(task.hash, {**failure_record(task, e, failure.traceback, started, self.leases.worker),
+                                            **(earlier or {})})
         self.failed.add(task.hash)
         self.retrying.discard(task.hash)
         self._consumed(task)
@@ -173,6 +170,8 @@ class Attempts(Handoff):
         """The pass ends with tasks still at the executor (Ctrl-C, SIGTERM, an error): release their claims."""
         while self.flight.claims:
             _, (claim, heartbeat) = self.flight.claims.popitem()
+            if claim is None or heartbeat is None:  # held where the executor runs it (Executor.claims)
+                continue  # that process lets go of it
             heartbeat.watch(None)
             self.flight.idle.append(heartbeat)
             self.leases.release(claim)

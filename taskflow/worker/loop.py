@@ -23,8 +23,9 @@ from ..signals import Signals, Terminated
 from ..stores.base import Store
 from ..stores.lease import Heartbeat
 from ..task import Task
-from .attempt import Attempts, InFlight
+from .attempt import InFlight
 from .fitting import Picker
+from .remote import RemoteAttempts
 from .options import Options, Outcome, RunSummary
 from .presence import Presence
 from .reporter import Reporter
@@ -39,7 +40,7 @@ IDLE_FIRST_SLEEP = 0.02
 IDLE_MAX_SLEEP = 2.0
 
 
-class Worker(Attempts):
+class Worker(RemoteAttempts):
     def __init__(self, store: Store, options: Options | None = None, reporter: Reporter | None = None,
                  clock: Callable[[], float] = time.time):
         # Fewer than 30 attributes in all (the parts set the others): beyond that CPython gives up the
@@ -92,8 +93,10 @@ class Worker(Attempts):
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))
         self._signals = Signals()
-        executor = executor_class(self.options.executor)(self._signals)
-        self.flight = InFlight(executor, [Heartbeat(self.leases) for _ in range(executor.slots)])
+        executor = executor_class(self.options.executor)(self._signals, **self.options.executor_args)
+        # One heartbeat per claim this process holds; none where the executor's engines hold them.
+        beats = 0 if executor.claims else executor.slots
+        self.flight = InFlight(executor, [Heartbeat(self.leases) for _ in range(beats)])
         restore = self._signals.install()
         try:
             summary.outcome = self._loop(summary)

@@ -32,6 +32,7 @@ class Options:
     verify: bool = False             # check every finished result first (this worker's share of them)
     stop_files: tuple = ()           # more files that, like STOP, make the worker take no new task
     executor: str = DEFAULT_EXECUTOR  # what runs the claimed tasks: a name in taskflow.executors.EXECUTORS
+    executor_args: dict = field(default_factory=dict)  # keyword arguments of that executor (--ipp's cluster)
     max_attempts: int = 3            # a task whose worker died this many times is failed, not run again
     capacity: Capacity | None = None  # what this worker may run (taskflow.capacity); None: anything
     share: str | None = None          # folder of the machine share of `--jobs` siblings (worker/share.py)

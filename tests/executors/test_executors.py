@@ -19,7 +19,7 @@ def test_an_unknown_name_is_a_one_line_usage_error(tmp_path):
     with pytest.raises(UsageError) as e:
         executor_class("dask")
     message = str(e.value)
-    assert message == "unknown executor 'dask' (known: local)"
+    assert message == "unknown executor 'dask' (known: ipp, local)"
     assert e.value.exit_code == ExitCode.USAGE
     with pytest.raises(UsageError, match="unknown executor 'nope'"):
         Worker(Store(str(tmp_path / "s")), Options(executor="nope"))
