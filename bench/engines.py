@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: the same taskfiles on `execute --jobs 2` and on `execute --dask local:2`, side by side.
+"""Benchmark: the same taskfiles on `execute --jobs 2`, `--dask local:2` and `--ipp` with 2 engines, side by side.
 
 Workloads (bench/README.md, "Engines"): 10,000 trivial tasks, and 40 tasks of 0.1 s each; and one
 trivial task, whose time is each engine's fixed cost (starting processes or a cluster, loading the
@@ -12,8 +12,8 @@ within each repeat, so that a busy machine slows them alike. Reported: the media
     python3 bench/engines.py --repeat 5 --json bench/results/engines.json
 
 Adding an engine is one entry in ENGINES: its command-line arguments, and a context manager that
-starts whatever it needs for the runs (and stops it after). `--ipp` with 2 engines goes there once
-`taskflow execute --ipp` exists: an `ipcluster start -n 2` around the runs, and ["--ipp", PROFILE].
+starts whatever it needs for the runs (and stops it after). `ipp2` starts an ipcontroller and 2
+ipengine processes of its own on 127.0.0.1 (engines_ipp.Cluster), stopped by pid after the runs.
 """
 from __future__ import annotations
 
@@ -52,10 +52,12 @@ def nap(i):
 results = [nap(i) for i in range({n})]
 """
 
+N_TRIVIAL = 10_000
+
 # name: (taskfile source, tasks, seconds of work per task)
 WORKLOADS = {
     "one": (TRIVIAL.format(n=1), 1, 0.0),
-    "trivial": (TRIVIAL.format(n=10_000), 10_000, 0.0),
+    "trivial": (TRIVIAL.format(n=N_TRIVIAL), N_TRIVIAL, 0.0),
     "sleep": (SLEEP.format(n=40, seconds=0.1), 40, 0.1),
 }
 WORKERS = 2
@@ -66,11 +68,32 @@ def nothing() -> Iterator[None]:
     yield
 
 
+# The ipyparallel cluster's folder, named before it starts so that its connection file can be an argument.
+_IPP_FOLDER = os.path.join(tempfile.gettempdir(), f"taskflow-engines-ipp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def ipp_cluster() -> Iterator[None]:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from engines_ipp import Cluster
+
+    os.makedirs(_IPP_FOLDER)
+    cluster = Cluster(_IPP_FOLDER, WORKERS)
+    try:
+        print(f"ipyparallel cluster (ipcontroller + {WORKERS} engines) up in {cluster.start():.1f} s",
+              file=sys.stderr, flush=True)
+        yield
+    finally:
+        cluster.stop()
+        shutil.rmtree(_IPP_FOLDER, ignore_errors=True)
+
+
 # name: (arguments of `taskflow execute`, what runs around all its runs)
 ENGINES: dict[str, tuple[list[str], Callable[[], contextlib.AbstractContextManager]]] = {
     "jobs2": (["--jobs", str(WORKERS)], nothing),
     "dask-local2": (["--dask", f"local:{WORKERS}"], nothing),
-    # "ipp2": (["--ipp", PROFILE], ipcluster_with_2_engines),  # with taskflow execute --ipp
+    "ipp2": (["--ipp", os.path.join(_IPP_FOLDER, "profile_bench", "security", "ipcontroller-client.json")],
+             ipp_cluster),
 }
 
 

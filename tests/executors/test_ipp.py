@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -183,6 +184,19 @@ def test_target_runs_only_the_matching_tasks(cluster, tmp_path):
     run_cli("execute", taskfile, "--ipp", cluster.connection_file, "--target", "work", "--", log, fixed,
             cwd=tmp_path, check=0)
     assert sorted(log.read_text().splitlines()) == sorted(f"work {i}" for i in range(6))
+
+
+def test_engines_go_on_after_the_folder_of_their_last_run_is_removed(cluster, tmp_path):
+    # Each engine changes into the folder of the run it serves; a later run from another folder
+    # must not trip over the removed one (getcwd fails in a deleted folder).
+    for n in range(2):
+        folder = tmp_path / f"run{n}"
+        folder.mkdir()
+        taskfile = write_taskfile(folder, GRAPHS)
+        log = folder / "log"
+        run_cli("execute", taskfile, "--ipp", cluster.connection_file, "--", log, cwd=folder, check=0)
+        assert _values(taskfile, "diamond", argv=(str(log),)) == [31]
+        shutil.rmtree(folder)
 
 
 def test_every_task_runs_once_beside_a_normal_worker(cluster, tmp_path):
