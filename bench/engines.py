@@ -13,7 +13,7 @@ within each repeat, so that a busy machine slows them alike. Reported: the media
 
 Adding an engine is one entry in ENGINES: its command-line arguments, and a context manager that
 starts whatever it needs for the runs (and stops it after). `ipp2` starts an ipcontroller and 2
-ipengine processes of its own on 127.0.0.1 (engines_ipp.Cluster), stopped by pid after the runs.
+ipengine processes of its own on 127.0.0.1 (ippcluster.Cluster), stopped by pid after the runs.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ _IPP_FOLDER = os.path.join(tempfile.gettempdir(), f"taskflow-engines-ipp-{os.get
 @contextlib.contextmanager
 def ipp_cluster() -> Iterator[None]:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from engines_ipp import Cluster
+    from ippcluster import Cluster
 
     os.makedirs(_IPP_FOLDER)
     cluster = Cluster(_IPP_FOLDER, WORKERS)
