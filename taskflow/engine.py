@@ -69,12 +69,8 @@ class Session:
 
     def load(self) -> None:
         """(Re)load the taskfile: every task it declares up to the first closed barrier."""
-        try:
-            here = os.getcwd()
-        except FileNotFoundError:  # the folder of the engine's last run was removed since
-            here = None
-        if here != self.spec.cwd:
-            os.chdir(self.spec.cwd)
+        # Always: the folder the engine was in may be another run's, removed since (getcwd fails there).
+        os.chdir(self.spec.cwd)
         loaded = taskfile_module.load(self.spec.taskfile, self.store, self.spec.argv)
         self.tasks = {t.hash: t for t in loaded.tasks}
 
