@@ -94,6 +94,23 @@ def test_a_reader_sees_results_packed_after_it_first_looked(tmp_path):
     assert reader.has_result(h(1)) and reader.load_value(h(1)) == 1
 
 
+def test_a_pack_another_writer_made_while_this_one_numbered_its_own_is_read(tmp_path, monkeypatch):
+    """Two workers start packing at once: the one whose first pack number was taken makes the
+    next, and must still read the pack it collided with (it lies below its own number)."""
+    late = packing(tmp_path / "s")
+    late.has_result(h(9))  # has looked: no packs yet
+    early = packing(tmp_path / "s")
+    early.save_result(h(1), 1, META)  # pack 1, made after `late` looked
+    index = late.packs.index
+    looked = index.refresh
+    # Between the refresh in allocate() and its exclusive create, as when both race for number 1.
+    monkeypatch.setattr(index, "refresh", lambda *a, **k: None)
+    late.save_result(h(2), 2, META)
+    monkeypatch.setattr(index, "refresh", looked)
+    assert late.packs.writer.name != early.packs.writer.name
+    assert late.has_result(h(1)) and late.load_value(h(1)) == 1
+
+
 def test_a_torn_tail_is_ignored_and_every_record_before_it_read(tmp_path):
     store = packing(tmp_path / "s")
     for i in range(50):

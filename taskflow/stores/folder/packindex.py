@@ -156,6 +156,10 @@ class PackIndex:
             self._packs.setdefault(name, _Pack())
             self.top += 1
 
+    def met(self, name: str) -> None:
+        """A pack another writer made, found by name (`packwriter.allocate`): read on the next refresh."""
+        self._packs.setdefault(name, _Pack())
+
     def taken(self, name: str, number: int) -> None:
         """A pack this process just made (`packwriter.allocate`)."""
         self.top = max(self.top, number)

@@ -159,6 +159,9 @@ def allocate(index: PackIndex) -> tuple[str, int]:
         try:
             fd = os.open(index.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         except FileExistsError:
+            # Another writer's, made since the refresh: known from now on. Numbers above `top`
+            # are looked up one by one, and this pack would fall below the one we make.
+            index.met(name)
             number += 1
             continue
         index.taken(name, number)
