@@ -46,6 +46,10 @@ class Resources:
 
     def over(self, defaults: Resources) -> Resources:
         """These resources, with what they leave out taken from `defaults`."""
+        if not defaults:
+            return self  # most workers have no defaults: asked once per task, so no copy
+        if not self:
+            return defaults
         return Resources(**{f.name: getattr(defaults, f.name) if getattr(self, f.name) is None
                             else getattr(self, f.name) for f in fields(self)})
 

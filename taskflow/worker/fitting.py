@@ -53,6 +53,7 @@ class Picker:
         self.walltime_skips = 0  # tasks not started because they would not have finished in time
         self.defaults = NONE
         self._visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self._devices_set = False  # CUDA_VISIBLE_DEVICES changed for a task: put back when none runs
         self._no_room: set[tuple] = set()  # needs the share had no room for, since a task came back
         self._pause = DEFERRED_PAUSE
 
@@ -109,6 +110,7 @@ class Picker:
             devices = self.capacity.gpus[:needs.gpus]
         if devices is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
+            self._devices_set = True
         return True
 
     def ran(self, task: Task, seconds: float) -> None:
@@ -119,6 +121,8 @@ class Picker:
     def settle(self, flying: Collection[str], ready: deque[str]) -> None:
         """After tasks came back (or a claim was not had): return what they reserved, and give
         deferred tasks another chance."""
+        if not self.reserved and not self._devices_set:
+            return  # the common case: called twice per task
         back = [h for h in self.reserved if h not in flying]
         for h in back:
             reservation = self.reserved.pop(h)
@@ -177,6 +181,9 @@ class Picker:
         return ", " + Resources(cpus=c.cpus, memory=c.memory, gpus=len(c.gpus)).describe()
 
     def _restore_devices(self) -> None:
+        if not self._devices_set:
+            return
+        self._devices_set = False
         if self._visible is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:

@@ -92,9 +92,11 @@ class Results:
         return writes.place(final, payload, self.tmp_dir, self.fsync, self._shards_made)
 
     def has_result(self, task_hash: str) -> bool:
-        packs = self.packs
-        return (packs.index.lookup(task_hash) is not None or os.path.exists(self.result_path(task_hash))
-                or packs.find(task_hash) is not None)
+        index = self.packs.index
+        if index.lookup(task_hash) is not None or os.path.exists(self.result_path(task_hash)):
+            return True
+        index.refresh()  # packs made or appended to since this process last looked
+        return index.lookup(task_hash) is not None
 
     def _read(self, task_hash: str, fresh: bool, loose, packed) -> Any:
         """`loose(path)` of the result's file or `packed(name, body)` of its record, wherever it is."""
