@@ -89,8 +89,9 @@ class FolderClaims(Claims):
             self._owner_json = (process.pid, f'{RENEWAL_HEAD.decode()}{0:0{RENEWAL_DIGITS}d}", {owner[1:-1]}')
         # "started" is the owner's wall clock, for people; "fs_started" the filesystem's,
         # which every host can compare with its own reading of that clock.
+        quoted = f'"{task_hash}"' if task_hash.isalnum() else json.dumps(task_hash)  # hex: no call
         return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, '
-                f'"fs_started": {self._fs.now():.3f}, "task": {json.dumps(task_hash)}, '
+                f'"fs_started": {self._fs.now():.3f}, "task": {quoted}, '
                 f'"token": "{token}"}}').encode()
 
     def create(self, task_hash: str) -> FolderClaim | None:
