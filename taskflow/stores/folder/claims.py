@@ -58,7 +58,8 @@ class FolderClaims(Claims):
         cannot write they use the clock of `FsClock._unwritten_now` instead of failing."""
         self.store = store
         self.lease = check_lease(lease)
-        self.worker = worker or worker_id()
+        if worker or not reader:  # a reader's is made when asked for (Claims.__getattr__)
+            self.worker = worker or worker_id()
         self.clock = clock  # wall clock: only for the informational start time
         self.reader = reader
         self._fs = FsClock(store, reader)
