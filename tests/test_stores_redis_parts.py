@@ -268,12 +268,15 @@ def test_a_result_over_512_mb_round_trips(redis_url):
     assert store.remove_result(H1)
 
 
-def _race(url: str, task_hash: str, start_at: float, out) -> None:
+def _race(url: str, task_hash: str, start_at: float, out, answered) -> None:
     store = RedisStore.from_value(url)
     claims = store.claims(lease=30)
     while time.time() < start_at:
         time.sleep(0.001)
     out.put(claims.claim(task_hash) is not None)
+    # The winner lives on until every racer has answered: a claim whose owner process is gone
+    # from this host is stale, and a slower racer would rightly take it over.
+    answered.wait(60)
 
 
 def test_twenty_processes_race_for_one_claim_and_exactly_one_wins(redis_url):
@@ -281,11 +284,13 @@ def test_twenty_processes_race_for_one_claim_and_exactly_one_wins(redis_url):
 
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
+    answered = ctx.Event()
     start_at = time.time() + 3
-    procs = [ctx.Process(target=_race, args=(redis_url, H1, start_at, out)) for _ in range(20)]
+    procs = [ctx.Process(target=_race, args=(redis_url, H1, start_at, out, answered)) for _ in range(20)]
     for p in procs:
         p.start()
     won = [out.get(timeout=60) for _ in procs]
+    answered.set()
     for p in procs:
         p.join(30)
     assert won.count(True) == 1
