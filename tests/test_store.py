@@ -169,6 +169,30 @@ def test_a_missing_shard_costs_no_second_write_of_the_result(tmp_path, monkeypat
     assert store_module._anonymous.usable == usable
 
 
+def test_a_shard_removed_while_a_damaged_result_is_replaced_leaves_nothing_in_tmp(tmp_path, monkeypatch):
+    """Replacing goes through a second name in tmp/; the shard vanishing just then (a cleanup) must not
+    leave that name behind when the result is linked into the shard made again."""
+    from taskflow.stores.folder import writes as store_module
+
+    store = Store(str(tmp_path / "s"))
+    h = "ce" * 16
+    store.save_result(h, "first", {})
+    shard = os.path.dirname(store.result_path(h))
+    real_replace = os.replace
+    calls = []
+
+    def replace_after_a_cleanup(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:
+            shutil.rmtree(shard)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(store_module.os, "replace", replace_after_a_cleanup)
+    store.save_result(h, "second", {})
+    assert store.load_value(h) == "second"
+    assert os.listdir(store.tmp_dir) == []
+
+
 def test_a_shard_made_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch):
     """Two workers meet a missing shard at once: one makes it while the other notices it missing."""
     from taskflow.stores.folder import writes as store_module

@@ -85,7 +85,11 @@ def _link(source: str, final: str, tmp_dir: str) -> None:
         # Replacing a damaged result, or a retry: link under a temp name, rename over.
         tmp = unique_name(tmp_dir, os.path.basename(final))
         os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            os.unlink(tmp)  # the shard vanished meanwhile: linking again must not leave this name behind
+            raise
 
 
 def _in_shard(final: str, shards_made: set[str], put) -> None:
