@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from . import checksum as checksums
 from .segments import STREAM as _STREAM, c_order_chunks, decode_segments, is_plain_array, npy_segments, pickle_segments
 from .resultheader import MAGIC, PREFIX as _PREFIX, Header, parse as _parse_header
+from .bigread import load_array, read_checked
 from .stale import reread
 from .errors import CorruptResultError
 
@@ -253,10 +254,7 @@ def _load(path: str, mmap: bool, fresh: bool = False) -> tuple[Any, Header]:
             buf = memoryview(mmap_module.mmap(fd, 0, access=mmap_module.ACCESS_READ))
         elif size > _LARGE:
             with open(fd, "rb", buffering=0, closefd=False) as f:
-                loaded = _load_large_array(f, path, size)
-            if loaded is not None:
-                return loaded
-            buf = _read_whole(fd, path, size)
+                return _load_large(f, path, size)
         else:
             buf = _read_whole(fd, path, size)
     finally:
@@ -269,11 +267,17 @@ def decode(name: str, buf: memoryview, check: bool = True) -> tuple[Any, Header]
     `name` says where it came from in errors. With `check` every byte is checked against the checksum
     its header names."""
     header, offset = _parse_header(name, buf, len(buf))
+    return _decode(name, buf, header, offset, check=check)
+
+
+def _decode(name: str, buf: memoryview, header: Header, offset: int, check: bool, checked: bool = False
+            ) -> tuple[Any, Header]:
+    """`decode` of a parsed header; `checked`: every byte was checked already, while it was read."""
     segments = []
     for n in header.segments:
         segments.append(buf[offset:offset + n])
         offset += n
-    if check:
+    if check and not checked:
         _check(header, segments)
     elif header.checksum not in (checksums.CRC32, checksums.XXH3):
         checksums.checker(header.checksum, name)  # a newer format: say so rather than guess at its data
@@ -312,58 +316,26 @@ def _read_whole(fd: int, path: str, size: int) -> memoryview:
     return buf
 
 
-def _read_exactly(f: io.FileIO, into: memoryview, path: str) -> None:
-    got = 0
-    while got < len(into):
-        n = f.readinto(into[got:])
-        if not n:
-            raise CorruptResultError(path, "file changed size while being read")
-        got += n
+def _load_large(f: io.FileIO, path: str, size: int) -> tuple[Any, Header]:
+    """A large result, read and checked in one pass (see bigread.read_checked).
 
-
-def _load_large_array(f: io.FileIO, path: str, size: int) -> tuple[Any, Header] | None:
-    """A large .npy result read straight into a new array, checked chunk by chunk.
-
-    No intermediate buffer: the array's pages are filled once by the read, and
-    each chunk is checked on other cores while the next one is read. None if
-    the result is not an array.
+    An array goes straight into a new array (bigread.load_array). Anything else is read into one
+    buffer that its pickle's large arrays then keep as their memory.
     """
     first, header, offset = _read_head(f, path, size)
-    if header.kind != "npy" or len(header.segments) != 2:
-        return None
-    import numpy as np
-
-    npy_size, data_size = header.segments
-    if len(first) < offset + npy_size:
-        first += f.read(offset + npy_size - len(first))
-    npy_header = first[offset:offset + npy_size]
-    try:
-        stream = io.BytesIO(npy_header)
-        np.lib.format.read_magic(stream)
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-        count = int(np.prod(shape, dtype=np.int64))
-    except Exception as e:
-        raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None
-    if count * dtype.itemsize != data_size:
-        raise CorruptResultError(path, "array header does not match the data length")
     # CRC-32 is slower than the read: it runs on helper threads meanwhile. XXH3 is not, and checks
     # each chunk right after the read put it in cache.
     check = checksums.checker(header.checksum, path, parallel=header.checksum == checksums.CRC32)
-    flat = np.empty(data_size, dtype=np.uint8)
-    target = flat.data
-    check.add(npy_header)
-    have = first[offset + npy_size:]
-    target[:len(have)] = have
-    pos = len(have)
+    if header.kind == "npy" and len(header.segments) == 2:
+        return load_array(f, path, first, header, offset, check)
+    # A bytearray, so that arrays pickled out of band come back writable.
+    buf = memoryview(bytearray(size))
+    buf[:len(first)] = first
     try:
-        check.add(target[:pos])
-        while pos < data_size:
-            chunk = target[pos:pos + _CHUNK]
-            _read_exactly(f, chunk, path)
-            check.add(chunk)
-            pos += len(chunk)
+        check.add(buf[offset:len(first)])
+        read_checked(f, buf[len(first):], check, path)
     finally:
         digest = check.result()
     if digest != header.digest:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
-    return flat.view(dtype).reshape(shape, order="F" if fortran else "C"), header
+    return _decode(path, buf, header, offset, check=True, checked=True)

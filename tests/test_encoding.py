@@ -510,3 +510,96 @@ def test_a_worker_that_cannot_check_an_input_stops_without_failing_the_task(tmp_
     store = tmp_path / "taskfile.taskflow"
     assert not os.listdir(store / "failed") and not os.listdir(store / "locks"), "no failure, claim given back"
     assert "finished taskfile.g" in run_cli("execute", tf, check=0).stderr
+
+
+def _large_results():
+    rng = np.random.default_rng(7)
+    return {
+        "array": rng.random(1_500_000),  # 12 MB: read straight into the array
+        "pickle": {"a": rng.random(1_500_000), "b": [rng.random(10).astype(np.float32)], "n": 3},
+    }
+
+
+@pytest.mark.parametrize("algorithm", [checksum.XXH3, checksum.CRC32])
+@pytest.mark.parametrize("kind", ["array", "pickle"])
+def test_large_results_are_read_and_checked_in_one_pass(tmp_path, monkeypatch, kind, algorithm):
+    """Every chunk of a large result is checked right after its read, and nothing checks it again."""
+    if algorithm == checksum.XXH3 and not checksum._xxhash_module():
+        pytest.skip("xxhash is not installed")
+    value = _large_results()[kind]
+    path = tmp_path / "r"
+    with open(path, "wb") as f:
+        size = encoding.Payload(value, {"name": "m.f"}, checksum=algorithm).write(f.fileno())
+    added = []
+    real_checker = checksum.checker
+
+    def recording(algorithm, name, parallel=False):
+        inner = real_checker(algorithm, name, parallel)
+
+        class Recording:
+            def add(self, buffer):
+                added.append(memoryview(buffer).nbytes)
+                inner.add(buffer)
+
+            def result(self):
+                return inner.result()
+        return Recording()
+
+    monkeypatch.setattr(encoding.checksums, "checker", recording)
+    monkeypatch.setattr(encoding, "_check", lambda *a: pytest.fail("a second pass over the data"))
+    loaded, meta = encoding.load(str(path))
+    assert meta == {"name": "m.f"}
+    header, start = encoding._parse_header(str(path), path.read_bytes()[:65536], size)
+    assert sum(added) == size - start, "every byte is checked"
+    assert max(added) <= 1 << 20, "in chunks that stay in cache"
+    if kind == "array":
+        assert np.array_equal(loaded, value) and loaded.flags.writeable
+    else:
+        assert np.array_equal(loaded["a"], value["a"]) and loaded["a"].flags.writeable
+        assert np.array_equal(loaded["b"][0], value["b"][0]) and loaded["n"] == 3
+
+
+@pytest.mark.parametrize("algorithm", [checksum.XXH3, checksum.CRC32])
+@pytest.mark.parametrize("kind", ["array", "pickle"])
+def test_damage_in_the_middle_of_a_large_result_and_truncation_are_refused(tmp_path, kind, algorithm):
+    if algorithm == checksum.XXH3 and not checksum._xxhash_module():
+        pytest.skip("xxhash is not installed")
+    value = _large_results()[kind]
+    path = tmp_path / "r"
+    with open(path, "wb") as f:
+        size = encoding.Payload(value, {}, checksum=algorithm).write(f.fileno())
+    # One bit, in the middle of a chunk and in the middle of the file (inside the large array).
+    for where in (size // 2 + 12345, size - 1, (3 << 20) + 1):
+        flip(path, where)
+        with pytest.raises(CorruptResultError, match="checksum mismatch"):
+            encoding.load(str(path))
+        with pytest.raises(CorruptResultError, match="checksum mismatch"):
+            encoding.verify(str(path))
+        flip(path, where)
+    assert encoding.load_value(str(path)) is not None  # whole again
+    for cut in (1, (1 << 20) + 7, size // 2):
+        os.truncate(path, size - cut)
+        with pytest.raises(CorruptResultError, match="truncated"):
+            encoding.load(str(path))
+        with pytest.raises(CorruptResultError):
+            encoding.load(str(path), mmap=True)
+
+
+def test_a_large_result_that_shrinks_while_read_is_refused(tmp_path, monkeypatch):
+    """Its length was right when opened: the read running short is damage, not a shorter array."""
+    from taskflow import bigread
+
+    path = tmp_path / "r"
+    for value in _large_results().values():
+        with open(path, "wb") as f:
+            size = encoding.Payload(value, {}).write(f.fileno())
+        real = bigread.read_exactly
+
+        def shrinking(f, into, name):
+            os.truncate(path, size // 2)
+            return real(f, into, name)
+
+        monkeypatch.setattr(bigread, "read_exactly", shrinking)
+        with pytest.raises(CorruptResultError, match="changed size"):
+            encoding.load(str(path))
+        monkeypatch.setattr(bigread, "read_exactly", real)

@@ -135,6 +135,64 @@ def test_shards_are_made_on_first_use_without_giving_up_unnamed_files(tmp_path):
     assert os.listdir(store.tmp_dir) == []
 
 
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed-file", "via-tmp"])
+def test_a_missing_shard_costs_no_second_write_of_the_result(tmp_path, monkeypatch, unnamed):
+    """The file is whole when its shard turns out missing: the shard is made and the same file put in
+    place, not written again (for a large array, a second write costs as much as the first)."""
+    import numpy as np
+
+    from taskflow import encoding
+    from taskflow.stores.folder import writes as store_module
+
+    if not unnamed:
+        monkeypatch.setattr(store_module._anonymous, "usable", False)
+    usable = store_module._anonymous.usable
+    writes = []
+    real_write = encoding.Payload.write
+
+    def counted(self, fd):
+        writes.append(fd)
+        return real_write(self, fd)
+
+    monkeypatch.setattr(encoding.Payload, "write", counted)
+    store = Store(str(tmp_path / "s"))
+    arr = np.arange(3 << 20, dtype=np.float64)  # 24 MB: written in chunks
+    for h in ("ab" * 16, "ac" * 16):  # two new shards: the second after the store's folders exist
+        store.save_result(h, arr, {})
+    assert len(writes) == 2
+    shutil.rmtree(os.path.join(store.results_dir, "ab"))  # as after a cleanup
+    store.save_result("ab" * 16, arr + 1, {})
+    assert len(writes) == 3
+    assert np.array_equal(store.load_value("ab" * 16), arr + 1)
+    assert np.array_equal(store.load_value("ac" * 16), arr)
+    assert os.listdir(store.tmp_dir) == []
+    assert store_module._anonymous.usable == usable
+
+
+def test_a_shard_removed_while_a_damaged_result_is_replaced_leaves_nothing_in_tmp(tmp_path, monkeypatch):
+    """Replacing goes through a second name in tmp/; the shard vanishing just then (a cleanup) must not
+    leave that name behind when the result is linked into the shard made again."""
+    from taskflow.stores.folder import writes as store_module
+
+    store = Store(str(tmp_path / "s"))
+    h = "ce" * 16
+    store.save_result(h, "first", {})
+    shard = os.path.dirname(store.result_path(h))
+    real_replace = os.replace
+    calls = []
+
+    def replace_after_a_cleanup(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:
+            shutil.rmtree(shard)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(store_module.os, "replace", replace_after_a_cleanup)
+    store.save_result(h, "second", {})
+    assert store.load_value(h) == "second"
+    assert os.listdir(store.tmp_dir) == []
+
+
 def test_a_shard_made_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch):
     """Two workers meet a missing shard at once: one makes it while the other notices it missing."""
     from taskflow.stores.folder import writes as store_module

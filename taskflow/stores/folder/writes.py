@@ -36,10 +36,10 @@ _anonymous = _Anonymous()
 
 
 def place(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool, shards_made: set[str]) -> int:
-    """Write `payload` at `final` atomically; its size. FileNotFoundError when a folder is missing
-    (the caller makes it and tries again)."""
+    """Write `payload` at `final` atomically; its size. A missing shard folder is made here, once the
+    file is written; FileNotFoundError when tmp/ is missing (the caller makes it and tries again)."""
     size = write_anonymous(final, payload, tmp_dir, fsync, shards_made) if _anonymous.usable else None
-    return write_via_tmp(final, payload, tmp_dir, fsync) if size is None else size
+    return write_via_tmp(final, payload, tmp_dir, fsync, shards_made) if size is None else size
 
 
 def write_anonymous(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool,
@@ -67,18 +67,10 @@ def write_anonymous(final: str, payload: encoding.Payload, tmp_dir: str, fsync: 
             os.fsync(fd)
         source = f"/proc/self/fd/{fd}"
         try:
-            os.link(source, final, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
-        except FileExistsError:
-            # Replacing a damaged result, or a retry: link under a temp name, rename over.
-            tmp = unique_name(tmp_dir, os.path.basename(final))
-            os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
-            os.replace(tmp, final)
+            _in_shard(final, shards_made, lambda: _link(source, final, tmp_dir))
         except OSError as e:
-            shard = os.path.dirname(final)
-            if e.errno == errno.ENOENT and (shard not in shards_made or not os.path.isdir(shard)):
-                raise  # no shard folder (yet, or any more): the caller makes it and tries again
-            if e.errno not in _UNSUPPORTED:
-                raise  # a full disk or an I/O error is the caller's to see
+            if e.errno not in _UNSUPPORTED or e.errno == errno.ENOENT and not os.path.isdir(os.path.dirname(final)):
+                raise  # a full disk or an I/O error is the caller's to see, and so is a shard that keeps vanishing
             _anonymous.usable = False  # no /proc, or linkat refused: use tmp/ from now on
             return None
     finally:
@@ -86,7 +78,37 @@ def write_anonymous(final: str, payload: encoding.Payload, tmp_dir: str, fsync: 
     return size
 
 
-def write_via_tmp(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool) -> int:
+def _link(source: str, final: str, tmp_dir: str) -> None:
+    try:
+        os.link(source, final, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
+    except FileExistsError:
+        # Replacing a damaged result, or a retry: link under a temp name, rename over.
+        tmp = unique_name(tmp_dir, os.path.basename(final))
+        os.link(source, tmp, src_dir_fd=_anonymous.root_fd(), follow_symlinks=True)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            os.unlink(tmp)  # the shard vanished meanwhile: linking again must not leave this name behind
+            raise
+
+
+def _in_shard(final: str, shards_made: set[str], put) -> None:
+    """`put()` the whole file at `final`, making its shard folder and putting it again if the folder
+    is missing (made on first use, or removed by a cleanup): writing the file again instead would cost
+    as much as the first time, 50 MB for a 50 MB array."""
+    try:
+        put()
+    except FileNotFoundError:
+        shard = os.path.dirname(final)
+        if shard in shards_made and os.path.isdir(shard):
+            raise  # the folder is there: what is missing is something else (/proc, for a link)
+        os.makedirs(shard, exist_ok=True)  # another worker may be making it right now
+        shards_made.add(shard)
+        put()
+
+
+def write_via_tmp(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool,
+                  shards_made: set[str] | None = None) -> int:
     tmp = unique_name(tmp_dir, os.path.basename(final))
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -96,7 +118,7 @@ def write_via_tmp(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bo
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, final)
+        _in_shard(final, set() if shards_made is None else shards_made, lambda: os.replace(tmp, final))
     except BaseException:
         try:
             os.unlink(tmp)
