@@ -6,7 +6,7 @@ here promises one file per result: results may be packed many to a file.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .. import encoding
@@ -81,6 +81,11 @@ class ResultStore(ABC):
     @abstractmethod
     def has_result(self, task_hash: str) -> bool:
         """Whether a result is stored for the task (one round trip; not checked)."""
+
+    def finished_among(self, hashes: Sequence[str]) -> set[str]:
+        """Those of `hashes` that `has_result` would find now: for a worker that just claimed them
+        as a batch, which a store may look up together."""
+        return {h for h in hashes if self.has_result(h)}
 
     @abstractmethod
     def present(self, hashes: Iterable[str]) -> set[str]:

@@ -114,8 +114,7 @@ class Attempts(Handoff):
                     return True
                 size = self.store.save_payload(task.hash, payload)
             finally:
-                heartbeat.watch(None)
-                self.flight.idle.append(heartbeat)
+                self._unwatch(heartbeat)
             del payload
             self._consumed(task)
             if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
@@ -135,6 +134,11 @@ class Attempts(Handoff):
             return True
         finally:
             self.leases.release(claim)
+
+    def _unwatch(self, heartbeat: Heartbeat) -> None:
+        """The task this heartbeat renewed is back: it is free for the next one."""
+        heartbeat.watch(None)
+        self.flight.idle.append(heartbeat)
 
     def _record_failure(self, task: Task, claim: Claim, failure: Failure, started: float,
                         summary: RunSummary, earlier: dict | None = None) -> bool:

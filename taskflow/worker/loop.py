@@ -89,6 +89,7 @@ class Worker(RemoteAttempts):
         o = self.options
         self.picker.begin(self.store, self.index, self.finished, deadline(self._started, o.max_time, o.time_left),
                           o.resource_defaults)
+        self._begin_batches()
         presence = Presence(self.store, self.leases.worker, self.picker)
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))

@@ -3,7 +3,7 @@ records in packs/ for small results (see packed.py); a store may hold both."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ... import encoding
@@ -97,6 +97,12 @@ class Results:
             return True
         index.refresh()  # packs made or appended to since this process last looked
         return index.lookup(task_hash) is not None
+
+    def finished_among(self, hashes: Sequence[str]) -> set[str]:
+        # The packs read on once for the whole batch, then one look per task not found in them.
+        index = self.packs.index
+        index.refresh()
+        return {h for h in hashes if index.lookup(h) is not None or os.path.exists(self.result_path(h))}
 
     def _read(self, task_hash: str, fresh: bool, loose, packed) -> Any:
         """`loose(path)` of the result's file or `packed(name, body)` of its record, wherever it is."""

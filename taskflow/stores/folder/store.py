@@ -192,9 +192,9 @@ class FolderStore(Results, Records, WorkerFiles, Store):
     def claims(self, lease: float | None = None, worker: str | None = None, reader: bool = False,
                clock: Callable[[], float] = time.time) -> Claims:
         from ..lease import DEFAULT_LEASE
-        from .claims import FolderClaims
+        from .batchclaims import BatchClaims
 
-        return FolderClaims(self, DEFAULT_LEASE if lease is None else lease, worker, clock, reader)
+        return BatchClaims(self, DEFAULT_LEASE if lease is None else lease, worker, clock, reader)
 
     def lock_names(self) -> list[str]:
         """Every name in locks/: claims, and what takeovers and releases leave for an instant."""
