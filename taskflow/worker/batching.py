@@ -17,6 +17,7 @@ taken over one by one, as any stale claim.
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ from .walltime import Runtimes
 
 if TYPE_CHECKING:
     from .fitting import Picker
+
+log = logging.getLogger(__name__)
 
 # Seconds a task is taken to cost at least, whatever it measured: claiming, saving and
 # releasing it take about this long.
@@ -183,7 +186,7 @@ class BatchAttempts(Attempts):
         heartbeat.watch(run)
         for c in run:
             self.flight.claims[c.task_hash] = (c, heartbeat)
-        self.batch = Batch(claims, heartbeat, name)
+        self.batch = Batch(run, heartbeat, name)
 
     def _complete(self, summary: RunSummary) -> bool:
         batch = self.batch
@@ -194,6 +197,13 @@ class BatchAttempts(Attempts):
             while batch.queue and go_on:
                 h = batch.queue.popleft()
                 task = self.index[h]
+                claim = self.flight.claims[h][0]
+                if claim is not None and not self.leases.holds(claim):  # a look only once the batch is old
+                    log.warning("lost the claim on %s (%s) before running it: %s", task.name, h[:12],
+                                claim.why or "another worker took it over")
+                    del self.flight.claims[h]
+                    self._lost(h)
+                    continue
                 self.reporter.task_started(task)
                 self.flight.executor.submit(Job(task, self._lookup))
                 while h in self.flight.claims:  # again under its claim while `retries=` says so
