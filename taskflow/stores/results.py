@@ -28,6 +28,11 @@ class ResultStore(ABC):
         when the store cannot be written.
         """
 
+    def save_payloads(self, items: Sequence[tuple[str, encoding.Payload]]) -> list[int]:
+        """`save_payload` each (task hash, payload): the results of a batch, which a store may
+        write together. Each is saved whole or not at all, as by `save_payload`; their sizes."""
+        return [self.save_payload(h, payload) for h, payload in items]
+
     def expect_results(self, count: int) -> None:
         """A hint: this process is about to save up to `count` results (a worker: the size of its
         graph). A store may then keep small results together (the folder store packs them);

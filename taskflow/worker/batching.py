@@ -4,9 +4,14 @@ When the tasks of a name are known to be short (from what this worker ran of
 them, or from the recorded runtimes of finished ones), a worker takes as many
 ready tasks of that name as fit in `--batch-time` (at most a tenth of the
 lease), claims them with one `Claims.claim_batch`, looks once for those
-finished or failed elsewhere, and runs them one after another, each saved
-and released as it finishes, as a task with a claim of its own is
-(`Attempts._finish`). One heartbeat renews the batch's lease.
+finished or failed elsewhere, and runs them one after another. Their results
+are saved together (`Store.save_payloads`: the folder store appends them to
+its pack with one write) once the batch is run, or once 4 MiB are held,
+each only while its claim is still ours (`Claims.holds`), and each member is
+released once saved; a failure goes through `Attempts._finish` as for a task
+with a claim of its own. One heartbeat renews the batch's lease. A worker
+killed mid-batch leaves the results it held unsaved: those tasks run again
+elsewhere, as a task killed while it ran does.
 
 A batch starts at one task for a name of unknown duration and grows at most
 fourfold from one batch to the next, and never takes more than the ready
@@ -22,8 +27,11 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
+from ..encoding import Payload
 from ..executors import Done, Job
+from ..signals import Terminated
 from ..stores.base import Claim, Store
+from ..stores.identity import result_meta
 from ..stores.lease import Heartbeat
 from ..task import Task
 from .attempt import Attempts
@@ -41,6 +49,7 @@ MIN_SECONDS = 1e-4
 MAX_BATCH = 1000      # tasks in one batch at most, however short
 GROWTH = 4            # a name's batch grows at most this much from one batch to the next
 WORKERS_AFTER = 10.0  # seconds: count the active workers again at most this often
+HELD_BYTES = 4 << 20  # results of a batch held to be saved together, at most
 
 
 class Sizer:
@@ -96,7 +105,7 @@ class Sizer:
 class Batch:
     """The batch being run: its members' claims, those not yet handed to the executor, its heartbeat."""
 
-    __slots__ = ("claims", "queue", "heartbeat", "started", "name")
+    __slots__ = ("claims", "queue", "heartbeat", "started", "name", "held", "size")
 
     def __init__(self, claims: list[Claim], heartbeat: Heartbeat, name: str):
         self.claims = claims
@@ -104,6 +113,11 @@ class Batch:
         self.heartbeat = heartbeat
         self.started = time.monotonic()
         self.name = name
+        self.held: list[tuple[Done, Payload]] = []  # results run and not yet saved
+        self.size = 0  # their bytes
+
+    def holds(self, task_hash: str) -> bool:
+        return bool(self.held) and self.held[-1][0].task.hash == task_hash
 
 
 class BatchAttempts(Attempts):
@@ -206,12 +220,58 @@ class BatchAttempts(Attempts):
                     continue
                 self.reporter.task_started(task)
                 self.flight.executor.submit(Job(task, self._lookup))
-                while h in self.flight.claims:  # again under its claim while `retries=` says so
-                    go_on = super()._complete(summary) and go_on
+                while h in self.flight.claims and not batch.holds(h):  # again while `retries=` says so
+                    for done in self.flight.executor.complete():
+                        if not self._hold(batch, done):
+                            go_on = self._finish(done, summary) and go_on
+                if batch.size >= HELD_BYTES:
+                    self._save_held(batch, summary)
+            self._save_held(batch, summary)
         finally:
             self._end_batch(batch)
         self.sizer.ran(batch.name, len(batch.claims) - len(batch.queue), time.monotonic() - batch.started)
         return go_on
+
+    def _hold(self, batch: Batch, done: Done) -> bool:
+        """Keep a result that came back to be saved with the others of its batch; False for what
+        `_finish` deals with (a failure, a retried task, an input gone, a value that cannot be encoded)."""
+        task = done.task
+        if done.failure is not None or done.gone is not None or task.hash in self.flight.tries:
+            return False
+        try:
+            payload = Payload(done.value, result_meta(task, done.started, done.seconds, self.leases.worker,
+                                                      {"max_rss_bytes": done.peak_bytes}))
+        except (KeyboardInterrupt, Terminated):
+            raise
+        except BaseException:
+            return False  # encoded again by _finish, which records the failure
+        batch.held.append((done, payload))
+        batch.size += sum(payload.sizes)
+        return True
+
+    def _save_held(self, batch: Batch, summary: RunSummary) -> None:
+        """Save the results held, those whose claims are still ours, together; then release them."""
+        held, batch.held, batch.size = batch.held, [], 0
+        keep = []
+        for done, payload in held:
+            h = done.task.hash
+            claim = self.flight.claims[h][0]
+            assert claim is not None
+            if self.leases.holds(claim):
+                keep.append((done, payload, claim))
+                continue
+            log.warning("lost the claim on %s (%s) while running it: %s; discarding this result",
+                        done.task.name, h[:12], claim.why or "another worker took it over")
+            del self.flight.claims[h]
+            self._lost(h)
+        if not keep:
+            return
+        sizes = self.store.save_payloads([(done.task.hash, payload) for done, payload, _ in keep])
+        for (done, _, claim), size in zip(keep, sizes, strict=True):
+            del self.flight.claims[done.task.hash]
+            self._saved(done.task, done, claim, size, summary)
+            self.picker.ran(done.task, done.seconds)
+            self.leases.release(claim)
 
     def _unwatch(self, heartbeat: Heartbeat) -> None:
         if self.batch is None or heartbeat is not self.batch.heartbeat:
