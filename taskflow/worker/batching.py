@@ -60,6 +60,7 @@ class Sizer:
         self.seconds: dict[str, float] = {}  # name: what one task of it takes here, claim to release
         self.last: dict[str, int] = {}       # name: the size of its last batch
         self.runtimes: Runtimes | None = None
+        self.running: Batch | None = None  # the batch a worker is running
         self._workers = (-WORKERS_AFTER, 1)  # (when counted, active workers)
 
     def begin(self, store: Store, index: dict[str, Task], finished: set[str]) -> None:
@@ -123,14 +124,14 @@ class Batch:
 class BatchAttempts(Attempts):
     """Claims short tasks in batches, and runs each batch's members through `Attempts._finish`."""
 
+    # One attribute for batching, with the batch being run (`Sizer.running`): the Worker keeps
+    # fewer than 30 (see loop.py).
     sizer: Sizer
-    batch: Batch | None
     picker: Picker  # the Worker's
 
     def _begin_batches(self) -> None:
         self.sizer = Sizer(self.options.batch_time, self.leases.lease)
         self.sizer.begin(self.store, self.index, self.finished)
-        self.batch = None
 
     def _attempt(self, h: str) -> None:
         task = self.index[h]
@@ -200,10 +201,10 @@ class BatchAttempts(Attempts):
         heartbeat.watch(run)
         for c in run:
             self.flight.claims[c.task_hash] = (c, heartbeat)
-        self.batch = Batch(run, heartbeat, name)
+        self.sizer.running = Batch(run, heartbeat, name)
 
     def _complete(self, summary: RunSummary) -> bool:
-        batch = self.batch
+        batch = self.sizer.running
         if batch is None:
             return super()._complete(summary)
         go_on = True
@@ -274,19 +275,19 @@ class BatchAttempts(Attempts):
             self.leases.release(claim)
 
     def _unwatch(self, heartbeat: Heartbeat) -> None:
-        if self.batch is None or heartbeat is not self.batch.heartbeat:
+        if self.sizer.running is None or heartbeat is not self.sizer.running.heartbeat:
             super()._unwatch(heartbeat)  # the batch's goes back when the batch ends
 
     def _finish(self, done: Done, summary: RunSummary) -> bool:
         go_on = super()._finish(done, summary)
-        if self.batch is None and done.task.hash in self.finished:
+        if self.sizer.running is None and done.task.hash in self.finished:
             self.sizer.ran(done.task.name, 1, done.seconds)
         return go_on
 
     def _end_batch(self, batch: Batch) -> None:
         """Give back the batch's heartbeat and whatever it still claims (members not run: a failure
         stopped the run, or a signal)."""
-        self.batch = None
+        self.sizer.running = None
         for c in batch.claims:  # all finished and given back already, unless the run stops
             self.flight.claims.pop(c.task_hash, None)
         batch.heartbeat.watch(None)
@@ -294,6 +295,6 @@ class BatchAttempts(Attempts):
         self.leases.release_all(batch.claims)
 
     def _give_back(self) -> None:
-        if self.batch is not None:
-            self._end_batch(self.batch)
+        if self.sizer.running is not None:
+            self._end_batch(self.sizer.running)
         super()._give_back()

@@ -3,8 +3,9 @@
 Workers share nothing but the store. A Worker is built of parts, each
 extending the one before: checks.py (results checked again), graph.py (the
 ready set), refresh.py (what others did), handoff.py (inputs), attempt.py
-(claim, run through the executor, save, release) and this module (the loop,
-limits, signals).
+(claim, run through the executor, save, release), batching.py (short tasks
+claimed and saved many at a time), remote.py (executors that claim where they
+run) and this module (the loop, limits, signals).
 """
 from __future__ import annotations
 
