@@ -33,6 +33,12 @@ class ResultStore(ABC):
         write together. Each is saved whole or not at all, as by `save_payload`; their sizes."""
         return [self.save_payload(h, payload) for h, payload in items]
 
+    @property
+    def saves_together(self) -> bool:
+        """Whether `save_payloads` costs less than a `save_payload` each now: only then does a
+        worker hold a batch's results to save them together, rather than each as it comes."""
+        return False
+
     def expect_results(self, count: int) -> None:
         """A hint: this process is about to save up to `count` results (a worker: the size of its
         graph). A store may then keep small results together (the folder store packs them);

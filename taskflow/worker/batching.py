@@ -4,9 +4,11 @@ When the tasks of a name are known to be short (from what this worker ran of
 them, or from the recorded runtimes of finished ones), a worker takes as many
 ready tasks of that name as fit in `--batch-time` (at most a tenth of the
 lease), claims them with one `Claims.claim_batch`, looks once for those
-finished or failed elsewhere, and runs them one after another. Their results
-are saved together (`Store.save_payloads`: the folder store appends them to
-its pack with one write) once the batch is run, or once 4 MiB are held,
+finished or failed elsewhere, and runs them one after another. Where the
+store saves results together for less (`Store.saves_together`: the folder
+store with packs appends them to its pack with one write) their results are
+saved together once the batch is run, or once 4 MiB are held, elsewhere each
+as it comes;
 each only while its claim is still ours (`Claims.holds`), and each member is
 released once saved; a failure goes through `Attempts._finish` as for a task
 with a claim of its own. One heartbeat renews the batch's lease. A worker
@@ -235,9 +237,11 @@ class BatchAttempts(Attempts):
 
     def _hold(self, batch: Batch, done: Done) -> bool:
         """Keep a result that came back to be saved with the others of its batch; False for what
-        `_finish` deals with (a failure, a retried task, an input gone, a value that cannot be encoded)."""
+        `_finish` deals with: a failure, a retried task, an input gone, a value that cannot be
+        encoded, and every result where saving them together costs no less (`saves_together`)."""
         task = done.task
-        if done.failure is not None or done.gone is not None or task.hash in self.flight.tries:
+        if done.failure is not None or done.gone is not None or task.hash in self.flight.tries \
+                or not self.store.saves_together:
             return False
         try:
             payload = Payload(done.value, result_meta(task, done.started, done.seconds, self.leases.worker,

@@ -90,6 +90,10 @@ class Results:
             raise StoreAccessError(f"cannot write result {final}: {e.strerror or e}", path=final) from e
         return size
 
+    @property
+    def saves_together(self) -> bool:
+        return self._packs is not None and self._packs.below > 0  # one write to the pack for a batch
+
     def save_payloads(self, items: Sequence[tuple[str, encoding.Payload]]) -> list[int]:
         packs = self._packs
         packed = [i for i, (h, payload) in enumerate(items) if packs is not None and packs.wanted(h, payload)]
