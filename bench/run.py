@@ -37,10 +37,12 @@ WORKLOADS = ["trivial", "status", "mapreduce", "cpu", "mapreduce1ms", "sleep", "
              "numpy", "mmap"]
 
 # strace -c rows counted as filesystem calls: opens, stats, renames, unlinks, links, reads and
-# writes (including writev, which results use), directory listings, utime, close, mkdir, fsync.
+# writes (including writev, which results use), directory listings, utime, close, mkdir, fsync,
+# and symbolic links (the claims of a batch's tasks).
 FS_CALLS = ["openat", "open", "stat", "lstat", "fstat", "newfstatat", "statx", "rename", "renameat",
             "renameat2", "unlink", "unlinkat", "link", "linkat", "write", "writev", "pwrite64", "read",
-            "getdents64", "utimensat", "close", "mkdir", "mkdirat", "fsync", "fdatasync"]
+            "getdents64", "utimensat", "close", "mkdir", "mkdirat", "fsync", "fdatasync",
+            "symlink", "symlinkat", "readlink", "readlinkat"]
 
 
 # ---------------------------------------------------------------- generated files

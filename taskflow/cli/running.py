@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 @click.option("--lease", metavar="SECONDS", envvar="TASKFLOW_LEASE", callback=_duration("--lease"),
               default="300", show_default=True,
               help="Claims not renewed for this long are stale and taken over [env TASKFLOW_LEASE].")
+@click.option("--batch-time", metavar="SECONDS", envvar="TASKFLOW_BATCH_TIME", callback=_duration("--batch-time"),
+              default="1", show_default=True,
+              help="Claim short tasks in batches that take about this long (at most a tenth of the lease); "
+                   "0: one claim per task [env TASKFLOW_BATCH_TIME].")
 @click.option("--wait", metavar="DURATION", callback=_duration("--wait"),
               help="Give up (exit 3) after waiting this long for tasks other workers run [default: forever].")
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Take no new task after running N tasks.")
@@ -56,8 +60,8 @@ if TYPE_CHECKING:
 @click.option("--share", hidden=True)
 @_handle_errors
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
-            retry_failed: bool, max_attempts: int | None, lease: float, wait: float | None, max_tasks: int | None,
-            max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
+            retry_failed: bool, max_attempts: int | None, lease: float, batch_time: float, wait: float | None,
+            max_tasks: int | None, max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
             gpus: int | None, dask_address: str | None, ipp: str | None, quiet: bool, verbose: bool,
             debug: bool, progress_fd: int | None, rank: str | None, share: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
@@ -123,7 +127,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     if jobs > 1:
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
-        child = [taskfile, "--store", s.url, "--lease", str(lease), "-q"]
+        child = [taskfile, "--store", s.url, "--lease", str(lease), "--batch-time", str(batch_time), "-q"]
         os.environ.update(s.worker_environment())  # what the url leaves out (a password): inherited
         for t in targets:
             child += ["--target", t]
@@ -158,7 +162,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         worker_rank, worker_size = _array_rank()
     options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                       wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify, max_attempts=max_attempts, capacity=given, share=share,
+                      verify=verify, max_attempts=max_attempts, capacity=given, share=share, batch_time=batch_time,
                       time_left=_walltime_left(), **executor)
     _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
 

@@ -5,6 +5,7 @@ Part of the contract of `stores.base` (see there for what errors mean).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -13,9 +14,9 @@ class Claim:
     """A claim this process (or another, which pickled it) holds on one task.
 
     Made only by `Claims.claim`; everything but `lost`, `why` and `renewals`
-    is the backend's to interpret. A claim names one task; a claim covering
-    a batch of tasks would be a subclass naming several, and every method
-    taking a `Claim` would act on all of them at once.
+    is the backend's to interpret. A claim names one task, also when it was
+    had as a member of a batch (`Claims.claim_batch`): the backend's subclass
+    then knows what the members share.
     """
 
     task_hash: str
@@ -95,6 +96,46 @@ class Claims(ABC):
         over: of several racers exactly one succeeds, and a claim renewed
         meanwhile is left to its owner.
         """
+
+    def claim_batch(self, task_hashes: Sequence[str]) -> list[Claim]:
+        """Claim those of the tasks nobody holds, as one batch; their claims, in the order asked.
+
+        For tasks so short that a claim each would cost more than running
+        them. Never takes over: a task held by anyone, stale or not, is left
+        out (a worker takes a stale one over through `claim`, one by one).
+        Each claim returned is a claim on its one task, as `claim` makes
+        them: exactly once holds per task, `holds`, `still_ours` and
+        `release` act on that member alone, with the same rules, `inspect`
+        and `owner` of a member show the batch's owner and age, and once
+        the batch goes stale each member is taken over on its own (its
+        death counted for it alone). What the members may share is their
+        lease: `renew_all` given them renews the batch once, and they go
+        stale together. The owner releases each member after saving its
+        result and then calls `release_all` for the rest, which lets go of
+        what held the batch together.
+
+        This default claims them one by one; a backend may do better.
+        """
+        got = []
+        for h in task_hashes:
+            claim = self.claim(h, take_over=False)
+            if claim is not None:
+                got.append(claim)
+        return got
+
+    def renew_all(self, claims: Sequence[Claim]) -> bool:
+        """`renew` each claim (a batch's lease once); False if any was lost."""
+        ok = True
+        for claim in claims:
+            ok = self.renew(claim) and ok
+        return ok
+
+    def release_all(self, claims: Sequence[Claim]) -> None:
+        """`release` each claim not lost yet, then what a batch of them shared. Claims taken over
+        meanwhile are left to their new owners, and said nothing of."""
+        for claim in claims:
+            if not claim.lost:
+                self.release(claim)
 
     @abstractmethod
     def holds(self, claim: Claim) -> bool:

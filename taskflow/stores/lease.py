@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 from ..errors import UsageError
 from .base import Claim, Claims
@@ -31,19 +32,19 @@ def check_lease(seconds: float, option: str = "lease") -> float:
 
 
 class Heartbeat:
-    """A daemon thread renewing the current claim several times per lease."""
+    """A daemon thread renewing the current claim (or the claims of a batch) several times per lease."""
 
     def __init__(self, claims: Claims):
         self.claims = claims
         self.interval = claims.lease / HEARTBEATS_PER_LEASE
-        self._claim: Claim | None = None
+        self._claim: Claim | Sequence[Claim] | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="taskflow-heartbeat", daemon=True)
         self._thread.start()
 
-    def watch(self, claim: Claim | None) -> None:
+    def watch(self, claim: Claim | Sequence[Claim] | None) -> None:
         with self._lock:
             self._claim = claim
 
@@ -56,9 +57,13 @@ class Heartbeat:
                 claim = self._claim
                 if claim is not None:
                     try:
-                        self.claims.renew(claim)
+                        if isinstance(claim, Claim):
+                            self.claims.renew(claim)
+                        else:
+                            self.claims.renew_all(claim)
                     except OSError as e:
-                        log.warning("could not renew claim on %s: %s", claim.task_hash, e)
+                        what = claim.task_hash if isinstance(claim, Claim) else f"a batch of {len(claim)} tasks"
+                        log.warning("could not renew claim on %s: %s", what, e)
 
     def stop(self) -> None:
         self._stopped = True

@@ -5,6 +5,7 @@ Part of the contract of `stores.base` (see there for what errors mean).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 
 class RecordStore(ABC):
@@ -23,6 +24,11 @@ class RecordStore(ABC):
     @abstractmethod
     def failure_time(self, task_hash: str) -> float | None:
         """When the failure record was written, on the claims' clock (`Claims.now`); None if none."""
+
+    def failed_among(self, hashes: Sequence[str]) -> set[str]:
+        """Those of `hashes` with a failure record now (`failure_time` tells when): for a worker that
+        just claimed them as a batch, which a store may look up together."""
+        return {h for h in hashes if self.failure_time(h) is not None}
 
     @abstractmethod
     def remove_failure(self, task_hash: str) -> bool:

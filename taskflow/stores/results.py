@@ -6,7 +6,7 @@ here promises one file per result: results may be packed many to a file.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .. import encoding
@@ -27,6 +27,17 @@ class ResultStore(ABC):
         the code marker of `payload.meta` (see `code_tags`). StoreAccessError
         when the store cannot be written.
         """
+
+    def save_payloads(self, items: Sequence[tuple[str, encoding.Payload]]) -> list[int]:
+        """`save_payload` each (task hash, payload): the results of a batch, which a store may
+        write together. Each is saved whole or not at all, as by `save_payload`; their sizes."""
+        return [self.save_payload(h, payload) for h, payload in items]
+
+    @property
+    def saves_together(self) -> bool:
+        """Whether `save_payloads` costs less than a `save_payload` each now: only then does a
+        worker hold a batch's results to save them together, rather than each as it comes."""
+        return False
 
     def expect_results(self, count: int) -> None:
         """A hint: this process is about to save up to `count` results (a worker: the size of its
@@ -81,6 +92,11 @@ class ResultStore(ABC):
     @abstractmethod
     def has_result(self, task_hash: str) -> bool:
         """Whether a result is stored for the task (one round trip; not checked)."""
+
+    def finished_among(self, hashes: Sequence[str]) -> set[str]:
+        """Those of `hashes` that `has_result` would find now: for a worker that just claimed them
+        as a batch, which a store may look up together."""
+        return {h for h in hashes if self.has_result(h)}
 
     @abstractmethod
     def present(self, hashes: Iterable[str]) -> set[str]:

@@ -114,27 +114,35 @@ class Attempts(Handoff):
                     return True
                 size = self.store.save_payload(task.hash, payload)
             finally:
-                heartbeat.watch(None)
-                self.flight.idle.append(heartbeat)
+                self._unwatch(heartbeat)
             del payload
-            self._consumed(task)
-            if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
-                self.handoff[task.hash] = (done.value, size)
-                self.handoff_bytes += size
-            done.value = None
-            if task.hash in self.retrying:
-                self.store.remove_failure(task.hash)
-                self.retrying.discard(task.hash)
-            if claim.died:  # finished at last: earlier deaths count no more
-                self.store.forget_deaths(task.hash)
-            self._ran_total += 1
-            summary.ran += 1
-            self.journal.add(task.hash)
-            self._mark_finished(task.hash)
-            self.reporter.task_finished(task, done.seconds)
+            self._saved(task, done, claim, size, summary)
             return True
         finally:
             self.leases.release(claim)
+
+    def _saved(self, task: Task, done: Done, claim: Claim, size: int, summary: RunSummary) -> None:
+        """The task's result (`size` bytes) is in the store: what follows for the graph and the counts."""
+        self._consumed(task)
+        if self.uses.get(task.hash) and self.handoff_bytes + size <= HANDOFF_BYTES:
+            self.handoff[task.hash] = (done.value, size)
+            self.handoff_bytes += size
+        done.value = None
+        if task.hash in self.retrying:
+            self.store.remove_failure(task.hash)
+            self.retrying.discard(task.hash)
+        if claim.died:  # finished at last: earlier deaths count no more
+            self.store.forget_deaths(task.hash)
+        self._ran_total += 1
+        summary.ran += 1
+        self.journal.add(task.hash)
+        self._mark_finished(task.hash)
+        self.reporter.task_finished(task, done.seconds)
+
+    def _unwatch(self, heartbeat: Heartbeat) -> None:
+        """The task this heartbeat renewed is back: it is free for the next one."""
+        heartbeat.watch(None)
+        self.flight.idle.append(heartbeat)
 
     def _record_failure(self, task: Task, claim: Claim, failure: Failure, started: float,
                         summary: RunSummary, earlier: dict | None = None) -> bool:

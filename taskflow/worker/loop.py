@@ -3,8 +3,9 @@
 Workers share nothing but the store. A Worker is built of parts, each
 extending the one before: checks.py (results checked again), graph.py (the
 ready set), refresh.py (what others did), handoff.py (inputs), attempt.py
-(claim, run through the executor, save, release) and this module (the loop,
-limits, signals).
+(claim, run through the executor, save, release), batching.py (short tasks
+claimed and saved many at a time), remote.py (executors that claim where they
+run) and this module (the loop, limits, signals).
 """
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ class Worker(RemoteAttempts):
         o = self.options
         self.picker.begin(self.store, self.index, self.finished, deadline(self._started, o.max_time, o.time_left),
                           o.resource_defaults)
+        self._begin_batches()
         presence = Presence(self.store, self.leases.worker, self.picker)
         task_peak_bytes()  # so that the first task's peak is its own, not the taskfile's
         self.reporter.begin(len(tasks), len(self.finished), len(self.failed))

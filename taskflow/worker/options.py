@@ -38,6 +38,8 @@ class Options:
     share: str | None = None          # folder of the machine share of `--jobs` siblings (worker/share.py)
     time_left: float | None = None    # seconds until the scheduler ends this worker, from its start
     resource_defaults: Resources = NONE  # [tool.taskflow.resources] of the taskfile's project
+    # Claim short tasks in batches that take about this long (worker/batching.py); 0: one claim each.
+    batch_time: float = 1.0
 
 
 @dataclass

@@ -14,13 +14,13 @@ import logging
 
 from ..executors import Done, Job
 from ..executors.base import FAILED_BEFORE, FINISHED, LOST, RECORDED, RELEASED, SAVED, TAKEN
-from .attempt import Attempts
+from .batching import BatchAttempts
 from .options import RunSummary
 
 log = logging.getLogger(__name__)
 
 
-class RemoteAttempts(Attempts):
+class RemoteAttempts(BatchAttempts):
     """Hands tasks to an executor that claims where it runs them, and takes in what it settled."""
 
     def _attempt(self, h: str) -> None:

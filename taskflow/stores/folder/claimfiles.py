@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ...stale import reread
 from ..claims import Claim, ClaimInfo
+from .judging import DANGLING
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,29 @@ def write_new(path: str, content: bytes) -> bool:
     return True
 
 
+def dangling(path: str) -> bytes | None:
+    """What a reader takes for the bytes of a symbolic link at `path` to nothing (a batch member
+    whose batch file is gone: judging.DANGLING and the target), or None when there is none.
+    Asked only after an open found nothing."""
+    try:
+        return DANGLING + os.readlink(path).encode()
+    except OSError:  # no such name, or a file after all (made since the open)
+        return None
+
+
 def read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | None:
-    """The file's attributes and first bytes, or None if there is no such file."""
+    """The file's attributes and first bytes, or None if there is no such file. A batch member
+    whose batch is gone reads as its `dangling` bytes, with the link's own attributes."""
     try:
         return _stat_and_read(path, limit)
     except FileNotFoundError:
-        return None
+        gone = dangling(path)
+        if gone is None:
+            return None
+        try:
+            return os.lstat(path), gone
+        except FileNotFoundError:
+            return None
 
 
 @reread  # claims are renamed away by takeovers and releases, maybe through another client
@@ -140,11 +158,12 @@ def _stat_and_read(path: str, limit: int) -> tuple[os.stat_result, bytes]:
 
 
 def head(path: str, size: int) -> bytes | None:
-    """The first `size` bytes of the file, or None if there is none."""
+    """The first `size` bytes of the file, or None if there is none (as `read` for a member whose
+    batch is gone)."""
     try:
         return _read_head(path, size)
     except FileNotFoundError:
-        return None
+        return dangling(path)
 
 
 def fresh_read(path: str, limit: int = 1 << 16) -> tuple[float, bytes] | None:
@@ -155,7 +174,13 @@ def fresh_read(path: str, limit: int = 1 << 16) -> tuple[float, bytes] | None:
     try:
         return _fresh_read(path, limit)
     except FileNotFoundError:
-        return None
+        gone = dangling(path)
+        if gone is None:
+            return None
+        try:
+            return os.lstat(path).st_mtime, gone
+        except FileNotFoundError:
+            return None
 
 
 @reread
@@ -214,7 +239,7 @@ def fresh_head(path: str, size: int) -> bytes | None:
     try:
         return _read_head(path, size, fresh=True)
     except FileNotFoundError:
-        return None
+        return dangling(path)
 
 
 @reread
@@ -249,7 +274,7 @@ def read_owner(path: str) -> dict | None:
 def put_back(moved: str, path: str, task_hash: str, why: str) -> None:
     """Return another worker's claim, moved to `moved` by mistake, to its place."""
     try:
-        os.link(moved, path)
+        os.link(moved, path, follow_symlinks=False)  # a batch member is the link itself
     except OSError as e:
         if not isinstance(e, FileExistsError) and not os.path.lexists(path):
             raise  # sshfs reports an existing target as EPERM: only that is a third claim

@@ -66,7 +66,7 @@ class FolderClaims(Claims):
         self._owner_json: tuple[int, str] | None = None
 
     def __reduce__(self) -> tuple:
-        return FolderClaims, (self.store, self.lease, self.worker, time.time, self.reader)
+        return type(self), (self.store, self.lease, self.worker, time.time, self.reader)
 
     @property
     def read_only(self) -> bool:  # type: ignore[override]

@@ -5,14 +5,22 @@ import json
 
 from ..identity import HOST, gone_from_here
 
+# What a reader of a claim takes for the bytes of a batch member whose batch file is gone (a
+# symbolic link to nothing): the target's name after this mark, never the start of a claim file.
+DANGLING = b"\0dangling:"
+
 
 def judge(raw: bytes, mtime: float, now: float, default_lease: float) -> tuple[dict, float, bool, str]:
     """(owner, age, stale, reason) of a claim whose bytes are `raw`, last written at `mtime`
     on the filesystem's clock, which reads `now`.
 
     Stale when its owner ran on this host and is gone, or when it was not renewed within
-    the lease it records (`default_lease` when it records none it can read).
+    the lease it records (`default_lease` when it records none it can read), and at once
+    when it is a batch member whose batch file is gone (`DANGLING`): its owner gave the
+    batch up, or cleanup removed it after its owner died.
     """
+    if raw.startswith(DANGLING):
+        return {}, now - mtime, True, "its batch claim is gone"
     try:
         owner = json.loads(raw)
         if not isinstance(owner, dict):

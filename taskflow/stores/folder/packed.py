@@ -53,6 +53,16 @@ class Packs:
         self.writer.append(RESULT, task_hash, body)
         return size
 
+    def save_many(self, items: list[tuple[str, encoding.Payload]]) -> list[int]:
+        """`save` each (task hash, payload), all with one write."""
+        records, sizes = [], []
+        for task_hash, payload in items:
+            head, chunks, size = payload.pieces()
+            records.append((RESULT, task_hash, b"".join([head, *chunks]), 0))
+            sizes.append(size)
+        self.writer.append_many(records)
+        return sizes
+
     def add(self, task_hash: str, body: bytes) -> None:
         self.writer.append(RESULT, task_hash, body)
 

@@ -47,7 +47,13 @@ class PackWriter:
 
     def append(self, kind: int, task_hash: str, body: bytes = b"", aux: int = 0) -> Record:
         """Write one record; the record as readers will see it. OSError when it cannot be written."""
-        data = packfile.record(kind, task_hash, body, aux)
+        return self.append_many([(kind, task_hash, body, aux)])[0]
+
+    def append_many(self, items: list[tuple[int, str, bytes, int]]) -> list[Record]:
+        """Write records (kind, task hash, body, aux) with one write: a batch's results. Each is
+        self-checking as ever: a write cut short leaves whole records, then at most one torn."""
+        datas = [packfile.record(kind, task_hash, body, aux) for kind, task_hash, body, aux in items]
+        data = datas[0] if len(datas) == 1 else b"".join(datas)
         with self._lock:
             if self._pid != process.pid:  # a forked child: the parent's pack is the parent's
                 self._pid, self._fd, self._idx_fd, self._entries = process.pid, None, None, []
@@ -64,14 +70,17 @@ class PackWriter:
             except BaseException:
                 self._give_up()
                 raise
-            target = body.decode("utf-8", "replace") if kind == packfile.TOMBSTONE else ""
-            rec = Record(kind, task_hash, self._size, len(body), aux, target)
-            self._size += len(data)
-            self.index.wrote(self._name, rec, self._size)
-            self._entries.append(packfile.entry(rec))
+            recs = []
+            for (kind, task_hash, body, aux), one in zip(items, datas, strict=True):
+                target = body.decode("utf-8", "replace") if kind == packfile.TOMBSTONE else ""
+                rec = Record(kind, task_hash, self._size, len(body), aux, target)
+                self._size += len(one)
+                self.index.wrote(self._name, rec, self._size)
+                self._entries.append(packfile.entry(rec))
+                recs.append(rec)
             if len(self._entries) >= FLUSH_EVERY or time.monotonic() - self._since >= FLUSH_AFTER:
                 self._flush()
-        return rec
+        return recs
 
     def _open(self) -> None:
         self._name, self._fd = allocate(self.index)

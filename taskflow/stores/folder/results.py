@@ -3,18 +3,20 @@ records in packs/ for small results (see packed.py); a store may hold both."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ... import encoding
 from ...errors import StoreAccessError
 from . import writes
-from .files import fsync_dir, opens, remake, remove_file
+from .files import fsync_dir, listing, opens, remake, remove_file
 from .packed import PACK_FROM, Packs
 
 # Writes into a folder of the store that vanished (deleted while we run) make it again and try
 # again, this many times in all.
 _ATTEMPTS = 3
+# Tasks looked up together from which one listing of results/ costs less than a look at each.
+_LIST_FROM = 4
 
 
 class Results:
@@ -88,6 +90,31 @@ class Results:
             raise StoreAccessError(f"cannot write result {final}: {e.strerror or e}", path=final) from e
         return size
 
+    @property
+    def saves_together(self) -> bool:
+        return self._packs is not None and self._packs.below > 0  # one write to the pack for a batch
+
+    def save_payloads(self, items: Sequence[tuple[str, encoding.Payload]]) -> list[int]:
+        packs = self._packs
+        packed = [i for i, (h, payload) in enumerate(items) if packs is not None and packs.wanted(h, payload)]
+        if len(packed) < 2 or packs is None:
+            return [self.save_payload(h, payload) for h, payload in items]
+        sizes = [0] * len(items)
+        try:
+            self.ensure()
+            for i, size in zip(packed, packs.save_many([items[i] for i in packed]), strict=True):
+                sizes[i] = size
+            for i in packed:
+                self._note_code(items[i][1].meta)
+        except OSError as e:
+            where = self.location("result", items[packed[0]][0])
+            raise StoreAccessError(f"cannot write result {where}: {e.strerror or e}", path=where) from e
+        rest = set(packed)
+        for i, (h, payload) in enumerate(items):
+            if i not in rest:
+                sizes[i] = self.save_payload(h, payload)
+        return sizes
+
     def _place(self, final: str, payload: encoding.Payload) -> int:
         return writes.place(final, payload, self.tmp_dir, self.fsync, self._shards_made)
 
@@ -97,6 +124,21 @@ class Results:
             return True
         index.refresh()  # packs made or appended to since this process last looked
         return index.lookup(task_hash) is not None
+
+    def finished_among(self, hashes: Sequence[str]) -> set[str]:
+        # The packs read on once for the whole batch, then one look per task not found in them.
+        packs = self.packs
+        packs.index.refresh()
+        found = {h for h in hashes if packs.index.lookup(h) is not None}
+        unpacked = [h for h in hashes if h not in found]
+        if packs.below > 0 and len(unpacked) >= _LIST_FROM:
+            # A packing worker meets few result files: one listing of results/ says which shard
+            # folders there are, and a task whose shard is not there has no file to look for.
+            # Trusted as far as the packs' own lookups are (README, "Small results in packs").
+            shards = set(listing(self.results_dir))
+            unpacked = [h for h in unpacked if h[:2] in shards]
+        found.update(h for h in unpacked if os.path.exists(self.result_path(h)))
+        return found
 
     def _read(self, task_hash: str, fresh: bool, loose, packed) -> Any:
         """`loose(path)` of the result's file or `packed(name, body)` of its record, wherever it is."""

@@ -5,7 +5,8 @@
       results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
       packs/<host>.<pid>.<n>.pack, .idx  small results kept together, and where each is (see packfile.py)
       failed/<hash>.json      failure record: exception, traceback, host, time
-      locks/<hash>            claim of a running task (see claims.py)
+      locks/<hash>            claim of a running task (see claims.py); a link to its batch's for a task of a batch
+      locks/<token>.batch     claim of a batch of short tasks (see batchclaims.py)
       attempts/<hash>.<token>.json  an attempt at the task whose worker died (see attempts.py)
       tmp/                    files being written; renamed into place when complete
       clock/                  files touched to read the filesystem's own time (see clock.py)
@@ -192,9 +193,9 @@ class FolderStore(Results, Records, WorkerFiles, Store):
     def claims(self, lease: float | None = None, worker: str | None = None, reader: bool = False,
                clock: Callable[[], float] = time.time) -> Claims:
         from ..lease import DEFAULT_LEASE
-        from .claims import FolderClaims
+        from .batchclaims import BatchClaims
 
-        return FolderClaims(self, DEFAULT_LEASE if lease is None else lease, worker, clock, reader)
+        return BatchClaims(self, DEFAULT_LEASE if lease is None else lease, worker, clock, reader)
 
     def lock_names(self) -> list[str]:
         """Every name in locks/: claims, and what takeovers and releases leave for an instant."""
