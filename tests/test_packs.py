@@ -29,8 +29,8 @@ META = {"name": "t.f"}
 
 @pytest.fixture(autouse=True)
 def packs_asked_for(monkeypatch):
-    """Workers pack small results (TASKFLOW_PACK=1, as by default), on one machine's disk here: no
-    other client caches its names, so a new pack needs no grace; the workers tests start inherit both."""
+    """Workers pack small results when asked (TASKFLOW_PACK=1), on one machine's disk here: no other
+    client caches its names, so a new pack needs no grace; the workers tests start inherit both."""
     monkeypatch.setenv("TASKFLOW_PACK", "1")
     monkeypatch.setenv("TASKFLOW_PACK_GRACE", "0")
 

@@ -42,10 +42,10 @@ class Results:
         return self._packs
 
     def expect_results(self, count: int) -> None:
-        # Small results of large graphs are packed unless TASKFLOW_PACK=0; each new pack waits out
-        # its grace (grace.py) first, asked for here so that a bad TASKFLOW_PACK_GRACE stops
-        # the worker before it runs anything.
-        if count >= PACK_FROM and os.environ.get("TASKFLOW_PACK", "").strip() != "0":
+        # Asked for (TASKFLOW_PACK=1): a caching client may hand a reader a pack's size from before
+        # another client appended to it (README). Each new pack waits out its grace (grace.py)
+        # first, asked for here so that a bad TASKFLOW_PACK_GRACE stops the worker before it runs.
+        if count >= PACK_FROM and os.environ.get("TASKFLOW_PACK") == "1":
             from .packed import PACK_BELOW
 
             self.packs.below = PACK_BELOW
