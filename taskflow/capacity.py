@@ -12,10 +12,13 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 
 from .resources import ResourceError, Resources, format_memory, parse
-from .schedulers.environment import JobEnvironment, detect
+
+if TYPE_CHECKING:
+    from .schedulers.environment import JobEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,10 @@ def capacity(cpus: int | None = None, mem: str | int | None = None, gpus: int | 
              environ: Mapping[str, str] | None = None, job: JobEnvironment | None = None) -> Capacity:
     """What this worker may run; `cpus`, `mem`, `gpus` are `execute`'s options (None: not given)."""
     environ = os.environ if environ is None else environ
-    job = detect(environ) if job is None else job
+    if job is None:
+        # Here: `status` reads workers' capacities through this module, and has no job to detect.
+        from .schedulers.environment import detect
+        job = detect(environ)
     where = job.scheduler or "machine"
     sources: dict[str, str] = {}
     given = parse({"cpus": cpus, "mem": mem, "gpus": gpus}, "execute") if any(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from . import confirm
 from .errors import UsageError
 from .stores.base import Store
+from .stores.identity import gone_from_here
 from .task import Task
 
 @dataclass
@@ -27,11 +28,13 @@ class Removed:
     doctor: list[str] = field(default_factory=list)  # scratch folders of doctors killed with kill -9
     suspects: list[str] = field(default_factory=list)  # marks of damaged results no task produces
     records: list[str] = field(default_factory=list)  # complete/ records of other graphs, once results went
+    workers: list[str] = field(default_factory=list)  # records of workers that died running (workers/)
     kept_live: list[str] = field(default_factory=list)
 
     def count(self) -> int:
         return sum(len(x) for x in (self.stale_locks, self.leftovers, self.results, self.failures, self.tmp,
-                                    self.clock_files, self.journals, self.doctor, self.suspects, self.records))
+                                    self.clock_files, self.journals, self.doctor, self.suspects, self.records,
+                                    self.workers))
 
     def summary(self, verb: str = "removed") -> list[str]:
         """One line per kind of file removed, with its count."""
@@ -44,7 +47,8 @@ class Removed:
                  (self.journals, "journal(s) of dead workers"),
                  (self.doctor, "scratch folder(s) of doctors that died"),
                  (self.suspects, "suspect mark(s) of tasks no longer declared"),
-                 (self.records, "completion record(s) of other graphs"))
+                 (self.records, "completion record(s) of other graphs"),
+                 (self.workers, "record(s) of workers that died"))
         return [f"{verb} {len(found)} {what}" for found, what in kinds if found]
 
 
@@ -110,4 +114,20 @@ def cleanup(store: Store, tasks: Sequence[Task], complete: bool, dry_run: bool =
     for kind, found in (("tmp", removed.tmp), ("clock", removed.clock_files), ("journal", removed.journals),
                         ("doctor", removed.doctor)):
         _remove_leftovers(store, kind, found, dry_run)
+    _remove_dead_worker_records(store, removed.workers, dry_run)
     return removed
+
+
+def _remove_dead_worker_records(store: Store, found: list[str], dry_run: bool) -> None:
+    """Records of workers killed while running (kill -9, a node lost): gone from this host, or
+    not published for three of their intervals. An exited worker's last record, and any that
+    counts tasks skipped for lack of walltime, stay: `taskflow report` sums those."""
+    for worker in store.worker_records():
+        record = worker.record
+        if not record.get("running") or record.get("walltime_skips"):
+            continue
+        if worker.live and not gone_from_here(record):
+            continue
+        if not dry_run:
+            store.withdraw_worker(worker.ident)
+        found.append(worker.ident)

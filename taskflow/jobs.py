@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import StoreError
-from .schedulers.environment import parse_worker
 from .stores.base import Store
 from .stores.folder.files import write_atomic
 
@@ -125,6 +124,11 @@ class Activity:
 def activity(records: Iterable[JobRecord], workers: Iterable[str]) -> list[Activity]:
     """Per recorded job, the array tasks among `workers` (ids of live claims' owners)."""
     by_key = {r.key: Activity(r, set()) for r in records}
+    if not by_key:
+        return []
+    # Here, not at the top: `status` imports this module, and only a store with job records needs
+    # the schedulers' names for their array tasks.
+    from .schedulers.environment import parse_worker
     for w in workers:
         parsed = parse_worker(w)
         if parsed and (parsed[0], parsed[1]) in by_key:

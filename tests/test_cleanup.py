@@ -128,6 +128,7 @@ def test_leftovers_of_a_dead_worker_on_this_host(tmp_path):
     claim = store.lock_path(ns.steps[1].hash)
     assert os.listdir(store.locks_dir) == [os.path.basename(claim)]
     assert len(os.listdir(store.done_dir)) == 1 and len(os.listdir(store.clock_dir)) == 1
+    assert len(os.listdir(store.workers_dir)) == 1, "the killed worker's record, fresh but of a dead pid"
     # Killed inside release(), between moving its claim aside and removing it; and
     # what a takeover cut short by a kill leaves (the taker's token, the moved claim).
     with open(claim, "rb") as f:
@@ -166,8 +167,10 @@ def test_leftovers_of_a_dead_worker_on_this_host(tmp_path):
 
     out = run_cli("cleanup", tf, check=0).stdout.splitlines()
     assert "removed 1 clock file(s) of dead workers" in out and "removed 1 journal(s) of dead workers" in out
+    assert "removed 1 record(s) of workers that died" in out
     assert "nothing to remove" not in out
     assert os.listdir(store.done_dir) == [] and os.listdir(store.clock_dir) == []
+    assert os.listdir(store.workers_dir) == []
     assert run_cli("cleanup", tf, check=0).stdout.splitlines() == ["nothing to remove"]
 
 
@@ -238,3 +241,27 @@ def test_cleanup_removes_the_scratch_folder_of_a_doctor_killed_on_this_host(tmp_
     assert os.path.isdir(live), "a running doctor keeps its folder"
     assert os.path.isdir(far), "another host's doctor is judged by age only"
     assert run_cli("cleanup", tf, check=0).stdout.splitlines() == ["nothing to remove"]
+
+
+def test_cleanup_removes_records_of_dead_workers_and_keeps_the_rest(tmp_path):
+    tf = write_taskfile(tmp_path, V1)
+    run_cli("execute", tf, "-q", check=0)
+    store = Store(str(tmp_path / "taskfile.taskflow"))
+    me = {"host": HOST, "boot": BOOT_ID, "pid": os.getpid(), "running": True, "interval": 10.0}
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.publish_worker("alive", me)
+    store.publish_worker("killed-here", {**me, "pid": dead.pid})
+    store.publish_worker("silent-elsewhere", {**me, "host": "far-away-node", "pid": 7})
+    store.publish_worker("exited", {**me, "running": False, "walltime_skips": 3})
+    store.publish_worker("skipped-then-killed", {**me, "pid": dead.pid, "walltime_skips": 2})
+    old = time.time() - 3600
+    for name in os.listdir(store.workers_dir):
+        if "silent" in name:
+            os.utime(os.path.join(store.workers_dir, name), (old, old))
+    out = run_cli("cleanup", tf, "--dry-run", check=0).stdout.splitlines()
+    assert "would remove 2 record(s) of workers that died" in out, out
+    assert len(os.listdir(store.workers_dir)) == 5
+    out = run_cli("cleanup", tf, check=0).stdout.splitlines()
+    assert "removed 2 record(s) of workers that died" in out, out
+    assert sorted(w.ident for w in store.worker_records()) == ["alive", "exited", "skipped-then-killed"]

@@ -142,3 +142,18 @@ def test_the_cli_package_offers_what_command_modules_import():
     assert [cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_REMAINING, cli.EXIT_STORE,
             cli.EXIT_INTERRUPTED] == list(ExitCode)
     assert set(cli.__all__) <= set(dir(cli))
+
+
+def test_status_of_a_store_without_jobs_imports_no_scheduler_module(tmp_path):
+    """Every command pays for what it imports: `status` of an ordinary store needs no scheduler."""
+    import subprocess
+    import sys
+
+    (tmp_path / "tf.py").write_text("from taskflow import TaskGenerator\n\n@TaskGenerator\ndef f(x):\n"
+                                    "    return x\n\nresults = [f(i) for i in range(3)]\n")
+    code = ("import sys\nfrom taskflow.cli import main\ntry:\n    main(['status', 'tf.py'])\n"
+            "except SystemExit:\n    pass\n"
+            "print([m for m in sys.modules if m.startswith('taskflow.schedulers')], file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "Ready" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr

@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-from taskflow import jobs
 from taskflow.stores import identity as lease
 from taskflow.cli.running import _array_rank
 from taskflow.schedulers.environment import JobEnvironment, detect, parse_worker, pbs, sge, sge_memory, slurm
@@ -138,7 +137,7 @@ def test_worker_id_names_the_array_task(monkeypatch, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert lease.worker_id() == expected
-    assert jobs.parse_worker(expected)[0] == expected.split(":")[0]
+    assert parse_worker(expected)[0] == expected.split(":")[0]
 
 
 def test_worker_id_outside_an_array(monkeypatch):

@@ -16,6 +16,7 @@ from taskflow import jobs
 from taskflow.config import read_section
 from taskflow.errors import SchedulerError, UsageError
 from taskflow.schedulers import SCHEDULERS, choose, job_number
+from taskflow.schedulers.environment import parse_worker
 from taskflow.stores.folder import FolderStore as Store
 
 TASKFILE = """
@@ -351,11 +352,11 @@ def test_concurrent_submits_keep_every_record(cluster, taskfile):
 
 
 def test_worker_ids_and_job_numbers():
-    assert jobs.parse_worker("slurm:123.4") == ("slurm", "123", "4")
-    assert jobs.parse_worker("sge:77.12") == ("sge", "77", "12")
-    assert jobs.parse_worker("pbs:123[4].server.example.org.4") == ("pbs", "123", "4")
-    assert jobs.parse_worker("node7:12345") is None and jobs.parse_worker("") is None
-    assert jobs.parse_worker("slurm:?.3") is None
+    assert parse_worker("slurm:123.4") == ("slurm", "123", "4")
+    assert parse_worker("sge:77.12") == ("sge", "77", "12")
+    assert parse_worker("pbs:123[4].server.example.org.4") == ("pbs", "123", "4")
+    assert parse_worker("node7:12345") is None and parse_worker("") is None
+    assert parse_worker("slurm:?.3") is None
     assert job_number("123[].pbs01") == "123" and job_number("77.1-20:1") == "77"
     assert SCHEDULERS["sge"].parse_reply("77.1-20:1\n") == "77"
     assert SCHEDULERS["slurm"].parse_reply("note: using default account\n88;c2\n") == "88"

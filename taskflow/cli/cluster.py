@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from ..errors import ExitCode, UsageError
-from ..schedulers import SCHEDULERS
 from .base import _common, _configure_logging, _duration, _handle_errors, _open_store, _store_option, main
 
 SUBMIT_EPILOG = """\b
@@ -49,11 +48,28 @@ Exit codes:
   130  interrupted with Ctrl-C"""
 
 
+class _SchedulerChoice(click.Choice):
+    """`auto` or a name of the scheduler registry, read when asked: every command line builds
+    `submit`'s options, and importing every scheduler module is for the commands that use one."""
+
+    def __init__(self) -> None:
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from ..schedulers import SCHEDULERS
+        return ("auto", *sorted(SCHEDULERS))
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass  # click.Choice.__init__ sets it: the registry decides
+
+
 @main.command(epilog=SUBMIT_EPILOG)
 @click.argument("taskfile", metavar="FILE")
 @click.argument("scheduler_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SCHEDULER ARGS]...")
 @click.option("-n", "--workers", type=click.IntRange(min=1), help="Array tasks, each running one worker.")
-@click.option("--scheduler", type=click.Choice(["auto", *sorted(SCHEDULERS)]),
+@click.option("--scheduler", type=_SchedulerChoice(),
               help="Batch scheduler [default: auto, the one whose commands are on PATH].")
 @click.option("--time", "walltime", metavar="DURATION",
               help="Walltime per worker, e.g. 4h or 1:30:00; the worker stops taking tasks shortly before.")

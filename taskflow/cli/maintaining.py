@@ -66,7 +66,8 @@ def cleanup(taskfile: str, args: tuple, store: str | None, locks_only: bool, dry
     for label, items in (("stale claim", removed.stale_locks), ("result", removed.results),
                          ("failure record", removed.failures), ("suspect mark", removed.suspects),
                          ("completion record", removed.records), ("leftover lock file", removed.leftovers),
-                         ("temp file", removed.tmp), ("doctor's scratch folder", removed.doctor)):
+                         ("temp file", removed.tmp), ("doctor's scratch folder", removed.doctor),
+                         ("record of worker", removed.workers)):
         for item in items:
             click.echo(f"{verb} {label} {item}")
     for line in removed.summary(verb):

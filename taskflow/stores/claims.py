@@ -77,6 +77,15 @@ class Claims(ABC):
     reader: bool          # judges claims only, and may work on a store it cannot write
     read_only: bool       # a reader that found the store unwritable: `now` is this host's clock
 
+    def __getattr__(self, name: str) -> object:
+        # A reader (status, show) has no use for its worker id, which asks the batch scheduler's
+        # environment: made when first asked for, so a reader's `__init__` may leave it unset.
+        if name == "worker":
+            from .identity import worker_id
+            self.worker = worker_id()
+            return self.worker
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @abstractmethod
     def claim(self, task_hash: str, take_over: bool = True) -> Claim | None:
         """Claim the task; None if another holds it.

@@ -88,7 +88,7 @@ class Attempts(Handoff):
         if done.failure is not None and retries.again(done, self.flight.tries):
             self.flight.executor.submit(Job(task, self._lookup))  # in the claim it holds
             return True
-        earlier = retries.recorded(self.flight.tries.pop(task.hash, None))
+        earlier = retries.recorded(self.flight.tries.pop(task.hash, None)) if self.flight.tries else {}
         claim, heartbeat = self.flight.claims.pop(task.hash)
         assert claim is not None and heartbeat is not None, "a task claimed where it ran comes back settled"
         try:

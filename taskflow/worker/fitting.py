@@ -54,6 +54,8 @@ class Picker:
         self.defaults = NONE
         self._visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         self._devices_set = False  # CUDA_VISIBLE_DEVICES changed for a task: put back when none runs
+        # Something to settle after a task: a reservation of the machine's share, or devices set.
+        self.holding = False
         self._no_room: set[tuple] = set()  # needs the share had no room for, since a task came back
         self._pause = DEFERRED_PAUSE
 
@@ -80,9 +82,11 @@ class Picker:
 
     def take(self, task: Task) -> bool:
         """Whether to claim `task` now; when not, it is set aside or deferred."""
+        if getattr(task, "resources", NONE) is NONE and self.defaults is NONE and self.time_left is None:
+            return True  # the common case: nothing declared, no time limit, at no cost
         needs = effective(task, self.defaults)
         if not needs and self.time_left is None:
-            return True  # the common case, at no cost
+            return True
         if task.hash in self.set_aside:
             return False
         if needs and self.capacity is not None and not self.capacity.fits(dataclasses.replace(needs, time=None)):
@@ -105,12 +109,13 @@ class Picker:
                 return False
             self._pause = DEFERRED_PAUSE
             self.reserved[task.hash] = reservation
+            self.holding = True
             devices = reservation.gpus if needs.gpus is not None else None
         elif needs.gpus is not None and self.capacity is not None:
             devices = self.capacity.gpus[:needs.gpus]
         if devices is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-            self._devices_set = True
+            self._devices_set = self.holding = True
         return True
 
     def ran(self, task: Task, seconds: float) -> None:
@@ -122,7 +127,8 @@ class Picker:
         """After tasks came back (or a claim was not had): return what they reserved, and give
         deferred tasks another chance."""
         if not self.reserved and not self._devices_set:
-            return  # the common case: called twice per task
+            self.holding = False
+            return
         back = [h for h in self.reserved if h not in flying]
         for h in back:
             reservation = self.reserved.pop(h)
@@ -130,6 +136,7 @@ class Picker:
                 self.share.release(reservation)
         if not flying:
             self._restore_devices()
+        self.holding = bool(self.reserved) or self._devices_set
         if back:
             self._no_room.clear()
             if self.deferred:

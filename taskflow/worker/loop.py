@@ -187,16 +187,18 @@ class Worker(RemoteAttempts):
         # Only what fits this worker, the machine's share left free and the time left (fitting.py).
         if self.picker.take(self.index[h]):
             super()._attempt(h)
-            self.picker.settle(self.flight.claims, self.ready)
+            if self.picker.holding:  # a reservation or devices to give back: rare, so no call otherwise
+                self.picker.settle(self.flight.claims, self.ready)
 
     def _complete(self, summary: RunSummary) -> bool:
         go_on = super()._complete(summary)
-        self.picker.settle(self.flight.claims, self.ready)
+        if self.picker.holding:
+            self.picker.settle(self.flight.claims, self.ready)
         return go_on
 
     def _finish(self, done: Done, summary: RunSummary) -> bool:
         go_on = super()._finish(done, summary)
-        if done.task.hash in self.finished:
+        if self.picker.time_left is not None and done.task.hash in self.finished:
             self.picker.ran(done.task, done.seconds)  # what tasks of this name take, for the time left
         return go_on
 

@@ -58,7 +58,8 @@ class FolderClaims(Claims):
         cannot write they use the clock of `FsClock._unwritten_now` instead of failing."""
         self.store = store
         self.lease = check_lease(lease)
-        self.worker = worker or worker_id()
+        if worker or not reader:  # a reader's is made when asked for (Claims.__getattr__)
+            self.worker = worker or worker_id()
         self.clock = clock  # wall clock: only for the informational start time
         self.reader = reader
         self._fs = FsClock(store, reader)
@@ -89,8 +90,9 @@ class FolderClaims(Claims):
             self._owner_json = (process.pid, f'{RENEWAL_HEAD.decode()}{0:0{RENEWAL_DIGITS}d}", {owner[1:-1]}')
         # "started" is the owner's wall clock, for people; "fs_started" the filesystem's,
         # which every host can compare with its own reading of that clock.
+        quoted = f'"{task_hash}"' if task_hash.isalnum() else json.dumps(task_hash)  # hex: no call
         return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, '
-                f'"fs_started": {self._fs.now():.3f}, "task": {json.dumps(task_hash)}, '
+                f'"fs_started": {self._fs.now():.3f}, "task": {quoted}, '
                 f'"token": "{token}"}}').encode()
 
     def create(self, task_hash: str) -> FolderClaim | None:

@@ -48,6 +48,7 @@ class PackIndex:
         self._dead: dict[tuple[str, int], str] = {}  # tombstoned records: the task of each
         self.writers: dict[str, tuple[str, str]] = {}  # pack -> (host, pid) of its writer, from its opening
         self.top = -1  # the highest pack number known; -1 before the first listing
+        self._next = (-2, "", "")  # (top, name, path) of the pack numbered next after top
 
     # -- asking -------------------------------------------------------------
 
@@ -143,12 +144,15 @@ class PackIndex:
     def _probe(self, fresh: bool) -> None:
         """Packs numbered above the highest known, each looked up by name."""
         while True:
-            name = packfile.pack_name(self.top + 1)
+            if self._next[0] != self.top:  # asked after every claim: the name is made once per number
+                name = packfile.pack_name(self.top + 1)
+                self._next = (self.top, name, self.path(name))
+            _, name, path = self._next
             try:
                 if fresh:
-                    os.close(os.open(self.path(name), os.O_RDONLY))
+                    os.close(os.open(path, os.O_RDONLY))
                 else:
-                    os.stat(self.path(name))
+                    os.stat(path)
             except OSError as e:
                 if not gone(e):
                     raise

@@ -81,7 +81,8 @@ class RedisClaims(Claims):
         self.connection = connection
         self.keys = keys
         self.lease = check_lease(DEFAULT_LEASE if lease is None else lease)
-        self.worker = worker or worker_id()
+        if worker or not reader:  # a reader's is made when asked for (Claims.__getattr__)
+            self.worker = worker or worker_id()
         self.reader = reader
         self.read_only = False  # the server's clock is read, never written: a reader needs no write
         self.clock = clock  # wall clock: only for the informational start time
