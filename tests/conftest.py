@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 # Fixtures of the two-client shared folder (sshd + two sshfs mounts); see tests/sharedfs.py.
-from sharedfs import sharedfs_server, two_clients  # noqa: F401
+from sharedfs import forgetful_server, sharedfs_server, two_clients, two_forgetful_clients  # noqa: F401
 # A real redis-server on 127.0.0.1 for the tests of Redis stores; see tests/redis_server.py.
 from redis_server import own_redis, redis_server, redis_url  # noqa: F401
 
@@ -76,7 +76,7 @@ def pytest_collection_modifyitems(items):
     """Every test on the two-client shared folder carries the `sharedfs` marker, so
     `-m sharedfs` / `-m "not sharedfs"` select them."""
     for item in items:
-        if "two_clients" in getattr(item, "fixturenames", ()):
+        if {"two_clients", "two_forgetful_clients"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sharedfs)
 
 

@@ -36,6 +36,10 @@ REQUIRE = os.environ.get("TASKFLOW_REQUIRE_SHAREDFS") == "1"
 
 # Caching on, as on a cluster's NFS client: attributes and names are trusted for 1 s.
 CACHE_OPTIONS = "cache=yes,kernel_cache,attr_timeout=1,entry_timeout=1"
+# sshfs answers a look up of a missing name from the server each time; NFS (lookupcache=all,
+# its default) trusts a "not found" until the folder's attributes expire. This asks the
+# kernel to trust one for 1 s too, for `two_forgetful_clients`.
+NEGATIVE_OPTIONS = CACHE_OPTIONS + ",negative_timeout=1"
 # Long enough for every cache of a mount to have expired once (attr and entry timeouts of
 # 1 s, plus the whole-second mtimes the SFTP server hands out).
 SETTLE_SECONDS = 2.5
@@ -89,7 +93,8 @@ class SharedFS:
     """One sshd and two sshfs mounts of its `export` folder; `stop()` may be called any number
     of times."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: str = CACHE_OPTIONS) -> None:
+        self.options = options
         self.root = Path(tempfile.mkdtemp(prefix="taskflow-sharedfs-"))
         self.export = self.root / "export"
         self.mounts = [self.root / "mount_a", self.root / "mount_b"]
@@ -163,7 +168,7 @@ class SharedFS:
         options = ",".join([
             f"IdentityFile={self.conf / 'client_ed25519'}", "StrictHostKeyChecking=no",
             "UserKnownHostsFile=/dev/null", "BatchMode=yes", "LogLevel=ERROR",
-            f"port={self.port}", CACHE_OPTIONS])
+            f"port={self.port}", self.options])
         # -f keeps sshfs in the foreground: it is our child, so we know its pid to stop it.
         proc = subprocess.Popen(["sshfs", "-f", "-o", options, f"root@127.0.0.1:{self.export}",
                                  str(mount)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -282,10 +287,20 @@ class TwoClients:
 @pytest.fixture(scope="session")
 def sharedfs_server():
     """The session's sshd and two mounts, started on first use."""
+    yield from _server(CACHE_OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def forgetful_server():
+    """Another sshd and two mounts that also cache "not found" for 1 s (NEGATIVE_OPTIONS)."""
+    yield from _server(NEGATIVE_OPTIONS)
+
+
+def _server(options: str):
     reason = missing_requirement()
     if reason:
         unavailable(reason)
-    server = SharedFS()
+    server = SharedFS(options)
     atexit.register(server.stop)
     # atexit does not run on SIGTERM (a CI timeout): stop first, then die of it as before.
     previous = signal.getsignal(signal.SIGTERM)
@@ -315,6 +330,16 @@ _folders = itertools.count()
 def two_clients(sharedfs_server: SharedFS, request):
     """A fresh empty folder seen directly (`origin`) and through each mount (`mount_a`,
     `mount_b`), with `spawn` to start processes there under their own hostnames."""
+    yield from _clients(sharedfs_server, request)
+
+
+@pytest.fixture
+def two_forgetful_clients(forgetful_server: SharedFS, request):
+    """As `two_clients`, on mounts that trust a "not found" for 1 s, as NFS does by default."""
+    yield from _clients(forgetful_server, request)
+
+
+def _clients(sharedfs_server: SharedFS, request):
     name = f"t{next(_folders)}-{request.node.name[:40]}".replace("/", "_").replace("[", "_") \
         .replace("]", "_")
     origin = sharedfs_server.export / name

@@ -10,15 +10,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from concurrency_helpers import TASKFILE_HEAD, Env, wait_until
 from conftest import write_taskfile
-from taskflow.errors import CorruptResultError
+from taskflow.errors import CorruptResultError, UsageError
 from taskflow.stores.folder import FolderStore as Store
 from taskflow.stores.folder import packfile
+from taskflow.stores.folder.claims import FolderClaims
+from taskflow.stores.folder.grace import DEFAULT_GRACE, filesystem_of, grace_for
 from taskflow.stores.folder.packed import PACK_FROM
 
 META = {"name": "t.f"}
@@ -26,8 +30,10 @@ META = {"name": "t.f"}
 
 @pytest.fixture(autouse=True)
 def packs_asked_for(monkeypatch):
-    """Workers pack small results when asked (TASKFLOW_PACK=1); the workers tests start inherit it."""
+    """Workers pack small results when asked (TASKFLOW_PACK=1), on one machine's disk here: no other
+    client caches its names, so a new pack needs no grace; the workers tests start inherit both."""
     monkeypatch.setenv("TASKFLOW_PACK", "1")
+    monkeypatch.setenv("TASKFLOW_PACK_GRACE", "0")
 
 
 def h(i: int) -> str:
@@ -455,7 +461,8 @@ def test_import_jug_packs_the_small_results_of_a_large_graph(tmp_path):
 def test_results_packed_on_one_client_are_seen_on_the_other(two_clients):
     tf_a = write_taskfile(two_clients.mount_a, TINY)
     log = two_clients.origin / "log"
-    env = dict(os.environ, TF_TEST_LOG=str(log))
+    # A grace above the mounts' 1 s caches, so that the run packs most of its results.
+    env = dict(os.environ, TF_TEST_LOG=str(log), TASKFLOW_PACK_GRACE="2")
     reader_b = Store(str(two_clients.mount_b / "taskfile.taskflow"))
     assert reader_b.finished_hashes() == set()
     proc = two_clients.spawn([sys.executable, "-m", "taskflow", "execute", str(tf_a), "-q", "--max-tasks", "1200"],
@@ -488,3 +495,105 @@ def test_results_packed_on_one_client_are_seen_on_the_other(two_clients):
     proc = subprocess.run([sys.executable, "-m", "taskflow", "check", str(tf_a), "--verify"],
                           capture_output=True, text=True, env=env, cwd=two_clients.mount_a, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def _claim_after_another_finished_it(clients, grace: str, monkeypatch, name: str) -> tuple[bool, float]:
+    """B looks for another task's result (and so for the next pack number, not there yet); A makes
+    its pack, finishes task T in it and gives T's claim back; B claims T and looks for its result.
+    Whether B finds it, and how long after B's first look. The other task is in another shard:
+    B has looked up no name T's result file goes by, only the pack's."""
+    monkeypatch.setenv("TASKFLOW_PACK_GRACE", grace)
+    a, b = packing(clients.mount_a / name), packing(clients.mount_b / name)
+    lease_a, lease_b = FolderClaims(a, lease=60), FolderClaims(b, lease=60)
+    clients.settle()
+    looked = time.monotonic()
+    assert not b.has_result("f" * 32)
+    claim = lease_a.claim(h(2), take_over=False)
+    assert claim is not None
+    a.save_result(h(2), 2, META)
+    assert lease_a.release(claim)
+    claim = lease_b.claim(h(2), take_over=False)
+    assert claim is not None, "A gave T back"
+    found = b.has_result(h(2))
+    lease_b.release(claim)
+    a.close_results()
+    return found, time.monotonic() - looked
+
+
+def test_a_task_finished_in_a_pack_made_since_a_client_looked_does_not_run_again(two_forgetful_clients, monkeypatch):
+    """The mounts trust a "not found" for 1 s, as NFS clients do for up to a minute. Without a
+    grace, B's cached answer for the new pack's name hides T's result and T would run twice;
+    with a grace above that second, A's result goes where B finds it."""
+    for attempt in range(3):
+        found, after = _claim_after_another_finished_it(two_forgetful_clients, "0", monkeypatch, f"s{attempt}")
+        if after < 0.8:
+            break
+    assert after < 0.8, f"too slow to be inside the cache's second: {after:.2f} s"
+    assert not found, "the window is provoked: without a grace B misses the result"
+    found, after = _claim_after_another_finished_it(two_forgetful_clients, "3", monkeypatch, "graced")
+    assert found, f"with a grace B sees T finished ({after:.2f} s after its first look)"
+    assert files_in(two_forgetful_clients.origin / "graced" / "results"), "a file of its own during the grace"
+
+
+def test_a_new_pack_takes_results_only_after_its_grace(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKFLOW_PACK_GRACE", "1.5")
+    store = packing(tmp_path / "s")
+    store.save_result(h(1), 1, META)
+    assert files_in(store.results_dir) and len(packs_of(store)) == 1, "the pack is made, the result a file"
+    time.sleep(1.6)
+    store.save_result(h(2), 2, META)
+    assert len(files_in(store.results_dir)) == 1
+    reader = Store(str(tmp_path / "s"))
+    assert reader.packs.index.lookup(h(2)) is None and reader.has_result(h(2)) and reader.has_result(h(1))
+    assert reader.packs.index.lookup(h(2)) is not None
+
+
+def test_the_grace_is_none_on_tmpfs_the_default_elsewhere_and_a_bad_value_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("TASKFLOW_PACK_GRACE")
+    if os.path.isdir("/dev/shm") and filesystem_of("/dev/shm") == "tmpfs":
+        assert grace_for("/dev/shm/not/made/yet") == 0
+    if filesystem_of(str(tmp_path)) not in ("tmpfs", "ramfs", ""):
+        assert grace_for(str(tmp_path)) == DEFAULT_GRACE
+    monkeypatch.setenv("TASKFLOW_PACK_GRACE", "2.5")
+    assert grace_for(str(tmp_path)) == 2.5
+    for bad in ("-1", "soon", "nan"):
+        monkeypatch.setenv("TASKFLOW_PACK_GRACE", bad)
+        with pytest.raises(UsageError, match="TASKFLOW_PACK_GRACE"):
+            grace_for(str(tmp_path))
+
+
+@pytest.mark.xfail(strict=True, reason="sshfs hands out a size cached before another client appended "
+                   "(README: Small results in packs); why packs stay opt-in")
+def test_a_record_appended_on_one_client_is_found_on_the_other_while_its_mount_writes(two_clients):
+    """sshfs keeps the size it fetched on open only if nothing was written through the mount
+    meanwhile, and the kernel stops reads at the size it has: a neighbour writing on B's mount
+    hides A's newest records from B most of the time here."""
+    a, b = packing(two_clients.mount_a / "s"), packing(two_clients.mount_b / "s")
+    lease_a, lease_b = FolderClaims(a, lease=60), FolderClaims(b, lease=60)
+    stop = threading.Event()
+
+    def neighbour():
+        with open(two_clients.mount_b / "noise", "ab", buffering=0) as f:
+            while not stop.is_set():
+                f.write(b"x" * 50)
+                time.sleep(0.0002)
+    writer = threading.Thread(target=neighbour)
+    writer.start()
+    missed = []
+    try:
+        for i in range(100):
+            claim = lease_a.claim(h(i), take_over=False)
+            a.save_result(h(i), i, META)
+            assert lease_a.release(claim)
+            claim = lease_b.claim(h(i), take_over=False)
+            assert claim is not None
+            if not b.has_result(h(i)):
+                missed.append(i)
+            elif b.load_value(h(i)) != i:
+                missed.append(("value", i))
+            lease_b.release(claim)
+    finally:
+        stop.set()
+        writer.join()
+        a.close_results()
+    assert missed == [], f"B missed {len(missed)} of 100 results A packed and gave back"

@@ -48,3 +48,18 @@ def test_a_spawned_process_has_the_hostname_given(two_clients):
     proc = two_clients.spawn(["hostname"], cwd=two_clients.mount_b, stdout=subprocess.PIPE, text=True)
     out, _ = proc.communicate(timeout=30)
     assert out.strip() == two_clients.host_for(two_clients.mount_b) != os.uname().nodename
+
+
+def test_only_the_forgetful_mounts_trust_a_not_found(two_clients, two_forgetful_clients):
+    """What the grace of a new pack is for (grace.py): a name looked up, then made through the
+    other client, is found at once on the plain mounts and only after 1 s on the forgetful ones."""
+    def seen_after(clients, name: str) -> float:
+        assert not (clients.mount_b / name).exists()
+        made = time.monotonic()
+        (clients.mount_a / name).write_bytes(b"x")
+        while not (clients.mount_b / name).exists():
+            assert time.monotonic() - made < 10
+            time.sleep(0.01)
+        return time.monotonic() - made
+    assert seen_after(two_clients, "plain") < 0.5
+    assert 0.5 < seen_after(two_forgetful_clients, "forgetful") < 3

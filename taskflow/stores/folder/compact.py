@@ -15,7 +15,9 @@
 4. Replace each merged pack by a marker (a pack holding a seal only, so
    that its number is never given again) and remove the merged files. A
    reader that knew a result in a merged pack finds it gone and looks
-   again, in the new pack (`Packs.read`). Markers older than MARKER_AGE,
+   again, in the new pack (`Packs.read`). This waits until the new pack's
+   number is a pack's grace old (grace.py), so that no reader still trusts
+   a cached "not found" for it. Markers older than MARKER_AGE,
    but the highest, are removed: a writer that takes a number has listed
    packs/ more recently than that.
 
@@ -26,6 +28,7 @@ a record is copied to damaged/ for a human, and the task counts as missing.
 from __future__ import annotations
 
 import os
+import time
 
 from ... import encoding
 from ...errors import CorruptResultError
@@ -90,6 +93,7 @@ class _NewPack:
     def __init__(self, store: Folder):
         self.store = store
         self.name, fd = allocate(store.packs.index)
+        self.made = time.monotonic()
         os.close(fd)
         self.tmp = unique_name(store.tmp_dir, "pack")
         self.tmp_index = unique_name(store.tmp_dir, "packindex")
@@ -205,6 +209,9 @@ def compact(store: Folder) -> dict[str, int]:
         if removed:
             new.append(TOMBSTONE, task_hash, new.name.encode(), new.offsets[task_hash])
     new.append(SEAL, "0" * packfile.HASH_SIZE)
+    # Until its grace is over, a reader may still trust a cached "not found" for the new pack's
+    # name (grace.py): the results it holds stay where they were until then.
+    time.sleep(max(0.0, new.made + packs.grace - time.monotonic()))
     for name in merged:
         _mark_merged(store, name)
     for origin in copied.values():

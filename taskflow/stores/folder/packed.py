@@ -15,6 +15,7 @@ from ... import encoding
 from ...errors import CorruptResultError
 from ...stale import gone
 from . import packfile
+from .grace import grace_for
 from .packfile import RESULT, TOMBSTONE
 from .packindex import PackIndex, Place
 from .packwriter import PackWriter
@@ -35,6 +36,7 @@ class Packs:
         self.index = PackIndex(folder)
         self.writer = PackWriter(folder, self.index, fsync)
         self.below = 0  # pack results smaller than this: 0 until a worker of a large graph asks
+        self._grace: float | None = None  # seconds a new pack waits for results (grace.py), once asked
         # Packs kept open for reading: a record never changes once written, so a read through an
         # open file is as good as one through a new open (a merged pack's old file too).
         self._open: dict[str, int] = {}
@@ -44,8 +46,17 @@ class Packs:
 
     # -- saving -----------------------------------------------------------
 
+    @property
+    def grace(self) -> float:
+        if self._grace is None:
+            self._grace = grace_for(self.folder)
+        return self._grace
+
     def wanted(self, task_hash: str, payload: encoding.Payload) -> bool:
-        return self.below > 0 and sum(payload.sizes) < self.below and packfile.packable(task_hash)
+        """Whether to pack this result: small, and this process's pack past its grace (a file of
+        its own until then; grace.py). OSError when the pack cannot be made."""
+        return (self.below > 0 and sum(payload.sizes) < self.below and packfile.packable(task_hash)
+                and self.writer.ready(self.grace))
 
     def save(self, task_hash: str, payload: encoding.Payload) -> int:
         head, chunks, size = payload.pieces()

@@ -39,11 +39,19 @@ class PackWriter:
         self._size = 0
         self._entries: list[bytes] = []
         self._since = time.monotonic()
+        self._made = 0.0  # when this pack was made (monotonic), for the grace (grace.py)
         atexit.register(self.seal)
 
     @property
     def name(self) -> str:
         return self._name
+
+    def ready(self, grace: float) -> bool:
+        """Whether this process's pack is at least `grace` seconds old, making it first if there is
+        none: results go into it only then (grace.py). OSError when it cannot be made."""
+        with self._lock:
+            self._own()
+            return time.monotonic() - self._made >= grace
 
     def append(self, kind: int, task_hash: str, body: bytes = b"", aux: int = 0) -> Record:
         """Write one record; the record as readers will see it. OSError when it cannot be written."""
@@ -55,11 +63,7 @@ class PackWriter:
         datas = [packfile.record(kind, task_hash, body, aux) for kind, task_hash, body, aux in items]
         data = datas[0] if len(datas) == 1 else b"".join(datas)
         with self._lock:
-            if self._pid != process.pid:  # a forked child: the parent's pack is the parent's
-                self._pid, self._fd, self._idx_fd, self._entries = process.pid, None, None, []
-                self.index.own = None
-            if self._fd is None:
-                self._open()
+            self._own()
             assert self._fd is not None
             try:
                 view = memoryview(data)
@@ -82,8 +86,17 @@ class PackWriter:
                 self._flush()
         return recs
 
+    def _own(self) -> None:
+        """Make sure this process has a pack open."""
+        if self._pid != process.pid:  # a forked child: the parent's pack is the parent's
+            self._pid, self._fd, self._idx_fd, self._entries = process.pid, None, None, []
+            self.index.own = None
+        if self._fd is None:
+            self._open()
+
     def _open(self) -> None:
         self._name, self._fd = allocate(self.index)
+        self._made = time.monotonic()
         self.index.own = self._name
         if self.fsync:
             fsync_dir(self.folder)

@@ -44,27 +44,30 @@ class Results:
         return self._packs
 
     def expect_results(self, count: int) -> None:
-        # Asked for (TASKFLOW_PACK=1): where clients cache names for a while, one may not find a
-        # pack another made a moment ago, and a task finished in it may run again (README).
+        # Asked for (TASKFLOW_PACK=1): a caching client may hand a reader a pack's size from before
+        # another client appended to it (README). Each new pack waits out its grace (grace.py)
+        # first, asked for here so that a bad TASKFLOW_PACK_GRACE stops the worker before it runs.
         if count >= PACK_FROM and os.environ.get("TASKFLOW_PACK") == "1":
             from .packed import PACK_BELOW
 
             self.packs.below = PACK_BELOW
+            _ = self.packs.grace
 
     def close_results(self) -> None:
         if self._packs is not None:
             self._packs.writer.seal()
 
     def save_payload(self, task_hash: str, payload: encoding.Payload) -> int:
-        if self._packs is not None and self._packs.wanted(task_hash, payload):
+        if self._packs is not None and self._packs.below:
             try:
                 self.ensure()
-                size = self._packs.save(task_hash, payload)
-                self._note_code(payload.meta)
+                if self._packs.wanted(task_hash, payload):
+                    size = self._packs.save(task_hash, payload)
+                    self._note_code(payload.meta)
+                    return size
             except OSError as e:
                 where = self.location("result", task_hash)
                 raise StoreAccessError(f"cannot write result {where}: {e.strerror or e}", path=where) from e
-            return size
         final = self.result_path(task_hash)
         try:
             self.ensure()
