@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING, Any
 from ... import encoding
 from ...errors import StoreAccessError
 from . import writes
-from .files import fsync_dir, listing, opens, remake, remove_file
+from .files import fsync_dir, opens, remake, remove_file
 from .packed import PACK_FROM, Packs
 
 # Writes into a folder of the store that vanished (deleted while we run) make it again and try
 # again, this many times in all.
 _ATTEMPTS = 3
-# Tasks looked up together from which one listing of results/ costs less than a look at each.
-_LIST_FROM = 4
 
 
 class Results:
@@ -133,14 +131,9 @@ class Results:
         packs = self.packs
         packs.index.refresh()
         found = {h for h in hashes if packs.index.lookup(h) is not None}
-        unpacked = [h for h in hashes if h not in found]
-        if packs.below > 0 and len(unpacked) >= _LIST_FROM:
-            # A packing worker meets few result files: one listing of results/ says which shard
-            # folders there are, and a task whose shard is not there has no file to look for.
-            # Trusted as far as the packs' own lookups are (README, "Small results in packs").
-            shards = set(listing(self.results_dir))
-            unpacked = [h for h in unpacked if h[:2] in shards]
-        found.update(h for h in unpacked if os.path.exists(self.result_path(h)))
+        # Each result file looked up by its own name: a listing of results/ may come from a
+        # client's cache older than a shard folder another node just made.
+        found.update(h for h in hashes if h not in found and os.path.exists(self.result_path(h)))
         return found
 
     def _read(self, task_hash: str, fresh: bool, loose, packed) -> Any:
