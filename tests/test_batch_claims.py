@@ -373,3 +373,31 @@ def test_batches_on_two_caching_clients_run_every_task_once(two_clients, tmp_pat
     assert "store I/O error" not in stderr and "Traceback" not in stderr, stderr[-3000:]
     ran_by = {int(e[1]): int(e[2]) for e in run.events("run")}
     assert run.value("results", two_clients.mount_b) == [ran_by[i] for i in range(1500)]
+
+
+def test_a_member_link_refused_with_eperm_for_a_name_given_back_at_once_is_tried_again(tmp_path, monkeypatch):
+    """sshfs answers EPERM when the name exists; the winner may have removed it by the time we look."""
+    from taskflow.stores.folder import batchclaims
+
+    real = os.symlink
+    calls = []
+
+    def flaky(target, link, *a, **k):
+        calls.append(link)
+        if len(calls) == 1:
+            raise PermissionError(1, "Operation not permitted", target)
+        return real(target, link, *a, **k)
+    monkeypatch.setattr(batchclaims.os, "symlink", flaky)
+    link = str(tmp_path / "member")
+    assert batchclaims._link("x.batch", link) and os.readlink(link) == "x.batch" and len(calls) == 2
+    assert not batchclaims._link("y.batch", link), "an existing name is a lost race"
+
+
+def test_a_member_link_refused_with_eperm_every_time_is_an_error(tmp_path, monkeypatch):
+    from taskflow.stores.folder import batchclaims
+
+    def refused(target, link, *a, **k):
+        raise PermissionError(1, "Operation not permitted", target)
+    monkeypatch.setattr(batchclaims.os, "symlink", refused)
+    with pytest.raises(PermissionError):
+        batchclaims._link("x.batch", str(tmp_path / "member"))

@@ -165,23 +165,31 @@ class BatchClaims(FolderClaims):
 
 
 def _link(target: str, link: str) -> bool:
-    """Make the member link `link` to `target`; False if `link` exists (the race is lost)."""
-    for attempt in range(2):
+    """Make the member link `link` to `target`; False if `link` exists (the race is lost).
+
+    As `claimfiles.exclusive`: sshfs answers EPERM for an existing name (SFTP v3 has no
+    "exists" status), and when the name is gone by the time we look, its winner may have
+    given the claim back at once: try again a few times before taking the code for what it says.
+    """
+    for attempt in range(1, _LINK_ATTEMPTS + 1):
         try:
             os.symlink(target, link)
             return True
         except FileExistsError:
             return False
         except FileNotFoundError:
-            if attempt:
+            if attempt == _LINK_ATTEMPTS:
                 raise
             os.makedirs(os.path.dirname(link), exist_ok=True)
         except OSError:
-            # sshfs answers EPERM for an existing name (SFTP v3 has no "exists" status).
             if os.path.lexists(link):
                 return False
-            raise
+            if attempt == _LINK_ATTEMPTS:
+                raise
     return False
+
+
+_LINK_ATTEMPTS = 4
 
 
 def _target(link: str) -> str | None:
