@@ -18,6 +18,12 @@ from taskflow.stores.folder import FolderStore as Store
 from taskflow.stores.folder.batchclaims import BATCH, BatchClaims, MemberClaim
 from taskflow.worker.batching import MAX_BATCH, Sizer
 
+
+@pytest.fixture(autouse=True)
+def batches_asked_for(monkeypatch):
+    """Workers claim short tasks in batches when asked; the workers these tests start inherit it."""
+    monkeypatch.setenv("TASKFLOW_BATCH_TIME", "1")
+
 # Each task notes its run, and how many tasks the batch files in locks/ name at that moment.
 TINY = TASKFILE_HEAD + """
 import glob, json
