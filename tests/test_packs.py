@@ -332,11 +332,11 @@ main()
 def test_a_writer_killed_mid_batch_write_leaves_whole_records_and_a_torn_tail_and_the_rest_runs_again(make_env):
     env = make_env(TINY)
     torn = env.folder / "torn"
-    killed = env.start("-q", python=(sys.executable, "-c", KILL_MID_APPEND_MANY), env={"TF_TORN": str(torn)})
+    killed = env.start("-q", "--batch-time", "1", python=(sys.executable, "-c", KILL_MID_APPEND_MANY), env={"TF_TORN": str(torn)})
     assert killed.wait() == -signal.SIGKILL
     in_write = int(torn.read_text())  # the records of the batch cut short
     before = runs(env)
-    env.run("-q").expect(0)
+    env.run("-q", "--batch-time", "1").expect(0)
     counted = runs(env)
     twice = [i for i, n in counted.items() if n != 1]
     assert len(counted) == 2500 and all(n <= 2 for n in counted.values())
