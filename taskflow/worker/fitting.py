@@ -53,9 +53,7 @@ class Picker:
         self.walltime_skips = 0  # tasks not started because they would not have finished in time
         self.defaults = NONE
         self._visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        self._devices_set = False  # CUDA_VISIBLE_DEVICES changed for a task: put back when none runs
-        # Something to settle after a task: a reservation of the machine's share, or devices set.
-        self.holding = False
+        self.devices_set = False  # CUDA_VISIBLE_DEVICES changed for a task: put back when none runs
         self._no_room: set[tuple] = set()  # needs the share had no room for, since a task came back
         self._pause = DEFERRED_PAUSE
 
@@ -109,13 +107,12 @@ class Picker:
                 return False
             self._pause = DEFERRED_PAUSE
             self.reserved[task.hash] = reservation
-            self.holding = True
             devices = reservation.gpus if needs.gpus is not None else None
         elif needs.gpus is not None and self.capacity is not None:
             devices = self.capacity.gpus[:needs.gpus]
         if devices is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
-            self._devices_set = self.holding = True
+            self.devices_set = True
         return True
 
     def ran(self, task: Task, seconds: float) -> None:
@@ -126,8 +123,7 @@ class Picker:
     def settle(self, flying: Collection[str], ready: deque[str]) -> None:
         """After tasks came back (or a claim was not had): return what they reserved, and give
         deferred tasks another chance."""
-        if not self.reserved and not self._devices_set:
-            self.holding = False
+        if not self.reserved and not self.devices_set:
             return
         back = [h for h in self.reserved if h not in flying]
         for h in back:
@@ -136,7 +132,6 @@ class Picker:
                 self.share.release(reservation)
         if not flying:
             self._restore_devices()
-        self.holding = bool(self.reserved) or self._devices_set
         if back:
             self._no_room.clear()
             if self.deferred:
@@ -188,9 +183,9 @@ class Picker:
         return ", " + Resources(cpus=c.cpus, memory=c.memory, gpus=len(c.gpus)).describe()
 
     def _restore_devices(self) -> None:
-        if not self._devices_set:
+        if not self.devices_set:
             return
-        self._devices_set = False
+        self.devices_set = False
         if self._visible is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:

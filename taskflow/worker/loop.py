@@ -189,12 +189,12 @@ class Worker(RemoteAttempts):
         # Only what fits this worker, the machine's share left free and the time left (fitting.py).
         if self.picker.take(self.index[h]):
             super()._attempt(h)
-            if self.picker.holding:  # a reservation or devices to give back: rare, so no call otherwise
+            if self.picker.reserved or self.picker.devices_set:  # something to give back: rare
                 self.picker.settle(self.flight.claims, self.ready)
 
     def _complete(self, summary: RunSummary) -> bool:
         go_on = super()._complete(summary)
-        if self.picker.holding:
+        if self.picker.reserved or self.picker.devices_set:
             self.picker.settle(self.flight.claims, self.ready)
         return go_on
 
