@@ -101,8 +101,7 @@ class Attempts(Handoff):
                 try:
                     # Encoded here: a result that cannot be pickled is the task's failure,
                     # while a failing write (see below) is the store's and stops the worker.
-                    payload = Payload(done.value, result_meta(task, done.started, done.seconds, self.leases.worker,
-                                                              {"max_rss_bytes": done.peak_bytes, **earlier}))
+                    payload = self._payload(done, earlier)
                 except (KeyboardInterrupt, Terminated):
                     raise
                 except BaseException as e:
@@ -120,6 +119,11 @@ class Attempts(Handoff):
             return True
         finally:
             self.leases.release(claim)
+
+    def _payload(self, done: Done, earlier: dict | None = None) -> Payload:
+        """The result as it is stored: its value and metadata. Raises what pickling the value raises."""
+        return Payload(done.value, result_meta(done.task, done.started, done.seconds, self.leases.worker,
+                                               {"max_rss_bytes": done.peak_bytes, **(earlier or {})}))
 
     def _saved(self, task: Task, done: Done, claim: Claim, size: int, summary: RunSummary) -> None:
         """The task's result (`size` bytes) is in the store: what follows for the graph and the counts."""

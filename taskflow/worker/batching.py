@@ -33,7 +33,6 @@ from ..encoding import Payload
 from ..executors import Done, Job
 from ..signals import Terminated
 from ..stores.base import Claim, Store
-from ..stores.identity import result_meta
 from ..stores.lease import Heartbeat
 from ..task import Task
 from .attempt import Attempts
@@ -244,8 +243,7 @@ class BatchAttempts(Attempts):
                 or not self.store.saves_together:
             return False
         try:
-            payload = Payload(done.value, result_meta(task, done.started, done.seconds, self.leases.worker,
-                                                      {"max_rss_bytes": done.peak_bytes}))
+            payload = self._payload(done)
         except (KeyboardInterrupt, Terminated):
             raise
         except BaseException:
@@ -275,7 +273,8 @@ class BatchAttempts(Attempts):
         for (done, _, claim), size in zip(keep, sizes, strict=True):
             del self.flight.claims[done.task.hash]
             self._saved(done.task, done, claim, size, summary)
-            self.picker.ran(done.task, done.seconds)
+            if self.picker.time_left is not None:  # as Worker._finish asks
+                self.picker.ran(done.task, done.seconds)
             self.leases.release(claim)
 
     def _unwatch(self, heartbeat: Heartbeat) -> None:
@@ -284,7 +283,7 @@ class BatchAttempts(Attempts):
 
     def _finish(self, done: Done, summary: RunSummary) -> bool:
         go_on = super()._finish(done, summary)
-        if self.sizer.running is None and done.task.hash in self.finished:
+        if self.sizer.bound > 0 and self.sizer.running is None and done.task.hash in self.finished:
             self.sizer.ran(done.task.name, 1, done.seconds)
         return go_on
 
