@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ...errors import StoreAccessError
 from ...stale import gone
 from . import attempts
 from .files import listing, opens, read_json, remove_file
-
-# Tasks looked up together from which one listing of failed/ costs less than a look at each.
-_LIST_FROM = 4
 
 
 log = logging.getLogger(__name__)
@@ -66,13 +62,6 @@ class Records:
             if not gone(e):
                 raise
             return None
-
-    def failed_among(self, hashes: Sequence[str]) -> set[str]:
-        # One listing for a batch rather than a look per task.
-        if len(hashes) < _LIST_FROM:
-            return {h for h in hashes if self.failure_time(h) is not None}
-        names = set(listing(self.failed_dir))
-        return {h for h in hashes if f"{h}.json" in names}
 
     def remove_failure(self, task_hash: str) -> bool:
         return remove_file(self.failure_path(task_hash))
