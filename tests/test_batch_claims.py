@@ -20,9 +20,9 @@ from taskflow.worker.batching import MAX_BATCH, Sizer
 
 
 @pytest.fixture(autouse=True)
-def batches_asked_for(monkeypatch):
-    """Workers claim short tasks in batches when asked; the workers these tests start inherit it."""
-    monkeypatch.setenv("TASKFLOW_BATCH_TIME", "1")
+def batches_by_default(monkeypatch):
+    """Workers claim short tasks in batches unless told otherwise: nothing in the environment says."""
+    monkeypatch.delenv("TASKFLOW_BATCH_TIME", raising=False)
 
 # Each task notes its run, and how many tasks the batch files in locks/ name at that moment.
 TINY = TASKFILE_HEAD + """
@@ -81,10 +81,13 @@ def runs(env: Env) -> dict[int, list[int]]:
     return got
 
 
-def links(env: Env) -> dict[str, str]:
-    """Member links in locks/: task hash -> batch file it points to."""
+def members_of(env: Env) -> dict[str, str]:
+    """Batch members in locks/: task hash -> the batch file it is another name of."""
     folder = env.store / "locks"
-    return {n: os.readlink(folder / n) for n in os.listdir(folder) if "." not in n and os.path.islink(folder / n)}
+    names = os.listdir(folder)
+    batches = {os.stat(folder / n).st_ino: n for n in names if n.endswith(BATCH)}
+    return {n: batches[os.stat(folder / n).st_ino] for n in names
+            if "." not in n and os.stat(folder / n).st_ino in batches}
 
 
 def task_hashes(env: Env, n: int) -> list[str]:
@@ -215,7 +218,48 @@ def test_a_member_taken_over_after_the_lease_is_not_the_old_owners_any_more(tmp_
     assert os.listdir(store.attempts_dir) == [], "its owner came back: it did not die"
 
 
-def test_a_dangling_member_link_is_a_stale_claim_and_taken_over(tmp_path):
+def test_members_are_other_names_of_the_batch_file_renewed_with_it(tmp_path):
+    store = Store(str(tmp_path / "s"))
+    store.ensure()
+    a = BatchClaims(store, lease=60, worker="a")
+    hashes = [f"{i:02x}" * 16 for i in range(3)]
+    got = a.claim_batch(hashes)
+    batch = got[0].batch.path
+    assert all(not os.path.islink(c.path) and os.path.samefile(c.path, batch) for c in got)
+    old = time.time() - 30
+    os.utime(batch, (old, old))
+    assert a.renew_all(got)
+    assert all(time.time() - os.stat(c.path).st_mtime < 10 for c in got), "one renewal renews every member"
+    os.unlink(batch)  # a hand, or cleanup, removed the batch file's name
+    os.utime(got[1].path, (old, old))
+    assert a.renew_all(got), "renewed through a member's name"
+    assert all(time.time() - os.stat(c.path).st_mtime < 10 for c in got)
+    for c in got:
+        c.made -= 60  # old on the owner's clock: every answer is a look
+    assert all(a.holds(c) for c in got)
+    a.release_all(got)
+    assert os.listdir(store.locks_dir) == []
+
+
+def test_a_batch_whose_every_name_was_taken_is_lost_and_renews_nothing(tmp_path):
+    store = Store(str(tmp_path / "s"))
+    store.ensure()
+    a = BatchClaims(store, lease=2, worker="a")
+    b = BatchClaims(store, lease=2, worker="b")
+    hashes = [f"{i:02x}" * 16 for i in range(2)]
+    got = a.claim_batch(hashes)
+    os.unlink(got[0].batch.path)
+    old = time.time() - 60
+    os.utime(got[0].path, (old, old))
+    taken = [b.claim(h) for h in hashes]
+    assert all(t is not None for t in taken)
+    before = [os.stat(t.path).st_mtime for t in taken]
+    assert not a.renew_all(got) and got[0].batch.lost
+    assert [os.stat(t.path).st_mtime for t in taken] == before, "the takers' claims were not touched"
+    assert all(b.still_ours(t) for t in taken)
+
+
+def test_a_symbolic_link_to_nothing_in_locks_is_a_stale_claim_and_taken_over(tmp_path):
     store = Store(str(tmp_path / "s"))
     store.ensure()
     h = "ab" * 16
@@ -223,7 +267,7 @@ def test_a_dangling_member_link_is_a_stale_claim_and_taken_over(tmp_path):
     claims = BatchClaims(store, lease=60, worker="w")
     assert claims.claimed() == {h}
     info = claims.inspect(h)
-    assert info is not None and info.stale and info.reason == "its batch claim is gone"
+    assert info is not None and info.stale and info.reason == "a link to nothing"
     assert claims.owner(h) == {}
     claim = claims.claim(h)
     assert claim is not None and claims.holds(claim)
@@ -231,7 +275,7 @@ def test_a_dangling_member_link_is_a_stale_claim_and_taken_over(tmp_path):
     assert claims.release(claim) and os.listdir(store.locks_dir) == []
 
 
-def test_a_dangling_member_link_does_not_stop_a_worker(make_env):
+def test_a_symbolic_link_to_nothing_in_locks_does_not_stop_a_worker(make_env):
     env = make_env()
     hashes = task_hashes(env, 20)
     (env.store / "locks").mkdir(parents=True, exist_ok=True)
@@ -283,8 +327,8 @@ def test_a_batch_owner_killed_mid_batch_keeps_what_it_saved_and_the_rest_runs_on
     extra = {"TF_TASKS": "400", "TF_SLEEP": "0.01", "TF_STORE_PATH": str(env.store)}
     killed = env.start("-q", env={**extra, "TF_KILL_AT": "150"})
     assert killed.wait(120) == -signal.SIGKILL
-    members = links(env)
-    assert len(members) >= 2, "killed in the middle of a batch: its members' links are left"
+    members = members_of(env)
+    assert len(members) >= 2, "killed in the middle of a batch: its members' names are left"
     assert len(set(members.values())) == 1
     assert [int(e[3]) for e in env.events("run") if e[1] == "150"][0] >= 2, "the kill came inside a batch"
     other = env.start("-q", env=extra)
@@ -314,7 +358,7 @@ def test_a_frozen_batch_owner_saves_no_member_another_worker_took_over_and_statu
     extra = {"TF_TASKS": "200", "TF_SLEEP": "0.01", "TF_STORE_PATH": str(env.store)}
     frozen = env.start("-q", env={**extra, "TF_GATE_AT": "100"})
     wait_until(lambda: env.events("gated"), "the owner reaches the gated task")
-    members = links(env)
+    members = members_of(env)
     assert len(members) >= 2, "the gated task is one of a batch"
     proc = subprocess.run([sys.executable, "-m", "taskflow", "status", str(env.taskfile), "--store", str(env.store),
                            "--running"], capture_output=True, text=True, env=env.env(extra), timeout=120)
@@ -381,29 +425,68 @@ def test_batches_on_two_caching_clients_run_every_task_once(two_clients, tmp_pat
     assert run.value("results", two_clients.mount_b) == [ran_by[i] for i in range(1500)]
 
 
+def test_an_owner_on_one_client_sees_at_once_a_member_taken_over_on_another(two_clients):
+    """Seen through sshfs, a member that was a symbolic link went on pointing at its old batch
+    for the mount's 20 s cache after another client had put its claim in that place."""
+    owner_store, taker_store = Store(str(two_clients.mount_b / "s")), Store(str(two_clients.mount_a / "s"))
+    owner_store.ensure()
+    owner = BatchClaims(owner_store, lease=2, worker="owner")
+    taker = BatchClaims(taker_store, lease=2, worker="taker")
+    hashes = [f"{i:02x}" * 16 for i in range(3)]
+    got = owner.claim_batch(hashes)
+    assert len(got) == 3 and all(owner.holds(c) for c in got)  # read through the owner's caches
+    for c in got:
+        c.made -= 60
+    assert all(owner.holds(c) for c in got), "looked at, and still its own"
+    old = time.time() - 60
+    os.utime(two_clients.origin / "s" / "locks" / os.path.basename(got[0].batch.path), (old, old))
+    wait_until(lambda: (info := taker.inspect(hashes[1])) is not None and info.stale,
+               "the taker's client to see the batch stale", timeout=30)
+    taken = taker.claim(hashes[1])
+    assert taken is not None
+    assert not owner.holds(got[1]) and got[1].why == "another worker took it over"
+    assert not owner.still_ours(got[1])
+    assert owner.holds(got[0]) and owner.holds(got[2])
+    owner.release_all(got)
+    assert taker.still_ours(taken), "the owner's release left the taker's claim alone"
+    assert sorted(os.listdir(two_clients.origin / "s" / "locks")) == [hashes[1]]
+
+
 def test_a_member_link_refused_with_eperm_for_a_name_given_back_at_once_is_tried_again(tmp_path, monkeypatch):
     """sshfs answers EPERM when the name exists; the winner may have removed it by the time we look."""
     from taskflow.stores.folder import batchclaims
 
-    real = os.symlink
+    real = os.link
     calls = []
 
-    def flaky(target, link, *a, **k):
-        calls.append(link)
+    def flaky(source, name, *a, **k):
+        calls.append(name)
         if len(calls) == 1:
-            raise PermissionError(1, "Operation not permitted", target)
-        return real(target, link, *a, **k)
-    monkeypatch.setattr(batchclaims.os, "symlink", flaky)
-    link = str(tmp_path / "member")
-    assert batchclaims._link("x.batch", link) and os.readlink(link) == "x.batch" and len(calls) == 2
-    assert not batchclaims._link("y.batch", link), "an existing name is a lost race"
+            raise PermissionError(1, "Operation not permitted", source)
+        return real(source, name, *a, **k)
+    monkeypatch.setattr(batchclaims.os, "link", flaky)
+    batch = tmp_path / "x.batch"
+    batch.write_bytes(b"claim")
+    name = str(tmp_path / "member")
+    assert batchclaims._link(str(batch), name) and len(calls) == 2
+    assert os.stat(name).st_ino == batch.stat().st_ino
+    assert not batchclaims._link(str(batch), name), "an existing name is a lost race"
 
 
-def test_a_member_link_refused_with_eperm_every_time_is_an_error(tmp_path, monkeypatch):
+def test_a_store_refusing_hard_links_gets_one_claim_per_task(tmp_path, monkeypatch, caplog):
     from taskflow.stores.folder import batchclaims
 
-    def refused(target, link, *a, **k):
-        raise PermissionError(1, "Operation not permitted", target)
-    monkeypatch.setattr(batchclaims.os, "symlink", refused)
-    with pytest.raises(PermissionError):
-        batchclaims._link("x.batch", str(tmp_path / "member"))
+    def refused(source, name, *a, **k):
+        raise PermissionError(1, "Operation not permitted", source)
+    monkeypatch.setattr(batchclaims.os, "link", refused)
+    store = Store(str(tmp_path / "s"))
+    store.ensure()
+    claims = BatchClaims(store, lease=60, worker="w")
+    hashes = [f"{i:02x}" * 16 for i in range(4)]
+    got = claims.claim_batch(hashes)
+    assert [c.task_hash for c in got] == hashes
+    assert not any(isinstance(c, MemberClaim) for c in got), "plain claims, one per task"
+    assert sorted(os.listdir(store.locks_dir)) == sorted(hashes), "no batch file left behind"
+    assert "refuses hard links" in caplog.text
+    claims.release_all(got)
+    assert claims.claim_batch(hashes[:2]) and claims.links_refused, "and it does not try again"

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
               default="300", show_default=True,
               help="Claims not renewed for this long are stale and taken over [env TASKFLOW_LEASE].")
 @click.option("--batch-time", metavar="SECONDS", envvar="TASKFLOW_BATCH_TIME", callback=_duration("--batch-time"),
-              default="0", show_default=True,
-              help="Claim short tasks in batches that take about this long, e.g. 1 (at most a tenth of the "
-                   "lease); 0: one claim per task [env TASKFLOW_BATCH_TIME].")
+              default="1", show_default=True,
+              help="Claim short tasks in batches that take about this long (at most a tenth of the lease); "
+                   "0: one claim per task [env TASKFLOW_BATCH_TIME].")
 @click.option("--wait", metavar="DURATION", callback=_duration("--wait"),
               help="Give up (exit 3) after waiting this long for tasks other workers run [default: forever].")
 @click.option("--max-tasks", type=click.IntRange(min=1), help="Take no new task after running N tasks.")

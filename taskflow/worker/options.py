@@ -39,7 +39,7 @@ class Options:
     time_left: float | None = None    # seconds until the scheduler ends this worker, from its start
     resource_defaults: Resources = NONE  # [tool.taskflow.resources] of the taskfile's project
     # Claim short tasks in batches that take about this long (worker/batching.py); 0: one claim each.
-    batch_time: float = 0.0  # off unless asked (README: not yet safe on every shared filesystem)
+    batch_time: float = 1.0
 
 
 @dataclass

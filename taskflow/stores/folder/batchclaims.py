@@ -1,31 +1,33 @@
-"""Batch claims of a folder store: one claim file for many tiny tasks, a symbolic link per member.
+"""Batch claims of a folder store: one claim file for many tiny tasks, a hard link per member.
 
 A batch is a claim file `locks/<token>.batch`, written as a plain claim is
 (owner record, random token, renewal counter) and renewed by the heartbeat
-like one. Each member is claimed by `symlink("<token>.batch", "locks/<hash>")`:
+like one. Each member is claimed by `link("<token>.batch", "locks/<hash>")`:
 one system call, exclusive like O_CREAT|O_EXCL (EEXIST when the task is
-claimed, by a plain claim or another batch's link, live, stale or dangling).
-Names with a dot are not claims (`FolderClaims.claimed`), so the batch file
-is listed by nobody as a task; its members are.
+claimed). Names with a dot are not claims (`FolderClaims.claimed`), so the
+batch file is listed by nobody as a task; its members are.
 
-Every reader opens `locks/<hash>` and so follows the link: it sees the
-batch's owner record and the batch file's age, and judges each member as it
-would a plain claim. A member whose batch goes stale is taken over on its own
-by the plain takeover (takeover.py): its token is named after the batch's
-token and the member's path, its death counted for that member, and the
-rename moves the link, not the batch file. A link to nothing (the batch file
-gone: given up, or removed by cleanup after its owner died) reads as
-`judging.DANGLING` and is stale at once, so it is taken over like any other.
+A member's name is a plain file to everyone: the same inode as the batch
+file, so its bytes and its mtime are the batch's, and one renewal renews
+every member. Readers, takeovers (takeover.py) and releases treat it as any
+claim file: a stale batch's member is taken over on its own by renaming
+its name away (the batch file and the other members keep the inode), its
+death counted for that member alone. A symbolic link would do the same on
+a local disk, but a caching client resolves links from its cache: an sshfs
+client went on following a member's link to its old batch for 20 s after
+another client had put a claim of its own in that place, and then answered
+EBADMSG for a while, so an owner could not tell that it had lost a member.
+A hard link is opened by name on the server, as a plain claim file is.
 
-The owner holds a member while its link is in place: a member younger than
-half a lease needs no look (as `FolderClaims.holds`), an older one is ours
-while `locks/<hash>` is still a link to our batch (a takeover leaves a plain
-claim file there) and the batch file still holds our bytes. Releasing a
-young member is one unlink; an older one is moved aside first and checked
-where it lies, as a plain claim is. Then the batch file goes.
+The owner holds and releases each member as a plain claim (claims.py), by
+comparing the bytes under the member's name with the batch's. The heartbeat
+renews the batch through the batch file's name, or, if that name is gone,
+through a member's name that still holds the batch's bytes. A filesystem
+that refuses hard links gets one claim per task, as with batches off.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Sequence
@@ -33,19 +35,22 @@ from dataclasses import dataclass, field
 
 from ..base import Claim
 from ..identity import BOOT_ID, elapsed_clock, process
-from . import attempts, claimfiles
-from .claimfiles import FolderClaim, head, same_claim
+from . import claimfiles
+from .claimfiles import FolderClaim
 from .claims import FolderClaims
 
 log = logging.getLogger(__name__)
 
 BATCH = ".batch"
 
+# What a filesystem without hard links (or with too many on one file) answers a link.
+_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
+
 
 @dataclass
 class MemberClaim(FolderClaim):
-    """One task of a batch: `path` is its link, `batch` the claim file it points to (shared by the
-    members, its `content` moving on with each renewal)."""
+    """One task of a batch: `path` is its name, another name of the batch file `batch` (shared by
+    the members, its `content` moving on with each renewal)."""
 
     batch: FolderClaim = field(default_factory=lambda: FolderClaim("", ""), repr=False)
 
@@ -53,26 +58,39 @@ class MemberClaim(FolderClaim):
 class BatchClaims(FolderClaims):
     """Claims of a folder store that can claim many tasks as one batch."""
 
+    links_refused = False  # set once a link was refused for another reason than an existing name
+
     def claim_batch(self, task_hashes: Sequence[str]) -> list[Claim]:
-        if len(task_hashes) < 2:
+        if len(task_hashes) < 2 or self.links_refused:
             return super().claim_batch(task_hashes)
         self.store.ensure()
         token = process.unique()
-        name = f"{token}{BATCH}"
-        path = os.path.join(self.store.locks_dir, name)
+        path = os.path.join(self.store.locks_dir, f"{token}{BATCH}")
         made = elapsed_clock()
         content = self.record(f"batch of {len(task_hashes)}", token)
         if not claimfiles.write_new(path, content):  # a unique name: only a damaged store has it
             return []
-        batch = FolderClaim(name, token, made, BOOT_ID, path=path, content=content)
+        batch = FolderClaim(os.path.basename(path), token, made, BOOT_ID, path=path, content=content)
         got: list[Claim] = []
         try:
-            for h in task_hashes:
-                link = self.store.lock_path(h)
-                if _link(name, link):
-                    got.append(MemberClaim(h, token, made, BOOT_ID, path=link, content=content, batch=batch))
+            for i, h in enumerate(task_hashes):
+                member = self.store.lock_path(h)
+                try:
+                    linked = _link(path, member)
+                except FileNotFoundError:  # the batch file vanished under us (locks/ deleted)
+                    break
+                except OSError as e:
+                    if e.errno not in _NO_LINKS:
+                        raise
+                    self.links_refused = True
+                    log.warning("%s refuses hard links (%s): claiming one task at a time",
+                                self.store.locks_dir, os.strerror(e.errno))
+                    got += super().claim_batch(task_hashes[i:])
+                    break
+                if linked:
+                    got.append(MemberClaim(h, token, made, BOOT_ID, path=member, content=content, batch=batch))
         finally:
-            if not got:
+            if not any(isinstance(c, MemberClaim) for c in got):
                 _remove(path)
         return got
 
@@ -82,75 +100,40 @@ class BatchClaims(FolderClaims):
             if isinstance(c, MemberClaim):
                 if c.batch.token not in renewed:
                     renewed.add(c.batch.token)
-                    ok = super().renew(c.batch) and ok
+                    ok = self._renew_batch(c.batch, [m for m in claims if isinstance(m, MemberClaim)
+                                                     and m.batch is c.batch]) and ok
             else:
                 ok = self.renew(c) and ok
         return ok
 
     def renew(self, claim: Claim) -> bool:
         if isinstance(claim, MemberClaim):
-            return not claim.lost and super().renew(claim.batch)
+            return not claim.lost and self._renew_batch(claim.batch, [claim])
         return super().renew(claim)
 
-    def still_ours(self, claim: Claim) -> bool:
-        if isinstance(claim, MemberClaim):
-            return _ours(claim) and same_claim(head(claim.batch.path, len(claim.batch.content) + 1),
-                                               claim.batch.content)
-        return super().still_ours(claim)
-
-    def holds(self, claim: Claim) -> bool:
-        if not isinstance(claim, MemberClaim):
-            return super().holds(claim)
-        if claim.lost:
+    def _renew_batch(self, batch: FolderClaim, members: Sequence[MemberClaim]) -> bool:
+        """Renew the inode the members share: through the batch file's name, or, where cleanup or
+        a hand removed that name, through a member's name still holding the batch's bytes. A
+        member's name that holds another claim (a takeover's) is left alone."""
+        if batch.lost:
             return False
-        if self.young(claim):
-            return True
-        batch = claim.batch
-        if _ours(claim):
-            if same_claim(head(batch.path, len(batch.content) + 1), batch.content):
+        for path in [batch.path] + [m.path for m in members if not m.lost]:
+            renewed = self.renew_through(batch, path)
+            if renewed is None:
+                continue
+            if renewed:
                 return True
-            claim.why = "its batch claim is no longer its owner's"
-        elif os.path.lexists(claim.path) or self.store.has_result(claim.task_hash):
-            claim.why = "another worker took it over"
-        elif _link(os.path.basename(batch.path), claim.path):
-            log.warning("claim link on %s vanished (deleted from the store?); made it again", claim.task_hash)
-            return True
-        else:
-            claim.why = "another worker took it over"
-        claim.lost = True
-        attempts.forgive(self.store.attempts_dir, claim.task_hash, claim.token)  # we did not die
+        batch.lost = True
+        log.warning("lost the batch claim %s: none of its names holds it any more", batch.task_hash)
         return False
 
-    def release(self, claim: Claim) -> bool:
+    def _make_again(self, claim: FolderClaim) -> bool:
         if not isinstance(claim, MemberClaim):
-            return super().release(claim)
-        if claim.lost:
-            log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
-            return False
-        claim.lost = True  # given back: never ours again
-        if self.young(claim):
-            # Made less than half a lease ago: nobody can have judged it stale, so the link there
-            # is ours, without a look (as for a plain claim in `holds`).
-            try:
-                os.unlink(claim.path)
-                return True
-            except FileNotFoundError:
-                log.warning("not releasing the claim on %s: its link vanished", claim.task_hash)
-                return False
-        # Older: moved aside first, then checked where it lies, so a freeze between the check and
-        # the removal never removes the claim of a worker that took the task over.
-        moved = f"{claim.path}.released.{process.unique()}"
+            return super()._make_again(claim)
         try:
-            os.rename(claim.path, moved)
-        except FileNotFoundError:
-            log.warning("not releasing the claim on %s: its link vanished", claim.task_hash)
+            return _link(claim.batch.path, claim.path)
+        except FileNotFoundError:  # the batch file's name is gone too: nothing to link to
             return False
-        if _target(moved) == os.path.basename(claim.batch.path):
-            os.unlink(moved)
-            return True
-        claimfiles.put_back(moved, claim.path, claim.task_hash, "of another worker was moved while releasing ours")
-        log.warning("not releasing the claim on %s: it is no longer ours", claim.task_hash)
-        return False
 
     def release_all(self, claims: Sequence[Claim]) -> None:
         batches = {}
@@ -164,25 +147,26 @@ class BatchClaims(FolderClaims):
             _remove(batch.path)  # named by our own token: nobody else's, whatever its age
 
 
-def _link(target: str, link: str) -> bool:
-    """Make the member link `link` to `target`; False if `link` exists (the race is lost).
+def _link(batch_path: str, member: str) -> bool:
+    """Make `member` another name of the batch file; False if `member` exists (the race is lost).
 
     As `claimfiles.exclusive`: sshfs answers EPERM for an existing name (SFTP v3 has no
     "exists" status), and when the name is gone by the time we look, its winner may have
-    given the claim back at once: try again a few times before taking the code for what it says.
+    given the claim back at once: try again a few times before taking the code for what it
+    says. A missing locks/ folder is made again; a missing batch file raises FileNotFoundError.
     """
     for attempt in range(1, _LINK_ATTEMPTS + 1):
         try:
-            os.symlink(target, link)
+            os.link(batch_path, member, follow_symlinks=False)
             return True
         except FileExistsError:
             return False
         except FileNotFoundError:
-            if attempt == _LINK_ATTEMPTS:
+            if attempt == _LINK_ATTEMPTS or not os.path.exists(batch_path):
                 raise
-            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.makedirs(os.path.dirname(member), exist_ok=True)
         except OSError:
-            if os.path.lexists(link):
+            if os.path.lexists(member):
                 return False
             if attempt == _LINK_ATTEMPTS:
                 raise
@@ -190,17 +174,6 @@ def _link(target: str, link: str) -> bool:
 
 
 _LINK_ATTEMPTS = 4
-
-
-def _target(link: str) -> str | None:
-    try:
-        return os.readlink(link)
-    except OSError:  # gone, or a plain claim file (a takeover's)
-        return None
-
-
-def _ours(claim: MemberClaim) -> bool:
-    return _target(claim.path) == os.path.basename(claim.batch.path)
 
 
 def _remove(path: str) -> None:

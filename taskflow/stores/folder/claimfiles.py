@@ -122,9 +122,8 @@ def write_new(path: str, content: bytes) -> bool:
 
 
 def dangling(path: str) -> bytes | None:
-    """What a reader takes for the bytes of a symbolic link at `path` to nothing (a batch member
-    whose batch file is gone: judging.DANGLING and the target), or None when there is none.
-    Asked only after an open found nothing."""
+    """What a reader takes for the bytes of a symbolic link at `path` to nothing (judging.DANGLING
+    and the target), or None when there is none. Asked only after an open found nothing."""
     try:
         return DANGLING + os.readlink(path).encode()
     except OSError:  # no such name, or a file after all (made since the open)
@@ -132,8 +131,8 @@ def dangling(path: str) -> bytes | None:
 
 
 def read(path: str, limit: int = 1 << 16) -> tuple[os.stat_result, bytes] | None:
-    """The file's attributes and first bytes, or None if there is no such file. A batch member
-    whose batch is gone reads as its `dangling` bytes, with the link's own attributes."""
+    """The file's attributes and first bytes, or None if there is no such file. A symbolic link
+    to nothing reads as its `dangling` bytes, with the link's own attributes."""
     try:
         return _stat_and_read(path, limit)
     except FileNotFoundError:
@@ -158,8 +157,8 @@ def _stat_and_read(path: str, limit: int) -> tuple[os.stat_result, bytes]:
 
 
 def head(path: str, size: int) -> bytes | None:
-    """The first `size` bytes of the file, or None if there is none (as `read` for a member whose
-    batch is gone)."""
+    """The first `size` bytes of the file, or None if there is none (as `read` for a link to
+    nothing)."""
     try:
         return _read_head(path, size)
     except FileNotFoundError:
@@ -274,7 +273,7 @@ def read_owner(path: str) -> dict | None:
 def put_back(moved: str, path: str, task_hash: str, why: str) -> None:
     """Return another worker's claim, moved to `moved` by mistake, to its place."""
     try:
-        os.link(moved, path, follow_symlinks=False)  # a batch member is the link itself
+        os.link(moved, path, follow_symlinks=False)  # a link to nothing goes back as itself
     except OSError as e:
         if not isinstance(e, FileExistsError) and not os.path.lexists(path):
             raise  # sshfs reports an existing target as EPERM: only that is a third claim

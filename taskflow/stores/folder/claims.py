@@ -38,7 +38,7 @@ from ..base import Claim, ClaimInfo, Claims
 from ..identity import BOOT_ID, HOST, elapsed_clock, process, worker_id
 from ..lease import DEFAULT_LEASE, check_lease
 from . import attempts, claimfiles, judging, takeover
-from .claimfiles import R0, R1, RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, head, same_claim
+from .claimfiles import R0, R1, RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, fresh_head, same_claim
 from .clock import FsClock
 from .layout import Folder
 
@@ -157,7 +157,7 @@ class FolderClaims(Claims):
 
     def still_ours(self, claim: Claim) -> bool:
         c = _own(claim)
-        return same_claim(head(c.path, len(c.content) + 1), c.content)
+        return same_claim(fresh_head(c.path, len(c.content) + 1), c.content)
 
     def holds(self, claim: Claim) -> bool:
         """Whether the claim is still ours.
@@ -169,17 +169,20 @@ class FolderClaims(Claims):
         Older claims are read from the file: not inferred from the time since
         the last renewal, because an owner that froze past its lease and
         renewed just as a takeover began can lose the claim right after
-        renewing (see takeover.move_away). The age is taken on a clock that runs
-        on while the process is stopped and the machine is suspended.
+        renewing (see takeover.move_away). The read goes past this client's
+        page cache (`fresh_head`): a caching client may hand back the pages of
+        our own claim after another client's takeover put a file of the same
+        size in its place. The age is taken on a clock that runs on while the
+        process is stopped and the machine is suspended.
         """
         c = claim if isinstance(claim, FolderClaim) else _own(claim)  # no call in the usual case: once per task
         if c.lost:
             return False
         if self.young(c):
             return True
-        raw = head(c.path, len(c.content) + 1)
+        raw = fresh_head(c.path, len(c.content) + 1)
         if raw is None:
-            return _vanished(self, c)
+            return self._vanished(c)
         if same_claim(raw, c.content):
             return True
         c.why = "another worker took it over"
@@ -202,17 +205,25 @@ class FolderClaims(Claims):
         c = _own(claim)
         if c.lost:
             return False
+        renewed = self.renew_through(c, c.path)
+        if renewed is None:
+            return self._vanished(c)
+        return renewed or self._lose(c)
+
+    def renew_through(self, c: FolderClaim, path: str) -> bool | None:
+        """Renew `c` by writing to the file at `path` (its own, or another name of it); False when
+        that file is not ours (left as it is), None when there is none."""
         try:
-            fd = claimfiles.open_for_renewal(c.path)
+            fd = claimfiles.open_for_renewal(path)
         except FileNotFoundError:
-            return _vanished(self, c)
+            return None
         renewals = (c.renewals + 1) % 10 ** RENEWAL_DIGITS
         digits = b"%0*d" % (RENEWAL_DIGITS, renewals)
         try:
             # Check and renew through one descriptor: if a takeover renames the
             # file meanwhile, the write still lands on our own file.
             if not same_claim(os.pread(fd, len(c.content) + 1, 0), c.content):
-                return self._lose(c)
+                return False
             os.pwrite(fd, digits, R0)
         finally:
             os.close(fd)
@@ -235,7 +246,7 @@ class FolderClaims(Claims):
                     "or taken over and released)")
         size = len(c.content) + 1
         if not c.lost and not self.young(c):  # checked first too, so that another's claim is left in place
-            raw = head(c.path, size)
+            raw = fresh_head(c.path, size)
             if raw is None:
                 c.lost = True
                 log.warning(vanished, c.task_hash)
@@ -251,30 +262,33 @@ class FolderClaims(Claims):
         except FileNotFoundError:
             log.warning(vanished, c.task_hash)
             return False
-        if self.young(c) or same_claim(head(moved, size), c.content):
+        if self.young(c) or same_claim(fresh_head(moved, size), c.content):
             os.unlink(moved)
             return True
         claimfiles.put_back(moved, c.path, c.task_hash, "of another worker was moved while releasing ours")
         log.warning("not releasing the claim on %s: it is no longer ours", c.task_hash)
         return False
 
+    def _vanished(self, claim: FolderClaim) -> bool:
+        """Our claim file is not there. A takeover leaves a claim in its place, so either its
+        file or its folder was deleted, or the task was taken over and finished meanwhile:
+        make the claim again, unless the task is finished or someone else claimed it since."""
+        if self.store.has_result(claim.task_hash):
+            claim.lost = True
+            claim.why = "its claim file vanished, and the task was finished elsewhere"
+            log.warning("claim file on %s vanished, and the task was finished elsewhere", claim.task_hash)
+            return False
+        if not self._make_again(claim):
+            return self._lose(claim)
+        log.warning("claim file on %s vanished (deleted from the store?); made it again", claim.task_hash)
+        return True
+
+    def _make_again(self, claim: FolderClaim) -> bool:
+        """Put our vanished claim file back; False if another claim took its place first."""
+        return claimfiles.write_new(claim.path, claim.content)
+
 
 def _own(claim: Claim) -> FolderClaim:
     if not isinstance(claim, FolderClaim):
         raise TypeError(f"not a claim of a folder store: {claim!r}")
     return claim
-
-
-def _vanished(claims: FolderClaims, claim: FolderClaim) -> bool:
-    """Our claim file is not there. A takeover leaves a claim in its place, so either its
-    file or its folder was deleted, or the task was taken over and finished meanwhile:
-    make the claim again, unless the task is finished or someone else claimed it since."""
-    if claims.store.has_result(claim.task_hash):
-        claim.lost = True
-        claim.why = "its claim file vanished, and the task was finished elsewhere"
-        log.warning("claim file on %s vanished, and the task was finished elsewhere", claim.task_hash)
-        return False
-    if not claimfiles.write_new(claim.path, claim.content):
-        return claims._lose(claim)
-    log.warning("claim file on %s vanished (deleted from the store?); made it again", claim.task_hash)
-    return True

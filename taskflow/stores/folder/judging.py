@@ -5,8 +5,9 @@ import json
 
 from ..identity import HOST, gone_from_here
 
-# What a reader of a claim takes for the bytes of a batch member whose batch file is gone (a
-# symbolic link to nothing): the target's name after this mark, never the start of a claim file.
+# What a reader of a claim takes for the bytes of a symbolic link to nothing in locks/: the
+# target's name after this mark, never the start of a claim file. No worker makes one (batch
+# members are hard links); one put there by hand or by a copy of a store must not hold its task.
 DANGLING = b"\0dangling:"
 
 
@@ -16,11 +17,10 @@ def judge(raw: bytes, mtime: float, now: float, default_lease: float) -> tuple[d
 
     Stale when its owner ran on this host and is gone, or when it was not renewed within
     the lease it records (`default_lease` when it records none it can read), and at once
-    when it is a batch member whose batch file is gone (`DANGLING`): its owner gave the
-    batch up, or cleanup removed it after its owner died.
+    when it is a symbolic link to nothing (`DANGLING`).
     """
     if raw.startswith(DANGLING):
-        return {}, now - mtime, True, "its batch claim is gone"
+        return {}, now - mtime, True, "a link to nothing"
     try:
         owner = json.loads(raw)
         if not isinstance(owner, dict):

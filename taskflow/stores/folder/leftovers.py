@@ -84,7 +84,7 @@ def _claim_leftovers(store: Folder) -> list[Leftover]:
             # taker's (.takeover.). From other hosts, or unreadable, only age tells.
             try:
                 fs_now = _fs_now(store) if fs_now is None else fs_now
-                age = fs_now - os.lstat(path).st_mtime  # a moved batch member: the link itself
+                age = fs_now - os.lstat(path).st_mtime  # a moved link to nothing: the link itself
             except FileNotFoundError:
                 continue
             why = f"untouched for {age / 3600:.0f}h" if age > FOREIGN_AGE else None

@@ -5,7 +5,7 @@
       results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
       packs/<host>.<pid>.<n>.pack, .idx  small results kept together, and where each is (see packfile.py)
       failed/<hash>.json      failure record: exception, traceback, host, time
-      locks/<hash>            claim of a running task (see claims.py); a link to its batch's for a task of a batch
+      locks/<hash>            claim of a running task (see claims.py); another name of its batch's for a task of a batch
       locks/<token>.batch     claim of a batch of short tasks (see batchclaims.py)
       attempts/<hash>.<token>.json  an attempt at the task whose worker died (see attempts.py)
       tmp/                    files being written; renamed into place when complete
