@@ -278,6 +278,29 @@ def test_a_claim_is_held_renewed_and_released_by_its_owner(store):
         other.close()
 
 
+def test_a_finished_tasks_claim_is_given_back_and_one_taken_over_is_left_to_its_taker(store):
+    young, mine, other = (store.claims(lease=60, worker="me"), store.claims(lease=2, worker="me"),
+                          store.claims(lease=2, worker="other"))
+    try:
+        claim = young.claim(H)
+        assert claim is not None and young.release_finished(claim)
+        assert claim.lost and not young.holds(claim) and not young.release_finished(claim)
+        assert other.claimed() == set(), "given back"
+        old = mine.claim(H)
+        assert old is not None
+        deadline = time.monotonic() + 60
+        while not ((info := other.inspect(H)) is not None and info.stale):
+            assert time.monotonic() < deadline, "the claim never went stale"
+            time.sleep(0.2)
+        taken = other.claim(H)
+        assert taken is not None
+        assert not mine.release_finished(old), "no longer young: checked, and not ours"
+        assert other.still_ours(taken) and other.release_finished(taken)
+    finally:
+        for claims in (young, mine, other):
+            claims.close()
+
+
 def test_only_the_owner_renews_or_releases_once_its_claim_was_taken_over(store):
     old, new = store.claims(lease=1, worker="old"), store.claims(lease=1, worker="new")
     try:

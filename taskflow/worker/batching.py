@@ -194,7 +194,7 @@ class BatchAttempts(Attempts):
             else:
                 run.append(c)
                 continue
-            self.leases.release(c)
+            self.leases.release_finished(c)
         if not run:
             self.leases.release_all(claims)
             return
@@ -275,7 +275,7 @@ class BatchAttempts(Attempts):
             self._saved(done.task, done, claim, size, summary)
             if self.picker.time_left is not None:  # as Worker._finish asks
                 self.picker.ran(done.task, done.seconds)
-            self.leases.release(claim)
+            self.leases.release_finished(claim)
 
     def _unwatch(self, heartbeat: Heartbeat) -> None:
         if self.sizer.running is None or heartbeat is not self.sizer.running.heartbeat:

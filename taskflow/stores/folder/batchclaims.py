@@ -118,7 +118,7 @@ class BatchClaims(FolderClaims):
         if batch.lost:
             return False
         for path in [batch.path] + [m.path for m in members if not m.lost]:
-            renewed = self.renew_through(batch, path)
+            renewed = claimfiles.renew_at(batch, path)
             if renewed is None:
                 continue
             if renewed:

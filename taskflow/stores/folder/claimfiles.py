@@ -257,6 +257,29 @@ def open_for_renewal(path: str) -> int:
     return os.open(path, os.O_RDWR)
 
 
+def renew_at(c: FolderClaim, path: str) -> bool | None:
+    """Renew `c` by writing to the file at `path` (its own, or another name of it); False when
+    that file is not ours (left as it is), None when there is none."""
+    try:
+        fd = open_for_renewal(path)
+    except FileNotFoundError:
+        return None
+    renewals = (c.renewals + 1) % 10 ** RENEWAL_DIGITS
+    digits = b"%0*d" % (RENEWAL_DIGITS, renewals)
+    try:
+        # Check and renew through one descriptor: if a takeover renames the
+        # file meanwhile, the write still lands on our own file.
+        if not same_claim(os.pread(fd, len(c.content) + 1, 0), c.content):
+            return False
+        os.pwrite(fd, digits, R0)
+    finally:
+        os.close(fd)
+    # One assignment: a thread comparing meanwhile sees the old or the new bytes, both ours.
+    c.content = c.content[:R0] + digits + c.content[R1:]
+    c.renewals = renewals
+    return True
+
+
 def read_owner(path: str) -> dict | None:
     """The owner recorded in a claim file (or in what a takeover or release left of one);
     {} when unreadable or being written, None when there is no such file."""

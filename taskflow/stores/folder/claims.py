@@ -21,7 +21,7 @@ staleness. Renewing means writing in place, not utime(): the time of a write
 is set by the filesystem, while utime(path, None) takes the caller's clock on
 some network filesystems and under time-faking libraries.
 
-Taking over a stale claim is takeover.py's. A claim file that vanished
+Taking over a stale claim is takeover.py's, giving one back release.py's. A claim file that vanished
 without being taken over (its file or the whole locks/ folder deleted) is
 made again by its owner, unless the task's result is there already: work
 goes on, and nobody reports it as a takeover.
@@ -37,8 +37,8 @@ from collections.abc import Callable
 from ..base import Claim, ClaimInfo, Claims
 from ..identity import BOOT_ID, HOST, elapsed_clock, process, worker_id
 from ..lease import DEFAULT_LEASE, check_lease
-from . import attempts, claimfiles, judging, takeover
-from .claimfiles import R0, R1, RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, fresh_head, same_claim
+from . import attempts, claimfiles, judging, release, takeover
+from .claimfiles import RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, fresh_head, same_claim
 from .clock import FsClock
 from .layout import Folder
 
@@ -205,69 +205,17 @@ class FolderClaims(Claims):
         c = _own(claim)
         if c.lost:
             return False
-        renewed = self.renew_through(c, c.path)
+        renewed = claimfiles.renew_at(c, c.path)
         if renewed is None:
             return self._vanished(c)
         return renewed or self._lose(c)
 
-    def renew_through(self, c: FolderClaim, path: str) -> bool | None:
-        """Renew `c` by writing to the file at `path` (its own, or another name of it); False when
-        that file is not ours (left as it is), None when there is none."""
-        try:
-            fd = claimfiles.open_for_renewal(path)
-        except FileNotFoundError:
-            return None
-        renewals = (c.renewals + 1) % 10 ** RENEWAL_DIGITS
-        digits = b"%0*d" % (RENEWAL_DIGITS, renewals)
-        try:
-            # Check and renew through one descriptor: if a takeover renames the
-            # file meanwhile, the write still lands on our own file.
-            if not same_claim(os.pread(fd, len(c.content) + 1, 0), c.content):
-                return False
-            os.pwrite(fd, digits, R0)
-        finally:
-            os.close(fd)
-        # One assignment: a thread comparing meanwhile sees the old or the new bytes, both ours.
-        c.content = c.content[:R0] + digits + c.content[R1:]
-        c.renewals = renewals
-        return True
-
     def release(self, claim: Claim) -> bool:
-        """Remove our claim; leaves alone a claim that is no longer byte-for-byte ours.
+        """Remove our claim; leaves alone a claim that is no longer byte-for-byte ours (release.py)."""
+        return release.give_back(self, claim if isinstance(claim, FolderClaim) else _own(claim))
 
-        Once checked, the file is moved aside, judged again where it lies, and
-        only then removed: a check followed by a removal could be split by a
-        freeze as long as a lease, and the removal would then hit the claim of
-        the worker that took over. A claim still young after the move was ours
-        when moved (see `holds`); an older one is read again.
-        """
-        c = claim if isinstance(claim, FolderClaim) else _own(claim)  # as in holds
-        vanished = ("not releasing the claim on %s: its claim file vanished (deleted from the store, "
-                    "or taken over and released)")
-        size = len(c.content) + 1
-        if not c.lost and not self.young(c):  # checked first too, so that another's claim is left in place
-            raw = fresh_head(c.path, size)
-            if raw is None:
-                c.lost = True
-                log.warning(vanished, c.task_hash)
-                return False
-            c.lost = not same_claim(raw, c.content)
-        if c.lost:
-            log.warning("not releasing the claim on %s: it is no longer ours", c.task_hash)
-            return False
-        c.lost = True  # given back: never ours again, however recent
-        moved = f"{c.path}.released.{process.unique()}"
-        try:
-            os.rename(c.path, moved)
-        except FileNotFoundError:
-            log.warning(vanished, c.task_hash)
-            return False
-        if self.young(c) or same_claim(fresh_head(moved, size), c.content):
-            os.unlink(moved)
-            return True
-        claimfiles.put_back(moved, c.path, c.task_hash, "of another worker was moved while releasing ours")
-        log.warning("not releasing the claim on %s: it is no longer ours", c.task_hash)
-        return False
+    def release_finished(self, claim: Claim) -> bool:
+        return release.give_back_finished(self, _own(claim))
 
     def _vanished(self, claim: FolderClaim) -> bool:
         """Our claim file is not there. A takeover leaves a claim in its place, so either its
