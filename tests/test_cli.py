@@ -20,6 +20,28 @@ def test_version_and_help():
         assert command in top
 
 
+def test_every_command_is_found_in_the_module_named_for_it_and_only_that_module_is_read():
+    code = """if True:
+        import importlib, json, pkgutil, sys
+        import click
+        import taskflow.cli as cli
+        from taskflow.cli.base import COMMAND_MODULES, main
+        ctx = click.Context(main)
+        main.get_command(ctx, "execute")
+        read = sorted(m for m in sys.modules if m.startswith("taskflow.cli."))
+        for info in pkgutil.iter_modules(cli.__path__):
+            importlib.import_module("taskflow.cli." + info.name)
+        where = {name: c.callback.__module__.rsplit(".", 1)[-1] for name, c in main.commands.items()}
+        print(json.dumps([read, where, COMMAND_MODULES, main.list_commands(ctx)]))
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    read, where, named, listed = json.loads(proc.stdout)
+    assert read == ["taskflow.cli.base", "taskflow.cli.running"], "execute reads only its own module"
+    assert where == named, "every registered command is named with its module, and nothing else is"
+    assert listed == sorted(named)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(command):
     out = run_cli(command, "--help", check=0).stdout

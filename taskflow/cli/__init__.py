@@ -3,7 +3,9 @@ that maps errors to exit codes and configures logging.
 
 The group and what every command shares are in base.py; each group of
 commands is one module registering on it (running, inspecting, maintaining,
-cluster, jug, web). A new command is a module importing from .base, imported below.
+cluster, jug, web), imported when one of its commands is run: a new command
+goes in one of them, or in a new module importing from .base, and is named
+in base.COMMAND_MODULES.
 
 Exit codes (taskflow.errors.ExitCode):
   0    every task finished (check: all finished)
@@ -15,7 +17,6 @@ Exit codes (taskflow.errors.ExitCode):
 """
 from __future__ import annotations
 
-from . import cluster, inspecting, jug, maintaining, running, web  # noqa: F401  (each registers its commands on main)
 from .base import (EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REMAINING, EXIT_STORE, EXIT_USAGE,
                    TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors, _open_store,
                    _store_option, log, main)

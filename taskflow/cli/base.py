@@ -5,6 +5,7 @@ logging, and the one place that maps errors to exit codes (each error's
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import sys
@@ -114,7 +115,34 @@ def _open_store(taskfile: str, store: str | None, fsync: bool = False) -> Store:
     return s
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The module of this package that registers each command on `main`. Only the module of the command
+# being run is imported, so a worker on every node of an array job reads none of the others.
+COMMAND_MODULES = {
+    "execute": "running", "shell": "running", "stop": "running",
+    "status": "inspecting", "check": "inspecting", "report": "inspecting", "show": "inspecting",
+    "graph": "inspecting",
+    "pack": "maintaining", "cleanup": "maintaining", "invalidate": "maintaining", "doctor": "maintaining",
+    "submit": "cluster", "wait": "cluster",
+    "web": "web",
+    "import-jug": "jug",
+}
+
+
+class CommandGroup(click.Group):
+    """The `taskflow` group, importing a command's module when the command is asked for."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(COMMAND_MODULES.values())):
+            importlib.import_module(f"{__package__}.{module}")
+        return super().list_commands(ctx)
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="taskflow")
 def main() -> None:
     """Run task graphs on one machine or many batch-cluster nodes, coordinated
