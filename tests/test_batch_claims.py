@@ -81,6 +81,13 @@ def runs(env: Env) -> dict[int, list[int]]:
     return got
 
 
+def owners(tmp_path, lease: float, *workers: str) -> tuple[Store, list[BatchClaims]]:
+    """A new folder store, and the batch claims of each named worker on it."""
+    store = Store(str(tmp_path / "s"))
+    store.ensure()
+    return store, [BatchClaims(store, lease=lease, worker=w) for w in workers]
+
+
 def members_of(env: Env) -> dict[str, str]:
     """Batch members in locks/: task hash -> the batch file it is another name of."""
     folder = env.store / "locks"
@@ -167,10 +174,7 @@ def test_batches_start_at_one_grow_within_the_time_bound_and_leave_work_for_othe
 
 
 def test_a_batch_claims_only_free_tasks_each_member_judged_as_a_claim_and_released_alone(tmp_path):
-    store = Store(str(tmp_path / "s"))
-    store.ensure()
-    a = BatchClaims(store, lease=60, worker="a")
-    b = BatchClaims(store, lease=60, worker="b")
+    store, (a, b) = owners(tmp_path, 60, "a", "b")
     hashes = [f"{i:02x}" * 16 for i in range(6)]
     plain = b.claim(hashes[2])
     assert plain is not None
@@ -194,10 +198,7 @@ def test_a_batch_claims_only_free_tasks_each_member_judged_as_a_claim_and_releas
 
 
 def test_a_member_taken_over_after_the_lease_is_not_the_old_owners_any_more(tmp_path):
-    store = Store(str(tmp_path / "s"))
-    store.ensure()
-    a = BatchClaims(store, lease=2, worker="a")
-    b = BatchClaims(store, lease=2, worker="b")
+    store, (a, b) = owners(tmp_path, 2, "a", "b")
     hashes = [f"{i:02x}" * 16 for i in range(3)]
     got = a.claim_batch(hashes)
     old = time.time() - 60
@@ -219,9 +220,7 @@ def test_a_member_taken_over_after_the_lease_is_not_the_old_owners_any_more(tmp_
 
 
 def test_members_are_other_names_of_the_batch_file_renewed_with_it(tmp_path):
-    store = Store(str(tmp_path / "s"))
-    store.ensure()
-    a = BatchClaims(store, lease=60, worker="a")
+    store, (a,) = owners(tmp_path, 60, "a")
     hashes = [f"{i:02x}" * 16 for i in range(3)]
     got = a.claim_batch(hashes)
     batch = got[0].batch.path
@@ -242,10 +241,7 @@ def test_members_are_other_names_of_the_batch_file_renewed_with_it(tmp_path):
 
 
 def test_a_batch_whose_every_name_was_taken_is_lost_and_renews_nothing(tmp_path):
-    store = Store(str(tmp_path / "s"))
-    store.ensure()
-    a = BatchClaims(store, lease=2, worker="a")
-    b = BatchClaims(store, lease=2, worker="b")
+    store, (a, b) = owners(tmp_path, 2, "a", "b")
     hashes = [f"{i:02x}" * 16 for i in range(2)]
     got = a.claim_batch(hashes)
     os.unlink(got[0].batch.path)
