@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,20 +105,26 @@ def _receive(folder: str, name: str, deadline: float, alive: Callable[[], None] 
 
 
 def _try_create(path: str, content: dict) -> bool:
+    # Ctrl-C or SIGTERM as the exclusive create returns would leave an empty party file that names
+    # nobody, so the interrupted doctor could not tell it was its own: they wait until it is written.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except OSError as e:
-        # SFTP reports a lost exclusive create as EPERM.
-        if e.errno == errno.EEXIST or os.path.exists(path):
-            return False
-        raise
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f)
-    except BaseException:  # an empty party file would block the next pairing for a minute
-        os.unlink(path)
-        raise
-    return True
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except OSError as e:
+            # SFTP reports a lost exclusive create as EPERM.
+            if e.errno == errno.EEXIST or os.path.exists(path):
+                return False
+            raise
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(content, f)
+        except BaseException:  # an empty party file would block the next pairing for a minute
+            os.unlink(path)
+            raise
+        return True
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _party(path: str) -> dict | None:

@@ -348,6 +348,24 @@ def test_a_peer_interrupted_as_it_takes_its_role_leaves_no_party_file(tmp_path, 
     assert not (peer / "writer").exists() and not (peer / "watcher").exists(), list(tmp_path.rglob("*"))
 
 
+def test_a_peer_interrupted_as_its_exclusive_create_returns_leaves_no_party_file(tmp_path, monkeypatch):
+    """The signal comes the moment `writer` exists, before the doctor holds its descriptor."""
+    real_open = os.open
+
+    def open_then_interrupted(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        if str(path).endswith("writer"):
+            os.kill(os.getpid(), signal.SIGINT)
+        return fd
+
+    monkeypatch.setattr(doctor_peer.os, "open", open_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        doctor_peer.meet(str(tmp_path), _whole_seconds(str(tmp_path)), wait=1)
+    monkeypatch.undo()
+    peer = tmp_path / "doctor" / "peer"
+    assert not (peer / "writer").exists() and not (peer / "watcher").exists(), list(tmp_path.rglob("*"))
+
+
 def test_doctor_says_in_one_line_that_it_needs_a_folder_store(tmp_path):
     from taskflow.doctor import diagnose
     from taskflow.errors import UsageError
