@@ -523,6 +523,225 @@ def test_a_claim_never_given_back_counts_when_the_next_one_replaces_it_and_not_o
         new.close()
 
 
+# -- batches: claims, results and records of many short tasks at once ---------------------
+
+def _stale(claims, task_hash: str) -> None:
+    """Wait until `claims` judges the claim on the task stale, on the store's own clock."""
+    deadline = time.monotonic() + 60
+    while not ((info := claims.inspect(task_hash)) is not None and info.stale):
+        assert time.monotonic() < deadline, "the claim never went stale"
+        time.sleep(0.2)
+
+
+def test_a_batch_claims_only_the_tasks_nobody_holds_each_a_claim_of_its_own(store):
+    a, b, c = (store.claims(lease=60, worker=w) for w in ("a", "b", "c"))
+    try:
+        assert a.claim_batch([]) == []
+        plain = b.claim(HASHES[2])
+        assert plain is not None
+        got = a.claim_batch(HASHES[:6])
+        assert [m.task_hash for m in got] == [h for h in HASHES[:6] if h != HASHES[2]], "in the order asked"
+        assert all(isinstance(m, Claim) for m in got)
+        assert all(a.holds(m) and a.still_ours(m) for m in got)
+        assert b.still_ours(plain), "the other owner's claim is left alone"
+        # A second batch over tasks partly held gets the free ones alone, still in order.
+        more = c.claim_batch(HASHES[4:9])
+        assert [m.task_hash for m in more] == HASHES[6:9]
+        assert c.claim_batch(HASHES[:9]) == [] and b.claim(HASHES[0]) is None, "a live member is never taken"
+        assert a.claimed() == set(HASHES[:9])
+        info = b.inspect(HASHES[0])
+        assert info is not None and not info.stale and info.owner.get("worker") == "a"
+        assert b.owner(HASHES[1]).get("worker") == "a", "a member shows the batch's owner"
+        assert all(m.died == 0 for m in got + more), "no worker died"
+        a.release_all(got)
+        c.release_all(more)
+        assert b.release(plain) and a.claimed() == set()
+    finally:
+        for claims in (a, b, c):
+            claims.close()
+
+
+def test_a_batch_never_takes_over_a_stale_claim(kind, store):
+    _killed_owner(kind)  # leaves a claim on H, stale at once
+    claims = store.claims(lease=60)
+    try:
+        info = claims.inspect(H)
+        assert info is not None and info.stale
+        got = claims.claim_batch([HASHES[0], H, HASHES[1]])
+        assert [m.task_hash for m in got] == HASHES[:2], "a stale claim is left for `claim` to take over"
+        assert claims.inspect(H).raw == info.raw and store.deaths(H) == [], "nothing taken, nothing counted"
+        claims.release_all(got)
+        assert claims.claimed() == {H}
+    finally:
+        claims.close()
+
+
+def test_renewing_a_batch_keeps_every_member_held_past_its_lease(store):
+    mine, other = store.claims(lease=2, worker="me"), store.claims(lease=2, worker="other")
+    try:
+        assert mine.renew_all([])
+        got = mine.claim_batch(HASHES[:4])
+        assert len(got) == 4
+        until = time.monotonic() + 5  # past two leases: the Redis server would have dropped them unrenewed
+        while time.monotonic() < until:
+            assert mine.renew_all(got)
+            assert not any(other.inspect(h).stale for h in HASHES[:4])
+            time.sleep(0.4)
+        assert [other.claim(h) for h in HASHES[:4]] == [None] * 4, "renewed: nobody takes them over"
+        assert all(mine.holds(m) and mine.still_ours(m) and not m.lost for m in got)
+        mine.release_all(got)
+    finally:
+        mine.close()
+        other.close()
+
+
+def test_a_stale_batch_is_taken_over_member_by_member_and_what_is_left_stays_its_owners(store):
+    old, new, third = (store.claims(lease=1, worker=w) for w in ("old", "new", "third"))
+    try:
+        got = old.claim_batch(HASHES[:3])
+        assert len(got) == 3
+        _stale(new, HASHES[1])
+        taken = new.claim(HASHES[1])
+        assert taken is not None and taken.died == 1, "the batch was never given back"
+        assert len(store.deaths(HASHES[1])) == 1
+        assert store.deaths(HASHES[0]) == [] and store.deaths(HASHES[2]) == [], "counted for that member alone"
+        for m in got:
+            m.made -= 60  # old on the owner's side too: every answer below is a look at the store
+        assert not old.holds(got[1]) and got[1].why
+        assert store.deaths(HASHES[1]) == [], "its owner is back: its attempt did not die"
+        assert old.holds(got[0]) and old.holds(got[2]), "the other members are still the owner's"
+        old.renew_all(got)
+        assert new.still_ours(taken), "renewing the batch never writes into the taker's claim"
+        old.release_all(got)
+        assert new.still_ours(taken), "nor does releasing it"
+        assert old.claimed() == {HASHES[1]}
+        back = third.claim_batch([HASHES[0], HASHES[2]])
+        assert [m.task_hash for m in back] == [HASHES[0], HASHES[2]], "the rest is free at once"
+        third.release_all(back)
+        assert new.release(taken)
+    finally:
+        for claims in (old, new, third):
+            claims.close()
+
+
+def test_renewing_a_batch_answers_false_once_any_member_was_taken_over(store):
+    old, new = store.claims(lease=1, worker="old"), store.claims(lease=60, worker="new")
+    try:
+        got = old.claim_batch(HASHES[:3])
+        _stale(new, HASHES[1])
+        taken = new.claim(HASHES[1])
+        assert taken is not None
+        for m in got:
+            m.made -= 60
+        assert not old.renew_all(got), "a claim of it was lost"
+        assert got[1].lost and not got[0].lost and not got[2].lost
+        assert not old.renew(got[1]) and old.renew(got[0]), "the lost member alone answers False"
+        assert not old.holds(got[1]) and old.holds(got[0]) and old.holds(got[2])
+        assert new.still_ours(taken)
+        assert new.owner(HASHES[1]).get("worker") == "new", "the renewals left the taker's claim alone"
+        old.release_all(got)
+        assert new.release(taken)
+    finally:
+        old.close()
+        new.close()
+
+
+def test_renewing_a_batch_whose_members_were_given_back_keeps_the_rest(store):
+    mine, other = store.claims(lease=60, worker="me"), store.claims(lease=60, worker="other")
+    try:
+        got = mine.claim_batch(HASHES[:4])
+        save(store, HASHES[0], "done")
+        assert mine.release_finished(got[0]) and mine.release(got[1])
+        for m in got:
+            m.made -= 120  # old enough that holds() looks at the files
+        assert mine.renew_all(got[2:]), "the members still held are renewed"
+        assert not got[2].lost and not got[3].lost
+        assert mine.holds(got[2]) and mine.holds(got[3])
+        assert other.claim(HASHES[2], take_over=False) is None
+        mine.release_all(got)
+        assert other.claimed() == set()
+    finally:
+        mine.close()
+        other.close()
+
+
+def test_members_given_back_one_by_one_then_the_batch_leave_every_task_free(store):
+    mine, other = store.claims(lease=60, worker="me"), store.claims(lease=60, worker="other")
+    try:
+        mine.release_all([])
+        got = mine.claim_batch(HASHES[:4])
+        save(store, HASHES[0], "done")
+        assert mine.release_finished(got[0]), "a finished member is given back on its own"
+        assert got[0].lost and not mine.holds(got[0]) and not mine.release_finished(got[0])
+        assert other.claimed() == set(HASHES[1:4])
+        first = other.claim(HASHES[0])
+        assert first is not None, "free at once, while the batch goes on"
+        assert mine.release(got[1]) and got[1].lost
+        assert all(mine.holds(m) for m in got[2:]), "the others are still held"
+        mine.release_all(got)
+        assert all(m.lost for m in got) and other.claimed() == {HASHES[0]}
+        rest = other.claim_batch(HASHES[:4])
+        assert [m.task_hash for m in rest] == HASHES[1:4], "each released member can be claimed again"
+        other.release_all(rest + [first])
+        assert other.claimed() == set()
+    finally:
+        mine.close()
+        other.close()
+
+
+@pytest.mark.parametrize("large_graph", [False, True], ids=["one-by-one", "large-graph"])
+def test_results_saved_together_are_each_saved_as_by_save_payload(store, monkeypatch, large_graph):
+    # A worker of a large graph says so first: the folder store then writes a batch's small
+    # results into a pack at once, which is where `save_payloads` differs from a loop.
+    if large_graph:
+        monkeypatch.setenv("TASKFLOW_PACK", "1")
+        store.expect_results(5000)
+    assert isinstance(store.saves_together, bool)
+    assert store.save_payloads([]) == []
+    values = [b"x" * n for n in (10, 1000, 200 << 10)] + [{"i": i} for i in range(5)]
+    items = [(h, encoding.Payload(v, meta("t.g", hash=h))) for h, v in zip(HASHES, values, strict=False)]
+    save(store, items[1][0], "old")
+    sizes = store.save_payloads(items)
+    # The same payloads saved one at a time, under other hashes by a client that packs nothing.
+    alone = [open_store(store.url).save_payload(h, p) for h, (_, p) in zip(HASHES[10:], items, strict=False)]
+    assert sizes == alone, "in the order given, each what save_payload answers"
+    assert sizes[0] < sizes[1] < sizes[2]
+    reader = open_store(store.url)
+    assert [reader.load_value(h) for h, _ in items] == values, "saved over: replaced whole"
+    assert reader.finished_hashes() >= {h for h, _ in items}
+    assert reader.result_meta(items[3][0])["name"] == "t.g"
+    assert list(reader.damaged([h for h, _ in items])) == []
+    assert reader.code_tags("t.g") == {store.code_tag("c0de", None)}
+    store.close_results()
+
+
+def test_finished_among_is_exactly_the_asked_tasks_with_a_result_now(store):
+    reader = open_store(store.url)
+    assert reader.finished_among([]) == set()
+    assert reader.finished_among(HASHES[:4]) == set()
+    for h in HASHES[:3]:
+        save(store, h, h)  # by another client, after the reader first looked
+    store.remove_result(HASHES[1])
+    asked = HASHES[:6] + [HASHES[0], H]  # a duplicate, and hashes never seen
+    assert reader.finished_among(asked) == {HASHES[0], HASHES[2]}
+    assert reader.finished_among(asked) == {h for h in asked if reader.has_result(h)}
+    store.save_failure(HASHES[4], {"type": "E", "message": "m", "traceback": ""})
+    assert HASHES[4] not in reader.finished_among(asked), "a failure is no result"
+
+
+def test_failed_among_is_exactly_the_asked_tasks_with_a_failure_record_now(store):
+    reader = open_store(store.url)
+    assert reader.failed_among([]) == set()
+    assert reader.failed_among(HASHES[:4]) == set()
+    for h in HASHES[:3]:
+        store.save_failure(h, {"type": "ValueError", "message": h, "traceback": ""})
+    assert store.remove_failure(HASHES[1])
+    save(store, HASHES[3], "a result is no failure")
+    asked = HASHES[:6] + [HASHES[2], H]
+    assert reader.failed_among(asked) == {HASHES[0], HASHES[2]}
+    assert reader.failed_among(asked) == {h for h in asked if reader.failure_time(h) is not None}
+
+
 # -- journals, completion records, code markers, jobs, STOP, leftovers -----------------
 
 def test_journals_tell_other_workers_what_finished(store):

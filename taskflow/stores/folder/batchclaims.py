@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 
 from ..base import Claim
 from ..identity import BOOT_ID, elapsed_clock, process
-from . import claimfiles
+from . import attempts, claimfiles
 from .claimfiles import FolderClaim
 from .claims import FolderClaims
+from .files import remove_file
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,18 @@ _NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.E
 
 
 @dataclass
+class BatchFile(FolderClaim):
+    """The file a batch's members are names of; `members` every claim made as one of them."""
+
+    members: list[MemberClaim] = field(default_factory=list, repr=False)
+
+
+@dataclass
 class MemberClaim(FolderClaim):
     """One task of a batch: `path` is its name, another name of the batch file `batch` (shared by
     the members, its `content` moving on with each renewal)."""
 
-    batch: FolderClaim = field(default_factory=lambda: FolderClaim("", ""), repr=False)
+    batch: BatchFile = field(default_factory=lambda: BatchFile("", ""), repr=False)
 
 
 class BatchClaims(FolderClaims):
@@ -70,7 +78,7 @@ class BatchClaims(FolderClaims):
         content = self.record(f"batch of {len(task_hashes)}", token)
         if not claimfiles.write_new(path, content):  # a unique name: only a damaged store has it
             return []
-        batch = FolderClaim(os.path.basename(path), token, made, BOOT_ID, path=path, content=content)
+        batch = BatchFile(os.path.basename(path), token, made, BOOT_ID, path=path, content=content)
         got: list[Claim] = []
         try:
             for i, h in enumerate(task_hashes):
@@ -88,10 +96,12 @@ class BatchClaims(FolderClaims):
                     got += super().claim_batch(task_hashes[i:])
                     break
                 if linked:
-                    got.append(MemberClaim(h, token, made, BOOT_ID, path=member, content=content, batch=batch))
+                    claim = MemberClaim(h, token, made, BOOT_ID, path=member, content=content, batch=batch)
+                    batch.members.append(claim)
+                    got.append(claim)
         finally:
             if not any(isinstance(c, MemberClaim) for c in got):
-                _remove(path)
+                remove_file(path)
         return got
 
     def renew_all(self, claims: Sequence[Claim]) -> bool:
@@ -100,21 +110,23 @@ class BatchClaims(FolderClaims):
             if isinstance(c, MemberClaim):
                 if c.batch.token not in renewed:
                     renewed.add(c.batch.token)
-                    ok = self._renew_batch(c.batch, [m for m in claims if isinstance(m, MemberClaim)
-                                                     and m.batch is c.batch]) and ok
+                    given = [m for m in claims if isinstance(m, MemberClaim) and m.batch is c.batch]
+                    ok = self._renew_batch(c.batch, given) and ok
+                    ok = ok and not any(m.lost for m in given)
             else:
                 ok = self.renew(c) and ok
         return ok
 
     def renew(self, claim: Claim) -> bool:
         if isinstance(claim, MemberClaim):
-            return not claim.lost and self._renew_batch(claim.batch, [claim])
+            return not claim.lost and self._renew_batch(claim.batch, [claim]) and not claim.lost
         return super().renew(claim)
 
-    def _renew_batch(self, batch: FolderClaim, members: Sequence[MemberClaim]) -> bool:
+    def _renew_batch(self, batch: BatchFile, members: Sequence[MemberClaim]) -> bool:
         """Renew the inode the members share: through the batch file's name, or, where cleanup or
         a hand removed that name, through a member's name still holding the batch's bytes. A
-        member's name that holds another claim (a takeover's) is left alone."""
+        member's name that holds another claim (a takeover's) is left alone, and that member is
+        lost (`_note_takeovers`)."""
         if batch.lost:
             return False
         for path in [batch.path] + [m.path for m in members if not m.lost]:
@@ -122,10 +134,38 @@ class BatchClaims(FolderClaims):
             if renewed is None:
                 continue
             if renewed:
+                self._note_takeovers(batch, path)
                 return True
         batch.lost = True
         log.warning("lost the batch claim %s: none of its names holds it any more", batch.task_hash)
         return False
+
+    def _note_takeovers(self, batch: BatchFile, renewed: str) -> None:
+        """Mark lost the members whose names now hold another worker's claim.
+
+        A takeover gives the member's name a file of its own, so the batch
+        file has a name fewer than it has members held: one stat per renewal
+        says whether to look at each member. Where a filesystem does not
+        count names (sshfs reports one for every file) each is looked at. A
+        member whose name is gone is left to `holds`, which makes it again.
+        """
+        held = [m for m in batch.members if not m.lost]
+        if not held:
+            return
+        try:
+            names = os.stat(renewed).st_nlink
+        except OSError:
+            names = 0
+        if names >= len(held) + (renewed == batch.path):
+            return
+        size = len(batch.content) + 1
+        for m in held:
+            raw = claimfiles.fresh_head(m.path, size)
+            if raw is None or claimfiles.same_claim(raw, batch.content) or m.lost:
+                continue
+            m.lost = True
+            m.why = "another worker took it over"
+            attempts.forgive(self.store.attempts_dir, m.task_hash, m.token)  # we did not die
 
     def _make_again(self, claim: FolderClaim) -> bool:
         if not isinstance(claim, MemberClaim):
@@ -144,7 +184,7 @@ class BatchClaims(FolderClaims):
                 self.release(c)
         for batch in batches.values():
             batch.lost = True
-            _remove(batch.path)  # named by our own token: nobody else's, whatever its age
+            remove_file(batch.path)  # named by our own token: nobody else's, whatever its age
 
 
 def _link(batch_path: str, member: str) -> bool:
@@ -174,10 +214,3 @@ def _link(batch_path: str, member: str) -> bool:
 
 
 _LINK_ATTEMPTS = 4
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
