@@ -77,9 +77,14 @@ def machine_memory(meminfo: str = "/proc/meminfo") -> int | None:
 
 
 def machine_gpus(environ: Mapping[str, str], dev: str = "/dev") -> tuple[str, ...]:
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    """The GPUs in CUDA_VISIBLE_DEVICES where it is set (read as the schedulers' allocation is), else
+    the /dev/nvidiaN devices."""
+    # Here, as in capacity(): `status` reads workers' capacities through this module, and imports no
+    # scheduler module.
+    from .schedulers.environment import visible_devices
+    visible = visible_devices(environ)
     if visible is not None:
-        return tuple(d.strip() for d in visible.split(",") if d.strip() and d.strip() != "NoDevFiles")
+        return visible
     found = sorted(int(m.group(1)) for p in glob.glob(os.path.join(dev, "nvidia*"))
                    if (m := re.fullmatch(r"nvidia(\d+)", os.path.basename(p))))
     return tuple(str(i) for i in found)

@@ -53,9 +53,20 @@ def test_fits():
 def test_gpu_devices_of_the_machine(tmp_path):
     assert machine_gpus({"CUDA_VISIBLE_DEVICES": "1, 4"}) == ("1", "4")
     assert machine_gpus({"CUDA_VISIBLE_DEVICES": ""}) == ()
+    assert machine_gpus({"CUDA_VISIBLE_DEVICES": "NoDevFiles"}, dev=str(tmp_path)) == ()
+    assert machine_gpus({"CUDA_VISIBLE_DEVICES": "0,NoDevFiles"}) == ("0",)
     for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"):
         (tmp_path / name).touch()
     assert machine_gpus({}, dev=str(tmp_path)) == ("0", "1")
+
+
+def test_the_allocation_and_the_machine_read_cuda_visible_devices_alike():
+    """Inside a job and outside one, the same value gives the same devices (environment.visible_devices)."""
+    for value, devices in (("1, 4", ("1", "4")), ("", ()), ("NoDevFiles", ()), ("0,NoDevFiles", ("0",))):
+        environ = {"CUDA_VISIBLE_DEVICES": value}
+        inside, outside = capacity(environ={**SLURM, **environ}), capacity(environ=environ)
+        assert inside.gpus == outside.gpus == devices
+        assert (inside.sources["gpus"], outside.sources["gpus"]) == ("slurm", "machine")
 
 
 def test_machine_memory_falls_back_to_sysconf(tmp_path):

@@ -35,10 +35,69 @@ def test_qacct_of_a_task_killed_and_its_peak_memory():
 
 def test_why_it_ended_in_words_asks_again_while_the_job_is_ending(monkeypatch):
     answers = iter([("COMPLETING", "exit code 0:0"), ("TIMEOUT", "exit code 0:0")])
-    monkeypatch.setitem(accounting.ASK, "slurm", lambda job, task: next(answers))
+    monkeypatch.setattr(accounting, "ask", lambda scheduler, job, task: next(answers))
     assert accounting.why_it_ended("slurm", "5", "1", pause=0) == \
         "slurm job 5.1: TIMEOUT (killed at its walltime), exit code 0:0"
     assert accounting.why_it_ended("pbs", "5", "1") is None
+
+
+def _asked(monkeypatch, answers: dict[str, str | None]) -> list[list[str]]:
+    """The commands accounting asks, each answered from `answers` by its program (None: not there)."""
+    asked: list[list[str]] = []
+
+    def run(argv):
+        asked.append(argv)
+        return answers.get(argv[0])
+
+    monkeypatch.setattr(accounting, "_run", run)
+    return asked
+
+
+def test_each_scheduler_says_how_to_ask_its_accounting(monkeypatch):
+    """The commands come from the scheduler modules (found through the registry), in their order."""
+    asked = _asked(monkeypatch, {"sacct": "", "scontrol": "JobId=6 JobState=TIMEOUT Reason=TimeLimit ExitCode=0:0\n"})
+    assert accounting.why_it_ended("slurm", "5", "1", pause=0) == \
+        "slurm job 5.1: TIMEOUT (killed at its walltime), exit code 0:0, reason TimeLimit"
+    assert asked == [["sacct", "-n", "-P", "-j", "5_1", "-o", "JobID,State,ExitCode,MaxRSS"],
+                     ["scontrol", "show", "job", "-o", "5_1"]]
+    asked = _asked(monkeypatch, {"qacct": "qname all.q\nfailed 0\nexit_status 0\n"})
+    assert accounting.why_it_ended("sge", "41", "2", pause=0) == "sge job 41.2: EXITED, exit_status 0"
+    assert asked == [["qacct", "-j", "41", "-t", "2"]]
+
+
+def test_only_sge_is_asked_again_when_its_accounting_does_not_know_the_task_yet(monkeypatch):
+    asked = _asked(monkeypatch, {})
+    assert accounting.why_it_ended("sge", "41", "2", tries=3, pause=0) is None
+    assert [argv[0] for argv in asked] == ["qacct"] * 3
+    asked = _asked(monkeypatch, {})
+    assert accounting.why_it_ended("slurm", "5", "1", tries=3, pause=0) is None
+    assert [argv[0] for argv in asked] == ["sacct", "scontrol"]
+
+
+def test_schedulers_without_accounting_and_unknown_ones_are_not_asked(monkeypatch):
+    asked = _asked(monkeypatch, {})
+    for name in ("pbs", "condor", "lsf", ""):
+        assert accounting.why_it_ended(name, "5", "1", pause=0) is None
+    assert asked == []
+
+
+def test_every_parser_a_scheduler_names_is_in_accounting():
+    from taskflow.schedulers.registry import SCHEDULERS
+
+    named = {parser for s in SCHEDULERS.values() for _, parser in s.accounting_commands}
+    assert named == {"slurm_sacct", "slurm_scontrol", "sge_qacct"}
+    assert all(callable(getattr(accounting, parser)) for parser in named)
+
+
+def test_a_parser_name_that_is_not_there_answers_none_with_a_warning(monkeypatch, caplog):
+    from taskflow.schedulers.slurm import Slurm
+
+    class Typo(Slurm):
+        accounting_commands = ((("sacct", "{job}"), "slurm_sacc"),)
+
+    asked = _asked(monkeypatch, {"sacct": "1|TIMEOUT|0:0|\n"})
+    assert accounting.ask(Typo(), "5", "1") is None and asked == []
+    assert "slurm_sacc" in caplog.text
 
 
 def test_the_reason_names_the_count():

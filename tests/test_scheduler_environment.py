@@ -9,7 +9,8 @@ import pytest
 
 from taskflow.stores import identity as lease
 from taskflow.cli.running import _array_rank
-from taskflow.schedulers.environment import JobEnvironment, detect, parse_worker, pbs, sge, sge_memory, slurm
+from taskflow.schedulers.environment import (JobEnvironment, detect, parse_worker, pbs, sge, sge_memory, slurm,
+                                             visible_devices)
 
 # As `env` printed them in `sbatch --array=3-4 --cpus-per-task=2 --mem=100M` on this test cluster.
 SLURM_ARRAY_TASK = {
@@ -121,6 +122,23 @@ def test_an_array_task_outranks_the_job_it_was_submitted_from():
 def test_cuda_visible_devices():
     assert detect({"SLURM_JOB_ID": "1", "CUDA_VISIBLE_DEVICES": "NoDevFiles"}).gpus == ()
     assert detect({**SGE_ARRAY_TASK, "CUDA_VISIBLE_DEVICES": "2, 3"}).gpus == ("2", "3")
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None), ("", ()), (" ", ()), (",", ()), ("NoDevFiles", ()), (" NoDevFiles ", ()),
+    ("0", ("0",)), ("2, 3", ("2", "3")), ("1,,4,", ("1", "4")), ("0,NoDevFiles", ("0",)),
+    ("GPU-8f3c2a1e-77d0-4c5b-9a1f-0e2d4b6c8a10,MIG-1", ("GPU-8f3c2a1e-77d0-4c5b-9a1f-0e2d4b6c8a10", "MIG-1")),
+])
+def test_visible_devices_is_the_one_reader_of_cuda_visible_devices(value, expected):
+    """Every scheduler's allocation and the machine's GPUs (capacity.machine_gpus) read it here."""
+    from taskflow.capacity import machine_gpus
+
+    environ = {} if value is None else {"CUDA_VISIBLE_DEVICES": value}
+    assert visible_devices(environ) == expected
+    for job in (SLURM_ARRAY_TASK, SGE_ARRAY_TASK, {"PBS_JOBID": "55[2].head", "PBS_ARRAYID": "2"}):
+        assert detect({**job, **environ}).gpus == expected
+    if expected is not None:
+        assert machine_gpus(environ, dev="/nonexistent") == expected
 
 
 @pytest.mark.parametrize("env, expected", [

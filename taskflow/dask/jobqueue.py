@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import jobs
 from ..errors import SchedulerError, UsageError
-from ..schedulers import Scheduler, ScriptSpec, format_walltime, job_number, safe_job_name
+from ..schedulers import SCHEDULERS, Scheduler, ScriptSpec, format_walltime, job_number, safe_job_name
 from ..signals import Terminated
 from ..stores.base import Store
 from ..submit import SubmitOptions
@@ -33,26 +33,22 @@ from .clusters import SCHEDULER_CONFIG
 
 log = logging.getLogger(__name__)
 
-CLUSTERS = {"slurm": "SLURMCluster", "sge": "SGECluster", "pbs": "PBSCluster"}
-# The directives dask-jobqueue writes for what taskflow's own lines ask for: left out, so that each
-# is asked for once, as `taskflow submit` asks for it (its default walltime of 30 minutes too).
-_SKIP = {"slurm": ["--mem", "#SBATCH -t ", "--cpus-per-task", "#SBATCH -p "],
-         "sge": ["h_rt=", "#$ -q "],
-         "pbs": ["walltime=", "#PBS -q ", "#PBS -l select", "#PBS -l nodes"]}
-_PREFIX = {"slurm": "#SBATCH ", "sge": "#$ ", "pbs": "#PBS "}
 STARTED_TIMEOUT = 120.0  # seconds for the scheduler to accept every job
 
 
 def cluster_options(scheduler: Scheduler, options: SubmitOptions, log_dir: str, name: str,
                     python: str = sys.executable, cwd: str | None = None) -> dict[str, Any]:
-    """The keyword arguments of the dask-jobqueue cluster class for `scheduler`."""
-    if scheduler.name not in CLUSTERS:
-        raise UsageError(f"--dask runs on {', '.join(sorted(CLUSTERS))}, not {scheduler.name}")
+    """The keyword arguments of the dask-jobqueue cluster class for `scheduler` (its `dask_cluster`)."""
+    if not scheduler.dask_cluster:
+        runs_on = sorted(s.name for s in SCHEDULERS.values() if s.dask_cluster)
+        raise UsageError(f"--dask runs on {', '.join(runs_on)}, not {scheduler.name}")
     spec = ScriptSpec(walltime=options.walltime, memory=options.memory, queue=options.queue, cpus=options.cpus)
-    prefix = _PREFIX[scheduler.name]
+    # taskflow's own directives, without the prefix: dask-jobqueue writes that. Its own directives for what
+    # these ask for are left out (`dask_skip`), so that each is asked for once, as `taskflow submit` asks for
+    # it (its default walltime of 30 minutes too).
+    prefix = scheduler.directive_prefix + " "
     directives = [line[len(prefix):] for line in scheduler.resource_lines(spec)]
-    if scheduler.name in ("sge", "pbs"):
-        directives.append("-V")  # the submitting environment (a store's password, the virtualenv), as submit does
+    directives += scheduler.dask_directives
     if options.extra:
         directives.append(shlex.join(options.extra))
     cpus = options.cpus or 1
@@ -65,7 +61,7 @@ def cluster_options(scheduler: Scheduler, options: SubmitOptions, log_dir: str, 
         "memory": f"{options.memory}MiB" if options.memory else "1GiB",
         "walltime": format_walltime(options.walltime) if options.walltime else None,
         "job_name": safe_job_name(name, scheduler.name_limit), "log_directory": log_dir, "python": python,
-        "job_extra_directives": directives, "job_directives_skip": _SKIP[scheduler.name],
+        "job_extra_directives": directives, "job_directives_skip": list(scheduler.dask_skip),
         "job_script_prologue": [f"cd {shlex.quote(cwd or os.getcwd())}"],
         "worker_extra_args": worker_args,
         # No dashboard; the scheduler's own HTTP routes on a free port of this host only, never 8787 (taken
@@ -103,7 +99,7 @@ def batch_cluster(scheduler: Scheduler, options: SubmitOptions, store: Store, ta
     kwargs = cluster_options(scheduler, options, logs, options.name or f"taskflow-{stem}")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        cls = getattr(dask_jobqueue, CLUSTERS[scheduler.name])
+        cls = getattr(dask_jobqueue, str(scheduler.dask_cluster))  # cluster_options refused one without
         try:
             with dask.config.set(SCHEDULER_CONFIG):
                 cluster = cls(**kwargs)

@@ -21,17 +21,17 @@ __all__ = ["DEFAULT_LOG_DIR", "DEFAULT_NAME", "DEFAULT_PYTHON", "SCHEDULERS", "S
            "detect", "fill", "format_walltime", "get", "job_number", "parse_memory", "plain_path", "safe_job_name",
            "template_text"]
 
-# Where each name lives. Each is imported when first asked for: every worker imports
-# environment.py, inside this package, and needs none of the schedulers' script writing.
-_HOMES = {"SCHEDULERS": "registry", "choose": "registry", "detect": "registry", "get": "registry"}
+# The module each name lives in, base.py unless listed. Each is imported when first asked for:
+# every worker imports environment.py, inside this package, and needs none of the script writing.
+_HOMES = {"SCHEDULERS": ".registry", "choose": ".registry", "detect": ".registry", "get": ".registry",
+          "parse_memory": "..units"}
 
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
-    module = (importlib.import_module("taskflow.units") if name == "parse_memory"
-              else importlib.import_module(f"{__name__}.{_HOMES.get(name, 'base')}"))
+    module = importlib.import_module(_HOMES.get(name, ".base"), __name__)
     value = getattr(module, name)
     globals()[name] = value
     return value

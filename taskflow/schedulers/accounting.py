@@ -7,6 +7,10 @@ CANCELLED..., exit code, MaxRSS), or where accounting is off, `scontrol show
 job`, which knows jobs that ended within MinJobAge. SGE: `qacct` (exit_status,
 failed, maxvmem). Every question has a timeout and any failure answers None:
 the failure record then says only what taskflow saw.
+
+Which commands to ask is each scheduler's own knowledge, in its module
+(`Scheduler.accounting_commands`, `accounting_lags`), found through the
+registry; what their answers say is read here, one parser per command.
 """
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+
+from .base import Scheduler
+from .registry import SCHEDULERS
 
 log = logging.getLogger(__name__)
 
@@ -101,36 +108,34 @@ def _size(text: str) -> float:
     return float(m.group(1)) * 1024 ** " KMGTP".index(m.group(2) or " ")
 
 
-def _slurm(job: str, task: str) -> tuple[str, str] | None:
-    target = f"{job}_{task}"
-    out = _run(["sacct", "-n", "-P", "-j", target, "-o", "JobID,State,ExitCode,MaxRSS"])
-    got = slurm_sacct(out) if out else None
-    if got is None:
-        out = _run(["scontrol", "show", "job", "-o", target])
-        got = slurm_scontrol(out) if out else None
-    return got
-
-
-def _sge(job: str, task: str) -> tuple[str, str] | None:
-    out = _run(["qacct", "-j", job, "-t", task])
-    return sge_qacct(out) if out else None
-
-
-ASK: dict[str, Callable[[str, str], tuple[str, str] | None]] = {"slurm": _slurm, "sge": _sge}
+def ask(scheduler: Scheduler, job: str, task: str) -> tuple[str, str] | None:
+    """(state, details) of array task `task` of `job` from the scheduler's `accounting_commands`, asked
+    in turn until one answers something its parser reads; None when none does."""
+    for command, parser in scheduler.accounting_commands:
+        read: Callable[[str], tuple[str, str] | None] | None = globals().get(parser)
+        if not callable(read):  # a slip in a scheduler module: its failure records say only what taskflow saw
+            log.warning("%s: accounting_commands names %r, which is no parser in %s", scheduler.name, parser,
+                        __name__)
+            continue
+        out = _run([word.format(job=job, task=task) for word in command])
+        got = read(out) if out else None
+        if got is not None:
+            return got
+    return None
 
 
 def why_it_ended(scheduler: str, job: str, task: str, tries: int = 5, pause: float = 1.0) -> str | None:
     """How the scheduler says array task `task` of `job` ended, in words ("slurm job 12_3:
     OUT_OF_MEMORY (killed for using more memory than it asked for), exit code 0:125"); None when it
     cannot tell. A job still ending is asked again `tries` times."""
-    ask = ASK.get(scheduler)
-    if ask is None:
+    asked = SCHEDULERS.get(scheduler)
+    if asked is None or not asked.accounting_commands:
         return None
     for attempt in range(tries):
-        got = ask(job, task)
+        got = ask(asked, job, task)
         if got is None:
             # qacct knows a task only once it ended, and sacct may lag a moment behind.
-            if attempt + 1 < tries and scheduler == "sge":
+            if attempt + 1 < tries and asked.accounting_lags:
                 time.sleep(pause)
                 continue
             return None

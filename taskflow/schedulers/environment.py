@@ -108,14 +108,18 @@ def _float(text: str | None) -> float | None:
         return None
 
 
-def _devices(environ: Mapping[str, str]) -> tuple[str, ...] | None:
-    """CUDA_VISIBLE_DEVICES as a tuple; empty for none visible (also Slurm's "NoDevFiles")."""
+def visible_devices(environ: Mapping[str, str]) -> tuple[str, ...] | None:
+    """The GPU ids in CUDA_VISIBLE_DEVICES (`0,1`, `2, 3`, `GPU-<uuid>`); None when it is unset, empty
+    for none visible: an empty value, or Slurm's "NoDevFiles" (a GPU gres without device files).
+
+    The one reader of that variable, for the schedulers' allocation here and for the machine's GPUs
+    (capacity.machine_gpus). "NoDevFiles" names no device wherever it stands, so it is dropped item by
+    item, as are empty items.
+    """
     text = environ.get("CUDA_VISIBLE_DEVICES")
     if text is None:
         return None
-    if text.strip() in ("", "NoDevFiles"):
-        return ()
-    return tuple(d.strip() for d in text.split(",") if d.strip())
+    return tuple(d for d in (item.strip() for item in text.split(",")) if d and d != "NoDevFiles")
 
 
 def _label(scheduler: str, job: str | None, task: str | None) -> str | None:
@@ -171,7 +175,7 @@ def slurm(environ: Mapping[str, str]) -> JobEnvironment | None:
         memory = per_node * _MIB
     elif per_cpu is not None:
         memory = per_cpu * _MIB * (cpus or 1)
-    gpus = _devices(environ)
+    gpus = visible_devices(environ)
     if gpus is None and _int(environ.get("SLURM_GPUS_ON_NODE")) == 0:
         gpus = ()
     start, end = _float(environ.get("SLURM_JOB_START_TIME")), _float(environ.get("SLURM_JOB_END_TIME"))
@@ -209,7 +213,7 @@ def sge(environ: Mapping[str, str]) -> JobEnvironment | None:
         scheduler="sge", job_id=job, array_job_id=job if in_array else None, array_task=task or None,
         array_first=number("SGE_TASK_FIRST"), array_last=number("SGE_TASK_LAST"),
         array_step=_positive(environ.get("SGE_TASK_STEPSIZE")) if in_array else None,
-        cpus=slots, memory=memory, gpus=_devices(environ),
+        cpus=slots, memory=memory, gpus=visible_devices(environ),
         worker=_label("sge", job, task))
 
 
@@ -224,7 +228,7 @@ def pbs(environ: Mapping[str, str]) -> JobEnvironment | None:
             or _positive(environ.get("PBS_NP")))
     return JobEnvironment(
         scheduler="pbs", job_id=job, array_job_id=array_job, array_task=task,
-        cpus=cpus, gpus=_devices(environ), walltime=_float(environ.get("PBS_WALLTIME")),
+        cpus=cpus, gpus=visible_devices(environ), walltime=_float(environ.get("PBS_WALLTIME")),
         worker=_label("pbs", job, task))
 
 
@@ -263,7 +267,7 @@ def condor(environ: Mapping[str, str]) -> JobEnvironment | None:
         array_job_id=cluster if process is not None else None, array_task=process,
         array_first=0 if process is not None else None, array_last=count - 1 if count else None,
         array_step=1 if process is not None else None, array_count=count,
-        cpus=cpus, memory=megabytes * _MIB if megabytes else None, gpus=_devices(environ),
+        cpus=cpus, memory=megabytes * _MIB if megabytes else None, gpus=visible_devices(environ),
         walltime=walltime if walltime and walltime > 0 else None, start_time=start,
         worker=_label("condor", cluster, process))
 

@@ -45,6 +45,9 @@ class PBS(Scheduler):
     directive_prefix = "#PBS"
     drmaa_libraries = ("/usr/local/lib/libdrmaa.so",)  # pbs-drmaa's default prefix
     reply_pattern = r"\s*(\d+(\[\])?(\.[\w.-]+)?)\s*"  # "123[].server" for an array, "123.server" for a single job
+    dask_cluster = "PBSCluster"
+    dask_skip = ("walltime=", "#PBS -q ", "#PBS -l select", "#PBS -l nodes")
+    dask_directives = ("-V",)  # the submitting environment (a store's password, the virtualenv), as submit does
 
     def is_torque(self, which: Callable[[str], str | None] = shutil.which) -> bool:
         """True for Torque, False for PBS Pro/OpenPBS (also when there is no qsub to ask)."""

@@ -29,6 +29,11 @@ class SGE(Scheduler):
     # Debian's gridengine-drmaa1.0; a Grid Engine installed from its tarball keeps it under SGE_ROOT.
     drmaa_libraries = ("/usr/lib/gridengine-drmaa/lib/libdrmaa.so.1.0", "$SGE_ROOT/lib/lx-amd64/libdrmaa.so",
                        "$SGE_ROOT/lib/lx-amd64/libdrmaa.so.1.0")
+    accounting_commands = ((("qacct", "-j", "{job}", "-t", "{task}"), "sge_qacct"),)
+    accounting_lags = True  # qacct knows a task only once it ended
+    dask_cluster = "SGECluster"
+    dask_skip = ("h_rt=", "#$ -q ")
+    dask_directives = ("-V",)  # the submitting environment (a store's password, the virtualenv), as submit does
 
     def available(self, which: Callable[[str], str | None] = shutil.which) -> bool:
         # PBS has a qsub too; qconf, or an SGE_ROOT, is what only Grid Engine has.

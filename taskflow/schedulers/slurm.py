@@ -23,6 +23,13 @@ class Slurm(Scheduler):
     reply_from_end = True
     directive_prefix = "#SBATCH"
     drmaa_libraries = ("/usr/lib/x86_64-linux-gnu/libslurm-drmaa.so.1", "/usr/local/lib/libdrmaa.so")  # slurm-drmaa
+    # sacct, or where accounting is off, scontrol, which knows jobs that ended within MinJobAge.
+    accounting_commands = (
+        (("sacct", "-n", "-P", "-j", "{job}_{task}", "-o", "JobID,State,ExitCode,MaxRSS"), "slurm_sacct"),
+        (("scontrol", "show", "job", "-o", "{job}_{task}"), "slurm_scontrol"),
+    )
+    dask_cluster = "SLURMCluster"
+    dask_skip = ("--mem", "#SBATCH -t ", "--cpus-per-task", "#SBATCH -p ")
 
     def array_args(self, workers: int) -> list[str]:
         return [f"--array=1-{workers}"]
