@@ -16,7 +16,7 @@ removed however the check ends, and reports a figure and a verdict:
 - cache lag: how late another client sees a change (see doctor_peer.meet).
 
 From the granularity and the lag it derives the shortest safe lease (see
-fsneeds.minimum_lease), compares the configured one with it, and records its
+stores/folder/needs.py: `minimum_lease`), compares the configured one with it, and records its
 figures in STORE/doctor.json for `execute`.
 """
 from __future__ import annotations
@@ -30,13 +30,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from . import doctor_clock, doctor_peer, fsneeds
+from . import doctor_clock, doctor_peer
 from ._version import __version__
 from .doctor_checks import (NOTE, OK, RACERS, ROUNDS, SKIP, UNSAFE, Check, check_exclusive_create, check_link,
                             check_rename, check_tmpfile, race_check)
 from .errors import StoreAccessError, UsageError
 from .stores.base import Store
 from .stores.folder import FolderStore, require_folder
+from .stores.folder import needs as fsneeds
 from .stores.identity import HOST, process
 
 

@@ -112,14 +112,8 @@ def blocked_message(summary: RunSummary) -> str:
 
 
 def warn_if_lease_short(store: Store, lease: float) -> None:
-    """One warning when `lease` is shorter than what the store's filesystem needs.
-
-    What it needs comes from STORE/doctor.json, or else from its time stamps'
-    granularity (see fsneeds): one read and one stat per call, none per task.
-    """
-    from .fsneeds import lease_warning
-
-    advice = lease_warning(store, lease)
+    """One warning when `lease` is shorter than what the store needs (`Store.lease_advice`)."""
+    advice = store.lease_advice(lease)
     if advice:
         log.warning("%s", advice)
 

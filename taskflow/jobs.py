@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import StoreError
 from .stores.base import Store
-from .stores.folder.files import write_atomic
+from .stores.localfiles import write_atomic
 
 log = logging.getLogger(__name__)
 

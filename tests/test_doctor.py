@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from taskflow import doctor_checks, doctor_clock, doctor_peer, fsneeds
+from taskflow import doctor_checks, doctor_clock, doctor_peer
+from taskflow.stores.folder import needs as fsneeds
 from taskflow.cli import main
 from taskflow.stores.folder.store import MARKER, FolderStore as Store
 
@@ -369,7 +370,6 @@ def test_a_peer_interrupted_as_its_exclusive_create_returns_leaves_no_party_file
 def test_doctor_says_in_one_line_that_it_needs_a_folder_store(tmp_path):
     from taskflow.doctor import diagnose
     from taskflow.errors import UsageError
-    from taskflow.fsneeds import lease_warning
     from taskflow.stores.base import Store
 
     class Elsewhere(Store):  # another kind of store, as far as doctor can tell
@@ -380,4 +380,4 @@ def test_doctor_says_in_one_line_that_it_needs_a_folder_store(tmp_path):
     with pytest.raises(UsageError, match="folder store; other://server/0 is not one") as e:
         diagnose(other, 300)
     assert "\n" not in str(e.value)
-    assert lease_warning(other, 1.0) is None, "only a filesystem has time stamps to warn about"
+    assert other.lease_advice(1.0) is None, "only a filesystem has time stamps to warn about"

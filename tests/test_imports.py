@@ -127,6 +127,16 @@ def test_no_cycle_even_counting_imports_inside_functions():
     assert _cycles({m: top | inner for m, (top, inner) in GRAPH.items()}) == []
 
 
+def test_only_the_store_package_and_doctor_import_a_store_backend():
+    """The rest of taskflow asks the store interface: a new backend needs no change outside stores/.
+    `doctor` measures a folder store's filesystem, which no other kind of store has."""
+    backends = ("taskflow.stores.folder", "taskflow.stores.redis")
+    allowed = {"taskflow.doctor"}
+    reaching = {(m, t) for m, (top, inner) in GRAPH.items() for t in top | inner
+                if t.startswith(backends) and not m.startswith("taskflow.stores") and m not in allowed}
+    assert reaching == set()
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 

@@ -133,6 +133,12 @@ class Store(ResultStore, RecordStore, WorkerRecords):
         """Create the store if need be: idempotent, safe when workers race. StoreAccessError when
         it cannot be created; StoreError when it is not a store (see `check_format`)."""
 
+    def lease_advice(self, lease: float) -> str | None:
+        """One line saying why claims of `lease` seconds are too short for this store, None when
+        they are long enough. A store whose claims its server's clock judges needs none (this
+        default); one whose claims are files judged by their time stamps may."""
+        return None
+
     # -- claims -----------------------------------------------------------
 
     @abstractmethod

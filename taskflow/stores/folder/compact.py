@@ -35,7 +35,8 @@ from ...errors import CorruptResultError
 from ...stale import gone
 from ..identity import HOST, process, writer_gone_from_here, writer_of_this_host
 from . import packfile
-from .files import fsync_dir, listing, opens, remove_file, unique_name
+from ..localfiles import fsync_dir, unique_name
+from .files import listing, opens, remove_file
 from .layout import Folder
 from .packed import PACK_BELOW
 from .packwriter import allocate

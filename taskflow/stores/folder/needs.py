@@ -37,8 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import StoreAccessError
-from ..base import Store
-from .store import MARKER, FolderStore
+from .layout import Folder
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +57,12 @@ def minimum_lease(granularity: float, lag: float) -> float:
     return float(max(SMALLEST_LEASE, math.ceil(MARGIN * floor - 1e-9)))
 
 
-def needs_path(store: FolderStore) -> str:
+def needs_path(store: Folder) -> str:
     return os.path.join(store.path, NEEDS_FILE)
 
 
-def read_needs(store: Store) -> dict | None:
-    """The figures doctor recorded for this store, or None (none recorded, or unreadable, or not a
-    folder store)."""
-    if not isinstance(store, FolderStore):
-        return None
+def read_needs(store: Folder) -> dict | None:
+    """The figures doctor recorded for this store, or None (none recorded, or unreadable)."""
     path = needs_path(store)
     try:
         with open(path, encoding="utf-8") as f:
@@ -82,12 +78,12 @@ def read_needs(store: Store) -> dict | None:
     return data
 
 
-def write_needs(store: FolderStore, record: dict[str, Any]) -> None:
+def write_needs(store: Folder, record: dict[str, Any]) -> None:
     """Record doctor's figures (atomically: readers see the old record or the new one)."""
     store.write_atomic(needs_path(store), (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
-def update_needs(store: FolderStore, change: Callable[[dict | None], dict[str, Any]]) -> dict[str, Any]:
+def update_needs(store: Folder, change: Callable[[dict | None], dict[str, Any]]) -> dict[str, Any]:
     """Replace the record by `change(previous record or None)`, with no other update in between."""
     import filelock  # here: `execute` reads the record through this module, and needs no lock
 
@@ -118,19 +114,17 @@ def update_needs(store: FolderStore, change: Callable[[dict | None], dict[str, A
     return record
 
 
-def _marker_granularity(store: FolderStore) -> float | None:
+def _marker_granularity(store: Folder) -> float | None:
     try:
-        ns = os.stat(os.path.join(store.path, MARKER)).st_mtime_ns
+        ns = os.stat(store.marker_file).st_mtime_ns
     except OSError:
         return None
     # Nanosecond stamps land on a whole second once in a billion; whole-second ones always do.
     return 1.0 if ns % 1_000_000_000 == 0 else None
 
 
-def lease_warning(store: Store, lease: float) -> str | None:
+def lease_warning(store: Folder, lease: float) -> str | None:
     """One line saying why `lease` is too short for this store, or None when it is long enough."""
-    if not isinstance(store, FolderStore):
-        return None
     needs = read_needs(store)
     if needs is not None:
         need = float(needs["min_lease"])

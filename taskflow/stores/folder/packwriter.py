@@ -19,7 +19,7 @@ import time
 from ..identity import HOST, process
 from ..journals import FLUSH_AFTER, FLUSH_EVERY
 from . import packfile
-from .files import fsync_dir
+from ..localfiles import fsync_dir
 from .packfile import INDEX, OPENING, PACK, SEAL, Record
 from .packindex import PackIndex
 

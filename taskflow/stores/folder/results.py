@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from ... import encoding
 from ...errors import StoreAccessError
 from . import writes
-from .files import fsync_dir, opens, remake, remove_file
+from ..localfiles import fsync_dir, remake
+from .files import opens, remove_file
 from .packed import PACK_FROM, Packs
 
 # Writes into a folder of the store that vanished (deleted while we run) make it again and try

@@ -3,7 +3,7 @@
     STORE/
       taskflow-store.json     format marker, written once
       results/ab/<hash>       result + metadata of task <hash> (see encoding.py)
-      packs/<host>.<pid>.<n>.pack, .idx  small results kept together, and where each is (see packfile.py)
+      packs/<n>.pack, .idx    small results kept together, numbered, and where each is (see packfile.py)
       failed/<hash>.json      failure record: exception, traceback, host, time
       locks/<hash>            claim of a running task (see claims.py); another name of its batch's for a task of a batch
       locks/<token>.batch     claim of a batch of short tasks (see batchclaims.py)
@@ -18,7 +18,8 @@
       complete/<digest>       a worker saw every task of one graph finished (a hint for other clients)
       workers/<worker>.json   what each worker may run and what it skipped, refreshed while it runs (see workers.py)
       doctor/                 scratch folders of a running `taskflow doctor`
-      doctor.json             what `taskflow doctor` measured and recommends (see fsneeds.py)
+      doctor.json             what `taskflow doctor` measured and recommends (see needs.py)
+      doctor.json.lock        a filelock SoftFileLease held while doctor replaces doctor.json (needs.py)
       STOP                    if present, workers take no new task
 
 Writes are atomic: a result is written to an anonymous file (O_TMPFILE) and
@@ -32,7 +33,6 @@ self-checking records; a removed packed result is a tombstone record, and
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -40,13 +40,13 @@ from collections.abc import Callable
 from ..._version import __version__
 from ...errors import StoreAccessError, StoreError, UsageError
 from ..base import UNWRITABLE, Claims, Journal, Leftover, NewsReader, Store
-from .files import listing, write_atomic
+from ..localfiles import write_atomic
+from .files import listing
 from .packed import Packs
 from .records import Records
 from .results import Results
 from .workers import WorkerFiles
 
-log = logging.getLogger(__name__)
 
 FORMAT = 1
 MARKER = "taskflow-store.json"
@@ -70,6 +70,7 @@ class FolderStore(Results, Records, WorkerFiles, Store):
         self.done_dir = os.path.join(self.path, "done")
         self.jobs_dir = os.path.join(self.path, "jobs")
         self.stop_file = os.path.join(self.path, "STOP")
+        self.marker_file = os.path.join(self.path, MARKER)
         self.code_dir = os.path.join(self.path, "code")
         self.suspect_dir = os.path.join(self.path, "suspect")
         self.damaged_dir = os.path.join(self.path, "damaged")
@@ -170,6 +171,13 @@ class FolderStore(Results, Records, WorkerFiles, Store):
 
     def lock_path(self, task_hash: str) -> str:
         return f"{self.locks_dir}{os.sep}{task_hash}"
+
+    def lease_advice(self, lease: float) -> str | None:
+        """Too short when doctor.json, or else the time stamps' granularity, says so (needs.py):
+        one read and one stat per call, none per task."""
+        from .needs import lease_warning  # only `execute` asks, once
+
+        return lease_warning(self, lease)
 
     def write_atomic(self, final: str, data: bytes) -> None:
         write_atomic(final, data, self.tmp_dir, self.fsync)

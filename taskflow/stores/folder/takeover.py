@@ -31,6 +31,7 @@ from ..claims import ClaimInfo
 from ..identity import process
 from . import attempts, claimfiles, judging
 from .claimfiles import FolderClaim, LockInfo, fresh_head
+from .files import remove_file
 from .layout import Folder
 
 
@@ -109,10 +110,7 @@ def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] 
             if held is not None and not held.stale:
                 return None
             # Its holder died, or froze for a whole lease, in the middle of a takeover.
-            try:
-                os.unlink(token)
-            except FileNotFoundError:
-                pass
+            remove_file(token)
             continue
         try:
             os.write(fd, content)
@@ -124,10 +122,7 @@ def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] 
 
 def _drop_token(token: str, content: bytes) -> None:
     if fresh_head(token, len(content) + 1) == content:  # not one that replaced ours as abandoned
-        try:
-            os.unlink(token)
-        except FileNotFoundError:
-            pass
+        remove_file(token)
 
 
 def still_stale(claims: Taker, path: str, info: ClaimInfo) -> bool:

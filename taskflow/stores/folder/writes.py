@@ -9,7 +9,7 @@ import errno
 import os
 
 from ... import encoding
-from .files import unique_name
+from ..localfiles import unique_name
 
 # What filesystems and kernels answer when they cannot make or link unnamed files.
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EACCES,
