@@ -11,7 +11,7 @@ Four requirements of a claim, measured for each implementation:
   syscalls  system calls of one failed claim (the lock held by a live owner), strace -c
   cost      claim + release of many distinct names: microseconds and system calls per name
 
-Implementations: `taskflow` (Leases.claim / release, with its Heartbeat for holders),
+Implementations: `taskflow` (FolderClaims.claim / release, with its Heartbeat for holders),
 `taskflow-fast` (claim(take_over=False), what a worker does on its first pass: syscalls only),
 `SoftFileLease` (filelock's heartbeat lease), `SoftFileLock` with `lifetime=` (age on the
 local clock, renewed by the holder with utime, as a user of that option would), and
@@ -63,7 +63,7 @@ def task_name(i: int) -> str:
 
 
 class TaskflowClaims:
-    """One name claimed through taskflow's Leases in the store folder `folder`."""
+    """One name claimed through taskflow's FolderClaims in the store folder `folder`."""
 
     def __init__(self, folder: str, lease: float, fast: bool = False):
         leases_cls, self._heartbeat_cls, store_cls = taskflow_classes()

@@ -224,19 +224,12 @@ def verify(path: str, fresh: bool = False) -> None:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
 
 
-def load(path: str, mmap: bool = False, fresh: bool = False) -> tuple[Any, dict]:
-    """(value, meta) of the result at `path`.
+def load_value(path: str, mmap: bool = False, fresh: bool = False) -> Any:
+    """The value of the result at `path`, its metadata left unread (`read_meta` reads it).
 
-    Every byte is checked against the CRC unless `mmap` is true: then arrays
+    Every byte is checked against the checksum unless `mmap` is true: then arrays
     come back memory-mapped and read-only, and only the header and the total
     length are checked, since reading every byte is what mmap avoids.
-    """
-    value, header = _load(path, mmap, fresh)
-    return value, header.meta
-
-
-def load_value(path: str, mmap: bool = False, fresh: bool = False) -> Any:
-    """The value of the result at `path`, checked as by `load`, its metadata left unread.
 
     With `fresh`, this client's cached pages of the file are dropped first (see drop_cache).
     """

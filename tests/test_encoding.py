@@ -13,12 +13,17 @@ from taskflow import checksum, encoding
 from taskflow.errors import CorruptResultError
 
 
+def load(path: str, mmap: bool = False):
+    """(value, meta) of a result file, as a store reads them."""
+    return encoding.load_value(path, mmap=mmap), encoding.read_meta(path)
+
+
 def roundtrip(tmp_path, value, mmap=False):
     path = tmp_path / "r"
     with open(path, "wb") as f:
         size = encoding.Payload(value, {"name": "m.f"}).write(f.fileno())
     assert size == os.path.getsize(path)
-    return encoding.load(str(path), mmap=mmap)
+    return load(str(path), mmap=mmap)
 
 
 def make_closure():
@@ -80,12 +85,12 @@ def test_truncated_file_is_detected(tmp_path):
     size = os.path.getsize(path)
     os.truncate(path, size - 10)
     with pytest.raises(CorruptResultError, match="truncated"):
-        encoding.load(str(path))
+        load(str(path))
     with pytest.raises(CorruptResultError, match=str(path)):
-        encoding.load(str(path), mmap=True)
+        load(str(path), mmap=True)
     os.truncate(path, 3)
     with pytest.raises(CorruptResultError, match="too short"):
-        encoding.load(str(path))
+        load(str(path))
 
 
 def test_flipped_byte_is_detected(tmp_path):
@@ -96,14 +101,14 @@ def test_flipped_byte_is_detected(tmp_path):
     data[-5] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptResultError, match="checksum"):
-        encoding.load(str(path))
+        load(str(path))
 
 
 def test_not_a_result_file(tmp_path):
     path = tmp_path / "r"
     path.write_bytes(b"hello world, this is not a result")
     with pytest.raises(CorruptResultError, match="magic"):
-        encoding.load(str(path))
+        load(str(path))
 
 
 def test_large_array_roundtrip_and_mmap(tmp_path):
@@ -137,10 +142,10 @@ def test_large_arrays_are_checked_while_read(tmp_path, order):
     data[len(data) // 2] ^= 0x10
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptResultError, match="checksum"):
-        encoding.load(str(path))
+        load(str(path))
     os.truncate(path, len(data) - 1)
     with pytest.raises(CorruptResultError, match="truncated"):
-        encoding.load(str(path))
+        load(str(path))
 
 
 @pytest.mark.parametrize("value", [12345, {"k": list(range(1000))}, np.arange(100_000.0), [np.arange(300_000.0), 2]])
@@ -169,7 +174,7 @@ def test_large_data_is_checksummed_while_written_and_the_header_goes_in_last(tmp
     finally:
         os.close(fd)
     assert size == os.path.getsize(path)
-    loaded, meta = encoding.load(str(path))
+    loaded, meta = load(str(path))
     assert np.array_equal(loaded, value) and meta == {"name": "m.big"}
     header, start = encoding._parse_header(str(path), path.read_bytes()[:65536], size)
     assert header.checksum == checksum.preferred()
@@ -180,7 +185,7 @@ def test_large_data_is_checksummed_while_written_and_the_header_goes_in_last(tmp
         f.seek(size - 1000)
         f.write(bytes([byte ^ 0xFF]))
     with pytest.raises(CorruptResultError):
-        encoding.load(str(path))
+        load(str(path))
 
 
 def test_header_read_without_a_json_parser_matches_the_full_one(tmp_path):
@@ -216,7 +221,7 @@ def test_header_in_another_key_order_is_read_by_the_json_parser(tmp_path):
     reordered = json.dumps({"meta": header["meta"], "segments": header["segments"], "kind": header["kind"],
                             **check}).encode()
     path.write_bytes(prefix.pack(encoding.MAGIC, len(reordered)) + reordered + data[end:])
-    assert encoding.load(str(path)) == ("text", {"name": "m.f"})
+    assert load(str(path)) == ("text", {"name": "m.f"})
 
 
 # -- checksums: XXH3 where xxhash is installed, CRC-32 as before ---------------------------------
@@ -251,15 +256,15 @@ def flip(path, where):
 
 def test_results_written_with_crc32_before_still_load_and_are_checked(tmp_path):
     small, array = golden_files(tmp_path)
-    assert encoding.load(str(small)) == (GOLDEN_VALUE, GOLDEN_META)
-    loaded, meta = encoding.load(str(array))
+    assert load(str(small)) == (GOLDEN_VALUE, GOLDEN_META)
+    loaded, meta = load(str(array))
     assert meta == {"name": "golden.array"} and np.array_equal(loaded, golden_array())
     assert np.array_equal(encoding.load_value(str(array), mmap=True), golden_array())
     for path in (small, array):
         encoding.verify(str(path))
         flip(path, -3)
         with pytest.raises(CorruptResultError, match="checksum mismatch"):
-            encoding.load(str(path))
+            load(str(path))
         with pytest.raises(CorruptResultError, match="checksum mismatch"):
             encoding.verify(str(path))
 
@@ -292,7 +297,7 @@ def test_new_results_are_checked_with_xxh3_and_damage_is_found(tmp_path, make):
         size = encoding.Payload(value, {"name": "m.f"}).write(f.fileno())
     assert size == os.path.getsize(path)
     assert path.read_bytes()[8:40].startswith(b'{"checksum":"xxh3_64:')
-    loaded, meta = encoding.load(str(path))
+    loaded, meta = load(str(path))
     assert meta == {"name": "m.f"}
     if isinstance(value, np.ndarray):
         assert np.array_equal(loaded, value) and loaded.flags.writeable
@@ -304,14 +309,14 @@ def test_new_results_are_checked_with_xxh3_and_damage_is_found(tmp_path, make):
     for where in (size // 2, size - 1):
         flip(path, where)
         with pytest.raises(CorruptResultError, match="checksum mismatch"):
-            encoding.load(str(path))
+            load(str(path))
         with pytest.raises(CorruptResultError, match="checksum mismatch"):
             encoding.verify(str(path))
         flip(path, where)
     encoding.verify(str(path))
     os.truncate(path, size - 1)
     with pytest.raises(CorruptResultError, match="truncated"):
-        encoding.load(str(path))
+        load(str(path))
 
 
 @needs_xxhash
@@ -354,7 +359,7 @@ def test_a_checksum_this_taskflow_does_not_know_is_an_error_naming_the_result_no
     with open(path, "wb") as f:
         encoding.Payload(value, {"name": "m.f"}).write(f.fileno())
     with_header(path, crc32=None, checksum="blake9:00ff00ff")
-    for read in (encoding.load, encoding.verify, lambda p: encoding.load(p, mmap=True)):
+    for read in (encoding.load_value, encoding.verify, lambda p: load(p, mmap=True)):
         with pytest.raises(StoreError) as caught:
             read(str(path))
         message = str(caught.value)
@@ -438,7 +443,7 @@ def test_without_xxhash_results_fall_back_to_crc32_and_xxh3_ones_say_what_they_n
     for name in ("load", "verify"):
         assert str(new) in out[name] and "needs the xxhash package" in out[name] and "\n" not in out[name]
     assert out["damage"].startswith("checksum mismatch")
-    assert encoding.load(str(old))[1] == {"name": "m.old"}, "read where xxhash is installed too"
+    assert load(str(old))[1] == {"name": "m.old"}, "read where xxhash is installed too"
 
 
 @needs_xxhash
@@ -547,7 +552,7 @@ def test_large_results_are_read_and_checked_in_one_pass(tmp_path, monkeypatch, k
 
     monkeypatch.setattr(encoding.checksums, "checker", recording)
     monkeypatch.setattr(encoding, "_check", lambda *a: pytest.fail("a second pass over the data"))
-    loaded, meta = encoding.load(str(path))
+    loaded, meta = load(str(path))
     assert meta == {"name": "m.f"}
     header, start = encoding._parse_header(str(path), path.read_bytes()[:65536], size)
     assert sum(added) == size - start, "every byte is checked"
@@ -572,7 +577,7 @@ def test_damage_in_the_middle_of_a_large_result_and_truncation_are_refused(tmp_p
     for where in (size // 2 + 12345, size - 1, (3 << 20) + 1):
         flip(path, where)
         with pytest.raises(CorruptResultError, match="checksum mismatch"):
-            encoding.load(str(path))
+            load(str(path))
         with pytest.raises(CorruptResultError, match="checksum mismatch"):
             encoding.verify(str(path))
         flip(path, where)
@@ -580,9 +585,9 @@ def test_damage_in_the_middle_of_a_large_result_and_truncation_are_refused(tmp_p
     for cut in (1, (1 << 20) + 7, size // 2):
         os.truncate(path, size - cut)
         with pytest.raises(CorruptResultError, match="truncated"):
-            encoding.load(str(path))
+            load(str(path))
         with pytest.raises(CorruptResultError):
-            encoding.load(str(path), mmap=True)
+            load(str(path), mmap=True)
 
 
 def test_a_large_result_that_shrinks_while_read_is_refused(tmp_path, monkeypatch):
@@ -601,5 +606,5 @@ def test_a_large_result_that_shrinks_while_read_is_refused(tmp_path, monkeypatch
 
         monkeypatch.setattr(bigread, "read_exactly", shrinking)
         with pytest.raises(CorruptResultError, match="changed size"):
-            encoding.load(str(path))
+            load(str(path))
         monkeypatch.setattr(bigread, "read_exactly", real)

@@ -91,15 +91,20 @@ def _handle_errors(f: Callable) -> Callable:
 
 
 def _store_option(f: Callable) -> Callable:
-    return click.option("--store", "store", metavar="DIR", envvar="TASKFLOW_STORE",
-                        help="Store folder [default: <taskfile stem>.taskflow beside the taskfile; "
-                             "env TASKFLOW_STORE].")(f)
+    return click.option("--store", "store", metavar="DIR|URL", envvar="TASKFLOW_STORE",
+                        help="Store: a folder, or redis://HOST:PORT/DB [default: <taskfile stem>.taskflow "
+                             "beside the taskfile; env TASKFLOW_STORE].")(f)
 
 
 def _common(f: Callable) -> Callable:
     f = click.argument("args", nargs=-1, type=click.UNPROCESSED)(f)
     f = click.argument("taskfile", metavar="FILE")(f)
     f = _store_option(f)
+    return _diagnostic_options(f)
+
+
+def _diagnostic_options(f: Callable) -> Callable:
+    """--debug and -v, which every command takes."""
     f = click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")(f)
     f = click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")(f)
     return f

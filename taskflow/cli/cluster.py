@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from ..errors import ExitCode, UsageError
-from .base import _common, _configure_logging, _duration, _handle_errors, _open_store, _store_option, main
+from .base import (_common, _configure_logging, _diagnostic_options, _duration, _handle_errors, _open_store,
+                   _store_option, main)
 
 SUBMIT_EPILOG = """\b
 Settings not on the command line come from TASKFLOW_SCHEDULER,
@@ -92,8 +93,7 @@ class _SchedulerChoice(click.Choice):
                    "store's jobs folder: jobs/ in a folder store, <taskfile stem>.taskflow-jobs/ beside the "
                    "taskfile for a Redis store].")
 @_store_option
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@_diagnostic_options
 @_handle_errors
 def submit(taskfile: str, scheduler_args: tuple, workers: int | None, scheduler: str | None,
            walltime: str | None, mem: str | None, cpus: int | None, queue: str | None, name: str | None, dry_run: bool,

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from .base import ExitCode, _common, _configure_logging, _handle_errors, _open_store, _store_option, main
+from .base import (ExitCode, _common, _configure_logging, _diagnostic_options, _handle_errors, _open_store,
+                   _store_option, main)
 
 
 @main.command(epilog="Exit codes: 0 shown, 2 usage error or the taskfile cannot be loaded.")
@@ -158,8 +159,7 @@ def report(taskfile: str, args: tuple, store: str | None, as_json: bool, slowest
 @click.argument("target")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @_store_option
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@_diagnostic_options
 @_handle_errors
 def show(taskfile: str, target: str, args: tuple, store: str | None, verbose: bool, debug: bool) -> None:
     """Everything known about a task: arguments, dependencies, state, metadata, traceback.

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from .base import (TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors, _open_store,
-                   _store_option, main)
+from .base import (TARGET_HELP, ExitCode, _common, _configure_logging, _diagnostic_options, _duration, _handle_errors,
+                   _open_store, _store_option, main)
 
 
 @main.command(name="pack", epilog="Exit codes: 0 done, 2 usage error, 4 the store cannot be written.")
@@ -156,8 +156,7 @@ Exit codes:
                    "cache lag and races exclusive creates through both.")
 @click.option("--peer-wait", metavar="DURATION", callback=_duration("--peer-wait"), default="5m",
               show_default=True, help="How long to wait for the other doctor of --peer.")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
+@_diagnostic_options
 @_handle_errors
 def doctor(taskfile: str | None, store: str | None, as_json: bool, lease: float, peer: bool,
            peer_path: str | None, peer_wait: float, verbose: bool, debug: bool) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +12,6 @@ from ..worker import Options, Reporter, RunSummary
 if TYPE_CHECKING:
     from ..jobs import JobRecord
     from ..submit import SubmitOptions
-
-log = logging.getLogger(__name__)
 
 
 def check_options(**given: Any) -> None:

@@ -5,7 +5,6 @@ does the same from a shell (the page shows it, so that people learn it).
 """
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import subprocess
@@ -23,7 +22,6 @@ from .snapshot import Snapshots
 if TYPE_CHECKING:
     from ..submit import Prepared
 
-log = logging.getLogger(__name__)
 
 PREVIEWS_KEPT = 20
 

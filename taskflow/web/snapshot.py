@@ -7,7 +7,6 @@ browsers cost one store scan per refresh period, not one each.
 """
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import threading
@@ -21,7 +20,6 @@ from ..statusreport import StatusReport, compute, dumps
 from ..stores.base import Store
 from ..taskfile import Loaded, load
 
-log = logging.getLogger(__name__)
 
 RATE_WINDOW = 120.0  # seconds of history the rate is computed over
 FAILURES_SHOWN = 500  # failures listed with their message; the counts cover all of them

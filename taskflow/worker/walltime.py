@@ -11,7 +11,6 @@ records, read for at most SAMPLE of them per name), else unknown: then it is tak
 """
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,6 @@ from ..resources import Resources
 from ..stores.base import Store
 from ..task import Task
 
-log = logging.getLogger(__name__)
 
 PERCENTILE = 90
 SAMPLE = 50          # results read per task name, at most

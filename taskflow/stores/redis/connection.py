@@ -17,7 +17,6 @@ sent twice this way, so each is written to have the same effect when it is
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -29,7 +28,6 @@ from .url import PASSWORD_VARIABLE, RedisAddress
 if TYPE_CHECKING:
     import redis
 
-log = logging.getLogger(__name__)
 
 # A dropped connection: tried again this often, waiting 0.1 s, 0.2 s, 0.4 s, 0.8 s (capped at 1 s).
 RETRIES = 4

@@ -9,7 +9,6 @@ key for STOP and the marker. Failure records get the server's time as
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from ..._version import __version__
@@ -17,7 +16,6 @@ from ...errors import StoreError
 from .connection import Connection
 from .keys import Keys
 
-log = logging.getLogger(__name__)
 
 FORMAT = 1
 KIND = "redis"

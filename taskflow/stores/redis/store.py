@@ -22,7 +22,6 @@ under the prefix (keys.py): results in chunks made visible atomically
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -43,7 +42,6 @@ from .results import Results
 from .url import RedisAddress, parse
 from .workers import WorkerFields
 
-log = logging.getLogger(__name__)
 
 # maxmemory-policy values that never drop a key to make room.
 _KEEPS_KEYS = {"noeviction"}
