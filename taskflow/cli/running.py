@@ -11,6 +11,7 @@ from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_l
                    _open_store, log, main)
 
 if TYPE_CHECKING:
+    from ..stores.base import Store
     from ..worker import RunSummary
 
 
@@ -54,6 +55,11 @@ if TYPE_CHECKING:
 @click.option("--ipp", "ipp", is_flag=False, flag_value="default", metavar="[PROFILE|CONNECTION_FILE]",
               help="Run the tasks on the engines of a running ipyparallel cluster: its profile, or its "
                    "ipcontroller-client.json [default profile]. Needs taskflow[ipp].")
+@click.option("--executor", "executor_name", metavar="NAME",
+              help="What runs the tasks this worker claims: local (here, the default), ipp (as --ipp), or "
+                   "another executor registered in taskflow.executors.EXECUTORS.")
+@click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the --executor (ipp: cluster=PROFILE|CONNECTION_FILE). Repeatable.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
@@ -62,8 +68,9 @@ if TYPE_CHECKING:
 def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: tuple, keep_going: bool,
             retry_failed: bool, max_attempts: int | None, lease: float, batch_time: float, wait: float | None,
             max_tasks: int | None, max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
-            gpus: int | None, dask_address: str | None, ipp: str | None, quiet: bool, verbose: bool,
-            debug: bool, progress_fd: int | None, rank: str | None, share: str | None) -> None:
+            gpus: int | None, dask_address: str | None, ipp: str | None, executor_name: str | None,
+            executor_options: tuple[str, ...], quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
+            rank: str | None, share: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
@@ -105,6 +112,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
 
     if ipp is not None and dask_address is not None:
         raise click.UsageError("--dask and --ipp each run the tasks on a cluster of their own: give one of them")
+    if dask_address is not None and (executor_name or executor_options):
+        raise click.UsageError("--dask runs the tasks on Dask's workers: give --dask or --executor, not both")
     if dask_address is not None:
         from ..dask.run import check_options, execute_on_dask
         check_options(jobs=jobs, wait=wait, max_tasks=max_tasks, max_time=max_time, cpus=cpus, mem=mem, gpus=gpus)
@@ -117,13 +126,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
             sys.exit(ExitCode.REMAINING)
         _exit_for(summary, progress_fd)
 
-    executor: dict = {}
-    if ipp is not None:
-        if jobs > 1:
-            raise click.UsageError("--ipp runs the tasks on the cluster's engines: give --jobs or --ipp, not both")
-        from ..engine import spec_for
-        spec = spec_for(taskfile, s, lease, args, fsync, max_attempts)
-        executor = {"executor": "ipp", "executor_args": {"spec": spec, "cluster": None if ipp == "default" else ipp}}
+    executor = _executor(executor_name, executor_options, ipp, jobs, taskfile, s, lease, args, fsync, max_attempts)
     if jobs > 1:
         from ..execute import warn_if_lease_short
         warn_if_lease_short(s, lease)  # here, once, rather than in every worker
@@ -165,6 +168,35 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
                       verify=verify, max_attempts=max_attempts, capacity=given, share=share, batch_time=batch_time,
                       time_left=_walltime_left(), **executor)
     _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
+
+
+def _executor(name: str | None, options: tuple[str, ...], ipp: str | None, jobs: int, taskfile: str, store: Store,
+              lease: float, args: tuple, fsync: bool, max_attempts: int) -> dict:
+    """The worker's `Options.executor` and `executor_args`, from --executor, --executor-option and --ipp
+    (which is `--executor ipp --executor-option cluster=...`); {} for the local executor."""
+    from ..executors import DEFAULT, Setup, executor_class
+
+    if ipp is not None and name not in (None, "ipp"):
+        raise click.UsageError(f"--ipp runs the tasks on ipyparallel engines: give --ipp or --executor {name}")
+    if ipp is not None:
+        name = "ipp"
+    given: dict[str, str] = {}
+    for pair in options:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"--executor-option {pair!r}: give KEY=VALUE")
+        given[key.strip()] = value
+    if ipp is not None and ipp != "default":
+        given.setdefault("cluster", ipp)
+    name = name or DEFAULT
+    if name == DEFAULT and not given:
+        return {}
+    if jobs > 1:
+        flag = "--ipp" if ipp is not None else f"--executor {name}"
+        raise click.UsageError(f"--jobs starts workers with the local executor: give --jobs or {flag}, not both")
+    found = executor_class(name)
+    return {"executor": name, "executor_args": found.arguments(Setup(taskfile, store, lease, tuple(args), fsync,
+                                                                     max_attempts), given)}
 
 
 def _exit_for(summary: RunSummary, progress_fd: int | None) -> NoReturn:

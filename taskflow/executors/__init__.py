@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import Done, Executor, Failure, InputGone, InputUnreadable, Job, run_task
+from .base import Done, Executor, Failure, InputGone, InputUnreadable, Job, Setup, run_task
 from .local import LocalExecutor
 
 DEFAULT = "local"
@@ -28,4 +28,4 @@ def executor_class(name: str) -> type[Executor]:
 
 
 __all__ = ["DEFAULT", "EXECUTORS", "Done", "Executor", "Failure", "InputGone", "InputUnreadable", "Job",
-           "LocalExecutor", "executor_class", "run_task"]
+           "LocalExecutor", "Setup", "executor_class", "run_task"]

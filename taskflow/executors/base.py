@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from ..errors import StoreError
+from ..errors import StoreError, UsageError
 from ..memory import task_peak_bytes
 from ..signals import Signals, Terminated
 from ..task import Task
@@ -166,6 +166,20 @@ def _once(inputs: Inputs) -> Callable[[Task], Any]:
     return lambda dep: loaded[dep.hash] if dep.hash in loaded else loaded.setdefault(dep.hash, lookup(dep))
 
 
+class Setup:
+    """What `taskflow execute` knows of the run when it makes an executor's arguments
+    (`Executor.arguments`): the taskfile, its store and the settings every worker gets."""
+
+    def __init__(self, taskfile: str, store: Any, lease: float, argv: tuple[str, ...] = (), fsync: bool = False,
+                 max_attempts: int = 3) -> None:
+        self.taskfile = taskfile
+        self.store = store  # a stores.base.Store
+        self.lease = lease
+        self.argv = argv
+        self.fsync = fsync
+        self.max_attempts = max_attempts
+
+
 class Executor(ABC):
     """Runs the jobs a worker hands it; the contract every executor keeps.
 
@@ -204,6 +218,15 @@ class Executor(ABC):
         """`signals` are the worker's: let them raise while waiting for or running a job (`allow`),
         and reset `interruptible` before doing anything else."""
         self.signals = signals
+
+    @classmethod
+    def arguments(cls, setup: Setup, given: Mapping[str, str]) -> dict[str, Any]:
+        """The keyword arguments, beyond `signals`, to make this executor with: from the run's
+        `setup` and the `--executor-option KEY=VALUE` pairs `given`. Called once, where `execute`
+        starts; what it returns must pickle. UsageError, naming the key, for one not taken."""
+        if given:
+            raise UsageError(f"executor {cls.name!r} takes no --executor-option (given: {', '.join(sorted(given))})")
+        return {}
 
     @abstractmethod
     def submit(self, job: Job) -> None:

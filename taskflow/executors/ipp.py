@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineError
+from ..errors import EngineError, UsageError
 from ..signals import Signals
-from .base import RECORDED, RELEASED, TAKEN, Done, Executor, Failure, Job
+from .base import RECORDED, RELEASED, TAKEN, Done, Executor, Failure, Job, Setup
 
 RAISED = "raised"  # taskflow.engine.RAISED: an error of taskflow's on the engine, raised again here
 
@@ -107,6 +108,19 @@ class IppExecutor(Executor):
 
     name = "ipp"
     claims = True
+
+    @classmethod
+    def arguments(cls, setup: Setup, given: Mapping[str, str]) -> dict[str, Any]:
+        """`cluster=PROFILE|CONNECTION_FILE` (the default profile without it), and the engines'
+        EngineSpec of the run."""
+        unknown = sorted(set(given) - {"cluster"})
+        if unknown:
+            raise UsageError(f"executor 'ipp' takes --executor-option cluster=PROFILE|CONNECTION_FILE, "
+                             f"not {', '.join(unknown)}")
+        from ..engine import spec_for
+
+        spec = spec_for(setup.taskfile, setup.store, setup.lease, setup.argv, setup.fsync, setup.max_attempts)
+        return {"spec": spec, "cluster": given.get("cluster") or None}
 
     def __init__(self, signals: Signals, spec: Any = None, cluster: str | None = None,
                  first_engine_wait: float = FIRST_ENGINE_WAIT) -> None:

@@ -145,3 +145,61 @@ def test_ctrl_c_while_a_task_is_handed_over_gives_its_claim_back_once(tmp_path, 
         execute(str(tf), store, options=Options(executor="refusing"))
     assert not store.lock_names()
     assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+class Sized(Batched):
+    """Batched, with as many slots as `--executor-option slots=N` says."""
+
+    name = "sized"
+
+    def __init__(self, signals, slots: int = 3):
+        super().__init__(signals)
+        self.slots = slots
+
+    @classmethod
+    def arguments(cls, setup, given):
+        unknown = set(given) - {"slots"}
+        if unknown:
+            raise UsageError(f"executor 'sized' takes slots=N, not {', '.join(sorted(unknown))}")
+        assert setup.store.url.endswith("store") and setup.lease == 300
+        return {"slots": int(given.get("slots", 3))}
+
+
+def test_execute_runs_a_registered_executor_named_on_the_command_line(tmp_path, monkeypatch):
+    """A new executor needs its module and a line in EXECUTORS: `execute --executor` finds it."""
+    from click.testing import CliRunner
+
+    from taskflow.cli import main
+
+    monkeypatch.setitem(EXECUTORS, Sized.name, Sized)
+    Batched.most = 0
+    tf = write_taskfile(tmp_path, GRAPH)
+    store = str(tmp_path / "store")
+    got = CliRunner().invoke(main, ["execute", str(tf), "--store", store, "-q", "--keep-going",
+                                    "--executor", "sized", "--executor-option", "slots=2"])
+    assert got.exit_code == ExitCode.FAILED, got.output
+    assert Batched.most == 2, "the option reached the executor"
+    assert Store(store).failed_hashes() and not Store(store).lock_names()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--executor", "nope"], "unknown executor 'nope' (known: batched, ipp, local, sized)"),
+    (["--executor", "sized", "--executor-option", "colour=red"], "executor 'sized' takes slots=N, not colour"),
+    (["--executor", "batched", "--executor-option", "x=1"], "executor 'batched' takes no --executor-option"),
+    (["--executor-option", "slots"], "--executor-option 'slots': give KEY=VALUE"),
+    (["--executor", "sized", "--jobs", "2"], "give --jobs or --executor sized, not both"),
+    (["--executor", "sized", "--ipp"], "give --ipp or --executor sized"),
+    (["--ipp", "--executor-option", "colour=red"], "executor 'ipp' takes --executor-option cluster="),
+])
+def test_a_wrong_executor_on_the_command_line_is_one_line_and_exit_2(tmp_path, monkeypatch, argv, says):
+    from click.testing import CliRunner
+
+    from taskflow.cli import main
+
+    monkeypatch.setitem(EXECUTORS, Sized.name, Sized)
+    monkeypatch.setitem(EXECUTORS, Batched.name, Batched)
+    tf = write_taskfile(tmp_path, GRAPH)
+    got = CliRunner().invoke(main, ["execute", str(tf), "--store", str(tmp_path / "store"), "-q", *argv])
+    assert got.exit_code == ExitCode.USAGE, got.output
+    assert says in got.output and "Traceback" not in got.output
+    assert not Store(str(tmp_path / "store")).lock_names()
