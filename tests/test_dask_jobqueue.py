@@ -4,6 +4,7 @@ submitted here (tests/test_dask_batch.py submits to the real Slurm and SGE)."""
 from __future__ import annotations
 
 import logging
+import signal
 
 import pytest
 
@@ -70,7 +71,13 @@ def test_a_scheduler_module_declares_its_own_dask_cluster():
 
 
 def test_the_cluster_classes_are_dask_jobqueues():
-    dask_jobqueue = pytest.importorskip("dask_jobqueue")
+    interrupt = signal.getsignal(signal.SIGINT)
+    try:
+        dask_jobqueue = pytest.importorskip("dask_jobqueue")
+    finally:
+        # Its import makes Ctrl-C a SystemExit in this process, as jobqueue.batch_cluster knows:
+        # the tests that follow send SIGINT and expect KeyboardInterrupt.
+        signal.signal(signal.SIGINT, interrupt)
     named = {s.name: s.dask_cluster for s in SCHEDULERS.values() if s.dask_cluster}
     assert named == {"slurm": "SLURMCluster", "sge": "SGECluster", "pbs": "PBSCluster"}
     assert all(isinstance(getattr(dask_jobqueue, cls), type) for cls in named.values())
