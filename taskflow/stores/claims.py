@@ -186,6 +186,12 @@ class Claims(ABC):
     def inspect(self, task_hash: str) -> ClaimInfo | None:
         """Read and judge the claim on the task; None if there is none."""
 
+    def present(self, task_hash: str) -> bool:
+        """Whether a claim is on the task now, live or stale, judged by nothing: the cheapest look
+        at one claim (a backend may answer from a client's cache of the name, as a stat does).
+        This default reads its owner."""
+        return self.owner(task_hash) is not None
+
     @abstractmethod
     def claimed(self) -> set[str]:
         """Hashes of every task with a claim (live or stale), judged by nothing: one listing."""

@@ -51,6 +51,9 @@ class Graph(ResultChecks):
         self.handoff: dict[str, tuple[Any, int]] = {}
         self.handoff_bytes = 0
         self.elsewhere: set[str] = set()
+        # For a task another worker holds: when its claim, judged live, could first be stale, and
+        # its owner (on this host, a process that is gone makes the claim stale at once).
+        self.stale_from: dict[str, tuple[float, dict]] = {}
         self.suspect: set[str] = set()  # judged stale: take over on the next attempt
         self.collisions = 0
         self.jumped = False

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from .. import confirm
+from ..stores.identity import gone_from_here
 from .graph import Graph
 
 log = logging.getLogger(__name__)
@@ -15,23 +17,29 @@ class Refresh(Graph):
     def _refresh(self) -> bool:
         """Learn from the store what became of the tasks others hold; True if anything changed.
 
-        What others finished comes from their journals (`Store.news`); a
-        task held by another worker gets a look at its result too, since that
-        worker may not have written its journal yet. Anything else others
-        finished this worker learns when it meets the task (see _attempt), at
-        one system call each. Never a listing of the store: five calls per
-        shard, 1,280 in all, from every worker.
+        What others finished comes from their journals (`Store.news`). A task
+        held by another worker costs one look while its claim, judged live,
+        cannot have gone stale yet (`Claims.present`): its holder saves a
+        result or records a failure before it gives the claim back, so while
+        the claim is there there is nothing else to learn. Once the claim is
+        gone, or could be stale, the task gets a look at its result (its
+        holder may not have written its journal yet), its failure and its
+        claim. Anything else others finished this worker learns when it meets
+        the task (see _attempt), at one system call each. Never a listing of
+        the store: five calls per shard, 1,280 in all, from every worker.
         """
         changed = False
         self.journal.flush()
         done = self.news.news(skip=self.journal.ident) & self.index.keys()
-        done.update(h for h in self.elsewhere if h not in done and self.store.has_result(h))
+        now = time.monotonic()
+        held = {h for h in self.elsewhere if h not in done and self._live_until(h) > now and self.leases.present(h)}
+        done.update(h for h in self.elsewhere if h not in done and h not in held and self.store.has_result(h))
         for h in done:
             if h not in self.finished:
                 self._mark_finished(h)
                 changed = True
         for h in list(self.elsewhere):
-            if h in self.finished:
+            if h in self.finished or h in held:
                 continue
             if self._failed_elsewhere(h):
                 self.elsewhere.discard(h)
@@ -39,17 +47,32 @@ class Refresh(Graph):
                 changed = True
                 continue
             info = self.leases.inspect(h)
-            if info is None or info.stale:
-                self.elsewhere.discard(h)
-                if info is not None:
-                    self.suspect.add(h)
-                self.ready.append(h)
-                changed = True
+            if info is not None and not info.stale:
+                # Renewed or not, it cannot be stale before its age reaches the lease it records.
+                try:
+                    lease = float(info.owner.get("lease") or self.leases.lease)
+                except (TypeError, ValueError):
+                    lease = self.leases.lease
+                self.stale_from[h] = (now + max(0.0, lease - info.age), info.owner)
+                continue
+            self.elsewhere.discard(h)
+            if info is not None:
+                self.suspect.add(h)
+            self.ready.append(h)
+            changed = True
+        for h in [h for h in self.stale_from if h not in self.elsewhere]:
+            del self.stale_from[h]
         self.collisions = 0
         self.jumped = False
         if changed:
             self.reporter.learned(len(self.finished), len(self.failed))
         return changed
+
+    def _live_until(self, h: str) -> float:
+        """Until when (monotonic) the claim on `h` judged last is live for sure; 0 when unknown or
+        when its owner, on this host, is gone."""
+        until, owner = self.stale_from.get(h, (0.0, {}))
+        return 0.0 if until and gone_from_here(owner) else until
 
     def _lost(self, h: str) -> None:
         # The task is now another worker's: wait for its outcome like for any

@@ -140,6 +140,9 @@ class FolderClaims(Claims):
     def owner(self, task_hash: str) -> dict | None:
         return claimfiles.read_owner(self.store.lock_path(task_hash))
 
+    def present(self, task_hash: str) -> bool:
+        return os.path.lexists(self.store.lock_path(task_hash))  # one stat
+
     def inspect(self, task_hash: str) -> LockInfo | None:
         """Read and judge the claim on `task_hash`; None if there is none."""
         return self.judge(task_hash, self.store.lock_path(task_hash))
