@@ -84,3 +84,38 @@ def test_a_claim_that_can_have_gone_stale_is_read_again_and_taken_over(tmp_path)
     summary = execute(str(tf), store, options=Options(wait=30, lease=60))
     assert summary.outcome is Outcome.FINISHED and summary.ran == 1
     assert taskflow.value(ns.result) == 42
+
+
+def test_news_that_leaves_an_idle_worker_nothing_to_do_is_followed_by_a_first_pause(tmp_path, monkeypatch):
+    """Every idle worker refreshing again at once at each task others finish is what made the end of
+    a run with 64 workers cost tens of system calls per task: changed or not, it pauses first."""
+    from taskflow.worker import loop, refresh
+
+    tf = write_taskfile(tmp_path, ONE)
+    store = Store(str(tmp_path / "store"))
+    import taskflow
+
+    other = store.claims(lease=60, worker="other")
+    claim = other.claim(taskflow.init(str(tf), store=store.path).result.hash)
+    assert claim is not None
+    events: list[tuple[str, float]] = []
+    real_refresh, real_sleep = refresh.Refresh._refresh, time.sleep
+
+    def refreshed(self):
+        real_refresh(self)
+        events.append(("refresh", 0.0))
+        return True  # as if others had finished something this worker does not need
+
+    def paused(seconds):
+        events.append(("sleep", seconds))
+        real_sleep(seconds)
+
+    monkeypatch.setattr(refresh.Refresh, "_refresh", refreshed)
+    monkeypatch.setattr(loop.time, "sleep", paused)
+    summary = execute(str(tf), store, options=Options(wait=0.3))
+    assert summary.outcome is Outcome.REMAINING
+    kinds = [k for k, _ in events]
+    assert kinds.count("refresh") >= 3
+    assert all(a != b for a, b in zip(kinds, kinds[1:])), "a pause between two refreshes"
+    assert all(s <= loop.IDLE_FIRST_SLEEP for k, s in events if k == "sleep"), "the first pause, again"
+    other.release(claim)

@@ -159,8 +159,14 @@ class Worker(RemoteAttempts):
             # Nothing we can start: others are running tasks, or failures block the rest.
             if self.picker.retry_deferred(self.ready):
                 continue
-            if self._refresh():
+            # What others finished may leave nothing for this worker to do: then it waits a first
+            # pause, or every idle worker would read every journal at every task others finish
+            # (the end of a run with many workers); the pauses grow only while nothing changes.
+            changed = self._refresh()
+            if changed and (self.ready or not self.elsewhere or self._remaining() == 0):
                 continue
+            if changed:
+                sleep = IDLE_FIRST_SLEEP
             if not self.elsewhere:
                 leaving = self.picker.leaving(self.index)
                 if leaving:
