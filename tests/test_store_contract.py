@@ -278,6 +278,14 @@ def test_a_claim_is_held_renewed_and_released_by_its_owner(store):
         other.close()
 
 
+def _stale(claims, task_hash: str) -> None:
+    """Wait until `claims` judges the claim on the task stale, on the store's own clock."""
+    deadline = time.monotonic() + 60
+    while not ((info := claims.inspect(task_hash)) is not None and info.stale):
+        assert time.monotonic() < deadline, "the claim never went stale"
+        time.sleep(0.2)
+
+
 def test_a_finished_tasks_claim_is_given_back_and_one_taken_over_is_left_to_its_taker(store):
     young, mine, other = (store.claims(lease=60, worker="me"), store.claims(lease=2, worker="me"),
                           store.claims(lease=2, worker="other"))
@@ -288,10 +296,7 @@ def test_a_finished_tasks_claim_is_given_back_and_one_taken_over_is_left_to_its_
         assert other.claimed() == set(), "given back"
         old = mine.claim(H)
         assert old is not None
-        deadline = time.monotonic() + 60
-        while not ((info := other.inspect(H)) is not None and info.stale):
-            assert time.monotonic() < deadline, "the claim never went stale"
-            time.sleep(0.2)
+        _stale(other, H)
         taken = other.claim(H)
         assert taken is not None
         assert not mine.release_finished(old), "no longer young: checked, and not ours"
@@ -524,14 +529,6 @@ def test_a_claim_never_given_back_counts_when_the_next_one_replaces_it_and_not_o
 
 
 # -- batches: claims, results and records of many short tasks at once ---------------------
-
-def _stale(claims, task_hash: str) -> None:
-    """Wait until `claims` judges the claim on the task stale, on the store's own clock."""
-    deadline = time.monotonic() + 60
-    while not ((info := claims.inspect(task_hash)) is not None and info.stale):
-        assert time.monotonic() < deadline, "the claim never went stale"
-        time.sleep(0.2)
-
 
 def test_a_batch_claims_only_the_tasks_nobody_holds_each_a_claim_of_its_own(store):
     a, b, c = (store.claims(lease=60, worker=w) for w in ("a", "b", "c"))
