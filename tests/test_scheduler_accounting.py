@@ -1,8 +1,8 @@
-"""What schedulers/accounting.py makes of sacct, scontrol and qacct answers, as those tools print
+"""What schedulers/answers.py and accounting.py make of sacct, scontrol and qacct answers, as those tools print
 them (the real ones are asked in tests/test_cluster_integration.py)."""
 from __future__ import annotations
 
-from taskflow.schedulers import accounting
+from taskflow.schedulers import accounting, answers
 from taskflow.worker import died
 
 
@@ -10,27 +10,27 @@ def test_sacct_names_the_step_killed_for_memory_and_the_peak():
     out = ("77_3|OUT_OF_MEMORY|0:125|\n"
            "77_3.batch|OUT_OF_MEMORY|0:125|2100M\n"
            "77_3.extern|COMPLETED|0:0|1M\n")
-    assert accounting.slurm_sacct(out) == ("OUT_OF_MEMORY", "exit code 0:125, MaxRSS 2100M")
+    assert answers.slurm_sacct(out) == ("OUT_OF_MEMORY", "exit code 0:125, MaxRSS 2100M")
 
 
 def test_sacct_timeout_and_cancelled_by():
-    assert accounting.slurm_sacct("9_1|TIMEOUT|0:0|\n9_1.batch|CANCELLED|0:15|12K\n")[0] == "TIMEOUT"
-    assert accounting.slurm_sacct("9_1|CANCELLED by 1000|0:0|\n")[0] == "CANCELLED"
-    assert accounting.slurm_sacct("") is None
+    assert answers.slurm_sacct("9_1|TIMEOUT|0:0|\n9_1.batch|CANCELLED|0:15|12K\n")[0] == "TIMEOUT"
+    assert answers.slurm_sacct("9_1|CANCELLED by 1000|0:0|\n")[0] == "CANCELLED"
+    assert answers.slurm_sacct("") is None
 
 
 def test_scontrol_show_job_where_accounting_is_off():
     out = "JobId=12 ArrayJobId=11 ArrayTaskId=2 JobName=x JobState=OUT_OF_MEMORY Reason=OutOfMemory ExitCode=0:125\n"
-    assert accounting.slurm_scontrol(out) == ("OUT_OF_MEMORY", "exit code 0:125, reason OutOfMemory")
-    assert accounting.slurm_scontrol("slurm_load_jobs error: Invalid job id specified") is None
+    assert answers.slurm_scontrol(out) == ("OUT_OF_MEMORY", "exit code 0:125, reason OutOfMemory")
+    assert answers.slurm_scontrol("slurm_load_jobs error: Invalid job id specified") is None
 
 
 def test_qacct_of_a_task_killed_and_its_peak_memory():
     out = ("==============================================================\n"
            "qname        all.q\njobnumber    41\ntaskid       2\nfailed       0\n"
            "exit_status  137                 (Killed)\nmaxvmem      2.010GB\n")
-    assert accounting.sge_qacct(out) == ("KILLED", "exit_status 137                 (Killed), maxvmem 2.010GB")
-    assert accounting.sge_qacct("error: job id 41 not found") is None
+    assert answers.sge_qacct(out) == ("KILLED", "exit_status 137                 (Killed), maxvmem 2.010GB")
+    assert answers.sge_qacct("error: job id 41 not found") is None
 
 
 def test_why_it_ended_in_words_asks_again_while_the_job_is_ending(monkeypatch):
@@ -79,25 +79,6 @@ def test_schedulers_without_accounting_and_unknown_ones_are_not_asked(monkeypatc
     for name in ("pbs", "condor", "lsf", ""):
         assert accounting.why_it_ended(name, "5", "1", pause=0) is None
     assert asked == []
-
-
-def test_every_parser_a_scheduler_names_is_in_accounting():
-    from taskflow.schedulers.registry import SCHEDULERS
-
-    named = {parser for s in SCHEDULERS.values() for _, parser in s.accounting_commands}
-    assert named == {"slurm_sacct", "slurm_scontrol", "sge_qacct"}
-    assert all(callable(getattr(accounting, parser)) for parser in named)
-
-
-def test_a_parser_name_that_is_not_there_answers_none_with_a_warning(monkeypatch, caplog):
-    from taskflow.schedulers.slurm import Slurm
-
-    class Typo(Slurm):
-        accounting_commands = ((("sacct", "{job}"), "slurm_sacc"),)
-
-    asked = _asked(monkeypatch, {"sacct": "1|TIMEOUT|0:0|\n"})
-    assert accounting.ask(Typo(), "5", "1") is None and asked == []
-    assert "slurm_sacc" in caplog.text
 
 
 def test_the_reason_names_the_count():

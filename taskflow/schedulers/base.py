@@ -113,9 +113,9 @@ class Scheduler(abc.ABC):
     directive_prefix: str = ""     # "#$", "#SBATCH", "#PBS"
     drmaa_libraries: tuple[str, ...] = ()  # where its libdrmaa usually is, when DRMAA_LIBRARY_PATH is unset
     # How an array task ended, for the failure record of a task whose workers kept dying (accounting.py):
-    # commands ({job} and {task} filled in) asked in turn until one tells, each with the name of the
-    # function in accounting.py that reads its answer into (state, details). None: it cannot be asked.
-    accounting_commands: tuple[tuple[tuple[str, ...], str], ...] = ()
+    # commands ({job} and {task} filled in) asked in turn until one tells, each with the function of
+    # answers.py that reads its answer into (state, details). Empty: it cannot be asked.
+    accounting_commands: tuple[tuple[tuple[str, ...], Callable[[str], tuple[str, str] | None]], ...] = ()
     accounting_lags: bool = False  # its accounting knows a task only a moment after it ended: ask again
     # submit --dask: the dask-jobqueue cluster class (None: --dask does not run on it), the directives of
     # dask-jobqueue's job script to leave out (taskflow's own resource_lines ask for those, once) and

@@ -5,6 +5,7 @@ import os
 import shutil
 from collections.abc import Callable
 
+from . import answers
 from .base import Scheduler
 
 
@@ -29,7 +30,7 @@ class SGE(Scheduler):
     # Debian's gridengine-drmaa1.0; a Grid Engine installed from its tarball keeps it under SGE_ROOT.
     drmaa_libraries = ("/usr/lib/gridengine-drmaa/lib/libdrmaa.so.1.0", "$SGE_ROOT/lib/lx-amd64/libdrmaa.so",
                        "$SGE_ROOT/lib/lx-amd64/libdrmaa.so.1.0")
-    accounting_commands = ((("qacct", "-j", "{job}", "-t", "{task}"), "sge_qacct"),)
+    accounting_commands = ((("qacct", "-j", "{job}", "-t", "{task}"), answers.sge_qacct),)
     accounting_lags = True  # qacct knows a task only once it ended
     dask_cluster = "SGECluster"
     dask_skip = ("h_rt=", "#$ -q ")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+from . import answers
 from .base import Scheduler
 
 
@@ -25,8 +26,8 @@ class Slurm(Scheduler):
     drmaa_libraries = ("/usr/lib/x86_64-linux-gnu/libslurm-drmaa.so.1", "/usr/local/lib/libdrmaa.so")  # slurm-drmaa
     # sacct, or where accounting is off, scontrol, which knows jobs that ended within MinJobAge.
     accounting_commands = (
-        (("sacct", "-n", "-P", "-j", "{job}_{task}", "-o", "JobID,State,ExitCode,MaxRSS"), "slurm_sacct"),
-        (("scontrol", "show", "job", "-o", "{job}_{task}"), "slurm_scontrol"),
+        (("sacct", "-n", "-P", "-j", "{job}_{task}", "-o", "JobID,State,ExitCode,MaxRSS"), answers.slurm_sacct),
+        (("scontrol", "show", "job", "-o", "{job}_{task}"), answers.slurm_scontrol),
     )
     dask_cluster = "SLURMCluster"
     dask_skip = ("--mem", "#SBATCH -t ", "--cpus-per-task", "#SBATCH -p ")
