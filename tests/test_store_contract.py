@@ -458,9 +458,24 @@ def test_a_reader_judges_claims(store):
     claim = worker.claim(H)
     info = reader.inspect(H)
     assert info is not None and not info.stale and info.age < 60
+    assert 0 < info.left <= 60 and abs(info.left + info.age - 60) < 5, "live for the rest of its lease"
     worker.release(claim)
     worker.close()
     reader.close()
+
+
+def test_a_stale_claim_has_no_time_left(store):
+    old, other = store.claims(lease=1, worker="old"), store.claims(lease=60, worker="other")
+    try:
+        claim = old.claim(H)
+        assert claim is not None
+        _stale(other, H)
+        info = other.inspect(H)
+        assert info is not None and info.stale and info.left == 0
+        old.release(claim)
+    finally:
+        old.close()
+        other.close()
 
 
 # -- attempts whose worker died ----------------------------------------------------

@@ -41,6 +41,7 @@ class ClaimInfo:
     stale: bool           # its lease ran out, or its owner is known to be gone: it may be taken over
     reason: str           # why it is stale ("live" otherwise), for messages
     raw: bytes = field(default=b"", repr=False)  # the backend's identity of what was judged
+    left: float = 0.0     # seconds until it goes stale unless renewed, by the lease it records; 0 if stale
 
 
 class Claims(ABC):

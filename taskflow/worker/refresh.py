@@ -48,12 +48,7 @@ class Refresh(Graph):
                 continue
             info = self.leases.inspect(h)
             if info is not None and not info.stale:
-                # Renewed or not, it cannot be stale before its age reaches the lease it records.
-                try:
-                    lease = float(info.owner.get("lease") or self.leases.lease)
-                except (TypeError, ValueError):
-                    lease = self.leases.lease
-                self.stale_from[h] = (now + max(0.0, lease - info.age), info.owner)
+                self.stale_from[h] = (now + info.left, info.owner)  # renewed or not, live until then
                 continue
             self.elsewhere.discard(h)
             if info is not None:

@@ -111,8 +111,7 @@ class BatchClaims(FolderClaims):
                 if c.batch.token not in renewed:
                     renewed.add(c.batch.token)
                     given = [m for m in claims if isinstance(m, MemberClaim) and m.batch is c.batch]
-                    ok = self._renew_batch(c.batch, given) and ok
-                    ok = ok and not any(m.lost for m in given)
+                    ok = self._renew_batch(c.batch, given) and not any(m.lost for m in given) and ok
             else:
                 ok = self.renew(c) and ok
         return ok

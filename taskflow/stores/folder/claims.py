@@ -153,8 +153,8 @@ class FolderClaims(Claims):
         if got is None:
             return None
         st, raw = got
-        owner, age, stale, reason = judging.judge(raw, st.st_mtime, self.now(st.st_mtime), self.lease)
-        return LockInfo(task_hash, owner, age, stale, reason, raw, st)
+        owner, age, stale, reason, left = judging.judge(raw, st.st_mtime, self.now(st.st_mtime), self.lease)
+        return LockInfo(task_hash, owner, age, stale, reason, raw, left=left, stat=st)
 
     # -- holding -----------------------------------------------------------
 

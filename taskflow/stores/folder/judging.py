@@ -11,16 +11,16 @@ from ..identity import HOST, gone_from_here
 DANGLING = b"\0dangling:"
 
 
-def judge(raw: bytes, mtime: float, now: float, default_lease: float) -> tuple[dict, float, bool, str]:
-    """(owner, age, stale, reason) of a claim whose bytes are `raw`, last written at `mtime`
-    on the filesystem's clock, which reads `now`.
+def judge(raw: bytes, mtime: float, now: float, default_lease: float) -> tuple[dict, float, bool, str, float]:
+    """(owner, age, stale, reason, left) of a claim whose bytes are `raw`, last written at `mtime`
+    on the filesystem's clock, which reads `now`; `left` is the time until its lease runs out.
 
     Stale when its owner ran on this host and is gone, or when it was not renewed within
     the lease it records (`default_lease` when it records none it can read), and at once
     when it is a symbolic link to nothing (`DANGLING`).
     """
     if raw.startswith(DANGLING):
-        return {}, now - mtime, True, "a link to nothing"
+        return {}, now - mtime, True, "a link to nothing", 0.0
     try:
         owner = json.loads(raw)
         if not isinstance(owner, dict):
@@ -33,7 +33,7 @@ def judge(raw: bytes, mtime: float, now: float, default_lease: float) -> tuple[d
     except (TypeError, ValueError):
         lease = default_lease
     if gone_from_here(owner):
-        return owner, age, True, f"process {owner['pid']} on {HOST} is gone"
+        return owner, age, True, f"process {owner['pid']} on {HOST} is gone", 0.0
     if age > lease:
-        return owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)"
-    return owner, age, False, "live"
+        return owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", 0.0
+    return owner, age, False, "live", lease - age

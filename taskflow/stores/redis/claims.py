@@ -209,7 +209,7 @@ class RedisClaims(Claims):
             return ClaimInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", raw)
         if age > lease:
             return ClaimInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", raw)
-        return ClaimInfo(task_hash, owner, age, False, "live", raw)
+        return ClaimInfo(task_hash, owner, age, False, "live", raw, left=lease - age)
 
     # -- the owner's side -------------------------------------------------
 
