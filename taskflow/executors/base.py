@@ -14,7 +14,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ..errors import StoreError, UsageError
 from ..memory import task_peak_bytes
@@ -166,18 +166,16 @@ def _once(inputs: Inputs) -> Callable[[Task], Any]:
     return lambda dep: loaded[dep.hash] if dep.hash in loaded else loaded.setdefault(dep.hash, lookup(dep))
 
 
-class Setup:
+class Setup(NamedTuple):
     """What `taskflow execute` knows of the run when it makes an executor's arguments
     (`Executor.arguments`): the taskfile, its store and the settings every worker gets."""
 
-    def __init__(self, taskfile: str, store: Any, lease: float, argv: tuple[str, ...] = (), fsync: bool = False,
-                 max_attempts: int = 3) -> None:
-        self.taskfile = taskfile
-        self.store = store  # a stores.base.Store
-        self.lease = lease
-        self.argv = argv
-        self.fsync = fsync
-        self.max_attempts = max_attempts
+    taskfile: str
+    store: Any  # a stores.base.Store
+    lease: float
+    argv: tuple[str, ...] = ()
+    fsync: bool = False
+    max_attempts: int = 3
 
 
 class Executor(ABC):
