@@ -113,7 +113,7 @@ class FolderStore(Results, Records, WorkerFiles, Store):
     # -- layout ---------------------------------------------------------
 
     def exists(self) -> bool:
-        return os.path.exists(os.path.join(self.path, MARKER))
+        return os.path.exists(self.marker_file)
 
     def check_format(self) -> None:
         """Refuse a folder that is not a taskflow store of a format we read.
@@ -123,7 +123,7 @@ class FolderStore(Results, Records, WorkerFiles, Store):
         """
         if self._format_ok:
             return
-        marker = os.path.join(self.path, MARKER)
+        marker = self.marker_file
         if os.path.isfile(self.path):
             raise StoreError(f"{self.path} is a file, not a store folder", path=self.path)
         try:
@@ -151,7 +151,7 @@ class FolderStore(Results, Records, WorkerFiles, Store):
             # The marker first (through tmp/), so that a folder other workers see
             # half-created is already recognisably a store.
             os.makedirs(self.tmp_dir, exist_ok=True)
-            marker = os.path.join(self.path, MARKER)
+            marker = self.marker_file
             if not os.path.exists(marker):
                 self.write_atomic(marker, json.dumps({"format": FORMAT, "created_by": __version__}).encode())
             for d in (self.results_dir, self.failed_dir, self.locks_dir, self.clock_dir):
