@@ -318,7 +318,11 @@ def task_hash(name: str, args: tuple, kwargs: dict) -> tuple[str, dict]:
     Returns (hex digest, {dependency hash: dependency Task}). Raises
     UnhashableArgumentError naming the task and the argument.
     """
-    out = bytearray(_NAME_PREFIXES.get(name) or _name_prefix(name))
+    prefix = _NAME_PREFIXES.get(name) or _name_prefix(name)
+    if not kwargs and len(args) == 1 and type(args[0]) is int:
+        # f(i) for i in range(n), the commonest declaration of all: the loop's bytes, no buffer.
+        return _blake2b(prefix + b"i%d;" % args[0], digest_size=DIGEST_SIZE).hexdigest(), {}
+    out = bytearray(prefix)
     deps: dict = {}
     for i, arg in enumerate(args):
         if type(arg) is int:   # the commonest argument, inline (a taskfile declares millions): _enc_int's bytes

@@ -36,6 +36,8 @@ def changed(tasks: Sequence[Task], store: Store, finished: set[str] | None = Non
     version, so an unchanged store costs one listing per task name.
     """
     finished = store.finished_hashes() if finished is None else finished
+    if not finished:
+        return {}  # nothing finished, nothing from other code
     first: dict[str, Task] = {}   # by name; the tasks of a name are gathered only if its tags differ
     for t in tasks:
         if t.name not in first:

@@ -75,5 +75,7 @@ def unplaced_lines(ready: Sequence[Task], workers: Sequence[WorkerRecord], defau
 def status_lines(store: Store, tasks: Sequence[Task], ready: set[str]) -> list[str]:
     """The lines `taskflow status` prints about workers, after the table."""
     workers = running_workers(store)
+    if not workers:
+        return []  # and no pass over a million ready tasks to say nothing
     defaults = project_defaults(store.taskfile) if store.taskfile else NONE
     return worker_lines(workers) + unplaced_lines([t for t in tasks if t.hash in ready], workers, defaults)
