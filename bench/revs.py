@@ -6,7 +6,8 @@
 Extracts each commit with `git archive` (as bench/run.py does), then runs the
 same workloads with both, interleaved, starting at a different commit each
 repeat: 10,000 trivial tasks with 1 worker, `status` and a no-op `execute` on
-the finished graph, 8 x 50 MB arrays plus their sum, and the checked
+the finished graph, `status` on a graph of `--n-undone` tasks none executed
+(declaring and hashing them is most of it), 8 x 50 MB arrays plus their sum, and the checked
 `value()` of a 200 MB array in a fresh process (`--only` picks some of
 these). Reports medians of wall time and of CPU time (user + system of the
 processes run), the ratio new/old, and the spread (max/min) of each so a
@@ -30,7 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import BIG, NUMPY, TRIVIAL, bench_env, pin_code, taskfile_source  # noqa: E402
 
-WORKLOADS = ("trivial", "status", "noop", "numpy", "load200")
+WORKLOADS = ("trivial", "status", "noop", "undone", "numpy", "load200")
 
 # The checked load of the 200 MB result, timed inside the process: (wall, CPU) seconds.
 LOAD_BIG = """
@@ -77,6 +78,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--numpy-repeat", type=int, default=3)
     p.add_argument("--n", type=int, default=10_000, help="trivial tasks [10000]")
+    p.add_argument("--n-undone", type=int, default=100_000, help="tasks of the graph `status` counts, none executed [100000]")
     p.add_argument("--workdir", help="where to run [a new temp folder]")
     p.add_argument("--json", help="write every run here")
     p.add_argument("--python", default=sys.executable, help="the Python that runs taskflow [this one]")
@@ -91,7 +93,8 @@ def main() -> None:
             for label, rev in (("old", args.old), ("new", args.new))}
     files: dict[tuple[str, str], str] = {}
     for label in envs:
-        for name, body in (("trivial", TRIVIAL.format(n=args.n)), ("numpy", NUMPY), ("big", BIG)):
+        for name, body in (("trivial", TRIVIAL.format(n=args.n)), ("numpy", NUMPY), ("big", BIG),
+                           ("undone", TRIVIAL.format(n=args.n_undone))):
             folder = os.path.join(root, label, name)
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, f"tf_{name}.py")
@@ -139,6 +142,9 @@ def main() -> None:
         measure("status, finished graph", lambda label: tf(label, "status", "trivial"), args.repeat)
     if "noop" in only:
         measure("no-op execute, finished graph", lambda label: tf(label, "execute", "trivial"), args.repeat)
+    if "undone" in only:
+        measure(f"status, {args.n_undone} tasks none executed",
+                lambda label: tf(label, "status", "undone"), args.repeat)
     if "numpy" in only:
         measure("numpy 8 x 50 MB + sum", lambda label: fresh(label, "execute", "numpy"), args.numpy_repeat)
     if "load200" in only:
