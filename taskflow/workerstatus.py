@@ -53,14 +53,18 @@ def worker_lines(workers: Sequence[WorkerRecord]) -> list[str]:
     return [f"workers: {len(workers)} running: {shown}"]
 
 
-def unplaced_lines(ready: Sequence[Task], workers: Sequence[WorkerRecord], defaults: Resources = NONE) -> list[str]:
-    """One line per kind of need among `ready` that no running worker can meet:
-    "3 ready, need mem=64G: no running worker has it". Nothing when no worker runs (any may come)."""
+def unplaced_lines(tasks: Sequence[Task], ready: set[str], workers: Sequence[WorkerRecord],
+                   defaults: Resources = NONE) -> list[str]:
+    """One line per kind of need among the `ready` hashes of `tasks` that no running worker can
+    meet: "3 ready, need mem=64G: no running worker has it". Nothing when no worker runs (any may
+    come), and then no pass over the tasks."""
     given = [g for g in (_given(w.record) for w in workers) if g is not None]
     if not given:
         return []
     needs_count: dict[Resources, int] = {}
-    for t in ready:
+    for t in tasks:
+        if t.hash not in ready:
+            continue
         needs = dataclasses.replace(effective(t, defaults), time=None)
         if needs:
             needs_count[needs] = needs_count.get(needs, 0) + 1
@@ -75,7 +79,5 @@ def unplaced_lines(ready: Sequence[Task], workers: Sequence[WorkerRecord], defau
 def status_lines(store: Store, tasks: Sequence[Task], ready: set[str]) -> list[str]:
     """The lines `taskflow status` prints about workers, after the table."""
     workers = running_workers(store)
-    if not workers:
-        return []  # and no pass over a million ready tasks to say nothing
     defaults = project_defaults(store.taskfile) if store.taskfile else NONE
-    return worker_lines(workers) + unplaced_lines([t for t in tasks if t.hash in ready], workers, defaults)
+    return worker_lines(workers) + unplaced_lines(tasks, ready, workers, defaults)

@@ -247,8 +247,8 @@ def test_the_unhashable_hint_names_every_type_the_readme_lists():
 
 
 def test_a_single_int_argument_hashes_as_every_other_int_argument_does():
-    """f(i) has a shortcut through task_hash: its hash is still that of the general encoding
-    (an int among other arguments, or inside a tuple), and True stays apart from 1."""
+    """f(i) has a shortcut through task_hash: its hash is still the encoding's bytes for an int
+    argument, written out here by hand, and True stays apart from 1."""
     for i in (0, 1, -7, 2**70):
         alone = task_hash("m.f", (i,), {})
         assert alone[1] == {}
