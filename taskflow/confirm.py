@@ -18,10 +18,10 @@ missing result: one open of the record (absent) and a listing of `done/`.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Sequence
 
+from .hashing import blake2b
 from .stores.base import Store
 from .stores.identity import HOST, process
 from .task import Task
@@ -29,7 +29,7 @@ from .task import Task
 
 def digest(hashes: Iterable[str]) -> str:
     """A name for one graph: its task hashes in declaration order."""
-    return hashlib.blake2b("".join(hashes).encode("ascii"), digest_size=16).hexdigest()
+    return blake2b("".join(hashes).encode("ascii"), digest_size=16).hexdigest()
 
 
 def record_complete(store: Store, hashes: Sequence[str], worker: str) -> None:

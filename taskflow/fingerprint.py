@@ -8,11 +8,12 @@ source (builtins, C extensions) fall back to their qualified name.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import io
 import tokenize
 from collections.abc import Callable
+
+from .hashing import blake2b
 
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
          tokenize.ENCODING, tokenize.ENDMARKER}
@@ -35,6 +36,6 @@ def fingerprint(f: Callable) -> str:
         text = "\x00".join(words[start:])
     except (OSError, TypeError, tokenize.TokenError, IndentationError, SyntaxError):
         text = f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', repr(f))}"
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
     _cache[key] = digest
     return digest

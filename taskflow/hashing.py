@@ -10,13 +10,17 @@ this changes every hash: `tests/test_hashing.py` pins known vectors.
 from __future__ import annotations
 
 import enum
-import hashlib
 import sys
 import types
 from collections.abc import Callable
 from typing import Any
 
 from .errors import UnhashableArgumentError
+
+try:  # hashlib's own blake2b, without hashlib loading OpenSSL for the others: 2 ms of every start
+    from _blake2 import blake2b
+except ImportError:  # an interpreter without CPython's module
+    from hashlib import blake2b
 
 ENCODING_VERSION = b"taskflow-hash-1\0"
 DIGEST_SIZE = 16  # 128 bits: collisions are not a practical concern, names stay short
@@ -219,7 +223,7 @@ def _encode_numpy(obj, out, deps) -> bool:
         dtype = str(arr.dtype.descr) if arr.dtype.names else arr.dtype.str
         data = memoryview(np.ascontiguousarray(arr)).cast("B")
         out += b"A" + dtype.encode() + b";" + str(arr.shape).encode() + b";"
-        out += hashlib.blake2b(data, digest_size=32).digest()
+        out += blake2b(data, digest_size=32).digest()
         return True
     if isinstance(obj, np.generic):
         if isinstance(obj, np.object_):
@@ -299,7 +303,7 @@ def _encode(obj: Any, out: bytearray, deps: dict) -> None:
         _encode_other(obj, out, deps)
 
 
-_blake2b = hashlib.blake2b
+_blake2b = blake2b
 
 # The encoded start of every hash of a name: taskfiles declare thousands of tasks per name.
 _NAME_PREFIXES: dict[str, bytes] = {}
@@ -359,7 +363,7 @@ def value_hash(obj: Any, deps: dict | None = None) -> str:
     except _Unhashable as e:
         kind = type(e.obj).__module__ + "." + type(e.obj).__qualname__
         raise UnhashableArgumentError(e.reason or f"cannot hash a value of type {kind}; {HINT}") from None
-    return hashlib.blake2b(out, digest_size=DIGEST_SIZE).hexdigest()
+    return blake2b(out, digest_size=DIGEST_SIZE).hexdigest()
 
 
 def function_name(f: Callable) -> str:

@@ -21,13 +21,13 @@ task a second time.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
 from typing import Protocol
 
 from ..claims import ClaimInfo
+from ...hashing import blake2b
 from ..identity import process
 from . import attempts, claimfiles, judging
 from .claimfiles import FolderClaim, LockInfo, fresh_head
@@ -95,7 +95,7 @@ def claim_mark(info: ClaimInfo) -> str:
     mark = info.owner.get("token")
     if not (isinstance(mark, str) and mark.isascii() and mark.isalnum() and len(mark) <= 64):
         # Being written, or damaged: named after what it holds, as every client reads it.
-        mark = hashlib.blake2b(info.raw, digest_size=10).hexdigest()
+        mark = blake2b(info.raw, digest_size=10).hexdigest()
     return mark
 
 
