@@ -7,7 +7,6 @@ process may run on, the memory in /proc/meminfo or sysconf, the GPUs in CUDA_VIS
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
@@ -85,8 +84,11 @@ def machine_gpus(environ: Mapping[str, str], dev: str = "/dev") -> tuple[str, ..
     visible = visible_devices(environ)
     if visible is not None:
         return visible
-    found = sorted(int(m.group(1)) for p in glob.glob(os.path.join(dev, "nvidia*"))
-                   if (m := re.fullmatch(r"nvidia(\d+)", os.path.basename(p))))
+    try:
+        names = os.listdir(dev)
+    except OSError:  # no /dev, as in some containers: no GPUs
+        names = []
+    found = sorted(int(m.group(1)) for name in names if (m := re.fullmatch(r"nvidia(\d+)", name)))
     return tuple(str(i) for i in found)
 
 

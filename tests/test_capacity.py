@@ -58,6 +58,10 @@ def test_gpu_devices_of_the_machine(tmp_path):
     for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"):
         (tmp_path / name).touch()
     assert machine_gpus({}, dev=str(tmp_path)) == ("0", "1")
+    (tmp_path / "nvidia10").touch()
+    (tmp_path / "nvidia2").touch()
+    assert machine_gpus({}, dev=str(tmp_path)) == ("0", "1", "2", "10")
+    assert machine_gpus({}, dev=str(tmp_path / "absent")) == ()
 
 
 def test_the_allocation_and_the_machine_read_cuda_visible_devices_alike():
