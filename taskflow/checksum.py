@@ -22,7 +22,6 @@ reflected bit order: the top bit stands for x**0.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import zlib
 from collections.abc import Iterable, Sequence
@@ -102,6 +101,8 @@ class Parallel:
     """
 
     def __init__(self, workers: int | None = None):
+        import queue  # here: only large results need it, and every worker imports this module
+
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._crcs: list[int] = []
         self._lengths: list[int] = []

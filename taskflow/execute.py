@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -240,6 +239,8 @@ def _fork_worker(child_main: Callable[[list[str]], int], argv: list[str], read_f
 
 
 def _spawn_worker(argv: list[str], write_fd: int) -> int:
+    import subprocess  # here: where workers are forked, as they are on Linux, no process imports it
+
     cmd = [sys.executable, "-m", "taskflow", "execute", *argv]
     return subprocess.Popen(cmd, pass_fds=(write_fd,)).pid
 

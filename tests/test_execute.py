@@ -938,3 +938,30 @@ only = scribble(private)
     assert taskflow.value(ns.both) == 0.0
     assert taskflow.value(ns.only) == 1000.0
     assert taskflow.value(ns.private).sum() == 0.0
+
+
+def test_a_worker_imports_only_what_running_tasks_needs(tmp_path):
+    """Every worker of an array job pays its imports before its first task: the modules only other
+    paths need (spawning workers, file:// URLs, OpenSSL's hashes, large-result threads, file name
+    patterns) stay unloaded in a worker that runs tasks to the end."""
+    tf = write_taskfile(tmp_path, """
+import atexit, sys
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def double(x):
+    return 2 * x
+
+doubled = [double(i) for i in range(5)]
+atexit.register(lambda: open("modules.txt", "w").write("\\n".join(sorted(sys.modules))))
+""")
+    run_cli("execute", tf, cwd=tmp_path, check=0)
+    loaded = set((tmp_path / "modules.txt").read_text().split())
+    assert {"taskflow.execute", "taskflow.results"} <= loaded
+    # What the interpreter loads before taskflow (an editable install's path finder brings pathlib,
+    # and with it urllib.parse) is not the worker's doing.
+    bare = subprocess.run([sys.executable, "-c", "import sys; print(*sys.modules)"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    unneeded = {"subprocess", "urllib.parse", "_hashlib", "queue", "glob"} - set(bare)
+    assert "subprocess" in unneeded and "_hashlib" in unneeded
+    assert loaded.isdisjoint(unneeded), sorted(loaded & unneeded)

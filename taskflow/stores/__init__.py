@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError
 from .base import Store
@@ -44,6 +43,9 @@ def open_store(value: str, *, fsync: bool = False) -> Store:
     module, _, name = target.partition(":")
     cls = getattr(importlib.import_module(module), name)
     if scheme == "file" and _SCHEME.match(value):
+        # Here, not at the top: urllib.parse brings ipaddress, 2 ms of every worker's start for a plain path.
+        from urllib.parse import unquote, urlsplit
+
         parts = urlsplit(value)
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"--store {value}: a file:// store must be on this host (file:///PATH)")
