@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -172,3 +173,37 @@ def test_the_library_refuses_a_lease_under_a_second(tmp_path):
 
     with pytest.raises(UsageError, match="at least 1s"):
         Worker(Store(str(tmp_path / "s")), Options(lease=0.0))
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "taskflow"], ["taskflow"]])
+def test_the_jobs_pool_ends_as_an_ordinary_exit_would(tmp_path, command):
+    """The pool of --jobs skips the interpreter's teardown; what an exit does besides still happens:
+    exit handlers run (there, and only there: its forked workers inherit them), every line is out, and
+    the exit code is the run's."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import atexit, os\n"
+        "atexit.register(lambda: open(os.environ['EXITED'], 'a').write(f'{os.getpid()}\\n'))\n")
+    tf = write_taskfile(tmp_path, """
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def f(x):
+    if x == 3:
+        raise ValueError("three is refused")
+    return x
+
+xs = [f(i) for i in range(8)]
+""")
+    exited = tmp_path / "exited.txt"
+    env = {**os.environ, "EXITED": str(exited),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))}
+    env.pop("TASKFLOW_STORE", None)
+    proc = subprocess.Popen([*command, "execute", str(tf), "--jobs", "2", "--keep-going"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "ValueError: three is refused" in err, err
+    assert "7/8 finished" in err.splitlines()[-1], err  # the pool's last line, written as it ends
+    assert exited.read_text().split() == [str(proc.pid)]

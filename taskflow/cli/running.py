@@ -156,6 +156,8 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
             code = run_pool(jobs, child, reporter, child_main=_run_forked_worker)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        from . import base
+        base.ends_without_teardown = True
         sys.exit(code)
 
     worker_rank = worker_size = None
