@@ -965,3 +965,27 @@ atexit.register(lambda: open("modules.txt", "w").write("\\n".join(sorted(sys.mod
     unneeded = {"subprocess", "urllib.parse", "_hashlib", "queue", "glob"} - set(bare)
     assert "subprocess" in unneeded and "_hashlib" in unneeded
     assert loaded.isdisjoint(unneeded), sorted(loaded & unneeded)
+
+
+def test_jobs_workers_start_without_the_name_suggestions_of_a_failed_option_match(tmp_path):
+    """click matches a short option as a long one first, and the failed match loads difflib to
+    suggest names: the pool passes its workers long options, so none of them pays for that."""
+    tf = write_taskfile(tmp_path, """
+import os, sys
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def note(i):
+    with open(f"modules.{os.getpid()}.txt", "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+    return i
+
+notes = [note(i) for i in range(4)]
+""")
+    run_cli("execute", tf, "--jobs", "2", "--batch-time", "0", cwd=tmp_path, check=0)
+    lists = list(tmp_path.glob("modules.*.txt"))
+    assert lists
+    for path in lists:
+        loaded = set(path.read_text().split())
+        assert "taskflow.execute" in loaded
+        assert "difflib" not in loaded, path.name

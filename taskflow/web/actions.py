@@ -56,7 +56,7 @@ class Actions:
         log_path = os.path.join(jobs.logs_dir(self.store),
                                 f"local-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}.log")
         argv = [sys.executable, "-m", "taskflow", "execute", self.snapshots.taskfile, "--store", self.store.url,
-                "--jobs", str(n), "-q"]
+                "--jobs", str(n), "--quiet"]
         if self.snapshots.argv:
             argv += ["--", *self.snapshots.argv]
         with open(log_path, "ab") as out:
