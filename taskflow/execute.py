@@ -152,17 +152,18 @@ def worst_exit_code(codes: Sequence[int]) -> int:
 
 
 def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
-             child_main: Callable[[list[str]], int] | None = None) -> int:
+             child_main: Callable[[int, int], object] | None = None) -> int:
     """Start `jobs` worker processes (`taskflow execute ...child_args`) and show
     their combined progress; returns the worst of their exit codes.
 
-    With `child_main` (the command line's entry point, taking the arguments
-    after `execute` and returning an exit code) and where the platform can
-    fork, workers are forked from this process, which has taskflow imported
+    With `child_main` and where the platform can fork, workers are forked from
+    this process, which has taskflow imported and the command line parsed
     already: a worker then starts working about a tenth of a second sooner
-    than a new interpreter would. The fork happens before any taskfile is
-    loaded, so no user code or thread is ever forked. Otherwise each worker is
-    a new `python -m taskflow` process.
+    than a new interpreter would. `child_main(rank, progress_fd)` is worker
+    `rank` of `jobs` (what `execute --rank RANK/JOBS --progress-fd FD
+    ...child_args` would do), and ends with SystemExit(exit code). The fork
+    happens before any taskfile is loaded, so no user code or thread is ever
+    forked. Otherwise each worker is a new `python -m taskflow` process.
 
     Ctrl-C and SIGTERM reach every worker (each then gives back its claim and
     exits), and the pool waits for all of them before it returns.
@@ -186,7 +187,7 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
             for rank in range(jobs):
                 # Before child_args: those may end with `-- taskfile arguments`.
                 argv = ["--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}", *child_args]
-                pids.append(_fork_worker(child_main, argv, read_fd) if fork and child_main is not None
+                pids.append(_fork_worker(child_main, rank, read_fd, write_fd) if fork and child_main is not None
                             else _spawn_worker(argv, write_fd))
         finally:
             os.close(write_fd)
@@ -205,7 +206,7 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     return worst_exit_code(codes)
 
 
-def _fork_worker(child_main: Callable[[list[str]], int], argv: list[str], read_fd: int) -> int:
+def _fork_worker(child_main: Callable[[int, int], object], rank: int, read_fd: int, write_fd: int) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # Held until the child has its own handlers: the pool's would forward to the child's siblings.
@@ -225,7 +226,10 @@ def _fork_worker(child_main: Callable[[list[str]], int], argv: list[str], read_f
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
-        code = child_main(argv)
+        child_main(rank, write_fd)
+        code = ExitCode.OK
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else ExitCode.OK if e.code is None else ExitCode.FAILED
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
     except BaseException:  # whatever happens, this process must not return into the pool

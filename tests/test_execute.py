@@ -893,16 +893,71 @@ pids = [whose(i) for i in range(20)]
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
 def test_jobs_pool_runs_every_worker(tmp_path, fork):
     import taskflow
-    from taskflow.cli import _run_forked_worker
+    from taskflow.cli import main
     from taskflow.execute import run_pool
     from taskflow.worker import Reporter
 
+    def forked(rank, progress_fd):  # a worker as the command line would start it
+        main.main(args=["execute", str(tf), "-q", "--rank", f"{rank}/2", "--progress-fd", str(progress_fd)],
+                  prog_name="taskflow")
+
     tf = write_taskfile(tmp_path, PIDS)
-    code = run_pool(2, [str(tf), "-q"], Reporter(), child_main=_run_forked_worker if fork else None)
+    code = run_pool(2, [str(tf), "-q"], Reporter(), child_main=forked if fork else None)
     assert code == 0
     pids = taskflow.value(taskflow.init(str(tf)).pids)
     assert len(set(pids)) == 2, "both workers ran tasks"
     assert os.getpid() not in pids
+
+
+def test_forked_jobs_workers_go_on_from_what_the_pool_parsed_and_opened(tmp_path, monkeypatch):
+    """A worker forked by --jobs reads neither its command line nor the store's format again."""
+    import logging
+
+    import taskflow
+    from taskflow.cli import base, main, running
+
+    opened = tmp_path / "opened"
+    real = running._open_store
+
+    def recording(*args, **kwargs):
+        with open(opened, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(running, "_open_store", recording)
+    monkeypatch.setattr(base, "ends_without_teardown", False)
+    logger = logging.getLogger("taskflow")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
+    tf = write_taskfile(tmp_path, PIDS)
+    with pytest.raises(SystemExit) as ended:
+        main.main(args=["execute", str(tf), "--jobs", "2", "-q"], prog_name="taskflow")
+    assert ended.value.code == 0
+    pids = taskflow.value(taskflow.init(str(tf)).pids)
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+    assert opened.read_text().split() == [str(os.getpid())], "the store was opened by the pool only"
+
+
+def test_spawned_jobs_workers_get_the_pools_options_in_long_form(tmp_path):
+    """Where workers cannot be forked they start as `taskflow execute ARGS`: every option the pool
+    was given reaches them, by its long name (click matches a short one as a long one first, and
+    that failed match imports difflib to suggest names: 3 ms of every worker's start)."""
+    from taskflow.cli import main, running
+    from taskflow.stores import open_store
+
+    store = open_store(str(tmp_path / "s.taskflow"))
+    given = dict(keep_going=True, retry_failed=False, fsync=True, verify=False, verbose=False, debug=True,
+                 wait=0.0, max_tasks=5, max_time=None, cpus=2, mem="1G", max_attempts=4)
+    args = running._spawned_worker_args("tf.py", store, 30.0, 0.5, ("a.*", "b"), ("--in", "-x"), "/tmp/sh", **given)
+    options = args[:args.index("--")]
+    assert all(a.startswith("--") for a in options if a.startswith("-")), args
+    ctx = main.commands["execute"].make_context("execute", list(args))
+    p = ctx.params
+    assert (p["taskfile"], p["args"], p["store"], p["lease"], p["batch_time"], p["targets"], p["share"]) == (
+        "tf.py", ("--in", "-x"), store.url, 30.0, 0.5, ("a.*", "b"), "/tmp/sh")
+    assert p["quiet"] and p["jobs"] == 1
+    assert {k: p[k] for k in given} == given
 
 
 def test_inputs_are_never_shared_between_consumers(tmp_path):

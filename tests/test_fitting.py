@@ -9,9 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli, write_taskfile
-from taskflow.errors import ExitCode
+from taskflow.errors import ExitCode, UsageError
 from taskflow.resources import Resources
+from taskflow.worker import share
 from taskflow.worker.share import MachineShare, create
 
 # Each task notes when it ran and which GPUs it saw, in an O_APPEND log.
@@ -96,6 +99,52 @@ def test_what_a_killed_holder_reserved_is_free_again(tmp_path):
 
 
 # -- --jobs packing ------------------------------------------------------------------------------
+
+def test_the_pools_share_folder_is_private_and_removed_with_what_killed_holders_left(tmp_path, monkeypatch):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    folders = [share.new_folder() for _ in range(3)]
+    assert len(set(folders)) == 3 and all(os.path.dirname(f) == str(temp) for f in folders)
+    assert all(os.stat(f).st_mode & 0o777 == 0o700 for f in folders)
+    create(folders[0], 2, None, ())
+    MachineShare(folders[0])  # a holder that never closes, as one killed with kill -9 leaves its file
+    share.remove(folders[0])
+    assert not os.path.exists(folders[0])
+    share.remove(folders[0])  # gone already: nothing to say
+
+
+def test_without_a_writable_temporary_folder_jobs_says_what_to_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    folder = share.new_folder()  # the next candidate, /tmp, serves
+    assert os.path.dirname(folder) in ("/tmp", "/var/tmp")
+    share.remove(folder)
+
+    def refused(path, mode=0o777):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "mkdir", refused)
+    with pytest.raises(UsageError, match=r"--jobs needs a temporary folder .*/tmp: Permission denied.* set TMPDIR"):
+        share.new_folder()
+
+
+def test_jobs_leave_no_share_folder_behind(tmp_path):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    tf = taskfile(tmp_path, """
+@TaskGenerator
+def plain(i):
+    return sorted(os.listdir(os.environ["TMPDIR"])), note("plain", i, 0.05)
+
+tasks = [plain(i) for i in range(4)]
+""")
+    run_cli("execute", tf, "--jobs", "2", "-q", env={"TMPDIR": str(temp)}, check=ExitCode.OK)
+    import taskflow
+
+    seen = {name for names, _ in taskflow.value(taskflow.init(str(tf)).tasks) for name in names}
+    assert len(seen) == 1 and seen.pop().startswith("taskflow-share-"), "the share was made in TMPDIR"
+    assert list(temp.iterdir()) == []
+
 
 def test_jobs_pack_four_one_cpu_tasks_side_by_side_and_a_four_cpu_task_alone(tmp_path):
     tf = taskfile(tmp_path, """

@@ -20,9 +20,9 @@ from __future__ import annotations
 from .base import (EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REMAINING, EXIT_STORE, EXIT_USAGE,
                    TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors, _open_store,
                    _store_option, log, main, run)
-from .running import _array_rank, _run_forked_worker
+from .running import _array_rank
 
 # What commands built outside this package import from taskflow.cli.
 __all__ = ["EXIT_CODES_HELP", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REMAINING", "EXIT_STORE",
            "EXIT_USAGE", "TARGET_HELP", "ExitCode", "_array_rank", "_common", "_configure_logging", "_duration",
-           "_handle_errors", "_open_store", "_run_forked_worker", "_store_option", "log", "main", "run"]
+           "_handle_errors", "_open_store", "_store_option", "log", "main", "run"]

@@ -64,31 +64,37 @@ def _handle_errors(f: Callable) -> Callable:
     """Turn library errors into one line on stderr and an exit code; tracebacks only with --debug."""
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = kwargs.get("debug") or os.environ.get("TASKFLOW_DEBUG") == "1"
-        try:
-            try:
-                return f(*args, **kwargs)
-            except OSError as e:
-                # A command writing into a store it cannot write (read-only, permissions, full).
-                from ..stores.base import UNWRITABLE
-                if debug or e.errno not in UNWRITABLE:
-                    raise
-                raise StoreAccessError(f"cannot write {e.filename or 'in the store'}: {e.strerror}",
-                                       path=e.filename) from e
-        except TaskflowError as e:
-            if debug:
-                raise
-            if kwargs.get("progress_fd") is not None:
-                # A worker of --jobs: the pool prints each distinct error once, not once per worker.
-                from ..progress import send_error
-                send_error(kwargs["progress_fd"], str(e))
-            else:
-                click.echo(f"taskflow: error: {e}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("taskflow: interrupted", err=True)
-            sys.exit(ExitCode.INTERRUPTED)
+        return handling_errors(lambda: f(*args, **kwargs), kwargs.get("debug", False), kwargs.get("progress_fd"))
     return wrapper
+
+
+def handling_errors(call: Callable[[], Any], debug: bool, progress_fd: int | None = None) -> Any:
+    """`call()`, with library errors turned into one line on stderr (for a worker of --jobs, a
+    message on its progress pipe: `progress_fd`) and their exit code; tracebacks only with `debug`."""
+    debug = debug or os.environ.get("TASKFLOW_DEBUG") == "1"
+    try:
+        try:
+            return call()
+        except OSError as e:
+            # A command writing into a store it cannot write (read-only, permissions, full).
+            from ..stores.base import UNWRITABLE
+            if debug or e.errno not in UNWRITABLE:
+                raise
+            raise StoreAccessError(f"cannot write {e.filename or 'in the store'}: {e.strerror}",
+                                   path=e.filename) from e
+    except TaskflowError as e:
+        if debug:
+            raise
+        if progress_fd is not None:
+            # A worker of --jobs: the pool prints each distinct error once, not once per worker.
+            from ..progress import send_error
+            send_error(progress_fd, str(e))
+        else:
+            click.echo(f"taskflow: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("taskflow: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
 
 
 def _store_option(f: Callable) -> Callable:

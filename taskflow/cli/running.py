@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from .base import (EXIT_CODES_HELP, TARGET_HELP, ExitCode, _common, _configure_logging, _duration, _handle_errors,
-                   _open_store, log, main)
+                   _open_store, handling_errors, log, main)
 
 if TYPE_CHECKING:
     from ..stores.base import Store
@@ -127,51 +127,65 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
         _exit_for(summary, progress_fd)
 
     executor = _executor(executor_name, executor_options, ipp, jobs, taskfile, s, lease, args, fsync, max_attempts)
-    if jobs > 1:
-        from ..execute import warn_if_lease_short
-        warn_if_lease_short(s, lease)  # here, once, rather than in every worker
-        # Long names only: click matches a short one (-q) as a long one first, and that failed match
-        # imports difflib to suggest names (3 ms of every worker's start).
-        child = [taskfile, "--store", s.url, "--lease", str(lease), "--batch-time", str(batch_time), "--quiet"]
-        os.environ.update(s.worker_environment())  # what the url leaves out (a password): inherited
-        for t in targets:
-            child += ["--target", t]
-        for flag, on in (("--keep-going", keep_going), ("--retry-failed", retry_failed), ("--fsync", fsync),
-                         ("--verify", verify), ("--verbose", verbose), ("--debug", debug)):
-            if on:
-                child.append(flag)
-        for opt, val in (("--wait", wait), ("--max-tasks", max_tasks), ("--max-time", max_time),
-                         ("--cpus", cpus), ("--mem", mem), ("--max-attempts", max_attempts)):
-            if val is not None:
-                child += [opt, str(val)]
-        import shutil
-        import tempfile
 
-        from ..worker.share import create
-        # The machine the workers share: what declared resources of their tasks may add up to.
-        folder = tempfile.mkdtemp(prefix="taskflow-share-")
-        try:
-            create(folder, given.cpus, given.memory, given.gpus)
-            child += ["--share", folder]
-            if args:
-                child += ["--", *args]
-            code = run_pool(jobs, child, reporter, child_main=_run_forked_worker)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        from . import base
-        base.ends_without_teardown = True
-        sys.exit(code)
+    def work(rank: str | None, share: str | None, reporter: Reporter, progress_fd: int | None) -> NoReturn:
+        """Be a worker: rank "I/N" (--rank) or as the batch array says; share: the machine share's folder."""
+        worker_rank, worker_size = _array_rank() if not rank else (int(x) for x in rank.split("/"))
+        options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
+                          wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
+                          verify=verify, max_attempts=max_attempts, capacity=given, share=share,
+                          batch_time=batch_time, time_left=_walltime_left(), **executor)
+        _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
 
-    worker_rank = worker_size = None
-    if rank:
-        worker_rank, worker_size = (int(x) for x in rank.split("/"))
-    else:
-        worker_rank, worker_size = _array_rank()
-    options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
-                      wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
-                      verify=verify, max_attempts=max_attempts, capacity=given, share=share, batch_time=batch_time,
-                      time_left=_walltime_left(), **executor)
-    _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
+    if jobs == 1:
+        work(rank, share, reporter, progress_fd)
+
+    from ..execute import warn_if_lease_short
+    warn_if_lease_short(s, lease)  # here, once, rather than in every worker
+    os.environ.update(s.worker_environment())  # what the url leaves out (a password): inherited
+    from ..worker import share as machine_share
+    # The machine the workers share: what declared resources of their tasks may add up to.
+    folder = machine_share.new_folder()
+    try:
+        machine_share.create(folder, given.cpus, given.memory, given.gpus)
+
+        def forked(rank: int, pipe: int) -> NoReturn:
+            # A worker forked from this process has the command line parsed and checked, and the
+            # store opened: it starts as the rest of a spawned worker's start would go on.
+            _configure_logging(verbose, not verbose)
+            handling_errors(lambda: work(f"{rank}/{jobs}", folder, PipeReporter(pipe), pipe), debug, pipe)
+            raise AssertionError("a worker returned")  # work() exits
+
+        code = run_pool(jobs, _spawned_worker_args(
+            taskfile, s, lease, batch_time, targets, args, folder, keep_going=keep_going, retry_failed=retry_failed,
+            fsync=fsync, verify=verify, verbose=verbose, debug=debug, wait=wait, max_tasks=max_tasks,
+            max_time=max_time, cpus=cpus, mem=mem, max_attempts=max_attempts), reporter, child_main=forked)
+    finally:
+        machine_share.remove(folder)
+    from . import base
+    base.ends_without_teardown = True
+    sys.exit(code)
+
+
+def _spawned_worker_args(taskfile: str, s: Store, lease: float, batch_time: float, targets: tuple, args: tuple,
+                         share: str, **options: Any) -> list[str]:
+    """The arguments after `taskflow execute` of a worker of --jobs started as a new process (where
+    the platform cannot fork): the pool's own options, for one worker each."""
+    # Long names only: click matches a short one (-q) as a long one first, and that failed match
+    # imports difflib to suggest names (3 ms of every worker's start).
+    child = [taskfile, "--store", s.url, "--lease", str(lease), "--batch-time", str(batch_time), "--quiet"]
+    for t in targets:
+        child += ["--target", t]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            child.append(flag)
+        elif value is not None and value is not False:
+            child += [flag, str(value)]
+    child += ["--share", share]
+    if args:
+        child += ["--", *args]
+    return child
 
 
 def _executor(name: str | None, options: tuple[str, ...], ipp: str | None, jobs: int, taskfile: str, store: Store,
@@ -221,15 +235,6 @@ def _exit_for(summary: RunSummary, progress_fd: int | None) -> NoReturn:
                 log.error(message)
         sys.exit(ExitCode.FAILED)
     sys.exit(ExitCode.REMAINING)
-
-
-def _run_forked_worker(argv: list[str]) -> int:
-    """`taskflow execute ARGV` in a process forked by --jobs; returns its exit code."""
-    try:
-        main.main(args=["execute", *argv], prog_name="taskflow", standalone_mode=True)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else ExitCode.OK if e.code is None else ExitCode.FAILED
-    return ExitCode.OK
 
 
 def _walltime_left() -> float | None:

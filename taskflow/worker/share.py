@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from ..resources import Resources
 from ..stores.identity import process
 
@@ -43,6 +44,40 @@ class Reservation:
 def limited(needs: Resources) -> bool:
     """Whether a task declaring `needs` takes anything from the share (undeclared is unlimited)."""
     return needs.cpus is not None or needs.memory is not None or bool(needs.gpus)
+
+
+def new_folder() -> str:
+    """A new private folder for a share, in this machine's temporary folder ($TMPDIR, else /tmp):
+    local, as the flocks need. UsageError when no temporary folder can be written."""
+    # Made here rather than with tempfile, whose imports (shutil, random) cost every --jobs run 2 ms.
+    tried = []
+    for parent in dict.fromkeys(p for p in (os.environ.get("TMPDIR"), "/tmp", "/var/tmp") if p):
+        while True:
+            folder = os.path.join(parent, f"taskflow-share-{process.pid}-{process.unique()}")
+            try:
+                os.mkdir(folder, 0o700)
+                return folder
+            except FileExistsError:
+                continue
+            except OSError as e:
+                tried.append(f"{parent}: {e.strerror}")
+                break
+    raise UsageError("--jobs needs a temporary folder its workers share, and none could be made ("
+                     + "; ".join(tried) + "): set TMPDIR to a writable folder on this machine")
+
+
+def remove(folder: str) -> None:
+    """Remove a share's folder, with what its holders left in it (the files of killed ones). What
+    cannot be removed is left, and said in the debug log: the pool ends as it would have."""
+    try:
+        for name in os.listdir(folder):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                pass  # a holder ending meanwhile removed its own file
+        os.rmdir(folder)
+    except OSError as e:
+        log.debug("machine share %s not removed: %s", folder, e)
 
 
 def create(folder: str, cpus: int, memory: int | None, gpus: tuple[str, ...]) -> None:
