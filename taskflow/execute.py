@@ -181,6 +181,12 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
                 pass
 
     fork = child_main is not None and hasattr(os, "fork")
+    if fork:
+        import gc
+        # What the pool holds (modules, the parsed command line, the open store) lives as long as
+        # the workers: frozen, their collections never walk it, nor copy its pages by touching it
+        # (Python's advice for fork without exec; about 3 ms off each worker's start and end).
+        gc.freeze()
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:

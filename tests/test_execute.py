@@ -890,8 +890,18 @@ pids = [whose(i) for i in range(20)]
 """
 
 
+@pytest.fixture
+def pool_in_this_process():
+    """For tests that run a --jobs pool in pytest's process: the pool freezes what the process
+    holds (gc.freeze) before it forks; thawed after, so that later tests collect as usual."""
+    import gc
+
+    yield
+    gc.unfreeze()
+
+
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
-def test_jobs_pool_runs_every_worker(tmp_path, fork):
+def test_jobs_pool_runs_every_worker(tmp_path, fork, pool_in_this_process):
     import taskflow
     from taskflow.cli import main
     from taskflow.execute import run_pool
@@ -909,7 +919,7 @@ def test_jobs_pool_runs_every_worker(tmp_path, fork):
     assert os.getpid() not in pids
 
 
-def test_forked_jobs_workers_go_on_from_what_the_pool_parsed_and_opened(tmp_path, monkeypatch):
+def test_forked_jobs_workers_go_on_from_what_the_pool_parsed_and_opened(tmp_path, monkeypatch, pool_in_this_process):
     """A worker forked by --jobs reads neither its command line nor the store's format again."""
     import logging
 
@@ -937,6 +947,31 @@ def test_forked_jobs_workers_go_on_from_what_the_pool_parsed_and_opened(tmp_path
     pids = taskflow.value(taskflow.init(str(tf)).pids)
     assert len(set(pids)) == 2 and os.getpid() not in pids
     assert opened.read_text().split() == [str(os.getpid())], "the store was opened by the pool only"
+
+
+def test_forked_jobs_workers_leave_what_they_inherit_out_of_their_collections(tmp_path):
+    """The pool freezes what it holds before it forks (gc.freeze), so that a worker's collections
+    never walk, and copy, the pages it shares with the pool; what the worker makes is collected."""
+    import taskflow
+
+    body = """
+import gc
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def frozen(i):
+    return gc.get_freeze_count()
+
+counts = [frozen(i) for i in range(4)]
+"""
+    (tmp_path / "pooled").mkdir()
+    (tmp_path / "alone").mkdir()
+    pooled = write_taskfile(tmp_path / "pooled", body)
+    run_cli("execute", pooled, "--jobs", "2", "-q", check=0)
+    assert min(taskflow.value(taskflow.init(str(pooled)).counts)) > 1000
+    alone = write_taskfile(tmp_path / "alone", body)
+    run_cli("execute", alone, "-q", check=0)
+    assert taskflow.value(taskflow.init(str(alone)).counts) == [0, 0, 0, 0], "a worker alone freezes nothing"
 
 
 def test_spawned_jobs_workers_get_the_pools_options_in_long_form(tmp_path):
