@@ -16,6 +16,7 @@ from .selection import select_targets
 from .stores.base import Store
 from .task import Task
 from .worker import Options, Outcome, Reporter, RunSummary, Worker
+from .worker.wakeup import wake
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +153,18 @@ def worst_exit_code(codes: Sequence[int]) -> int:
 
 
 def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
-             child_main: Callable[[int, int], object] | None = None) -> int:
+             child_main: Callable[[int, int, int], object] | None = None) -> int:
     """Start `jobs` worker processes (`taskflow execute ...child_args`) and show
     their combined progress; returns the worst of their exit codes.
 
     With `child_main` and where the platform can fork, workers are forked from
     this process, which has taskflow imported and the command line parsed
     already: a worker then starts working about a tenth of a second sooner
-    than a new interpreter would. `child_main(rank, progress_fd)` is worker
-    `rank` of `jobs` (what `execute --rank RANK/JOBS --progress-fd FD
-    ...child_args` would do), and ends with SystemExit(exit code). The fork
+    than a new interpreter would. `child_main(rank, progress_fd, wake_fd)` is
+    worker `rank` of `jobs` (what `execute --rank RANK/JOBS --progress-fd FD
+    --wake-fd FD ...child_args` would do), and ends with SystemExit(exit
+    code). Each worker's wake pipe is written to when a sibling ends its run
+    (worker/wakeup.py). The fork
     happens before any taskfile is loaded, so no user code or thread is ever
     forked. Otherwise each worker is a new `python -m taskflow` process.
 
@@ -169,6 +172,9 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     exits), and the pool waits for all of them before it returns.
     """
     read_fd, write_fd = os.pipe()
+    wake_pipes = [os.pipe() for _ in range(jobs)]
+    for _, wake_write in wake_pipes:
+        os.set_blocking(wake_write, False)  # the pool never waits on a worker that does not listen
     pids: list[int] = []
     forwarded: list[int] = []
 
@@ -190,14 +196,21 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            for rank in range(jobs):
+            for rank, (wake_read, _) in enumerate(wake_pipes):
                 # Before child_args: those may end with `-- taskfile arguments`.
-                argv = ["--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}", *child_args]
-                pids.append(_fork_worker(child_main, rank, read_fd, write_fd) if fork and child_main is not None
-                            else _spawn_worker(argv, write_fd))
+                argv = ["--progress-fd", str(write_fd), "--wake-fd", str(wake_read), "--rank", f"{rank}/{jobs}",
+                        *child_args]
+                pids.append(_fork_worker(child_main, rank, read_fd, write_fd, wake_read)
+                            if fork and child_main is not None else _spawn_worker(argv, write_fd, wake_read))
         finally:
             os.close(write_fd)
-        _relay_progress(read_fd, reporter)
+            for wake_read, _ in wake_pipes:
+                os.close(wake_read)
+        try:
+            _relay_progress(read_fd, reporter, [wake_write for _, wake_write in wake_pipes])
+        finally:
+            for _, wake_write in wake_pipes:
+                os.close(wake_write)
         codes = [_wait_exit_code(pid) for pid in pids]
     finally:
         for sig, handler in previous.items():
@@ -212,7 +225,8 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     return worst_exit_code(codes)
 
 
-def _fork_worker(child_main: Callable[[int, int], object], rank: int, read_fd: int, write_fd: int) -> int:
+def _fork_worker(child_main: Callable[[int, int, int], object], rank: int, read_fd: int, write_fd: int,
+                 wake_fd: int) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # Held until the child has its own handlers: the pool's would forward to the child's siblings.
@@ -232,7 +246,7 @@ def _fork_worker(child_main: Callable[[int, int], object], rank: int, read_fd: i
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
-        child_main(rank, write_fd)
+        child_main(rank, write_fd, wake_fd)
         code = ExitCode.OK
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else ExitCode.OK if e.code is None else ExitCode.FAILED
@@ -248,11 +262,11 @@ def _fork_worker(child_main: Callable[[int, int], object], rank: int, read_fd: i
             os._exit(code)
 
 
-def _spawn_worker(argv: list[str], write_fd: int) -> int:
+def _spawn_worker(argv: list[str], write_fd: int, wake_fd: int) -> int:
     import subprocess  # here: where workers are forked, as they are on Linux, no process imports it
 
     cmd = [sys.executable, "-m", "taskflow", "execute", *argv]
-    return subprocess.Popen(cmd, pass_fds=(write_fd,)).pid
+    return subprocess.Popen(cmd, pass_fds=(write_fd, wake_fd)).pid
 
 
 def _wait_exit_code(pid: int) -> int:
@@ -266,8 +280,9 @@ def _wait_exit_code(pid: int) -> int:
             return ExitCode.FAILED
 
 
-def _relay_progress(read_fd: int, reporter: Reporter) -> None:
-    """Feed the workers' progress messages to `reporter` until every worker closed the pipe."""
+def _relay_progress(read_fd: int, reporter: Reporter, wake_fds: list[int]) -> None:
+    """Feed the workers' progress messages to `reporter` until every worker closed the pipe; wake
+    the workers (`wake_fds`) whenever one of them ends a run."""
     buffer = b""
     errors: set[str] = set()
     with os.fdopen(read_fd, "rb", buffering=0) as pipe:
@@ -277,5 +292,8 @@ def _relay_progress(read_fd: int, reporter: Reporter) -> None:
                 return
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
+            ended = False
             for line in lines:
-                replay(reporter, line, errors)
+                ended = replay(reporter, line, errors) == "end" or ended
+            if ended:
+                wake(wake_fds)

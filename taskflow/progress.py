@@ -229,6 +229,7 @@ class PipeReporter(Reporter):
 
     def end(self):
         self._flush(force=True)
+        self._send("end")  # the pool wakes the idle siblings: the run may be over (worker/wakeup.py)
 
 
 def _all_finished(total: int) -> str:
@@ -243,8 +244,9 @@ def send_error(fd: int, message: str) -> None:
         sys.stderr.write(f"taskflow: error: {message}\n")
 
 
-def replay(reporter: Reporter, line: bytes, errors: set[str]) -> None:
-    """Feed one event line from a PipeReporter into the parent's reporter.
+def replay(reporter: Reporter, line: bytes, errors: set[str]) -> str | None:
+    """Feed one event line from a PipeReporter into the parent's reporter; returns its kind
+    ("end": a worker ended a run), None for a line that is not an event.
 
     An error that stops a worker is printed the first time it comes: all
     workers of a pool usually stop for the same reason (a broken taskfile).
@@ -252,7 +254,7 @@ def replay(reporter: Reporter, line: bytes, errors: set[str]) -> None:
     try:
         kind, *args = json.loads(line)
     except ValueError:
-        return
+        return None
     if kind == "error":
         if args[0] not in errors:
             errors.add(args[0])
@@ -267,6 +269,7 @@ def replay(reporter: Reporter, line: bytes, errors: set[str]) -> None:
     elif kind == "fail":
         name, task_hash, message = args
         reporter.task_failed(_Named(name, task_hash), message)
+    return kind
 
 
 class _Named:

@@ -907,9 +907,9 @@ def test_jobs_pool_runs_every_worker(tmp_path, fork, pool_in_this_process):
     from taskflow.execute import run_pool
     from taskflow.worker import Reporter
 
-    def forked(rank, progress_fd):  # a worker as the command line would start it
-        main.main(args=["execute", str(tf), "-q", "--rank", f"{rank}/2", "--progress-fd", str(progress_fd)],
-                  prog_name="taskflow")
+    def forked(rank, progress_fd, wake_fd):  # a worker as the command line would start it
+        main.main(args=["execute", str(tf), "-q", "--rank", f"{rank}/2", "--progress-fd", str(progress_fd),
+                        "--wake-fd", str(wake_fd)], prog_name="taskflow")
 
     tf = write_taskfile(tmp_path, PIDS)
     code = run_pool(2, [str(tf), "-q"], Reporter(), child_main=forked if fork else None)

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
               help="An option of the --executor (ipp: cluster=PROFILE|CONNECTION_FILE). Repeatable.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @click.option("--progress-fd", type=int, hidden=True)
+@click.option("--wake-fd", type=int, hidden=True)
 @click.option("--rank", hidden=True)
 @click.option("--share", hidden=True)
 @_handle_errors
@@ -70,7 +71,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
             max_tasks: int | None, max_time: float | None, fsync: bool, verify: bool, cpus: int | None, mem: str | None,
             gpus: int | None, dask_address: str | None, ipp: str | None, executor_name: str | None,
             executor_options: tuple[str, ...], quiet: bool, verbose: bool, debug: bool, progress_fd: int | None,
-            rank: str | None, share: str | None) -> None:
+            wake_fd: int | None, rank: str | None, share: str | None) -> None:
     """Run the taskfile's tasks until all are finished.
 
     Start as many workers as you like, on this machine (--jobs) or on cluster
@@ -128,17 +129,19 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
 
     executor = _executor(executor_name, executor_options, ipp, jobs, taskfile, s, lease, args, fsync, max_attempts)
 
-    def work(rank: str | None, share: str | None, reporter: Reporter, progress_fd: int | None) -> NoReturn:
-        """Be a worker: rank "I/N" (--rank) or as the batch array says; share: the machine share's folder."""
+    def work(rank: str | None, share: str | None, reporter: Reporter, progress_fd: int | None,
+             wake_fd: int | None) -> NoReturn:
+        """Be a worker: rank "I/N" (--rank) or as the batch array says; share: the machine share's folder;
+        progress_fd, wake_fd: the pipes of a --jobs pool."""
         worker_rank, worker_size = _array_rank() if not rank else (int(x) for x in rank.split("/"))
         options = Options(keep_going=keep_going, retry_failed=retry_failed, targets=targets, lease=lease,
                           wait=wait, max_tasks=max_tasks, max_time=max_time, rank=worker_rank, size=worker_size,
                           verify=verify, max_attempts=max_attempts, capacity=given, share=share,
-                          batch_time=batch_time, time_left=_walltime_left(), **executor)
+                          batch_time=batch_time, time_left=_walltime_left(), wake_fd=wake_fd, **executor)
         _exit_for(run_execute(taskfile, s, args, options, reporter, check_lease=progress_fd is None), progress_fd)
 
     if jobs == 1:
-        work(rank, share, reporter, progress_fd)
+        work(rank, share, reporter, progress_fd, wake_fd)
 
     from ..execute import warn_if_lease_short
     warn_if_lease_short(s, lease)  # here, once, rather than in every worker
@@ -149,11 +152,11 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     try:
         machine_share.create(folder, given.cpus, given.memory, given.gpus)
 
-        def forked(rank: int, pipe: int) -> NoReturn:
+        def forked(rank: int, pipe: int, wake: int) -> NoReturn:
             # A worker forked from this process has the command line parsed and checked, and the
             # store opened: it starts as the rest of a spawned worker's start would go on.
             _configure_logging(verbose, not verbose)
-            handling_errors(lambda: work(f"{rank}/{jobs}", folder, PipeReporter(pipe), pipe), debug, pipe)
+            handling_errors(lambda: work(f"{rank}/{jobs}", folder, PipeReporter(pipe), pipe, wake), debug, pipe)
             raise AssertionError("a worker returned")  # work() exits
 
         code = run_pool(jobs, _spawned_worker_args(

@@ -31,6 +31,7 @@ from .options import Options, Outcome, RunSummary
 from .presence import Presence
 from .reporter import Reporter
 from .share import MachineShare
+from .wakeup import Wakeup
 from .walltime import deadline
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Worker(RemoteAttempts):
 
     def _loop(self, summary: RunSummary) -> Outcome:
         sleep = IDLE_FIRST_SLEEP
+        wakeup = Wakeup(self.options.wake_fd)
         idle_since: float | None = None
         flying, slots = self.flight.claims, self.flight.executor.slots
         while True:
@@ -186,7 +188,7 @@ class Worker(RemoteAttempts):
                 return Outcome.REMAINING
             self._signals.allow()
             try:
-                time.sleep(sleep * random.uniform(0.5, 1.0))
+                wakeup.pause(sleep * random.uniform(0.5, 1.0))
             finally:
                 self._signals.interruptible = False
             sleep = min(IDLE_MAX_SLEEP, sleep * 2)

@@ -40,6 +40,7 @@ class Options:
     resource_defaults: Resources = NONE  # [tool.taskflow.resources] of the taskfile's project
     # Claim short tasks in batches that take about this long (worker/batching.py); 0: one claim each.
     batch_time: float = 1.0
+    wake_fd: int | None = None        # a --jobs pool's pipe that cuts an idle pause short (worker/wakeup.py)
 
 
 @dataclass
