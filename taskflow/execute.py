@@ -16,7 +16,7 @@ from .selection import select_targets
 from .stores.base import Store
 from .task import Task
 from .worker import Options, Outcome, Reporter, RunSummary, Worker
-from .worker.wakeup import wake
+from .worker.wakeup import pipe as wakeup_pipe, wake
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def worst_exit_code(codes: Sequence[int]) -> int:
 
 
 def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
-             child_main: Callable[[int, int, int], object] | None = None) -> int:
+             child_main: Callable[[int, int, int | None], object] | None = None) -> int:
     """Start `jobs` worker processes (`taskflow execute ...child_args`) and show
     their combined progress; returns the worst of their exit codes.
 
@@ -163,8 +163,8 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     than a new interpreter would. `child_main(rank, progress_fd, wake_fd)` is
     worker `rank` of `jobs` (what `execute --rank RANK/JOBS --progress-fd FD
     --wake-fd FD ...child_args` would do), and ends with SystemExit(exit
-    code). Each worker's wake pipe is written to when a sibling ends its run
-    (worker/wakeup.py). The fork
+    code; `wake_fd` None where no descriptor was left for it). Each worker's
+    wake pipe is written to when a sibling ends a pass (worker/wakeup.py). The fork
     happens before any taskfile is loaded, so no user code or thread is ever
     forked. Otherwise each worker is a new `python -m taskflow` process.
 
@@ -172,9 +172,7 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     exits), and the pool waits for all of them before it returns.
     """
     read_fd, write_fd = os.pipe()
-    wake_pipes = [os.pipe() for _ in range(jobs)]
-    for _, wake_write in wake_pipes:
-        os.set_blocking(wake_write, False)  # the pool never waits on a worker that does not listen
+    wake_ends: list[int] = []  # the pool's ends of its workers' wake pipes
     pids: list[int] = []
     forwarded: list[int] = []
 
@@ -187,32 +185,40 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
                 pass
 
     fork = child_main is not None and hasattr(os, "fork")
-    if fork:
-        import gc
-        # What the pool holds (modules, the parsed command line, the open store) lives as long as
-        # the workers: frozen, their collections never walk it, nor copy its pages by touching it
-        # (Python's advice for fork without exec; about 3 ms off each worker's start and end).
-        gc.freeze()
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    import gc
+    thaw = fork and gc.get_freeze_count() == 0  # what a caller froze itself stays frozen
     try:
         try:
-            for rank, (wake_read, _) in enumerate(wake_pipes):
+            if fork:
+                # What the pool holds (modules, the parsed command line, the open store) lives as
+                # long as the workers: frozen when they are forked, their collections never walk
+                # it, nor copy its pages by touching it (Python's advice for fork without exec; 2
+                # to 5 ms off a 2-worker run). Thawed here once they are forked.
+                gc.freeze()
+            for rank in range(jobs):
+                wake_read, wake_write = wakeup_pipe()
+                if wake_write is not None:
+                    wake_ends.append(wake_write)
                 # Before child_args: those may end with `-- taskfile arguments`.
-                argv = ["--progress-fd", str(write_fd), "--wake-fd", str(wake_read), "--rank", f"{rank}/{jobs}",
-                        *child_args]
-                pids.append(_fork_worker(child_main, rank, read_fd, write_fd, wake_read)
-                            if fork and child_main is not None else _spawn_worker(argv, write_fd, wake_read))
+                argv = ["--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}", *child_args]
+                if wake_read is not None:
+                    argv[2:2] = ["--wake-fd", str(wake_read)]
+                try:
+                    pids.append(_fork_worker(child_main, rank, read_fd, write_fd, wake_read, wake_ends)
+                                if fork and child_main is not None else _spawn_worker(argv, write_fd, wake_read))
+                finally:
+                    if wake_read is not None:
+                        os.close(wake_read)
         finally:
+            if thaw:
+                gc.unfreeze()
             os.close(write_fd)
-            for wake_read, _ in wake_pipes:
-                os.close(wake_read)
-        try:
-            _relay_progress(read_fd, reporter, [wake_write for _, wake_write in wake_pipes])
-        finally:
-            for _, wake_write in wake_pipes:
-                os.close(wake_write)
+        _relay_progress(read_fd, reporter, wake_ends)
         codes = [_wait_exit_code(pid) for pid in pids]
     finally:
+        for fd in wake_ends:
+            os.close(fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     reporter.end()
@@ -225,8 +231,8 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     return worst_exit_code(codes)
 
 
-def _fork_worker(child_main: Callable[[int, int, int], object], rank: int, read_fd: int, write_fd: int,
-                 wake_fd: int) -> int:
+def _fork_worker(child_main: Callable[[int, int, int | None], object], rank: int, read_fd: int, write_fd: int,
+                 wake_fd: int | None, pool_ends: list[int]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # Held until the child has its own handlers: the pool's would forward to the child's siblings.
@@ -243,6 +249,8 @@ def _fork_worker(child_main: Callable[[int, int, int], object], rank: int, read_
     code: int = ExitCode.FAILED
     try:
         os.close(read_fd)  # or the pool would never see the pipe closed
+        for fd in pool_ends:  # the write ends of its own and its elder siblings' wake pipes
+            os.close(fd)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
@@ -262,11 +270,11 @@ def _fork_worker(child_main: Callable[[int, int, int], object], rank: int, read_
             os._exit(code)
 
 
-def _spawn_worker(argv: list[str], write_fd: int, wake_fd: int) -> int:
+def _spawn_worker(argv: list[str], write_fd: int, wake_fd: int | None) -> int:
     import subprocess  # here: where workers are forked, as they are on Linux, no process imports it
 
     cmd = [sys.executable, "-m", "taskflow", "execute", *argv]
-    return subprocess.Popen(cmd, pass_fds=(write_fd, wake_fd)).pid
+    return subprocess.Popen(cmd, pass_fds=(write_fd,) if wake_fd is None else (write_fd, wake_fd)).pid
 
 
 def _wait_exit_code(pid: int) -> int:

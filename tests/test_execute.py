@@ -890,18 +890,8 @@ pids = [whose(i) for i in range(20)]
 """
 
 
-@pytest.fixture
-def pool_in_this_process():
-    """For tests that run a --jobs pool in pytest's process: the pool freezes what the process
-    holds (gc.freeze) before it forks; thawed after, so that later tests collect as usual."""
-    import gc
-
-    yield
-    gc.unfreeze()
-
-
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
-def test_jobs_pool_runs_every_worker(tmp_path, fork, pool_in_this_process):
+def test_jobs_pool_runs_every_worker(tmp_path, fork):
     import taskflow
     from taskflow.cli import main
     from taskflow.execute import run_pool
@@ -911,15 +901,18 @@ def test_jobs_pool_runs_every_worker(tmp_path, fork, pool_in_this_process):
         main.main(args=["execute", str(tf), "-q", "--rank", f"{rank}/2", "--progress-fd", str(progress_fd),
                         "--wake-fd", str(wake_fd)], prog_name="taskflow")
 
+    import gc
+
     tf = write_taskfile(tmp_path, PIDS)
     code = run_pool(2, [str(tf), "-q"], Reporter(), child_main=forked if fork else None)
     assert code == 0
+    assert gc.get_freeze_count() == 0, "what the pool froze for its workers is thawed in the caller"
     pids = taskflow.value(taskflow.init(str(tf)).pids)
     assert len(set(pids)) == 2, "both workers ran tasks"
     assert os.getpid() not in pids
 
 
-def test_forked_jobs_workers_go_on_from_what_the_pool_parsed_and_opened(tmp_path, monkeypatch, pool_in_this_process):
+def test_forked_jobs_workers_go_on_from_what_the_pool_parsed_and_opened(tmp_path, monkeypatch):
     """A worker forked by --jobs reads neither its command line nor the store's format again."""
     import logging
 
@@ -972,6 +965,37 @@ counts = [frozen(i) for i in range(4)]
     alone = write_taskfile(tmp_path / "alone", body)
     run_cli("execute", alone, "-q", check=0)
     assert taskflow.value(taskflow.init(str(alone)).counts) == [0, 0, 0, 0], "a worker alone freezes nothing"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd to list open descriptors")
+def test_a_forked_jobs_worker_holds_two_pipes_however_many_siblings_it_has(tmp_path):
+    """Its progress pipe's write end and its own wake pipe's read end: not its siblings' pipes, which
+    would cost a pool of hundreds of workers their descriptors, and hide from a worker that its pool
+    is gone."""
+    import taskflow
+
+    tf = write_taskfile(tmp_path, """
+import os, time
+from taskflow import TaskGenerator
+
+@TaskGenerator
+def pipes(i):
+    time.sleep(0.2)  # all workers alive at once
+    fds = [int(n) for n in os.listdir("/proc/self/fd") if int(n) > 2]
+    return sorted(os.readlink(f"/proc/self/fd/{fd}") for fd in fds if _is_pipe(fd))
+
+def _is_pipe(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+    except OSError:  # the listing's own descriptor, gone
+        return False
+
+held = [pipes(i) for i in range(4)]
+""")
+    run_cli("execute", tf, "--jobs", "4", "-q", "--batch-time", "0", check=0)
+    held = taskflow.value(taskflow.init(str(tf)).held)
+    assert all(len(pipes) == 2 for pipes in held), held
+    assert len({pipes[0] for pipes in held} | {pipes[1] for pipes in held}) >= 5, "one progress pipe, own wake pipes"
 
 
 def test_spawned_jobs_workers_get_the_pools_options_in_long_form(tmp_path):

@@ -152,7 +152,7 @@ def execute(taskfile: str, args: tuple, store: str | None, jobs: int, targets: t
     try:
         machine_share.create(folder, given.cpus, given.memory, given.gpus)
 
-        def forked(rank: int, pipe: int, wake: int) -> NoReturn:
+        def forked(rank: int, pipe: int, wake: int | None) -> NoReturn:
             # A worker forked from this process has the command line parsed and checked, and the
             # store opened: it starts as the rest of a spawned worker's start would go on.
             _configure_logging(verbose, not verbose)

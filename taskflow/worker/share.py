@@ -47,11 +47,13 @@ def limited(needs: Resources) -> bool:
 
 
 def new_folder() -> str:
-    """A new private folder for a share, in this machine's temporary folder ($TMPDIR, else /tmp):
+    """A new private folder for a share, in this machine's temporary folder ($TMPDIR, $TEMP or $TMP, else /tmp):
     local, as the flocks need. UsageError when no temporary folder can be written."""
     # Made here rather than with tempfile, whose imports (shutil, random) cost every --jobs run 2 ms.
     tried = []
-    for parent in dict.fromkeys(p for p in (os.environ.get("TMPDIR"), "/tmp", "/var/tmp") if p):
+    candidates = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")] + ["/tmp", "/var/tmp"]
+    # Absolute: a task that changes the working folder must not lose the share.
+    for parent in dict.fromkeys(os.path.abspath(p) for p in candidates if p):
         while True:
             folder = os.path.join(parent, f"taskflow-share-{process.pid}-{process.unique()}")
             try:

@@ -10,9 +10,11 @@ sleeps out its pauses.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable
+from typing import Any
 
 
 class Wakeup:
@@ -20,21 +22,38 @@ class Wakeup:
 
     def __init__(self, fd: int | None = None):
         self.fd = fd
+        self._poll: Any = None
 
     def pause(self, seconds: float) -> None:
         """Wait `seconds`, or until the pool says a sibling ended its run."""
         if self.fd is None:
             time.sleep(seconds)
             return
-        import select  # here: only the workers of a pool wait on a pipe
+        if self._poll is None:
+            import select  # here: only the workers of a pool wait on a pipe
 
-        if select.select([self.fd], [], [], seconds)[0]:
+            # poll, not select: a pool of hundreds of workers hands out descriptors above 1023.
+            self._poll = select.poll()
+            self._poll.register(self.fd, select.POLLIN)
+        if self._poll.poll(math.ceil(seconds * 1000)):
             try:
                 said = os.read(self.fd, 4096)  # all that was said so far: one check answers it all
             except OSError:
                 said = b""
             if not said:  # the pool is gone: nothing will be said again
-                self.fd = None
+                self.fd = self._poll = None
+
+
+def pipe() -> tuple[int | None, int | None]:
+    """(read end, write end) of a new wake pipe, the write end non-blocking so that the pool never
+    waits on a worker that does not listen; (None, None) where no more descriptors can be had: that
+    worker then sleeps out its pauses, as before wake pipes."""
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return None, None
+    os.set_blocking(write_end, False)
+    return read_end, write_end
 
 
 def wake(fds: Iterable[int]) -> None:
