@@ -75,3 +75,23 @@ def _said(fd: int) -> bytes:
         return os.read(fd, 100)
     except BlockingIOError:
         return b""
+
+
+def test_without_descriptors_left_a_worker_goes_without_a_wake_pipe(monkeypatch):
+    import errno
+
+    from taskflow.worker import wakeup
+
+    read_end, write_end = wakeup.pipe()
+    assert read_end is not None and write_end is not None and not os.get_blocking(write_end)
+    os.close(read_end)
+    os.close(write_end)
+
+    def exhausted():
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(wakeup.os, "pipe", exhausted)
+    assert wakeup.pipe() == (None, None)
+    started = time.monotonic()
+    Wakeup(None).pause(0.05)
+    assert time.monotonic() - started >= 0.05
