@@ -164,9 +164,10 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
     worker `rank` of `jobs` (what `execute --rank RANK/JOBS --progress-fd FD
     --wake-fd FD ...child_args` would do), and ends with SystemExit(exit
     code; `wake_fd` None where no descriptor was left for it). Each worker's
-    wake pipe is written to when a sibling ends a pass (worker/wakeup.py). The fork
-    happens before any taskfile is loaded, so no user code or thread is ever
-    forked. Otherwise each worker is a new `python -m taskflow` process.
+    wake pipe is written to when a sibling ends a pass (worker/wakeup.py).
+    The fork happens before any taskfile is loaded, so no user code or thread
+    is ever forked. Otherwise each worker is a new `python -m taskflow`
+    process.
 
     Ctrl-C and SIGTERM reach every worker (each then gives back its claim and
     exits), and the pool waits for all of them before it returns.
@@ -200,10 +201,9 @@ def run_pool(jobs: int, child_args: Sequence[str], reporter: Reporter,
                 wake_read, wake_write = wakeup_pipe()
                 if wake_write is not None:
                     wake_ends.append(wake_write)
+                wake_option = [] if wake_read is None else ["--wake-fd", str(wake_read)]
                 # Before child_args: those may end with `-- taskfile arguments`.
-                argv = ["--progress-fd", str(write_fd), "--rank", f"{rank}/{jobs}", *child_args]
-                if wake_read is not None:
-                    argv[2:2] = ["--wake-fd", str(wake_read)]
+                argv = ["--progress-fd", str(write_fd), *wake_option, "--rank", f"{rank}/{jobs}", *child_args]
                 try:
                     pids.append(_fork_worker(child_main, rank, read_fd, write_fd, wake_read, wake_ends)
                                 if fork and child_main is not None else _spawn_worker(argv, write_fd, wake_read))
