@@ -32,6 +32,11 @@ class Counter:
         self.nothing_to_do = False
 
     def begin(self, total: int, finished: int, failed: int) -> None:
+        if total == self.total:
+            # Another worker of --jobs beginning the same pass: what it found finished beyond what
+            # the first one did was done by its siblings, whose own messages count it (a worker
+            # sends its counts at most five times a second, so they may come after this begin).
+            return
         self.total = max(self.total, total)
         self.finished = max(self.finished, finished)
         self.failed = max(self.failed, failed)
