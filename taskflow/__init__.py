@@ -10,7 +10,7 @@ from ._version import __version__
 from .blocks import map, mapreduce
 from .errors import (CorruptResultError, ExitCode, ResultMissingError, SchedulerError, StoreAccessError, StoreError,
                      TaskDeclarationError, TaskFailedError, TaskfileError, TaskflowError, UnhashableArgumentError,
-                     UsageError)
+                     UntrustedResultError, UsageError)
 from .results import value
 from .task import Task, TaskElement, TaskGenerator, defaults, iteratetask
 from .taskfile import barrier, bvalue, init
@@ -22,8 +22,8 @@ __all__ = [
     "__version__", "Task", "TaskElement", "TaskGenerator", "iteratetask", "value", "barrier", "bvalue",
     "defaults", "map", "mapreduce", "init", "status",
     "ExitCode", "TaskflowError", "UsageError", "TaskfileError", "TaskDeclarationError", "UnhashableArgumentError",
-    "StoreError", "StoreAccessError", "ResultMissingError", "CorruptResultError", "TaskFailedError",
-    "SchedulerError",
+    "StoreError", "StoreAccessError", "UntrustedResultError", "ResultMissingError", "CorruptResultError",
+    "TaskFailedError", "SchedulerError",
 ]
 
 

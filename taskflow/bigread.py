@@ -49,6 +49,8 @@ def load_array(f: io.FileIO, path: str, first: bytes, header: Header, offset: in
         np.lib.format.read_magic(stream)
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
         count = int(np.prod(shape, dtype=np.int64))
+        if dtype.hasobject:  # what an array of objects holds is pickled: never here (trust.py)
+            raise ValueError("an array of objects where only plain data may be")
     except Exception as e:
         check.result()  # lets CRC-32's helper threads go
         raise CorruptResultError(path, f"cannot decode ({type(e).__name__}: {e})") from None

@@ -78,17 +78,35 @@ def configured_store(taskfile: str) -> str | None:
     section, path = read_section(taskfile, "store")
     if not section:
         return None
-    unknown = set(section) - {"url"}
-    if unknown or not isinstance(section.get("url"), str) or not section["url"]:
-        raise UsageError(f"{path}: [tool.taskflow.store] takes one setting, url = \"redis://HOST:PORT/DB\" or a folder"
-                         + (f" (not {', '.join(sorted(unknown))})" if unknown else ""))
-    url = section["url"]
+    _check_store_section(section, path)
+    url = section.get("url")
+    if url is None:
+        return None
     if "://" not in url:
         return os.path.join(os.path.dirname(os.path.abspath(taskfile)), url)
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@", url):
         raise UsageError(f"{path}: [tool.taskflow.store] url holds a password, and pyproject.toml gets committed: "
                          "remove it and set TASKFLOW_REDIS_PASSWORD instead")
     return url
+
+
+def _check_store_section(section: dict, path: str | None) -> None:
+    unknown = set(section) - {"url", "group"}
+    for key in ("url", "group"):
+        if key in section and (not isinstance(section[key], str) or not section[key]):
+            unknown.add(key)
+    if unknown:
+        raise UsageError(f"{path}: [tool.taskflow.store] takes url = \"redis://HOST:PORT/DB\" or a folder, and "
+                         f"group = \"NAME\" (not {', '.join(sorted(unknown))})")
+
+
+def configured_group(taskfile: str) -> str | None:
+    """`group` of `[tool.taskflow.store]` beside the taskfile: the group a new store is shared with."""
+    section, path = read_section(taskfile, "store")
+    if not section:
+        return None
+    _check_store_section(section, path)
+    return section.get("group")
 
 
 def configured_max_attempts(taskfile: str) -> int | None:

@@ -31,7 +31,7 @@ import io
 import json
 import mmap as mmap_module
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from . import checksum as checksums
@@ -48,6 +48,9 @@ _LARGE = 1 << 20
 # Large data is read and written, and checksummed, in chunks of this size: small enough to stay
 # in a core's cache between the checksum and the copy (see bench/checksum.py chunks).
 _CHUNK = 1 << 20
+# Called with a result file's path and the stat of the descriptor it is read from, before its
+# pickle is loaded: raises to refuse it (see stores/folder/trust.py).
+FileGuard = Callable[[str, os.stat_result], None]
 # One encoder for every header: json.dumps with options builds a new one per call.
 _HEADER_JSON = json.JSONEncoder(separators=(",", ":"))
 
@@ -224,7 +227,7 @@ def verify(path: str, fresh: bool = False) -> None:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
 
 
-def load_value(path: str, mmap: bool = False, fresh: bool = False) -> Any:
+def load_value(path: str, mmap: bool = False, fresh: bool = False, guard: FileGuard | None = None) -> Any:
     """The value of the result at `path`, its metadata left unread (`read_meta` reads it).
 
     Every byte is checked against the checksum unless `mmap` is true: then arrays
@@ -232,39 +235,45 @@ def load_value(path: str, mmap: bool = False, fresh: bool = False) -> Any:
     length are checked, since reading every byte is what mmap avoids.
 
     With `fresh`, this client's cached pages of the file are dropped first (see drop_cache).
+
+    `guard(path, stat)`, given the stat of the descriptor read from, is called before a pickled
+    value is unpickled (not for an array, whose loading runs no code) and raises to refuse it.
     """
-    return _load(path, mmap, fresh)[0]
+    return _load(path, mmap, fresh, guard)[0]
 
 
 @reread
-def _load(path: str, mmap: bool, fresh: bool = False) -> tuple[Any, Header]:
+def _load(path: str, mmap: bool, fresh: bool = False, guard: FileGuard | None = None) -> tuple[Any, Header]:
     fd = os.open(path, os.O_RDONLY)
     try:
         if fresh:
             drop_cache(fd)
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
+        before = None if guard is None else (lambda: guard(path, st))
         if mmap and size > 0:
             buf = memoryview(mmap_module.mmap(fd, 0, access=mmap_module.ACCESS_READ))
         elif size > _LARGE:
             with open(fd, "rb", buffering=0, closefd=False) as f:
-                return _load_large(f, path, size)
+                return _load_large(f, path, size, before)
         else:
             buf = _read_whole(fd, path, size)
     finally:
         os.close(fd)
-    return decode(path, buf, check=not mmap)
+    return decode(path, buf, check=not mmap, guard=before)
 
 
-def decode(name: str, buf: memoryview, check: bool = True) -> tuple[Any, Header]:
+def decode(name: str, buf: memoryview, check: bool = True, guard: Callable[[], None] | None = None
+           ) -> tuple[Any, Header]:
     """(value, header) of a whole result held in memory (a file's bytes; a result from a server);
     `name` says where it came from in errors. With `check` every byte is checked against the checksum
-    its header names."""
+    its header names. `guard()` is called before a pickled value is unpickled, to refuse it."""
     header, offset = _parse_header(name, buf, len(buf))
-    return _decode(name, buf, header, offset, check=check)
+    return _decode(name, buf, header, offset, check=check, guard=guard)
 
 
-def _decode(name: str, buf: memoryview, header: Header, offset: int, check: bool, checked: bool = False
-            ) -> tuple[Any, Header]:
+def _decode(name: str, buf: memoryview, header: Header, offset: int, check: bool, checked: bool = False,
+            guard: Callable[[], None] | None = None) -> tuple[Any, Header]:
     """`decode` of a parsed header; `checked`: every byte was checked already, while it was read."""
     segments = []
     for n in header.segments:
@@ -274,6 +283,8 @@ def _decode(name: str, buf: memoryview, header: Header, offset: int, check: bool
         _check(header, segments)
     elif header.checksum not in (checksums.CRC32, checksums.XXH3):
         checksums.checker(header.checksum, name)  # a newer format: say so rather than guess at its data
+    if guard is not None and header.kind != "npy":
+        guard()
     try:
         value = decode_segments(header.kind, segments)
     except CorruptResultError:
@@ -309,7 +320,7 @@ def _read_whole(fd: int, path: str, size: int) -> memoryview:
     return buf
 
 
-def _load_large(f: io.FileIO, path: str, size: int) -> tuple[Any, Header]:
+def _load_large(f: io.FileIO, path: str, size: int, guard: Callable[[], None] | None) -> tuple[Any, Header]:
     """A large result, read and checked in one pass (see bigread.read_checked).
 
     An array goes straight into a new array (bigread.load_array). Anything else is read into one
@@ -331,4 +342,4 @@ def _load_large(f: io.FileIO, path: str, size: int) -> tuple[Any, Header]:
         digest = check.result()
     if digest != header.digest:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
-    return _decode(path, buf, header, offset, check=True, checked=True)
+    return _decode(path, buf, header, offset, check=True, checked=True, guard=guard)

@@ -103,6 +103,17 @@ class StoreAccessError(StoreError):
     exit_code = ExitCode.STORE
 
 
+class UntrustedResultError(StoreAccessError):
+    """A pickled result not loaded, since others than this user (and the store's group) can write it
+    or a folder above it, and unpickling runs code (see stores/folder/trust.py). `path` is what
+    they can write; `why` says who."""
+
+    def __init__(self, path: str, why: str):
+        self.why = why
+        super().__init__(f"{path}: {why}; refusing to unpickle what others could have written "
+                         "(--trust-store or TASKFLOW_TRUST=1 loads it anyway)", path=path)
+
+
 class StoreServerError(StoreAccessError):
     """The server holding a store (Redis) cannot be reached, refuses the login or the database, is out
     of memory, or went away mid-run. `path` names the server, never its password."""

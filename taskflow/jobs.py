@@ -71,7 +71,7 @@ def prepare_folders(store: Store) -> None:
     """Create the store, its jobs folder and the log folder jobs write into before they start."""
     store.ensure()  # first: a folder inside a store without its marker would make it "not a store"
     try:
-        os.makedirs(logs_dir(store), exist_ok=True)
+        store.modes.make_folders(logs_dir(store))
     except OSError as e:
         raise StoreError(f"cannot create {logs_dir(store)}: {e.strerror}", path=logs_dir(store)) from None
 
@@ -82,9 +82,9 @@ def save(store: Store, record: JobRecord) -> str:
     store.ensure()
     try:
         folder = store.jobs_folder()
-        os.makedirs(folder, exist_ok=True)
+        store.modes.make_folders(folder)
         # The temp file beside the record: the folder is local to this host, whatever the store.
-        write_atomic(path, json.dumps(asdict(record), indent=1).encode(), folder)
+        write_atomic(path, json.dumps(asdict(record), indent=1).encode(), folder, modes=store.modes)
     except OSError as e:
         raise StoreError(f"cannot record {record.describe()} in {path}: {e.strerror}", path=path) from None
     return path

@@ -290,11 +290,13 @@ def submit(prepared: Prepared, which: Callable[[str], str | None] | None = None)
         except OSError as e:
             raise UsageError(f"--log-dir {prepared.log_dir}: cannot create it: {e.strerror}") from None
     path = prepared.script_path
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(prepared.script_text)
-    os.chmod(path, 0o755)
-    for other, text in prepared.files.items():
-        with open(other, "w", encoding="utf-8") as f:
+    modes = prepared.store.modes
+    # Readable (and the script runnable) by whom the store's files are: its owner, or its group too.
+    for name, text, mode in [(path, prepared.script_text, modes.file | (modes.file & 0o444) >> 2),
+                             *((other, text, modes.file) for other, text in prepared.files.items())]:
+        with open(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode), "w",
+                  encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(text)
     try:
         # Every scheduler's job script hands the submitting environment to the job: what the

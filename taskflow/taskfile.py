@@ -236,13 +236,18 @@ def bvalue(x: Any) -> Any:
     return value(x)
 
 
-def init(taskfile: str, store: str | None = None, argv: Sequence[str] = ()) -> types.ModuleType:
+def init(taskfile: str, store: str | None = None, argv: Sequence[str] = (), trust: bool = False
+         ) -> types.ModuleType:
     """Load a taskfile and its store for use in a notebook or script; runs no task.
 
     Returns the taskfile as a module: `ns = taskflow.init("taskfile.py")`,
-    then `taskflow.value(ns.results)`.
+    then `taskflow.value(ns.results)`. With `trust`, pickled results are loaded
+    even where others than you (and the store's group) could have written them
+    (SECURITY.md); so they are with TASKFLOW_TRUST=1.
     """
-    loaded = load(taskfile, open_store(store_path(taskfile, store)), argv)
+    opened = open_store(store_path(taskfile, store))
+    opened.trusted = opened.trusted or trust
+    loaded = load(taskfile, opened, argv)
     if not loaded.complete:
         log.warning("stopped at the barrier at %s, which waits for unfinished tasks; "
                     "names below it are not defined yet", loaded.barrier_at)

@@ -107,7 +107,28 @@ def _common(f: Callable) -> Callable:
     f = click.argument("args", nargs=-1, type=click.UNPROCESSED)(f)
     f = click.argument("taskfile", metavar="FILE")(f)
     f = _store_option(f)
+    f = _sharing_options(f)
     return _diagnostic_options(f)
+
+
+def _set_environment(name: str) -> Callable:
+    # Through the environment, so that every process this one starts (--jobs workers, array jobs,
+    # workers the web page launches) opens the store the same way.
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value:
+            os.environ[name] = "1" if value is True else value
+    return callback
+
+
+def _sharing_options(f: Callable) -> Callable:
+    """--group and --trust-store (SECURITY.md), which every command with a store takes."""
+    f = click.option("--trust-store", is_flag=True, expose_value=False, callback=_set_environment("TASKFLOW_TRUST"),
+                     help="Load pickled results even where others than you (and the store's group) could have "
+                          "written them [env TASKFLOW_TRUST=1].")(f)
+    f = click.option("--group", metavar="NAME", expose_value=False, callback=_set_environment("TASKFLOW_GROUP"),
+                     help="Make a new store a group store of NAME: its members may write in it, others may not "
+                          "[env TASKFLOW_GROUP; [tool.taskflow.store] group].")(f)
+    return f
 
 
 def _diagnostic_options(f: Callable) -> Callable:
@@ -133,7 +154,8 @@ COMMAND_MODULES = {
     "execute": "running", "shell": "running", "stop": "running",
     "status": "inspecting", "check": "inspecting", "report": "inspecting", "show": "inspecting",
     "graph": "inspecting",
-    "pack": "maintaining", "cleanup": "maintaining", "invalidate": "maintaining", "doctor": "maintaining",
+    "pack": "maintaining", "store": "maintaining", "cleanup": "maintaining", "invalidate": "maintaining",
+    "doctor": "maintaining",
     "submit": "cluster", "wait": "cluster",
     "web": "web",
     "import-jug": "jug",

@@ -32,6 +32,42 @@ def pack_command(taskfile: str, args: tuple, store: str | None, verbose: bool, d
     click.echo(summary(pack(s)))
 
 
+@main.group(name="store")
+def store_group() -> None:
+    """Settings of a store as a whole."""
+
+
+@store_group.command(name="share", epilog="Exit codes: 0 done, 2 usage error, 4 the store cannot be changed.")
+@click.argument("taskfile", metavar="FILE")
+@_store_option
+@click.option("--group", required=True, metavar="NAME", help="The group whose members may write in the store.")
+@_diagnostic_options
+@_handle_errors
+def store_share_command(taskfile: str, store: str | None, group: str, verbose: bool, debug: bool) -> None:
+    """Let the members of group NAME work in FILE's store: its folders become
+    setgid and group-writable, its files group-readable, and what is made in it
+    later stays so, whatever anyone's umask. Others get no access.
+
+    Run it as the store's owner, best while no worker runs: files that running
+    workers make keep a private store's modes until they stop (running it
+    again then fixes them). Files owned by other users are left as they are.
+
+    \b
+    Example:
+      taskflow store share taskfile.py --group myproject
+    """
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    counts = s.share_with_group(group)
+    if counts["claims"]:
+        click.echo(f"taskflow: warning: {counts['claims']} claims in the store: workers may be running, and what "
+                   "they make until they stop keeps a private store's modes; run this again once they stopped",
+                   err=True)
+    others = f"; {counts['others']} owned by other users left as they are" if counts["others"] else ""
+    click.echo(f"{s}: shared with group {group}: {counts['folders']} folders and {counts['files']} files "
+               f"set{others}")
+
+
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
                      "4 the store cannot be written.")
 @_common

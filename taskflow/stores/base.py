@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 
 from .claims import Claim, ClaimInfo, Claims
 from .journals import Journal, NewsReader
+from ..errors import UsageError
+from .modes import PRIVATE, Modes
 from .records import RecordStore
 from .results import ResultStore
 from .workers import WorkerRecord, WorkerRecords
@@ -78,6 +80,22 @@ class Store(ResultStore, RecordStore, WorkerRecords):
 
     fsync: bool                 # results and records durable before a save returns
     taskfile: str | None = None  # the taskfile last loaded with this store, for messages
+    # Load pickled results without asking who could have written them (--trust-store,
+    # TASKFLOW_TRUST=1, init(trust=True)); a folder store asks (stores/folder/trust.py).
+    trusted: bool = False
+
+    def share_with_group(self, group: str) -> dict[str, int]:
+        """Let the members of `group` work in the store (`taskflow store share`): counts of "folders"
+        and "files" set, of entries owned by "others" (left alone) and of "claims" held meanwhile.
+        UsageError where the store's access is not a filesystem's."""
+        raise UsageError(f"--store {self}: only a folder store is shared through a group; this store's access "
+                         "is its server's (a password, ACLs)")
+
+    @property
+    def modes(self) -> Modes:
+        """The modes of the files and folders taskflow makes in the store's folders on this host
+        (its jobs folder; all of a folder store): a private store's unless shared with a group."""
+        return PRIVATE
 
     # -- identity ---------------------------------------------------------
 
@@ -104,11 +122,13 @@ class Store(ResultStore, RecordStore, WorkerRecords):
 
     def __reduce__(self) -> tuple:
         # Opened again from its url on the other side; fsync and taskfile set as they were.
-        return type(self).from_value, (self.url,), {"fsync": self.fsync, "taskfile": self.taskfile}
+        return type(self).from_value, (self.url,), {"fsync": self.fsync, "taskfile": self.taskfile,
+                                                     "trusted": self.trusted}
 
     def __setstate__(self, state: dict) -> None:
         self.fsync = state["fsync"]
         self.taskfile = state["taskfile"]
+        self.trusted = state.get("trusted", False)
 
     @abstractmethod
     def location(self, kind: str, task_hash: str = "") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+from .modes import PRIVATE, Modes
 from .identity import HOST, process
 
 log = logging.getLogger(__name__)
@@ -24,31 +25,33 @@ def unique_name(folder: str, label: str) -> str:
     return os.path.join(folder, f"{label}.{HOST}.{process.pid}.{process.unique()}")
 
 
-def remake(folder: str) -> None:
+def remake(folder: str, modes: Modes | None = None) -> None:
     """Make a folder of the store that should be there, saying so if it was not."""
     if not os.path.isdir(folder):
-        os.makedirs(folder, exist_ok=True)
+        (modes or PRIVATE).make_folders(folder)
         log.warning("%s vanished from the store; made it again", folder)
 
 
-def write_atomic(final: str, data: bytes, tmp_dir: str, fsync: bool = False) -> None:
+def write_atomic(final: str, data: bytes, tmp_dir: str, fsync: bool = False, modes: Modes | None = None) -> None:
     """Write `data` to a temp file in `tmp_dir` and rename it to `final`: readers see the old
-    file or the new one, whole. Folders deleted meanwhile are made again."""
+    file or the new one, whole. Folders deleted meanwhile are made again. The file gets the mode
+    `modes` gives files (a private store's by default), whatever the umask."""
+    modes = modes or PRIVATE
     tmp = unique_name(tmp_dir, os.path.basename(final))
     try:
-        f = open(tmp, "wb")
+        fd = modes.create(tmp)
     except FileNotFoundError:
-        remake(tmp_dir)
-        f = open(tmp, "wb")
-    with f:
+        remake(tmp_dir, modes)
+        fd = modes.create(tmp)
+    with open(fd, "wb") as f:
         f.write(data)
         if fsync:
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
     try:
         os.replace(tmp, final)
     except FileNotFoundError:
-        remake(os.path.dirname(final))
+        remake(os.path.dirname(final), modes)
         os.replace(tmp, final)
     if fsync:
         fsync_dir(os.path.dirname(final))

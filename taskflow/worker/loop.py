@@ -75,7 +75,10 @@ class Worker(RemoteAttempts):
             if e.errno in (errno.EROFS, errno.EACCES):  # the store as a whole, most likely: name the folder
                 folder = os.path.dirname(where) if e.filename else where
                 what = "cannot write in" if e.errno == errno.EROFS else "no access to"
-                raise StoreAccessError(f"{what} {folder}: {e.strerror} (a worker must read and write "
+                from ..stores.modes import owners  # only on this path
+
+                who = f" ({owners(folder)})" if owners(folder) else ""
+                raise StoreAccessError(f"{what} {folder}: {e.strerror}{who} (a worker must read and write "
                                        "claims and results in the store)", path=folder) from e
             raise StoreAccessError(f"store I/O error on {where}: {e.strerror or e}", path=where) from e
 

@@ -20,6 +20,7 @@ import logging
 import os
 
 from ...stale import gone
+from ..modes import PRIVATE, Modes
 from .claimfiles import write_new
 from .files import listing, read_json, remove_file
 
@@ -32,11 +33,11 @@ def _path(folder: str, task_hash: str, mark: str) -> str:
     return f"{folder}{os.sep}{task_hash}.{mark}{SUFFIX}"
 
 
-def count(folder: str, task_hash: str, mark: str, record: dict) -> int:
+def count(folder: str, task_hash: str, mark: str, record: dict, modes: Modes = PRIVATE) -> int:
     """Record that the worker of the claim `mark` on the task died; how many such attempts
     the store holds for the task now (this one included)."""
-    os.makedirs(folder, exist_ok=True)  # only on this path: a worker died
-    write_new(_path(folder, task_hash, mark), json.dumps(record).encode())
+    modes.make_folders(folder)  # only on this path: a worker died
+    write_new(_path(folder, task_hash, mark), json.dumps(record).encode(), modes)
     return len(_names(folder, task_hash))
 
 

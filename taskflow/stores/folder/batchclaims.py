@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from ..base import Claim
 from ..identity import BOOT_ID, elapsed_clock, process
+from ..modes import PRIVATE, Modes
 from . import attempts, claimfiles
 from .claimfiles import FolderClaim
 from .claims import FolderClaims
@@ -76,7 +77,7 @@ class BatchClaims(FolderClaims):
         path = os.path.join(self.store.locks_dir, f"{token}{BATCH}")
         made = elapsed_clock()
         content = self.record(f"batch of {len(task_hashes)}", token)
-        if not claimfiles.write_new(path, content):  # a unique name: only a damaged store has it
+        if not claimfiles.write_new(path, content, self.store.modes):  # a unique name: only a damaged store has it
             return []
         batch = BatchFile(os.path.basename(path), token, made, BOOT_ID, path=path, content=content)
         got: list[Claim] = []
@@ -84,7 +85,7 @@ class BatchClaims(FolderClaims):
             for i, h in enumerate(task_hashes):
                 member = self.store.lock_path(h)
                 try:
-                    linked = _link(path, member)
+                    linked = _link(path, member, self.store.modes)
                 except FileNotFoundError:  # the batch file vanished under us (locks/ deleted)
                     break
                 except OSError as e:
@@ -170,7 +171,7 @@ class BatchClaims(FolderClaims):
         if not isinstance(claim, MemberClaim):
             return super()._make_again(claim)
         try:
-            return _link(claim.batch.path, claim.path)
+            return _link(claim.batch.path, claim.path, self.store.modes)
         except FileNotFoundError:  # the batch file's name is gone too: nothing to link to
             return False
 
@@ -186,7 +187,7 @@ class BatchClaims(FolderClaims):
             remove_file(batch.path)  # named by our own token: nobody else's, whatever its age
 
 
-def _link(batch_path: str, member: str) -> bool:
+def _link(batch_path: str, member: str, modes: Modes = PRIVATE) -> bool:
     """Make `member` another name of the batch file; False if `member` exists (the race is lost).
 
     As `claimfiles.exclusive`: sshfs answers EPERM for an existing name (SFTP v3 has no
@@ -203,7 +204,7 @@ def _link(batch_path: str, member: str) -> bool:
         except FileNotFoundError:
             if attempt == _LINK_ATTEMPTS or not os.path.exists(batch_path):
                 raise
-            os.makedirs(os.path.dirname(member), exist_ok=True)
+            modes.make_folders(os.path.dirname(member))
         except OSError:
             if os.path.lexists(member):
                 return False

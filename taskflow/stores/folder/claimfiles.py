@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ...stale import reread
 from ..claims import Claim, ClaimInfo
+from ..modes import PRIVATE, Modes
 from .judging import DANGLING
 
 log = logging.getLogger(__name__)
@@ -82,36 +83,44 @@ def same_claim(raw: bytes | None, content: bytes) -> bool:
         and raw[:R0] == content[:R0]
 
 
-def exclusive(path: str) -> int | None:
+def exclusive(path: str, modes: Modes = PRIVATE) -> int | None:
     """A new file at `path` opened for writing, or None if the file exists (the race is lost).
 
     Also a lost race on filesystems that answer something else than EEXIST (sshfs: EPERM,
     as SFTP v3 has no "exists" status): the file is there afterwards. When it is not, the
     winner may have removed it already (a claim given back at once): try again, a few
-    times, before taking the code for what it says. A missing folder is made again.
+    times, before taking the code for what it says. A missing folder is made again. The file
+    gets the mode `modes` gives files.
     """
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
         try:
-            return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, modes.file)
         except FileExistsError:
             return None
         except FileNotFoundError:
             if attempt == _CREATE_ATTEMPTS:
                 raise
             folder = os.path.dirname(path)
-            os.makedirs(folder, exist_ok=True)
+            modes.make_folders(folder)
             log.warning("%s vanished from the store; made it again", folder)
         except OSError:
             if os.path.lexists(path):  # the only extra look, and only on this path
                 return None
             if attempt == _CREATE_ATTEMPTS:
                 raise
+        else:
+            try:
+                modes.made(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
     raise AssertionError("unreachable")
 
 
-def write_new(path: str, content: bytes) -> bool:
+def write_new(path: str, content: bytes, modes: Modes = PRIVATE) -> bool:
     """Create `path` exclusively holding `content`; False if it exists."""
-    fd = exclusive(path)
+    fd = exclusive(path, modes)
     if fd is None:
         return False
     try:

@@ -100,7 +100,7 @@ class FolderClaims(Claims):
         self.store.ensure()
         path = self.store.lock_path(task_hash)
         made = elapsed_clock()
-        fd = claimfiles.exclusive(path)
+        fd = claimfiles.exclusive(path, self.store.modes)
         if fd is None:
             return None
         token = process.unique()
@@ -236,7 +236,7 @@ class FolderClaims(Claims):
 
     def _make_again(self, claim: FolderClaim) -> bool:
         """Put our vanished claim file back; False if another claim took its place first."""
-        return claimfiles.write_new(claim.path, claim.content)
+        return claimfiles.write_new(claim.path, claim.content, self.store.modes)
 
 
 def _own(claim: Claim) -> FolderClaim:

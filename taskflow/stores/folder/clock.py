@@ -68,13 +68,15 @@ class FsClock:
         clock_dir = self.store.clock_dir
         if self._file is None:
             self._file = os.path.join(clock_dir, f"{HOST}.{process.pid}.{process.unique()}")
+        modes = self.store.modes
         try:
-            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT, modes.file)
         except FileNotFoundError:
-            os.makedirs(clock_dir, exist_ok=True)
+            modes.make_folders(clock_dir)
             log.warning("%s vanished from the store; made it again", clock_dir)
-            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = os.open(self._file, os.O_WRONLY | os.O_CREAT, modes.file)
         try:
+            modes.made(fd)  # made here, or made again after a cleanup removed it
             os.pwrite(fd, b"t", 0)
         finally:
             os.close(fd)

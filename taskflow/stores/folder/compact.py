@@ -93,7 +93,7 @@ class _NewPack:
 
     def __init__(self, store: Folder):
         self.store = store
-        self.name, fd = allocate(store.packs.index)
+        self.name, fd = allocate(store.packs.index, store.modes)
         self.made = time.monotonic()
         os.close(fd)
         self.tmp = unique_name(store.tmp_dir, "pack")
@@ -101,8 +101,8 @@ class _NewPack:
         self.size = 0
         self.entries: list[bytes] = []
         self.offsets: dict[str, int] = {}
-        os.makedirs(store.tmp_dir, exist_ok=True)
-        self.f = open(self.tmp, "wb")
+        store.modes.make_folders(store.tmp_dir)
+        self.f = open(store.modes.create(self.tmp), "wb")
         self.add(OPENING, "0" * packfile.HASH_SIZE, f"{HOST} {process.pid}".encode())
 
     def add(self, kind: int, task_hash: str, body: bytes, aux: int = 0) -> None:
@@ -115,7 +115,7 @@ class _NewPack:
 
     def place(self) -> None:
         self.f.close()
-        with open(self.tmp_index, "wb") as f:
+        with open(self.store.modes.create(self.tmp_index), "wb") as f:
             f.write(b"".join(self.entries))
         self.entries = []
         if self.store.fsync:
@@ -126,7 +126,7 @@ class _NewPack:
                 finally:
                     os.close(fd)
         folder = self.store.packs_dir
-        os.makedirs(folder, exist_ok=True)
+        self.store.modes.make_folders(folder)
         os.replace(self.tmp_index, os.path.join(folder, self.name[:-len(PACK)] + INDEX))
         os.replace(self.tmp, os.path.join(folder, self.name))
         if self.store.fsync:
@@ -228,7 +228,7 @@ def _mark_merged(store: Folder, name: str) -> None:
     index = store.packs.index
     remove_file(index.path(name[:-len(PACK)] + INDEX))
     tmp = unique_name(store.tmp_dir, "marker")
-    with open(tmp, "wb") as f:
+    with open(store.modes.create(tmp), "wb") as f:
         f.write(_MARKER)
     os.replace(tmp, index.path(name))
 

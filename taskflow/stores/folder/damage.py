@@ -44,7 +44,7 @@ def move_aside(store: Folder, task_hash: str) -> str | None:
             if os.path.isdir(store.damaged_dir):
                 store.unmark_suspect(task_hash)
                 return None  # another worker moved it first
-            os.makedirs(store.damaged_dir, exist_ok=True)
+            store.modes.make_folders(store.damaged_dir)
             os.rename(final, moved)
     except FileNotFoundError:
         store.unmark_suspect(task_hash)

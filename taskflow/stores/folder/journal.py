@@ -47,9 +47,11 @@ class FolderJournal(BatchedJournal):
     def _write(self, hashes: list[str]) -> None:
         data = ("\n".join(hashes) + "\n").encode() if hashes else b""  # a join, not a generator: a batch is large
         if self._fd is None:
-            os.makedirs(self.store.done_dir, exist_ok=True)
+            modes = self.store.modes
+            modes.make_folders(self.store.done_dir)
             self.path = os.path.join(self.store.done_dir, f"{HOST}.{process.pid}.{process.unique()}")
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, modes.file)
+            modes.made(self._fd)
         # O_APPEND: lines land whole and in order; a reader leaves a partial last one for later.
         while data:
             data = data[os.write(self._fd, data):]

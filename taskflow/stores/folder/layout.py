@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..claims import Claims
+from ..modes import Modes
 from .packed import Packs
 
 
@@ -30,6 +31,9 @@ class Folder(Protocol):
 
     @property
     def packs(self) -> Packs: ...
+
+    @property
+    def modes(self) -> Modes: ...
 
     def ensure(self) -> None: ...
     def write_atomic(self, final: str, data: bytes) -> None: ...

@@ -19,6 +19,7 @@ from .grace import grace_for
 from .packfile import RESULT, TOMBSTONE
 from .packindex import PackIndex, Place
 from .packwriter import PackWriter
+from ..modes import Modes
 
 # Results smaller than this are packed by workers of graphs of PACK_FROM tasks or more, and by
 # `taskflow pack`; larger ones, and arrays to be memory-mapped, stay one file each.
@@ -31,10 +32,11 @@ _OPEN_PACKS = 32
 class Packs:
     """The packs of one store, as this process reads and writes them."""
 
-    def __init__(self, folder: str, fsync: bool = False):
+    def __init__(self, folder: str, fsync: bool = False, modes: Modes | None = None):
         self.folder = folder
+        self.modes = modes or Modes()
         self.index = PackIndex(folder)
-        self.writer = PackWriter(folder, self.index, fsync)
+        self.writer = PackWriter(folder, self.index, fsync, self.modes)
         self.below = 0  # pack results smaller than this: 0 until a worker of a large graph asks
         self._grace: float | None = None  # seconds a new pack waits for results (grace.py), once asked
         # Packs kept open for reading: a record never changes once written, so a read through an
@@ -192,7 +194,7 @@ class Packs:
             return None
         except CorruptResultError:
             pass
-        os.makedirs(damaged_dir, exist_ok=True)
+        self.modes.make_folders(damaged_dir)
         # Named after the record: racing movers make it once (O_EXCL), the others back off.
         moved = os.path.join(damaged_dir, f"{task_hash}.{place[0][:-len(packfile.PACK)]}.{place[1]}")
         try:
@@ -200,9 +202,10 @@ class Packs:
         except (OSError, CorruptResultError):
             data = b""
         try:
-            with open(moved, "xb") as f:
-                f.write(data)
+            fd = self.modes.create(moved)
         except FileExistsError:
             return None
+        with open(fd, "wb") as f:
+            f.write(data)
         self.bury(task_hash, place)
         return moved

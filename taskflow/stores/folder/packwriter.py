@@ -18,6 +18,7 @@ import time
 
 from ..identity import HOST, process
 from ..journals import FLUSH_AFTER, FLUSH_EVERY
+from ..modes import PRIVATE, Modes
 from . import packfile
 from ..localfiles import fsync_dir
 from .packfile import INDEX, OPENING, PACK, SEAL, Record
@@ -27,8 +28,9 @@ from .packindex import PackIndex
 class PackWriter:
     """Appends records to this process's pack in `folder` and tells `index` of each."""
 
-    def __init__(self, folder: str, index: PackIndex, fsync: bool = False):
+    def __init__(self, folder: str, index: PackIndex, fsync: bool = False, modes: Modes | None = None):
         self.folder = folder
+        self.modes = modes or Modes()
         self.index = index
         self.fsync = fsync
         self._lock = threading.Lock()
@@ -95,7 +97,7 @@ class PackWriter:
             self._open()
 
     def _open(self) -> None:
-        self._name, self._fd = allocate(self.index)
+        self._name, self._fd = allocate(self.index, self.modes)
         self._made = time.monotonic()
         self.index.own = self._name
         if self.fsync:
@@ -120,7 +122,8 @@ class PackWriter:
         try:
             if self._idx_fd is None:
                 self._idx_fd = os.open(self.index.path(self._name[:-len(PACK)] + INDEX),
-                                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, self.modes.file)
+                self.modes.made(self._idx_fd)
             view = memoryview(data)
             while view:
                 view = view[os.write(self._idx_fd, view):]
@@ -170,16 +173,16 @@ class PackWriter:
                 self._give_up()
 
 
-def allocate(index: PackIndex) -> tuple[str, int]:
+def allocate(index: PackIndex, modes: Modes = PRIVATE) -> tuple[str, int]:
     """(name, fd open for appending) of a new pack of this process's, numbered above every pack
     `index` knows: O_EXCL, so no two writers ever get one number."""
-    os.makedirs(index.folder, exist_ok=True)
+    modes.make_folders(index.folder)
     index.refresh()
     number = index.top + 1
     while True:
         name = packfile.pack_name(number)
         try:
-            fd = os.open(index.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            fd = os.open(index.path(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, modes.file)
         except FileExistsError:
             # Another writer's, made since the refresh: known from now on. Numbers above `top`
             # are looked up one by one, and this pack would fall below the one we make.
@@ -187,4 +190,9 @@ def allocate(index: PackIndex) -> tuple[str, int]:
             number += 1
             continue
         index.taken(name, number)
+        try:
+            modes.made(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         return name, fd

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ...errors import StoreAccessError
 from ...stale import gone
 from . import attempts
+from ..modes import Modes
 from .files import listing, opens, read_json, remove_file
 
 
@@ -30,7 +31,10 @@ class Records:
     stop_file: str
     _noted_code: set[tuple]
 
-    if TYPE_CHECKING:  # FolderStore's
+    if TYPE_CHECKING:
+        @property
+        def modes(self) -> Modes: ...
+  # FolderStore's
         def ensure(self) -> None: ...
         def write_atomic(self, final: str, data: bytes) -> None: ...
         def failure_path(self, task_hash: str) -> str: ...
@@ -84,7 +88,7 @@ class Records:
 
     def mark_suspect(self, task_hash: str, record: dict) -> None:
         # Made on first use, so that writing the mark does not report it as a vanished folder.
-        os.makedirs(self.suspect_dir, exist_ok=True)
+        self.modes.make_folders(self.suspect_dir)
         self.write_atomic(os.path.join(self.suspect_dir, task_hash), json.dumps(record).encode())
 
     def unmark_suspect(self, task_hash: str) -> bool:
@@ -108,7 +112,7 @@ class Records:
         try:
             if os.path.exists(path):
                 return
-            os.makedirs(self.complete_dir, exist_ok=True)
+            self.modes.make_folders(self.complete_dir)
             self.write_atomic(path, json.dumps(record).encode())
         except OSError as e:
             log.debug("cannot write %s: %s", path, e)
@@ -135,10 +139,10 @@ class Records:
             return
         self._noted_code.add(key)
         folder = os.path.join(self.code_dir, key[0])
-        os.makedirs(folder, exist_ok=True)
+        self.modes.make_folders(folder)
         marker = os.path.join(folder, self.code_tag(key[1], key[2]))
         if not os.path.exists(marker):
-            open(marker, "ab").close()
+            self.modes.make_empty(marker)
 
     def code_tags(self, name: str) -> set[str]:
         return set(listing(os.path.join(self.code_dir, name)))
@@ -162,7 +166,6 @@ class Records:
     def request_stop(self, on: bool = True) -> None:
         if on:
             self.ensure()
-            with open(self.stop_file, "a"):
-                pass
+            self.modes.make_empty(self.stop_file)
         else:
             remove_file(self.stop_file)

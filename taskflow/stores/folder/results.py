@@ -12,6 +12,8 @@ from . import writes
 from ..localfiles import fsync_dir, remake
 from .files import opens, remove_file
 from .packed import PACK_FROM, Packs
+from .trust import Trust
+from ..modes import Modes
 
 # Writes into a folder of the store that vanished (deleted while we run) make it again and try
 # again, this many times in all.
@@ -27,8 +29,13 @@ class Results:
     _shards_made: set[str]
     _packs: Packs | None
     packs_dir: str
+    path: str
+    trusted: bool
+    _trust: Trust | None
 
     if TYPE_CHECKING:  # FolderStore's
+        @property
+        def modes(self) -> Modes: ...
         def ensure(self) -> None: ...
         def result_path(self, task_hash: str) -> str: ...
         def location(self, kind: str, task_hash: str = "") -> str: ...
@@ -39,7 +46,7 @@ class Results:
     @property
     def packs(self) -> Packs:
         if self._packs is None:
-            self._packs = Packs(self.packs_dir, self.fsync)
+            self._packs = Packs(self.packs_dir, self.fsync, self.modes)
         return self._packs
 
     def expect_results(self, count: int) -> None:
@@ -82,8 +89,8 @@ class Results:
                     # tmp/ (or results/ with every shard) may have been deleted while we run.
                     if attempt == _ATTEMPTS:
                         raise
-                    remake(self.tmp_dir)
-                    os.makedirs(shard_dir, exist_ok=True)
+                    remake(self.tmp_dir, self.modes)
+                    self.modes.make_folders(shard_dir)
                     self._shards_made.add(shard_dir)
             if self.fsync:
                 fsync_dir(shard_dir)
@@ -118,7 +125,7 @@ class Results:
         return sizes
 
     def _place(self, final: str, payload: encoding.Payload) -> int:
-        return writes.place(final, payload, self.tmp_dir, self.fsync, self._shards_made)
+        return writes.place(final, payload, self.tmp_dir, self.fsync, self._shards_made, self.modes)
 
     def has_result(self, task_hash: str) -> bool:
         index = self.packs.index
@@ -151,8 +158,16 @@ class Results:
             return loose(self.result_path(task_hash))
 
     def load_value(self, task_hash: str, mmap: bool = False, fresh: bool = False) -> Any:
-        return self._read(task_hash, fresh, lambda path: encoding.load_value(path, mmap=mmap, fresh=fresh),
-                          lambda name, body: encoding.decode(name, body)[0])
+        judge = None if self.trusted else self.trust.check
+        return self._read(task_hash, fresh, lambda path: encoding.load_value(path, mmap=mmap, fresh=fresh, guard=judge),
+                          lambda name, body: encoding.decode(name, body, guard=None if judge is None else (
+                              lambda: self.trust.check_pack(name.rpartition("@")[0])))[0])
+
+    @property
+    def trust(self) -> Trust:
+        if self._trust is None:
+            self._trust = Trust(self.path)
+        return self._trust
 
     def verify_result(self, task_hash: str, fresh: bool = False) -> None:
         self._read(task_hash, fresh, lambda path: encoding.verify(path, fresh=fresh), encoding.check)

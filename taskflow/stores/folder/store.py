@@ -44,7 +44,10 @@ from ..localfiles import write_atomic
 from .files import listing
 from .packed import Packs
 from .records import Records
+from . import sharing
 from .results import Results
+from .sharing import Modes, modes_of
+from .trust import Trust
 from .workers import WorkerFiles
 
 
@@ -83,6 +86,12 @@ class FolderStore(Results, Records, WorkerFiles, Store):
         self._format_ok = False
         self._noted_code: set[tuple] = set()
         self._shards_made: set[str] = set()  # shards this process made or saw made after a failed write
+        self.trusted = os.environ.get("TASKFLOW_TRUST") == "1"
+        self._trust: Trust | None = None
+        # The group a store this process makes is shared with (--group); else `group` of the
+        # taskfile's [tool.taskflow.store], read when the store is first written.
+        self.group: str | None = os.environ.get("TASKFLOW_GROUP") or None
+        self._modes: Modes | None = None
 
     @classmethod
     def from_value(cls, value: str, *, fsync: bool = False) -> FolderStore:
@@ -135,6 +144,8 @@ class FolderStore(Results, Records, WorkerFiles, Store):
                 raise StoreError(f"{self.path} exists and is not a taskflow store (no {MARKER})",
                                  path=self.path) from None
             return
+        except PermissionError:
+            raise sharing.no_access(self.path) from None
         except (ValueError, OSError) as e:
             raise StoreError(f"{marker}: unreadable store marker ({e})", path=marker) from None
         if fmt != FORMAT:
@@ -142,24 +153,65 @@ class FolderStore(Results, Records, WorkerFiles, Store):
                              f"reads format {FORMAT}", path=self.path)
         self._format_ok = True
 
+    @property
+    def modes(self) -> Modes:
+        """The modes of what this process makes in the store: a private or a group store's (sharing.py)."""
+        if self._modes is None:
+            self._modes = modes_of(self.path)
+        return self._modes
+
     def ensure(self) -> None:
-        """Create the store's folders (idempotent, safe when workers race)."""
+        """Create the store's folders (idempotent, safe when workers race), shared with `group` if
+        set and the store is new. StoreAccessError (exit 4) naming the folder, its owner and group
+        when this process cannot write in the store."""
         if self._ready:
             return
         self.check_format()
         try:
+            group = self.group
+            if group is None and self.taskfile is not None:
+                from ...config import configured_group
+
+                group = configured_group(self.taskfile)
+            if group is not None:
+                self._join_group(group)
+            sharing.check_writable([self.path, self.tmp_dir, self.results_dir, self.locks_dir, self.failed_dir])
             # The marker first (through tmp/), so that a folder other workers see
             # half-created is already recognisably a store.
-            os.makedirs(self.tmp_dir, exist_ok=True)
+            modes = self.modes
+            modes.make_folders(self.tmp_dir)
             marker = self.marker_file
             if not os.path.exists(marker):
                 self.write_atomic(marker, json.dumps({"format": FORMAT, "created_by": __version__}).encode())
             for d in (self.results_dir, self.failed_dir, self.locks_dir, self.clock_dir):
-                os.makedirs(d, exist_ok=True)
+                modes.make_folders(d)
         except OSError as e:
             kind = StoreAccessError if e.errno in UNWRITABLE else StoreError
             raise kind(f"cannot create store {self.path}: {e.strerror}", path=self.path) from None
         self._ready = True
+
+    def share_with_group(self, group: str) -> dict[str, int]:
+        if not self.exists():
+            raise UsageError(f"{self.path} is not a taskflow store yet: `taskflow execute FILE --group {group}` "
+                             "makes a group store from the start")
+        gid = sharing.group_id(group)
+        claims = sum(".takeover." not in n for n in self.lock_names())
+        counts = sharing.share(self.path, gid)
+        self._modes = self._trust = None
+        return dict(counts, claims=claims)
+
+    def _join_group(self, name: str) -> None:
+        """A new store made a group store of `name`; an existing one checked to be one."""
+        gid = sharing.group_id(name)
+        if not os.path.exists(self.path):
+            sharing.make_root(self.path, gid)
+            # Judged again, as the group store it now is (a store that was not there has no packs).
+            self._modes, self._trust, self._packs = None, None, None
+            return
+        st = os.stat(self.path)
+        if not sharing.is_group_folder(st) or st.st_gid != gid:
+            raise UsageError(f"--group {name}: the store {self.path} exists and is not shared with group {name} "
+                             f"({sharing.owners(self.path)}): `taskflow store share --group {name}` makes it so")
 
     # Asked for several times per task: plain concatenation, not os.path.join.
 
@@ -180,7 +232,7 @@ class FolderStore(Results, Records, WorkerFiles, Store):
         return lease_warning(self, lease)
 
     def write_atomic(self, final: str, data: bytes) -> None:
-        write_atomic(final, data, self.tmp_dir, self.fsync)
+        write_atomic(final, data, self.tmp_dir, self.fsync, self.modes)
 
     def move_aside(self, task_hash: str) -> str | None:
         from .damage import move_aside

@@ -74,7 +74,8 @@ def take_over(claims: Taker, info: ClaimInfo) -> FolderClaim | None:
         # moved: a plain claim made in the moment its place is empty then sees the count too.
         mark = claim_mark(info)
         died = attempts.count(claims.store.attempts_dir, info.task_hash, mark, {
-            "owner": info.owner, "reason": info.reason, "time": time.time(), "by": claims.worker})
+            "owner": info.owner, "reason": info.reason, "time": time.time(), "by": claims.worker},
+            claims.store.modes)
         if not move_away(path, info):
             attempts.forgive(claims.store.attempts_dir, info.task_hash, mark)  # it was renewed: alive
             return None
@@ -104,7 +105,7 @@ def _take_token(claims: Taker, path: str, info: ClaimInfo) -> tuple[str, bytes] 
     token = f"{path}.takeover.{claim_mark(info)}"
     content = claims.record(info.task_hash, process.unique())
     for _ in range(3):
-        fd = claimfiles.exclusive(token)
+        fd = claimfiles.exclusive(token, claims.store.modes)
         if fd is None:
             held = claims.judge(info.task_hash, token)
             if held is not None and not held.stale:

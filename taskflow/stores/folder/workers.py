@@ -15,6 +15,7 @@ from ..workers import WorkerRecord
 from .files import listing, read_json, remove_file
 
 if TYPE_CHECKING:
+    from ..modes import Modes
     from ..claims import Claims
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,15 @@ class WorkerFiles:
     workers_dir: str
 
     if TYPE_CHECKING:  # FolderStore's
+        @property
+        def modes(self) -> Modes: ...
         def write_atomic(self, final: str, data: bytes) -> None: ...
         def claims(self, lease: float | None = None, worker: str | None = None, reader: bool = False) -> Claims: ...
 
     def publish_worker(self, ident: str, record: dict) -> None:
         path = os.path.join(self.workers_dir, _file_name(ident))
         try:
-            os.makedirs(self.workers_dir, exist_ok=True)
+            self.modes.make_folders(self.workers_dir)
             self.write_atomic(path, json.dumps(dict(record, ident=ident)).encode())
         except OSError as e:
             log.debug("cannot write worker record %s: %s", path, e.strerror or e)

@@ -10,6 +10,7 @@ import os
 
 from ... import encoding
 from ..localfiles import unique_name
+from ..modes import PRIVATE, Modes
 
 # What filesystems and kernels answer when they cannot make or link unnamed files.
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EACCES,
@@ -35,15 +36,17 @@ class _Anonymous:
 _anonymous = _Anonymous()
 
 
-def place(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool, shards_made: set[str]) -> int:
-    """Write `payload` at `final` atomically; its size. A missing shard folder is made here, once the
-    file is written; FileNotFoundError when tmp/ is missing (the caller makes it and tries again)."""
-    size = write_anonymous(final, payload, tmp_dir, fsync, shards_made) if _anonymous.usable else None
-    return write_via_tmp(final, payload, tmp_dir, fsync, shards_made) if size is None else size
+def place(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool, shards_made: set[str],
+          modes: Modes = PRIVATE) -> int:
+    """Write `payload` at `final` atomically, with the mode `modes` gives files; its size. A missing
+    shard folder is made here, once the file is written; FileNotFoundError when tmp/ is missing (the
+    caller makes it and tries again)."""
+    size = write_anonymous(final, payload, tmp_dir, fsync, shards_made, modes) if _anonymous.usable else None
+    return write_via_tmp(final, payload, tmp_dir, fsync, shards_made, modes) if size is None else size
 
 
 def write_anonymous(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool,
-                    shards_made: set[str]) -> int | None:
+                    shards_made: set[str], modes: Modes = PRIVATE) -> int | None:
     """Write an unnamed file and link it in place once complete.
 
     The file has no name until it is whole, so a crash leaves nothing
@@ -55,19 +58,20 @@ def write_anonymous(final: str, payload: encoding.Payload, tmp_dir: str, fsync: 
     writes a named file in tmp/ and renames it.
     """
     try:
-        fd = os.open(tmp_dir, os.O_TMPFILE | os.O_WRONLY, 0o644)
+        fd = os.open(tmp_dir, os.O_TMPFILE | os.O_WRONLY, modes.file)
     except OSError as e:
         if e.errno not in _UNSUPPORTED or (e.errno == errno.ENOENT and not os.path.isdir(tmp_dir)):
             raise  # no tmp/ (deleted while we run) says nothing of O_TMPFILE: the caller makes it
         _anonymous.usable = False
         return None
     try:
+        modes.made(fd)
         size = payload.write(fd)
         if fsync:
             os.fsync(fd)
         source = f"/proc/self/fd/{fd}"
         try:
-            _in_shard(final, shards_made, lambda: _link(source, final, tmp_dir))
+            _in_shard(final, shards_made, lambda: _link(source, final, tmp_dir), modes)
         except OSError as e:
             if e.errno not in _UNSUPPORTED or e.errno == errno.ENOENT and not os.path.isdir(os.path.dirname(final)):
                 raise  # a full disk or an I/O error is the caller's to see, and so is a shard that keeps vanishing
@@ -92,7 +96,7 @@ def _link(source: str, final: str, tmp_dir: str) -> None:
             raise
 
 
-def _in_shard(final: str, shards_made: set[str], put) -> None:
+def _in_shard(final: str, shards_made: set[str], put, modes: Modes) -> None:
     """`put()` the whole file at `final`, making its shard folder and putting it again if the folder
     is missing (made on first use, or removed by a cleanup): writing the file again instead would cost
     as much as the first time, 50 MB for a 50 MB array."""
@@ -102,23 +106,24 @@ def _in_shard(final: str, shards_made: set[str], put) -> None:
         shard = os.path.dirname(final)
         if shard in shards_made and os.path.isdir(shard):
             raise  # the folder is there: what is missing is something else (/proc, for a link)
-        os.makedirs(shard, exist_ok=True)  # another worker may be making it right now
+        modes.make_folders(shard)  # another worker may be making it right now
         shards_made.add(shard)
         put()
 
 
 def write_via_tmp(final: str, payload: encoding.Payload, tmp_dir: str, fsync: bool,
-                  shards_made: set[str] | None = None) -> int:
+                  shards_made: set[str] | None = None, modes: Modes = PRIVATE) -> int:
     tmp = unique_name(tmp_dir, os.path.basename(final))
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, modes.file)
         try:
+            modes.made(fd)
             size = payload.write(fd)
             if fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        _in_shard(final, set() if shards_made is None else shards_made, lambda: os.replace(tmp, final))
+        _in_shard(final, set() if shards_made is None else shards_made, lambda: os.replace(tmp, final), modes)
     except BaseException:
         try:
             os.unlink(tmp)
