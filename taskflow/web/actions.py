@@ -59,7 +59,7 @@ class Actions:
                 "--jobs", str(n), "--quiet"]
         if self.snapshots.argv:
             argv += ["--", *self.snapshots.argv]
-        with open(log_path, "ab") as out:
+        with open(self.store.modes.create(log_path), "ab") as out:
             # A session of its own: Ctrl-C on the server does not reach the workers.
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True, cwd=os.path.dirname(self.snapshots.taskfile),

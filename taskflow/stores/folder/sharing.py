@@ -25,6 +25,7 @@ import errno
 import grp
 import os
 import stat
+from collections.abc import Callable
 
 from ...errors import StoreAccessError, UsageError
 from ..modes import GROUP_FILE, GROUP_FOLDER, Modes, owners, user_name
@@ -148,3 +149,33 @@ def share(root: str, gid: int) -> dict[str, int]:
                     raise
                 raise StoreAccessError(f"cannot share {path} ({owners(path)}): {e.strerror}", path=path) from None
     return counts
+
+
+def join_group(root: str, name: str | None, taskfile: str | None) -> bool:
+    """Make a new store at `root` a group store of `name` (or else of `group` in the taskfile's
+    [tool.taskflow.store]) and say so (True); check that an existing one is one."""
+    if name is None and taskfile is not None:
+        from ...config import configured_group
+
+        name = configured_group(taskfile)
+    if name is None:
+        return False
+    gid = group_id(name)
+    if not os.path.exists(root):
+        make_root(root, gid)
+        return True
+    st = os.stat(root)
+    if not is_group_folder(st) or st.st_gid != gid:
+        raise UsageError(f"--group {name}: the store {root} exists and is not shared with group {name} "
+                         f"({owners(root)}): `taskflow store share --group {name}` makes it so")
+    return False
+
+
+def share_store(root: str, group: str, exists: bool, lock_names: Callable[[], list[str]]) -> dict[str, int]:
+    """`share` for `taskflow store share`, with the claims held meanwhile counted."""
+    if not exists:
+        raise UsageError(f"{root} is not a taskflow store yet: `taskflow execute FILE --group {group}` "
+                         "makes a group store from the start")
+    gid = group_id(group)
+    claims = sum(".takeover." not in n for n in lock_names())
+    return dict(share(root, gid), claims=claims)

@@ -168,13 +168,7 @@ class FolderStore(Results, Records, WorkerFiles, Store):
             return
         self.check_format()
         try:
-            group = self.group
-            if group is None and self.taskfile is not None:
-                from ...config import configured_group
-
-                group = configured_group(self.taskfile)
-            if group is not None:
-                self._join_group(group)
+            self._join_group()
             sharing.check_writable([self.path, self.tmp_dir, self.results_dir, self.locks_dir, self.failed_dir])
             # The marker first (through tmp/), so that a folder other workers see
             # half-created is already recognisably a store.
@@ -191,27 +185,14 @@ class FolderStore(Results, Records, WorkerFiles, Store):
         self._ready = True
 
     def share_with_group(self, group: str) -> dict[str, int]:
-        if not self.exists():
-            raise UsageError(f"{self.path} is not a taskflow store yet: `taskflow execute FILE --group {group}` "
-                             "makes a group store from the start")
-        gid = sharing.group_id(group)
-        claims = sum(".takeover." not in n for n in self.lock_names())
-        counts = sharing.share(self.path, gid)
+        counts = sharing.share_store(self.path, group, self.exists(), self.lock_names)
         self._modes = self._trust = None
-        return dict(counts, claims=claims)
+        return counts
 
-    def _join_group(self, name: str) -> None:
-        """A new store made a group store of `name`; an existing one checked to be one."""
-        gid = sharing.group_id(name)
-        if not os.path.exists(self.path):
-            sharing.make_root(self.path, gid)
+    def _join_group(self) -> None:
+        if sharing.join_group(self.path, self.group, self.taskfile):
             # Judged again, as the group store it now is (a store that was not there has no packs).
             self._modes, self._trust, self._packs = None, None, None
-            return
-        st = os.stat(self.path)
-        if not sharing.is_group_folder(st) or st.st_gid != gid:
-            raise UsageError(f"--group {name}: the store {self.path} exists and is not shared with group {name} "
-                             f"({sharing.owners(self.path)}): `taskflow store share --group {name}` makes it so")
 
     # Asked for several times per task: plain concatenation, not os.path.join.
 

@@ -50,6 +50,7 @@ class Trust:
         self._groups: dict[int, bool] = {}
         self._packs: set[str] = set()
         self._folders: dict[str, str | None] = {}
+        self._trusted_chains: set[str] = set()  # folders judged fine up to the root
 
     def check(self, path: str, st: os.stat_result) -> None:
         """UntrustedResultError naming `path` (or a folder above it) and who can write it, unless
@@ -57,18 +58,23 @@ class Trust:
         why = self._judge(st, folder=False)
         if why:
             raise UntrustedResultError(path, why)
-        folder = os.path.dirname(path)
+        first = folder = os.path.dirname(path)
+        if first in self._trusted_chains:
+            return
+        whole = True
         while True:
             why = self._folders.get(folder, "")
             if why == "":
                 try:
                     why = self._folders[folder] = self._judge(os.stat(folder), folder=True)
                 except OSError:
-                    why = None  # gone meanwhile: what was read came from a folder judged or not at all
+                    why, whole = None, False  # gone meanwhile: judged again next time
             if why:
                 raise UntrustedResultError(folder, why)
             parent = os.path.dirname(folder)
             if parent == folder:
+                if whole:
+                    self._trusted_chains.add(first)
                 return
             folder = parent
 
