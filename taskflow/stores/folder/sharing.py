@@ -110,7 +110,7 @@ def make_root(root: str, gid: int | None) -> None:
 def share(root: str, gid: int) -> dict[str, int]:
     """Make the store at `root` a group store of `gid`: every folder and file this user owns gets the
     group and a group store's mode. Counts of what was changed and of entries owned by others (left
-    as they are, named in the log). Safe to run again."""
+    as they are). Safe to run again."""
     counts = {"folders": 0, "files": 0, "others": 0}
     me = os.geteuid()
     make_root(root, gid)
