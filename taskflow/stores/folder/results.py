@@ -166,7 +166,7 @@ class Results:
     @property
     def trust(self) -> Trust:
         if self._trust is None:
-            self._trust = Trust(self.path)
+            self._trust = Trust(self.modes.gid)
         return self._trust
 
     def verify_result(self, task_hash: str, fresh: bool = False) -> None:

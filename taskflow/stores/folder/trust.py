@@ -32,20 +32,14 @@ import stat
 
 from ...errors import UntrustedResultError
 from ..modes import group_name, user_name
-from .sharing import is_group_folder
 
 
 class Trust:
     """The judge of one store's results for this process."""
 
-    def __init__(self, root: str):
-        self.root = root
+    def __init__(self, gid: int | None):
+        self.gid = gid  # the store's group (Modes.gid), None for a private store
         self.me = os.geteuid()
-        try:
-            st = os.stat(root)
-        except OSError:
-            st = None
-        self.gid = st.st_gid if st is not None and is_group_folder(st) else None
         self._members: dict[int, bool] = {}
         self._groups: dict[int, bool] = {}
         self._packs: set[str] = set()
