@@ -8,9 +8,9 @@ import typing as _typing
 
 from ._version import __version__
 from .blocks import map, mapreduce
-from .errors import (CorruptResultError, ExitCode, ResultMissingError, SchedulerError, StoreAccessError, StoreError,
-                     TaskDeclarationError, TaskFailedError, TaskfileError, TaskflowError, UnhashableArgumentError,
-                     UntrustedResultError, UsageError)
+from .errors import (CorruptResultError, ExitCode, KeyFileError, ResultMissingError, SchedulerError, StoreAccessError,
+                     StoreError, TaskDeclarationError, TaskFailedError, TaskfileError, TaskflowError,
+                     UnhashableArgumentError, UnsignedResultError, UntrustedResultError, UsageError)
 from .results import value
 from .task import Task, TaskElement, TaskGenerator, defaults, iteratetask
 from .taskfile import barrier, bvalue, init
@@ -23,7 +23,7 @@ __all__ = [
     "defaults", "map", "mapreduce", "init", "status",
     "ExitCode", "TaskflowError", "UsageError", "TaskfileError", "TaskDeclarationError", "UnhashableArgumentError",
     "StoreError", "StoreAccessError", "UntrustedResultError", "ResultMissingError", "CorruptResultError",
-    "TaskFailedError", "SchedulerError",
+    "TaskFailedError", "SchedulerError", "UnsignedResultError", "KeyFileError",
 ]
 
 

@@ -91,13 +91,13 @@ def configured_store(taskfile: str) -> str | None:
 
 
 def _check_store_section(section: dict, path: str | None) -> None:
-    unknown = set(section) - {"url", "group"}
-    for key in ("url", "group"):
+    unknown = set(section) - {"url", "group", "key_file"}
+    for key in ("url", "group", "key_file"):
         if key in section and (not isinstance(section[key], str) or not section[key]):
             unknown.add(key)
     if unknown:
         raise UsageError(f"{path}: [tool.taskflow.store] takes url = \"redis://HOST:PORT/DB\" or a folder, and "
-                         f"group = \"NAME\" (not {', '.join(sorted(unknown))})")
+                         f"group = \"NAME\" and key_file = \"PATH\" (not {', '.join(sorted(unknown))})")
 
 
 def configured_group(taskfile: str) -> str | None:
@@ -107,6 +107,29 @@ def configured_group(taskfile: str) -> str | None:
         return None
     _check_store_section(section, path)
     return section.get("group")
+
+
+def configured_key_file(taskfile: str) -> str | None:
+    """`key_file` of `[tool.taskflow.store]` beside the taskfile (relative to its folder, ~ expanded):
+    the key its store's results are signed with (signing.py). Only the file's name is in
+    pyproject.toml, which gets committed; the key stays in the file."""
+    section, path = read_section(taskfile, "store")
+    if not section:
+        return None
+    _check_store_section(section, path)
+    name = section.get("key_file")
+    if name is None:
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(taskfile)), os.path.expanduser(name))
+
+
+def key_file_setting(taskfile: str | None) -> str | None:
+    """The key file a store opened for `taskfile` signs with: TASKFLOW_KEY_FILE, else `key_file` of
+    the taskfile's [tool.taskflow.store], else None (see signing.py)."""
+    path = os.environ.get("TASKFLOW_KEY_FILE") or None
+    if path is None and taskfile is not None:
+        path = configured_key_file(taskfile)
+    return path
 
 
 def configured_max_attempts(taskfile: str) -> int | None:

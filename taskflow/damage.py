@@ -75,7 +75,7 @@ def found(store: Store, task_hash: str, name: str, error: CorruptResultError) ->
         advice = f"marked for recomputation: {execute_hint(store)}"
     else:
         advice = f"not marked (the store cannot be written): run `taskflow execute {store.taskfile or 'FILE'} --verify`"
-    return CorruptResultError(error.path, error.reason, advice)
+    return type(error)(error.path, error.reason, advice)  # an unsigned result stays one
 
 
 def move_aside(store: Store, task_hash: str) -> str | None:

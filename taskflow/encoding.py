@@ -32,14 +32,17 @@ import json
 import mmap as mmap_module
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import checksum as checksums
 from .segments import STREAM as _STREAM, c_order_chunks, decode_segments, is_plain_array, npy_segments, pickle_segments
 from .resultheader import MAGIC, PREFIX as _PREFIX, Header, parse as _parse_header
 from .bigread import load_array, read_checked
-from .stale import reread
+from .stale import drop_cache, reread
 from .errors import CorruptResultError
+
+if TYPE_CHECKING:  # signing.py is imported where a key is used: hashlib and threads cost every start
+    from .signing import Seal
 
 # Headers are small; read this much first so most results need one read call.
 _FIRST_READ = 64 * 1024
@@ -76,15 +79,33 @@ class Payload:
         self.meta = meta
         self.checksum = checksum or checksums.preferred()
         self._digest: int | None = None
+        self.seal: Seal | None = None
+        self._mac = ""
+        self._rest_bytes: bytes | None = None
 
-    def _head(self, digest: int) -> bytes:
-        # The checksum first and of fixed width, so the header's length is known before the checksum.
-        # CRC-32 results keep the header older taskflow writes and reads.
-        rest = _HEADER_JSON.encode({"kind": self.kind, "segments": self.sizes, "meta": self.meta})[1:].encode()
+    def sign(self, seal: Seal | None) -> None:
+        """Sign the result with `seal` (a store's key and the task's hash) when written; None: unsigned."""
+        if seal is not self.seal:
+            self.seal = seal
+            self._digest = None  # computed again along with the MAC
+            self._mac = ""
+
+    def _rest(self) -> bytes:
+        # What follows the checksum and the MAC: what the MAC covers of the header (signing.py).
+        if self._rest_bytes is None:
+            self._rest_bytes = _HEADER_JSON.encode({"kind": self.kind, "segments": self.sizes, "meta": self.meta}
+                                                   )[1:].encode()
+        return self._rest_bytes
+
+    def _head(self, digest: int, mac: str = "") -> bytes:
+        # The checksum first and of fixed width, so the header's length is known before the checksum;
+        # so is the MAC of a signed result. CRC-32 results keep the header older taskflow writes and reads.
+        rest = self._rest()
+        signed = f'"mac":"{mac}",'.encode() if self.seal is not None else b""
         if self.checksum == checksums.CRC32:
-            header = f'{{"crc32":{digest:<10d},'.encode() + rest
+            header = f'{{"crc32":{digest:<10d},'.encode() + signed + rest
         else:
-            header = f'{{"checksum":"{self.checksum}:{digest:016x}",'.encode() + rest
+            header = f'{{"checksum":"{self.checksum}:{digest:016x}",'.encode() + signed + rest
         return _PREFIX.pack(MAGIC, len(header)) + header
 
     def _chunks(self) -> Iterator[memoryview]:
@@ -102,13 +123,17 @@ class Payload:
         that the header can go first."""
         if self._digest is None:
             check = checksums.checker(self.checksum, "(being sent)", parallel=self.checksum == checksums.CRC32)
+            mac = None if self.seal is None else self.seal.stream(self._rest(), threaded=sum(self.sizes) >= _STREAM)
             try:
                 for chunk in self._chunks():
                     check.add(chunk)
+                    if mac is not None:
+                        mac.add(chunk)
             finally:
                 digest = check.result()
+                self._mac = "" if mac is None else mac.field()
             self._digest = digest
-        head = self._head(self._digest)
+        head = self._head(self._digest, self._mac)
         return head, self._chunks(), len(head) + sum(self.sizes)
 
     def write(self, fd: int) -> int:
@@ -117,23 +142,29 @@ class Payload:
         if total < _STREAM:  # then every segment is bytes or a memoryview (see npy_segments)
             if self._digest is None:
                 self._digest = checksums.of(self.checksum, self.segments, "(being written)")
-            return write_all(fd, [self._head(self._digest), *self.segments])
-        head_size = len(self._head(0))
+                if self.seal is not None:
+                    self._mac = self.seal.field(self._rest(), self.segments)
+            return write_all(fd, [self._head(self._digest, self._mac), *self.segments])
+        head_size = len(self._head(0, "" if self.seal is None else self.seal.placeholder()))
         os.lseek(fd, head_size, os.SEEK_SET)
         if self._digest is None:
-            # CRC-32 is slower than the write: it runs on helper threads meanwhile.
+            # CRC-32 is slower than the write: it runs on helper threads meanwhile; so does the MAC.
             check = checksums.checker(self.checksum, "(being written)", parallel=self.checksum == checksums.CRC32)
+            mac = None if self.seal is None else self.seal.stream(self._rest(), threaded=True)
             try:
                 for chunk in self._chunks():
                     check.add(chunk)
+                    if mac is not None:
+                        mac.add(chunk)
                     write_all(fd, [chunk])
             finally:
                 digest = check.result()
+                self._mac = "" if mac is None else mac.field()
             self._digest = digest
         else:
             for chunk in self._chunks():
                 write_all(fd, [chunk])
-        head = memoryview(self._head(self._digest))
+        head = memoryview(self._head(self._digest, self._mac))
         written = 0
         while written < head_size:
             written += os.pwrite(fd, head[written:], written)
@@ -189,22 +220,9 @@ def read_meta(path: str) -> dict:
         return _read_head(f, path, os.fstat(f.fileno()).st_size)[1].meta
 
 
-def drop_cache(fd: int) -> None:
-    """Forget this client's cached pages of an open file, so that reads come from the filesystem.
-
-    A client of NFS or FUSE may keep pages of a file that another client has
-    since replaced; a fresh open revalidates its attributes, not those pages.
-    """
-    if hasattr(os, "posix_fadvise"):
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass  # not every filesystem takes advice; the read is then as fresh as it can be
-
-
 @reread
-def verify(path: str, fresh: bool = False) -> None:
-    """Check a result's header, length and CRC without decoding it.
+def verify(path: str, fresh: bool = False, seal: Seal | None = None) -> None:
+    """Check a result's header, length and CRC without decoding it, and its signature with `seal`.
 
     Raises CorruptResultError when damaged, FileNotFoundError when absent, StoreError when its
     checksum is one this taskflow cannot compute (see checksum.checker).
@@ -216,18 +234,25 @@ def verify(path: str, fresh: bool = False) -> None:
             drop_cache(f.fileno())
         first, header, offset = _read_head(f, path, os.fstat(f.fileno()).st_size)
         check = checksums.checker(header.checksum, path)
+        mac = None if seal is None else seal.verifier(path, header.mac, header.signed_part)
         check.add(memoryview(first)[offset:])
-        chunk = memoryview(bytearray(_CHUNK))
+        if mac is not None:
+            mac.add(memoryview(first)[offset:])
         while True:
-            n = f.readinto(chunk)
-            if not n:
+            chunk = f.read(_CHUNK)  # a new buffer each time: the MAC may still be reading the last one
+            if not chunk:
                 break
-            check.add(chunk[:n])
+            check.add(chunk)
+            if mac is not None:
+                mac.add(chunk)
     if check.result() != header.digest:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
+    if mac is not None:
+        mac.check()
 
 
-def load_value(path: str, mmap: bool = False, fresh: bool = False, guard: FileGuard | None = None) -> Any:
+def load_value(path: str, mmap: bool = False, fresh: bool = False, guard: FileGuard | None = None,
+               seal: Seal | None = None) -> Any:
     """The value of the result at `path`, its metadata left unread (`read_meta` reads it).
 
     Every byte is checked against the checksum unless `mmap` is true: then arrays
@@ -238,12 +263,17 @@ def load_value(path: str, mmap: bool = False, fresh: bool = False, guard: FileGu
 
     `guard(path, stat)`, given the stat of the descriptor read from, is called before a pickled
     value is unpickled (not for an array, whose loading runs no code) and raises to refuse it.
+
+    With `seal`, the result must be signed with its key for its task (signing.py), or
+    UnsignedResultError: before anything of it is decoded. That reads every byte, also with
+    `mmap` (the array then still maps the file; the mapping holds the file that was checked).
     """
-    return _load(path, mmap, fresh, guard)[0]
+    return _load(path, mmap, fresh, guard, seal)[0]
 
 
 @reread
-def _load(path: str, mmap: bool, fresh: bool = False, guard: FileGuard | None = None) -> tuple[Any, Header]:
+def _load(path: str, mmap: bool, fresh: bool = False, guard: FileGuard | None = None, seal: Seal | None = None
+          ) -> tuple[Any, Header]:
     fd = os.open(path, os.O_RDONLY)
     try:
         if fresh:
@@ -255,26 +285,28 @@ def _load(path: str, mmap: bool, fresh: bool = False, guard: FileGuard | None = 
             buf = memoryview(mmap_module.mmap(fd, 0, access=mmap_module.ACCESS_READ))
         elif size > _LARGE:
             with open(fd, "rb", buffering=0, closefd=False) as f:
-                return _load_large(f, path, size, before)
+                return _load_large(f, path, size, before, seal)
         else:
             buf = _read_whole(fd, path, size)
     finally:
         os.close(fd)
-    return decode(path, buf, check=not mmap, guard=before)
+    return decode(path, buf, check=not mmap, guard=before, seal=seal)
 
 
-def decode(name: str, buf: memoryview, check: bool = True, guard: Callable[[], None] | None = None
-           ) -> tuple[Any, Header]:
+def decode(name: str, buf: memoryview, check: bool = True, guard: Callable[[], None] | None = None,
+           seal: Seal | None = None) -> tuple[Any, Header]:
     """(value, header) of a whole result held in memory (a file's bytes; a result from a server);
     `name` says where it came from in errors. With `check` every byte is checked against the checksum
-    its header names. `guard()` is called before a pickled value is unpickled, to refuse it."""
+    its header names. `guard()` is called before a pickled value is unpickled, to refuse it. With
+    `seal`, its signature is checked first (see load_value)."""
     header, offset = _parse_header(name, buf, len(buf))
-    return _decode(name, buf, header, offset, check=check, guard=guard)
+    return _decode(name, buf, header, offset, check=check, guard=guard, seal=seal)
 
 
 def _decode(name: str, buf: memoryview, header: Header, offset: int, check: bool, checked: bool = False,
-            guard: Callable[[], None] | None = None) -> tuple[Any, Header]:
-    """`decode` of a parsed header; `checked`: every byte was checked already, while it was read."""
+            guard: Callable[[], None] | None = None, seal: Seal | None = None) -> tuple[Any, Header]:
+    """`decode` of a parsed header; `checked`: every byte was checked already, while it was read
+    (its signature too)."""
     segments = []
     for n in header.segments:
         segments.append(buf[offset:offset + n])
@@ -283,6 +315,8 @@ def _decode(name: str, buf: memoryview, header: Header, offset: int, check: bool
         _check(header, segments)
     elif header.checksum not in (checksums.CRC32, checksums.XXH3):
         checksums.checker(header.checksum, name)  # a newer format: say so rather than guess at its data
+    if seal is not None and not checked:
+        seal.check(name, header.mac, header.signed_part, segments)
     if guard is not None and header.kind != "npy":
         guard()
     try:
@@ -296,10 +330,13 @@ def _decode(name: str, buf: memoryview, header: Header, offset: int, check: bool
     return value, header
 
 
-def check(name: str, buf: memoryview) -> Header:
-    """The header of a whole result held in memory, after checking its length and checksum."""
+def check(name: str, buf: memoryview, seal: Seal | None = None) -> Header:
+    """The header of a whole result held in memory, after checking its length and checksum (and its
+    signature, with `seal`)."""
     header, offset = _parse_header(name, buf, len(buf))
     _check(header, [buf[offset:]])
+    if seal is not None:
+        seal.check(name, header.mac, header.signed_part, [buf[offset:]])
     return header
 
 
@@ -320,7 +357,8 @@ def _read_whole(fd: int, path: str, size: int) -> memoryview:
     return buf
 
 
-def _load_large(f: io.FileIO, path: str, size: int, guard: Callable[[], None] | None) -> tuple[Any, Header]:
+def _load_large(f: io.FileIO, path: str, size: int, guard: Callable[[], None] | None, seal: Seal | None
+                ) -> tuple[Any, Header]:
     """A large result, read and checked in one pass (see bigread.read_checked).
 
     An array goes straight into a new array (bigread.load_array). Anything else is read into one
@@ -330,8 +368,15 @@ def _load_large(f: io.FileIO, path: str, size: int, guard: Callable[[], None] | 
     # CRC-32 is slower than the read: it runs on helper threads meanwhile. XXH3 is not, and checks
     # each chunk right after the read put it in cache.
     check = checksums.checker(header.checksum, path, parallel=header.checksum == checksums.CRC32)
+    if seal is not None:
+        from .signing import WithMac
+
+        check = WithMac(check, seal.verifier(path, header.mac, header.signed_part, threaded=True))
     if header.kind == "npy" and len(header.segments) == 2:
-        return load_array(f, path, first, header, offset, check)
+        value, header = load_array(f, path, first, header, offset, check)
+        if seal is not None:
+            check.mac.check()  # a forged array runs no code, but must not be handed out either
+        return value, header
     # A bytearray, so that arrays pickled out of band come back writable.
     buf = memoryview(bytearray(size))
     buf[:len(first)] = first
@@ -342,4 +387,7 @@ def _load_large(f: io.FileIO, path: str, size: int, guard: Callable[[], None] | 
         digest = check.result()
     if digest != header.digest:
         raise CorruptResultError(path, "checksum mismatch (the file was altered or torn)")
+    if seal is not None:
+        check.mac.check()
     return _decode(path, buf, header, offset, check=True, checked=True, guard=guard)
+

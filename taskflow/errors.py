@@ -138,6 +138,27 @@ class CorruptResultError(TaskflowError):
         super().__init__(f"corrupt result {path}: {reason}" + (f"; {advice}" if advice else ""))
 
 
+class UnsignedResultError(CorruptResultError):
+    """A result not signed with the store's key (see signing.py): written without it, changed since,
+    signed with another key, or another task's. Counted as damage: execute moves it aside and
+    computes it again, and nothing of it is unpickled."""
+
+    def __init__(self, path: str, reason: str, advice: str | None = None):
+        self.path = path
+        self.reason = reason
+        self.advice = advice or ("a store signed with another key you hold is re-signed by "
+                                 "`taskflow store sign --old-key-file`")
+        TaskflowError.__init__(self, f"unsigned result {path}: {reason}; {self.advice}")
+
+
+class KeyFileError(UsageError):
+    """The signing key's file is missing, unreadable, too short, or readable by others than its owner."""
+
+    def __init__(self, message: str, path: str | None = None):
+        self.path = path
+        super().__init__(message)
+
+
 class TaskFailedError(TaskflowError):
     """A result was asked for but the task failed; its failure record says why."""
 

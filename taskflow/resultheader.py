@@ -18,22 +18,27 @@ PREFIX = struct.Struct("<4sI")
 
 # What our own writer puts first (see Payload._head), read without a JSON parser:
 # loading a small result otherwise spends a third of its time parsing metadata it drops.
-FIXED_HEAD = re.compile(rb'\{(?:"crc32":(\d+) *|"checksum":"([^"\\]+)"),"kind":"(\w+)","segments":\[([0-9,]*)\],'
-                         rb'"meta":')
+FIXED_HEAD = re.compile(rb'\{(?:"crc32":(\d+) *|"checksum":"([^"\\]+)"),(?:"mac":"([^"\\]+)",)?'
+                         rb'(?P<signed>"kind":"(\w+)","segments":\[([0-9,]*)\],"meta":)')
 
 
 class Header:
     """A result's header: what the data needs, and the task's metadata, parsed when asked for.
 
     `checksum` names the algorithm (checksum.CRC32, checksum.XXH3 or one this taskflow does not
-    know), `digest` is its value (None for an unknown algorithm).
+    know), `digest` is its value (None for an unknown algorithm). `mac` is the result's signature
+    (signing.py), None when unsigned; `signed_part` the header's bytes it covers (None in a header
+    not laid out as taskflow writes them, which is then taken as unsigned).
     """
 
-    __slots__ = ("checksum", "digest", "kind", "segments", "path", "_meta_json", "_meta")
+    __slots__ = ("checksum", "digest", "kind", "segments", "path", "_meta_json", "_meta", "mac", "signed_part")
 
     def __init__(self, path: str, checksum: str, digest: int | None, kind: str, segments: list[int],
-                 meta_json: bytes = b"", meta: dict | None = None):
+                 meta_json: bytes = b"", meta: dict | None = None, mac: str | None = None,
+                 signed_part: bytes | None = None):
         self.path = path
+        self.mac = mac
+        self.signed_part = signed_part
         self.checksum = checksum
         self.digest = digest
         self.kind = kind
@@ -69,14 +74,15 @@ def parse(path: str, first: bytes | memoryview, size: int) -> tuple[Header, int]
         if fixed is not None:
             algorithm, digest = checksum_field(fixed[2].decode()) if fixed[1] is None \
                 else (checksums.CRC32, int(fixed[1]))
-            header = Header(path, algorithm, digest, fixed[3].decode(),
-                            [int(n) for n in fixed[4].split(b",") if n], raw[fixed.end():])
+            header = Header(path, algorithm, digest, fixed[5].decode(), [int(n) for n in fixed[6].split(b",") if n],
+                            raw[fixed.end():], mac=None if fixed[3] is None else fixed[3].decode(),
+                            signed_part=raw[fixed.start("signed"):])
         else:
             parsed = json.loads(raw)
             algorithm, digest = checksum_field(str(parsed["checksum"])) if "checksum" in parsed \
                 else (checksums.CRC32, int(parsed["crc32"]))
             header = Header(path, algorithm, digest, str(parsed["kind"]), [int(n) for n in parsed["segments"]],
-                            meta=parsed["meta"])
+                            meta=parsed["meta"], mac=parsed.get("mac"))
         expected = end + sum(header.segments)
     except (ValueError, KeyError, TypeError):
         raise CorruptResultError(path, "header is unreadable") from None

@@ -45,3 +45,16 @@ def reread(read: Callable[..., T]) -> Callable[..., T]:
                 log.debug("%s: stale file handle; reading it again", path)
         raise FileNotFoundError(errno.ENOENT, f"{os.strerror(errno.ESTALE)} on every read", str(path))
     return again
+
+
+def drop_cache(fd: int) -> None:
+    """Forget this client's cached pages of an open file, so that reads come from the filesystem.
+
+    A client of NFS or FUSE may keep pages of a file that another client has
+    since replaced; a fresh open revalidates its attributes, not those pages.
+    """
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # not every filesystem takes advice; the read is then as fresh as it can be

@@ -236,17 +236,23 @@ def bvalue(x: Any) -> Any:
     return value(x)
 
 
-def init(taskfile: str, store: str | None = None, argv: Sequence[str] = (), trust: bool = False
-         ) -> types.ModuleType:
+def init(taskfile: str, store: str | None = None, argv: Sequence[str] = (), trust: bool = False,
+         key_file: str | None = None) -> types.ModuleType:
     """Load a taskfile and its store for use in a notebook or script; runs no task.
 
     Returns the taskfile as a module: `ns = taskflow.init("taskfile.py")`,
     then `taskflow.value(ns.results)`. With `trust`, pickled results are loaded
     even where others than you (and the store's group) could have written them
-    (SECURITY.md); so they are with TASKFLOW_TRUST=1.
+    (SECURITY.md); so they are with TASKFLOW_TRUST=1. With `key_file` (else TASKFLOW_KEY_FILE, else
+    `key_file` of the taskfile's [tool.taskflow.store]), results must be signed with its key (README,
+    "Signed results").
     """
     opened = open_store(store_path(taskfile, store))
     opened.trusted = opened.trusted or trust
+    if key_file is not None:
+        from .signing import read_key
+
+        opened.use_key(read_key(key_file))
     loaded = load(taskfile, opened, argv)
     if not loaded.complete:
         log.warning("stopped at the barrier at %s, which waits for unfinished tasks; "

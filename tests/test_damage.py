@@ -219,14 +219,14 @@ def test_moving_aside_gives_back_a_result_computed_again_meanwhile(finished_run,
     checks = []
     real = folder_damage._intact
 
-    def recheck(where):
+    def recheck(where, seal):
         checks.append(where)
         if len(checks) == 1:
-            intact = real(where)
+            intact = real(where, seal)
             with open(path, "wb") as f:  # computed again between this check and the rename
                 f.write(good)
             return intact
-        return real(where)
+        return real(where, seal)
     monkeypatch.setattr(folder_damage, "_intact", recheck)
     assert damage.move_aside(store, task.hash) is None
     assert open(path, "rb").read() == good

@@ -865,3 +865,42 @@ def test_the_cli_names_an_unknown_kind_of_store_in_one_line(tmp_path):
     proc = run_cli("status", tf, "--store", "nosuch://somewhere/db", check=ExitCode.USAGE)
     assert proc.stderr.strip().count("\n") == 0 and "nosuch://somewhere/db" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- signed results (signing.py) ---------------------------------------------------------
+
+def test_with_a_key_results_and_failures_are_signed_and_those_written_without_it_refused(kind, store):
+    from taskflow.errors import UnsignedResultError
+    from taskflow.resign import sign_store
+    from taskflow.signing import Key
+
+    signed = open_store(kind.url)
+    signed.use_key(Key(b"k" * 32, "(test key)"))
+    save(signed, H, [1, 2])
+    signed.save_failure(HASHES[0], {"type": "E", "message": "signed", "traceback": ""})
+    save(store, HASHES[1], "unsigned")
+    store.save_failure(HASHES[2], {"type": "E", "message": "unsigned", "traceback": ""})
+    assert signed.load_value(H) == [1, 2] and store.load_value(H) == [1, 2]
+    signed.verify_result(H)
+    with pytest.raises(UnsignedResultError, match="not signed"):
+        signed.load_value(HASHES[1])
+    with pytest.raises(UnsignedResultError):
+        signed.verify_result(HASHES[1])
+    assert signed.failed_hashes() == {HASHES[0]} and store.failed_hashes() == {HASHES[0], HASHES[2]}
+    assert signed.load_failure(HASHES[2]) is None and signed.failure_time(HASHES[2]) is None
+    assert signed.failure_time(HASHES[0]) is not None
+
+    done = sign_store(signed, None, unsigned=True)
+    assert (done.results, done.failures, done.already, done.refused) == (1, 1, 1, [])
+    assert signed.load_value(HASHES[1]) == "unsigned" and signed.failed_hashes() == {HASHES[0], HASHES[2]}
+    newer = open_store(kind.url)
+    newer.use_key(Key(b"n" * 32, "(new key)"))
+    done = sign_store(newer, signed.key)
+    assert (done.results, done.failures) == (2, 2)
+    assert newer.load_value(H) == [1, 2] and newer.failed_hashes() == {HASHES[0], HASHES[2]}
+    with pytest.raises(UnsignedResultError, match="signed with key"):
+        signed.load_value(H)
+    save(store, H, "forged")
+    assert signed.move_aside(H) is not None
+    with pytest.raises(FileNotFoundError):
+        signed.load_value(H)

@@ -43,6 +43,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .claims import Claim, ClaimInfo, Claims
 from .journals import Journal, NewsReader
@@ -51,6 +52,9 @@ from .modes import PRIVATE, Modes
 from .records import RecordStore
 from .results import ResultStore
 from .workers import WorkerRecord, WorkerRecords
+
+if TYPE_CHECKING:
+    from ..signing import Key, Seal
 
 __all__ = ["UNWRITABLE", "LEFTOVER_KINDS", "Claim", "ClaimInfo", "Claims", "Journal", "Leftover", "NewsReader",
            "RecordStore", "ResultStore", "Store", "WorkerRecord",
@@ -83,6 +87,37 @@ class Store(ResultStore, RecordStore, WorkerRecords):
     # Load pickled results without asking who could have written them (--trust-store,
     # TASKFLOW_TRUST=1, init(trust=True)); a folder store asks (stores/folder/trust.py).
     trusted: bool = False
+    _key: Key | None | bool = False  # not looked up yet; never pickled: other processes read its file
+    _key_taskfile: str | None = None  # the taskfile whose settings `_key` was looked up in
+    _key_pinned = False  # set by `use_key`: not looked up again
+
+    @property
+    def key(self) -> Key | None:
+        """The key every result, failure record and claim is signed with and checked against
+        (signing.py): TASKFLOW_KEY_FILE or `key_file` of the taskfile's [tool.taskflow.store]; None
+        when unsigned. KeyFileError when the key's file is unusable."""
+        if self._key is False or self._key is None and self._key_taskfile != self.taskfile and not self._key_pinned:
+            from ..config import key_file_setting
+
+            path = key_file_setting(self.taskfile)  # looked up again once a taskfile is loaded
+            self._key_taskfile = self.taskfile
+            if path is None:
+                self._key = None
+            else:
+                from ..signing import read_key  # only here: hashlib and threads cost every worker's start
+
+                self._key = read_key(path)
+        return self._key  # type: ignore[return-value]
+
+    def use_key(self, key: Key | None) -> None:
+        """Sign and check with `key` from now on (None: neither), whatever the settings say."""
+        self._key, self._key_taskfile = key, self.taskfile
+        self._key_pinned = True
+
+    def seal(self, task_hash: str) -> Seal | None:
+        """What the task's result must be signed with, or None in a store without a key."""
+        key = self.key
+        return None if key is None else key.seal(task_hash)
 
     def share_with_group(self, group: str) -> dict[str, int]:
         """Let the members of `group` work in the store (`taskflow store share`): counts of "folders"

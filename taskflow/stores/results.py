@@ -71,6 +71,16 @@ class ResultStore(ABC):
         """
 
     @abstractmethod
+    def raw_result(self, task_hash: str) -> memoryview:
+        """The stored result's bytes as saved, header and data, unchecked (for `taskflow store sign`,
+        which checks them). FileNotFoundError when absent."""
+
+    def replace_result(self, task_hash: str, payload: encoding.Payload) -> int:
+        """`save_payload` over a stored result, wherever the store keeps it: afterwards readers see
+        only the new one. Safe while workers run."""
+        return self.save_payload(task_hash, payload)
+
+    @abstractmethod
     def result_meta(self, task_hash: str) -> dict:
         """The metadata saved with the result (reads no data). FileNotFoundError, CorruptResultError."""
 

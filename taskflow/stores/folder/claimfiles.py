@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from ...stale import reread
 from ..claims import Claim, ClaimInfo
 from ..modes import PRIVATE, Modes
-from .judging import DANGLING
+from .judging import DANGLING, RENEWAL_END
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ RENEWAL_HEAD = b'{"renewal": "'
 RENEWAL_DIGITS = 8
 R0 = len(RENEWAL_HEAD)
 R1 = R0 + RENEWAL_DIGITS
+assert R1 == RENEWAL_END  # what a claim's MAC leaves out (judging.py)
 
 
 @dataclass

@@ -38,7 +38,7 @@ from ..base import Claim, ClaimInfo, Claims
 from ..identity import BOOT_ID, HOST, elapsed_clock, process, worker_id
 from ..lease import DEFAULT_LEASE, check_lease
 from . import attempts, claimfiles, judging, release, takeover
-from .claimfiles import RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, fresh_head, same_claim
+from .claimfiles import R1, RENEWAL_DIGITS, RENEWAL_HEAD, FolderClaim, LockInfo, fresh_head, same_claim
 from .clock import FsClock
 from .layout import Folder
 
@@ -91,9 +91,11 @@ class FolderClaims(Claims):
         # "started" is the owner's wall clock, for people; "fs_started" the filesystem's,
         # which every host can compare with its own reading of that clock.
         quoted = f'"{task_hash}"' if task_hash.isalnum() else json.dumps(task_hash)  # hex: no call
-        return (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, '
-                f'"fs_started": {self._fs.now():.3f}, "task": {quoted}, '
-                f'"token": "{token}"}}').encode()
+        content = (f'{self._owner_json[1]}, "started": {float(self.clock())!r}, '
+                   f'"fs_started": {self._fs.now():.3f}, "task": {quoted}, '
+                   f'"token": "{token}"}}').encode()
+        key = self.store.key
+        return content if key is None else key.sign_claim(content, R1)
 
     def create(self, task_hash: str) -> FolderClaim | None:
         """Make the claim file if there is none (one system call when there is)."""
@@ -153,7 +155,8 @@ class FolderClaims(Claims):
         if got is None:
             return None
         st, raw = got
-        owner, age, stale, reason, left = judging.judge(raw, st.st_mtime, self.now(st.st_mtime), self.lease)
+        owner, age, stale, reason, left = judging.judge(raw, st.st_mtime, self.now(st.st_mtime), self.lease,
+                                                        self.store.key)
         return LockInfo(task_hash, owner, age, stale, reason, raw, left=left, stat=st)
 
     # -- holding -----------------------------------------------------------

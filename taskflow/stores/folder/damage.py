@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ... import encoding
 from ...errors import CorruptResultError
 from ..identity import HOST, process
 from .layout import Folder
 
+if TYPE_CHECKING:
+    from ...signing import Seal
 
 
-def _intact(path: str) -> bool:
-    """Whether the file reads intact from a fresh open; FileNotFoundError when absent."""
+
+def _intact(path: str, seal: Seal | None) -> bool:
+    """Whether the file reads intact (and signed, with `seal`) from a fresh open; FileNotFoundError
+    when absent."""
     try:
-        encoding.verify(path, fresh=True)
+        encoding.verify(path, fresh=True, seal=seal)
     except CorruptResultError:
         return False
     return True
@@ -30,7 +35,7 @@ def move_aside(store: Folder, task_hash: str) -> str | None:
     """
     final = store.result_path(task_hash)
     try:
-        if _intact(final):
+        if _intact(final, store.seal(task_hash)):
             store.unmark_suspect(task_hash)
             return None
     except FileNotFoundError:
@@ -50,7 +55,7 @@ def move_aside(store: Folder, task_hash: str) -> str | None:
         store.unmark_suspect(task_hash)
         return None
     try:
-        intact = _intact(moved)
+        intact = _intact(moved, store.seal(task_hash))
     except FileNotFoundError:
         intact = False
     if intact:

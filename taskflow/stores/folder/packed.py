@@ -9,17 +9,20 @@ no look at the packs. `Packs` is what a `FolderStore` holds of them.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import encoding
 from ...errors import CorruptResultError
-from ...stale import gone
+from ...stale import drop_cache, gone
 from . import packfile
 from .grace import grace_for
 from .packfile import RESULT, TOMBSTONE
 from .packindex import PackIndex, Place
 from .packwriter import PackWriter
 from ..modes import Modes
+
+if TYPE_CHECKING:
+    from ...signing import Seal
 
 # Results smaller than this are packed by workers of graphs of PACK_FROM tasks or more, and by
 # `taskflow pack`; larger ones, and arrays to be memory-mapped, stay one file each.
@@ -136,7 +139,7 @@ class Packs:
             fd = os.open(path, os.O_RDONLY)
             try:
                 if fresh:
-                    encoding.drop_cache(fd)
+                    drop_cache(fd)
                 got = os.preadv(fd, [buf], place[1])
             except BaseException:
                 os.close(fd)
@@ -178,7 +181,7 @@ class Packs:
             return use(self.name(place), body)
         raise FileNotFoundError(2, "no packed result", task_hash)
 
-    def move_aside(self, task_hash: str, damaged_dir: str) -> str | None:
+    def move_aside(self, task_hash: str, damaged_dir: str, seal: Seal | None = None) -> str | None:
         """Copy a damaged packed result to damaged/ and tombstone it; None when it reads intact, is
         gone, or another mover moved it first."""
         place = self.find(task_hash, fresh=True)
@@ -186,7 +189,7 @@ class Packs:
             return None
         try:
             body = self.body(task_hash, place, fresh=True)
-            encoding.check(self.name(place), body)
+            encoding.check(self.name(place), body, seal)
             return None
         except OSError as e:
             if not gone(e):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from ...encoding import drop_cache
+from ...stale import drop_cache
 from ...stale import gone
 from . import packfile
 from .claimfiles import synced_size

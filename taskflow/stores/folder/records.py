@@ -13,6 +13,9 @@ from . import attempts
 from ..modes import Modes
 from .files import listing, opens, read_json, remove_file
 
+if TYPE_CHECKING:
+    from ...signing import Key
+
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +42,40 @@ class Records:
         def write_atomic(self, final: str, data: bytes) -> None: ...
         def failure_path(self, task_hash: str) -> str: ...
         def code_tag(self, code: str | None, version: str | None) -> str: ...
+        @property
+        def key(self) -> Key | None: ...
 
     # -- failures ---------------------------------------------------------
 
     def save_failure(self, task_hash: str, record: dict) -> None:
         path = self.failure_path(task_hash)
+        key = self.key
         try:
             self.ensure()
+            if key is not None:
+                record = key.sign_record("failure", task_hash, record)
             self.write_atomic(path, json.dumps(record, indent=1).encode())
         except OSError as e:
             raise StoreAccessError(f"cannot write failure record {path}: {e.strerror or e}", path=path) from e
 
     def load_failure(self, task_hash: str) -> dict | None:
+        path = self.failure_path(task_hash)
         try:
-            return read_json(self.failure_path(task_hash))
+            record = read_json(path)
         except FileNotFoundError:
             return None
         except ValueError:
-            return {"type": "?", "message": "(unreadable failure record)", "traceback": ""}
+            record = {"type": "?", "message": "(unreadable failure record)", "traceback": ""}
+        if self.key is None:
+            return record
+        from ...signing import checked_record  # only where a key is used: hashlib costs every start
+
+        return checked_record(self.key, "failure", task_hash, record, path)
 
     def failure_time(self, task_hash: str) -> float | None:
         # The record's mtime: the filesystem's clock, which claims are judged by too.
+        if self.key is not None and self.load_failure(task_hash) is None:
+            return None  # none, or one the key did not sign: no failure then
         try:
             return os.stat(self.failure_path(task_hash)).st_mtime
         except OSError as e:
@@ -71,7 +87,11 @@ class Records:
         return remove_file(self.failure_path(task_hash))
 
     def failed_hashes(self) -> set[str]:
-        return {n[:-5] for n in listing(self.failed_dir) if n.endswith(".json")}
+        hashes = {n[:-5] for n in listing(self.failed_dir) if n.endswith(".json")}
+        if self.key is None:
+            return hashes
+        # With a key, a failure is one its record proves: one read per failed task, and they are few.
+        return {h for h in hashes if self.load_failure(h) is not None}
 
     # -- attempts whose worker died ----------------------------------------
 

@@ -3,7 +3,7 @@ records in packs/ for small results (see packed.py); a store may hold both."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ... import encoding
@@ -14,6 +14,9 @@ from .files import opens, remove_file
 from .packed import PACK_FROM, Packs
 from .trust import Trust
 from ..modes import Modes
+
+if TYPE_CHECKING:
+    from ...signing import Seal
 
 # Writes into a folder of the store that vanished (deleted while we run) make it again and try
 # again, this many times in all.
@@ -40,6 +43,7 @@ class Results:
         def result_path(self, task_hash: str) -> str: ...
         def location(self, kind: str, task_hash: str = "") -> str: ...
         def _note_code(self, meta: dict) -> None: ...
+        def seal(self, task_hash: str) -> Seal | None: ...
 
     # -- results ----------------------------------------------------------
 
@@ -64,6 +68,7 @@ class Results:
             self._packs.writer.seal()
 
     def save_payload(self, task_hash: str, payload: encoding.Payload) -> int:
+        payload.sign(self.seal(task_hash))
         if self._packs is not None and self._packs.below:
             try:
                 self.ensure()
@@ -109,6 +114,8 @@ class Results:
         if len(packed) < 2 or packs is None:
             return [self.save_payload(h, payload) for h, payload in items]
         sizes = [0] * len(items)
+        for h, payload in items:
+            payload.sign(self.seal(h))
         try:
             self.ensure()
             for i, size in zip(packed, packs.save_many([items[i] for i in packed]), strict=True):
@@ -159,9 +166,15 @@ class Results:
 
     def load_value(self, task_hash: str, mmap: bool = False, fresh: bool = False) -> Any:
         judge = None if self.trusted else self.trust.check
-        return self._read(task_hash, fresh, lambda path: encoding.load_value(path, mmap=mmap, fresh=fresh, guard=judge),
-                          lambda name, body: encoding.decode(name, body, guard=None if judge is None else (
-                              lambda: self.trust.check_pack(name.rpartition("@")[0])))[0])
+        seal = self.seal(task_hash)
+        return self._read(task_hash, fresh,
+                          lambda path: encoding.load_value(path, mmap=mmap, fresh=fresh, guard=judge, seal=seal),
+                          lambda name, body: encoding.decode(name, body, guard=self._pack_guard(name, judge),
+                                                             seal=seal)[0])
+
+    def _pack_guard(self, name: str, judge: object) -> Callable[[], None] | None:
+        """What checks the pack holding the record `name` before its pickle is loaded (None: trusted)."""
+        return None if judge is None else (lambda: self.trust.check_pack(name.rpartition("@")[0]))
 
     @property
     def trust(self) -> Trust:
@@ -170,7 +183,23 @@ class Results:
         return self._trust
 
     def verify_result(self, task_hash: str, fresh: bool = False) -> None:
-        self._read(task_hash, fresh, lambda path: encoding.verify(path, fresh=fresh), encoding.check)
+        seal = self.seal(task_hash)
+        self._read(task_hash, fresh, lambda path: encoding.verify(path, fresh=fresh, seal=seal),
+                   lambda name, body: encoding.check(name, body, seal))
+
+    def raw_result(self, task_hash: str) -> memoryview:
+        return self._read(task_hash, True, _file_bytes, lambda name, body: body)
+
+    def replace_result(self, task_hash: str, payload: encoding.Payload) -> int:
+        # Saved as a file of its own, then the packed copy buried: a reader finds the one or the other.
+        packs = self.packs
+        below, packs.below = packs.below, 0
+        try:
+            size = self.save_payload(task_hash, payload)
+        finally:
+            packs.below = below
+        packs.remove(task_hash)
+        return size
 
     def result_meta(self, task_hash: str) -> dict:
         return self._read(task_hash, False, encoding.read_meta,
@@ -201,3 +230,8 @@ class Results:
         index = self.packs.index
         index.refresh(full=True, fresh=True)
         return {h for h in hashes if index.lookup(h) is not None or opens(self.result_path(h))}
+
+
+def _file_bytes(path: str) -> memoryview:
+    with open(path, "rb") as f:
+        return memoryview(f.read())

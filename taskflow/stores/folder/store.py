@@ -219,7 +219,7 @@ class FolderStore(Results, Records, WorkerFiles, Store):
         from .damage import move_aside
 
         if self.packs.find(task_hash, fresh=True) is not None:
-            moved = self.packs.move_aside(task_hash, self.damaged_dir)
+            moved = self.packs.move_aside(task_hash, self.damaged_dir, self.seal(task_hash))
             self.unmark_suspect(task_hash)
             return moved
         return move_aside(self, task_hash)

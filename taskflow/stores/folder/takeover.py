@@ -140,7 +140,7 @@ def still_stale(claims: Taker, path: str, info: ClaimInfo) -> bool:
     if got is None or got[1] != info.raw:
         return False
     mtime, raw = got
-    return judging.judge(raw, mtime, claims.now(mtime), claims.lease)[2]
+    return judging.judge(raw, mtime, claims.now(mtime), claims.lease, claims.store.key)[2]
 
 
 def move_away(path: str, info: ClaimInfo) -> bool:

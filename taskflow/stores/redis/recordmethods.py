@@ -11,6 +11,9 @@ from .connection import Connection
 from .keys import Keys
 from .records import Records
 
+if TYPE_CHECKING:
+    from ...signing import Key
+
 log = logging.getLogger(__name__)
 
 
@@ -23,6 +26,10 @@ class RecordMethods:
 
     if TYPE_CHECKING:
         def ensure(self) -> None: ...
+        @property
+        def key(self) -> Key | None: ...
+        @property
+        def url(self) -> str: ...
 
     # -- suspect marks ----------------------------------------------------
 
@@ -43,19 +50,30 @@ class RecordMethods:
 
     def save_failure(self, task_hash: str, record: dict) -> None:
         self.ensure()
-        self.records.save_failure(task_hash, record)
+        self.records.save_failure(task_hash, record, self.key)
 
     def load_failure(self, task_hash: str) -> dict | None:
-        return self.records.load_failure(task_hash)
+        record = self.records.load_failure(task_hash)
+        if self.key is None:
+            return record
+        from ...signing import checked_record
+
+        return checked_record(self.key, "failure", task_hash, record, f"{self.url} failure of {task_hash}")
 
     def failure_time(self, task_hash: str) -> float | None:
+        if self.key is not None and self.load_failure(task_hash) is None:
+            return None  # none, or one the key did not sign: no failure then
         return self.records.failure_time(task_hash)
 
     def remove_failure(self, task_hash: str) -> bool:
         return self.records.remove_failure(task_hash)
 
     def failed_hashes(self) -> set[str]:
-        return self.records.failed_hashes()
+        hashes = self.records.failed_hashes()
+        if self.key is None:
+            return hashes
+        # With a key, a failure is one its record proves: one read per failed task, and they are few.
+        return {h for h in hashes if self.load_failure(h) is not None}
 
     # -- completion records and code markers ---------------------------------
 

@@ -9,12 +9,15 @@ key for STOP and the marker. Failure records get the server's time as
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._version import __version__
 from ...errors import StoreError
 from .connection import Connection
 from .keys import Keys
+
+if TYPE_CHECKING:
+    from ...signing import Key
 
 
 FORMAT = 1
@@ -68,8 +71,10 @@ class Records:
 
     # -- failures ---------------------------------------------------------
 
-    def save_failure(self, task_hash: str, record: dict) -> None:
+    def save_failure(self, task_hash: str, record: dict, key: Key | None = None) -> None:
         record = dict(record, recorded=self.connection.server_now())
+        if key is not None:
+            record = key.sign_record("failure", task_hash, record)
         with self.connection.guard(f"saving the failure of {task_hash[:12]}") as r:
             r.hset(self.keys.failed, task_hash, json.dumps(record, indent=1))
 

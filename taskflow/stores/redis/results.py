@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ... import encoding
 from ...errors import CorruptResultError, StoreServerError
@@ -33,6 +33,9 @@ from ..identity import HOST, process
 from . import scripts
 from .connection import Connection
 from .keys import Keys
+
+if TYPE_CHECKING:
+    from ...signing import Seal
 
 log = logging.getLogger(__name__)
 
@@ -171,23 +174,24 @@ class Results:
                     buf[i * step:i * step + want] = piece
         return buf
 
-    def load(self, task_hash: str) -> tuple[Any, encoding.Header]:
-        """(value, header), checked against the CRC; read once more if that fails (a replace may have
-        come between two chunks)."""
+    def load(self, task_hash: str, seal: Seal | None = None) -> tuple[Any, encoding.Header]:
+        """(value, header), checked against the CRC (and signed with `seal`); read once more if that
+        fails (a replace may have come between two chunks)."""
         try:
-            return encoding.decode(self.name(task_hash), self.read(task_hash))
+            return encoding.decode(self.name(task_hash), self.read(task_hash), seal=seal)
         except CorruptResultError:
             log.debug("result of %s failed its check; reading it again", task_hash[:12])
-        return encoding.decode(self.name(task_hash), self.read(task_hash))
+        return encoding.decode(self.name(task_hash), self.read(task_hash), seal=seal)
 
-    def verify(self, task_hash: str) -> None:
-        """Check a result's length and CRC without decoding it; FileNotFoundError when absent."""
+    def verify(self, task_hash: str, seal: Seal | None = None) -> None:
+        """Check a result's length and CRC (and its signature, with `seal`) without decoding it;
+        FileNotFoundError when absent."""
         try:
-            encoding.check(self.name(task_hash), self.read(task_hash))
+            encoding.check(self.name(task_hash), self.read(task_hash), seal)
             return
         except CorruptResultError:
             pass
-        encoding.check(self.name(task_hash), self.read(task_hash))
+        encoding.check(self.name(task_hash), self.read(task_hash), seal)
 
     def meta(self, task_hash: str) -> dict:
         """The metadata of a result, reading only its header."""

@@ -132,6 +132,7 @@ class RedisStore(Deaths, RecordMethods, WorkerFields, Store):
 
     def save_payload(self, task_hash: str, payload: encoding.Payload) -> int:
         self.ensure()
+        payload.sign(self.seal(task_hash))
         size = self.results.save(task_hash, payload)
         assert size is not None  # unconditional saves always land
         self._note_code(payload.meta)
@@ -148,7 +149,10 @@ class RedisStore(Deaths, RecordMethods, WorkerFields, Store):
         if mmap:
             raise UsageError(f"mmap=True needs a folder store: results in {self.url} are read into memory "
                              "(call value() without mmap)")
-        return self.results.load(task_hash)[0]
+        return self.results.load(task_hash, self.seal(task_hash))[0]
+
+    def raw_result(self, task_hash: str) -> memoryview:
+        return self.results.read(task_hash)
 
     def result_meta(self, task_hash: str) -> dict:
         return self.results.meta(task_hash)
@@ -166,7 +170,7 @@ class RedisStore(Deaths, RecordMethods, WorkerFields, Store):
         return self.results.remove(task_hash)
 
     def verify_result(self, task_hash: str, fresh: bool = False) -> None:
-        self.results.verify(task_hash)
+        self.results.verify(task_hash, self.seal(task_hash))
 
     def move_aside(self, task_hash: str) -> str | None:
         judged = self.results.header(task_hash)
@@ -174,7 +178,7 @@ class RedisStore(Deaths, RecordMethods, WorkerFields, Store):
             self.unmark_suspect(task_hash)
             return None
         try:
-            self.results.verify(task_hash)
+            self.results.verify(task_hash, self.seal(task_hash))
             self.unmark_suspect(task_hash)
             return None  # intact
         except FileNotFoundError:
