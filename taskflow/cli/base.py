@@ -120,8 +120,21 @@ def _set_environment(name: str) -> Callable:
     return callback
 
 
+def _set_path_environment(name: str) -> Callable:
+    # As a full path: the processes it reaches may start in other folders.
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value:
+            os.environ[name] = os.path.abspath(os.path.expanduser(value))
+    return callback
+
+
 def _sharing_options(f: Callable) -> Callable:
-    """--group and --trust-store (SECURITY.md), which every command with a store takes."""
+    """--group, --trust-store and --key-file (SECURITY.md), which every command with a store takes."""
+    f = click.option("--key-file", metavar="PATH", expose_value=False,
+                     callback=_set_path_environment("TASKFLOW_KEY_FILE"),
+                     help="Sign every result and failure record with the key in PATH, a file only you can read, "
+                          "and refuse those it did not sign [env TASKFLOW_KEY_FILE; [tool.taskflow.store] "
+                          "key_file].")(f)
     f = click.option("--trust-store", is_flag=True, expose_value=False, callback=_set_environment("TASKFLOW_TRUST"),
                      help="Load pickled results even where others than you (and the store's group) could have "
                           "written them [env TASKFLOW_TRUST=1].")(f)

@@ -68,6 +68,64 @@ def store_share_command(taskfile: str, store: str | None, group: str, verbose: b
                f"set{others}")
 
 
+@store_group.command(name="new-key", epilog="Exit codes: 0 done, 2 usage error (the file exists).")
+@click.argument("path", metavar="PATH")
+@_diagnostic_options
+@_handle_errors
+def store_new_key_command(path: str, verbose: bool, debug: bool) -> None:
+    """Make a signing key: a new file PATH, readable by you alone, holding 32
+    random bytes. Never written over an existing file.
+
+    \b
+    Example:
+      taskflow store new-key ~/.config/taskflow/project.key
+    """
+    from ..signing import new_key
+
+    _configure_logging(verbose, False)
+    key = new_key(path)
+    click.echo(f"{key.path}: new key {key.id}; sign a store with it by --key-file {key.path} or "
+               "TASKFLOW_KEY_FILE")
+
+
+@store_group.command(name="sign", epilog="Exit codes: 0 done, 1 results left unsigned, 2 usage error, "
+                                         "4 the store cannot be written.")
+@click.argument("taskfile", metavar="FILE")
+@_store_option
+@click.option("--key-file", metavar="PATH", envvar="TASKFLOW_KEY_FILE", required=True,
+              help="The key to sign with from now on [env TASKFLOW_KEY_FILE].")
+@click.option("--old-key-file", metavar="PATH", help="The key the store was signed with until now.")
+@click.option("--unsigned", is_flag=True, help="Also sign what no key signed (a store made before it had a key): "
+                                               "you vouch for everything in it.")
+@_diagnostic_options
+@_handle_errors
+def store_sign_command(taskfile: str, store: str | None, key_file: str, old_key_file: str | None, unsigned: bool,
+                       verbose: bool, debug: bool) -> None:
+    """Sign FILE's store with a new key: every result and failure record the old
+    key signed (with --unsigned, also those no key signed) is signed again with
+    the key of --key-file. Nothing is unpickled; a result neither key signed
+    is left as it is, named, and the command ends with exit code 1.
+
+    \b
+    Example:
+      taskflow store sign taskfile.py --key-file new.key --old-key-file old.key
+    """
+    from ..resign import sign_store
+    from ..signing import read_key
+
+    _configure_logging(verbose, False)
+    s = _open_store(taskfile, store)
+    key = read_key(key_file)
+    s.use_key(key)
+    done = sign_store(s, None if old_key_file is None else read_key(old_key_file), unsigned)
+    for why in done.refused:
+        click.echo(f"taskflow: left unsigned: {why}", err=True)
+    click.echo(f"{s}: signed with key {key.id}: {done.results} results and {done.failures} failure records "
+               f"signed again, {done.already} signed already, {len(done.refused)} left as they were")
+    if done.refused:
+        sys.exit(ExitCode.FAILED)
+
+
 @main.command(epilog="Exit codes: 0 done, 2 usage error or the taskfile cannot be loaded, "
                      "4 the store cannot be written.")
 @_common
