@@ -206,6 +206,54 @@ def test_a_pickle_that_would_run_code_runs_nothing_unless_trusted(users):
     assert marker.exists(), ran.stderr  # the same file, trusted, runs what it holds: the check is what stopped it
 
 
+FORGE = ("import os, pathlib, sys\n"
+         "from taskflow import encoding\n"
+         "class Evil:\n"
+         "    def __reduce__(self):\n"
+         "        return pathlib.Path.touch, (pathlib.Path(sys.argv[2]),)\n"
+         "tmp = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(sys.argv[1]))), 'tmp', 'forged')\n"
+         "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)\n"
+         "encoding.Payload(Evil(), {'name': 'taskfile.leaf'}).write(fd)\n"
+         "os.close(fd)\n"
+         "os.replace(tmp, sys.argv[1])\n")
+
+LOAD_SIGNED = ("import taskflow\n"
+               "ns = taskflow.init('taskfile.py')\n"
+               "try:\n"
+               "    print(taskflow.value(ns.leaves))\n"
+               "except taskflow.CorruptResultError as e:\n"
+               "    print('refused:', e)\n")
+
+
+def test_with_a_key_a_result_a_member_without_it_replaced_is_refused_and_computed_again(users):
+    project = _project(users, "tfalice")
+    key = users.home("tfalice") / "project.key"
+    made = users.run("tfalice", "store", "new-key", str(key), cwd=project)
+    assert made.returncode == 0 and key.stat().st_uid == users.uid("tfalice"), made.stderr
+    signed = {"TASKFLOW_KEY_FILE": str(key)}
+    done = users.run("tfalice", "execute", "taskfile.py", "-q", "--group", GROUP, cwd=project, env=signed)
+    assert done.returncode == 0, done.stderr
+    store = _store_of(project)
+    hashes = sorted(store.finished_hashes())
+    leaf = next(h for h in hashes if store.result_meta(h)["name"].endswith("leaf"))
+    path = store.result_path(leaf)
+    marker = users.home("tfbob") / "ran"
+    # Bob is in the group, so he may replace files in the store, but he does not hold the key.
+    forged = users.run("tfbob", "-c", FORGE, path, str(marker), cwd=project, taskflow=False)
+    assert forged.returncode == 0 and os.stat(path).st_uid == users.uid("tfbob"), forged.stderr
+
+    refused = users.run("tfalice", "-c", LOAD_SIGNED, cwd=project, taskflow=False, env=signed)
+    assert refused.stdout.strip().startswith(f"refused: unsigned result {path}: not signed, and this store's results "
+                                             "must be signed with key "), (refused.stdout, refused.stderr)
+    assert not marker.exists(), "refused before unpickling"
+    again = users.run("tfalice", "execute", "taskfile.py", cwd=project, env=signed)
+    assert again.returncode == 0 and "computing taskfile.leaf again" in again.stderr, again.stderr
+    assert os.stat(path).st_uid == users.uid("tfalice")
+    loaded = users.run("tfalice", "-c", LOAD_SIGNED, cwd=project, taskflow=False, env=signed)
+    assert loaded.stdout.strip() == "[0, 1, 4, 9, 16, 25]", loaded.stderr
+    assert not marker.exists()
+
+
 def test_arrays_load_without_the_check_and_never_as_objects(tmp_path):
     import numpy as np
 
