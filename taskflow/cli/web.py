@@ -11,6 +11,7 @@ import click
 from .base import _common, _configure_logging, _handle_errors, _open_store, main
 
 LOOPBACK = ("localhost",)
+TOKEN_VARIABLE = "TASKFLOW_WEB_TOKEN"
 
 
 def _is_loopback(host: str) -> bool:
@@ -47,7 +48,7 @@ def _chosen_token(token: str | None, token_file: str | None) -> str | None:
               help="Port to listen on; 0 picks a free one.")
 @click.option("--read-only", is_flag=True, help="Show the run only: no buttons, every POST refused.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
-@click.option("--token", envvar="TASKFLOW_WEB_TOKEN", metavar="TOKEN",
+@click.option("--token", envvar=TOKEN_VARIABLE, metavar="TOKEN",
               help="Access token to use instead of a random one [env TASKFLOW_WEB_TOKEN]; "
                    "on the command line it shows in `ps`, prefer the variable or --token-file.")
 @click.option("--token-file", metavar="FILE", help="Read the access token from FILE.")
@@ -79,6 +80,9 @@ def web(taskfile: str, args: tuple, store: str | None, host: str, port: int, rea
 
     _configure_logging(verbose, False)
     chosen = _chosen_token(token, token_file)
+    # Read once, then out of this process's environment: the workers it launches and the jobs it
+    # submits inherit that environment, and a scheduler keeps a job's (qsub -V: `qstat -j` shows it).
+    os.environ.pop(TOKEN_VARIABLE, None)
     if not _is_loopback(host):
         if chosen is None and not allow_remote:
             raise UsageError(f"--host {host} is reachable from other machines: choose a token (--token-file, "

@@ -11,7 +11,6 @@ process; an executor for an engine such as Dask or ipyparallel ships
 from __future__ import annotations
 
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
@@ -20,6 +19,7 @@ from ..errors import StoreError, UsageError
 from ..memory import task_peak_bytes
 from ..signals import Signals, Terminated
 from ..task import Task
+from ..tracebacks import task_traceback
 
 Inputs = Callable[[Task], Any] | Mapping[str, Any]
 
@@ -67,7 +67,8 @@ class Job:
 
 
 class Failure:
-    """How a task failed: the exception it raised, and its traceback as text (tracebacks do not pickle)."""
+    """How a task failed: the exception it raised, and its traceback as text (tracebacks do not pickle):
+    the task's own frames, without taskflow's above them (taskflow/tracebacks.py)."""
 
     __slots__ = ("exception", "traceback")
 
@@ -77,7 +78,7 @@ class Failure:
 
     @classmethod
     def of(cls, e: BaseException) -> Failure:
-        return cls(e, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+        return cls(e, task_traceback(e))
 
 
 class Done:

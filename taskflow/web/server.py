@@ -4,7 +4,8 @@ Access: every request needs the token, once as `?token=` (the server then
 sets a cookie) and afterwards from that cookie; anything else gets 403. A
 POST also needs the CSRF value the page was given (header X-Taskflow-CSRF),
 so another site the browser visits cannot make it press a button. With
-`read_only` no POST is served at all.
+`read_only` no POST is served at all. Requests are logged (`-v`) with the
+token's value in their address replaced by ***.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hmac
 import http.cookies
 import json
 import logging
+import re
 import secrets
 import threading
 from http import HTTPStatus
@@ -27,10 +29,18 @@ from .static import asset, page
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
+# The token's value in a request's address (`?token=...`, as the browser sends it, maybe %-encoded).
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&#\s\"]*")
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def without_token(text: str) -> str:
+    """`text` (a request line or path) with the token's value in its address replaced by ***: the
+    token is printed once, to the terminal that started the page, and never written to a log."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", text)
 
 
 class WebServer(ThreadingHTTPServer):
@@ -63,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), without_token(format % args))
 
     # -- access ------------------------------------------------------------
 
@@ -152,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as e:  # a bug must not take the server down: say it, keep serving
-            log.exception("error serving %s", self.path)
+            log.exception("error serving %s", without_token(self.path))
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(e).__name__}: {e}")
 
     do_HEAD = do_GET
