@@ -260,6 +260,10 @@ def test_execute_moves_an_unsigned_result_aside_and_computes_it_again(tmp_path, 
     write_taskfile(tmp_path, TASKFILE)
     env = {"TASKFLOW_KEY_FILE": key.path}
     run_cli("execute", "taskfile.py", "-q", "--jobs", "3", cwd=tmp_path, env=env, check=1)  # claims among workers
+    secret = open(key.path, "rb").read().strip()
+    files = [os.path.join(d, n) for d, _, names in os.walk(tmp_path / "taskfile.taskflow") for n in names]
+    assert len(files) > 5 and not [f for f in files if secret in open(f, "rb").read()], "the key stays in its file"
+    assert any(secret[:8] in open(f, "rb").read() for f in [key.path]), "the search can find it"
     store = keyed(tmp_path / "taskfile.taskflow", key)
     store.taskfile = str(tmp_path / "taskfile.py")
     leaf = next(h for h in store.finished_hashes() if store.result_meta(h)["name"].endswith("leaf")
