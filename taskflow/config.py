@@ -75,11 +75,7 @@ def read_section(taskfile: str, section: str,
 def configured_store(taskfile: str) -> str | None:
     """`url` of `[tool.taskflow.store]` beside the taskfile (a folder relative to that file's folder,
     or a store URL), or None. A URL holding a password is refused: pyproject.toml gets committed."""
-    section, path = read_section(taskfile, "store")
-    if not section:
-        return None
-    _check_store_section(section, path)
-    url = section.get("url")
+    url, path = _store_setting(taskfile, "url")
     if url is None:
         return None
     if "://" not in url:
@@ -88,6 +84,15 @@ def configured_store(taskfile: str) -> str | None:
         raise UsageError(f"{path}: [tool.taskflow.store] url holds a password, and pyproject.toml gets committed: "
                          "remove it and set TASKFLOW_REDIS_PASSWORD instead")
     return url
+
+
+def _store_setting(taskfile: str, name: str) -> tuple[str | None, str | None]:
+    """(`name` of the checked `[tool.taskflow.store]` beside the taskfile or None, the file's path)."""
+    section, path = read_section(taskfile, "store")
+    if not section:
+        return None, path
+    _check_store_section(section, path)
+    return section.get(name), path
 
 
 def _check_store_section(section: dict, path: str | None) -> None:
@@ -102,22 +107,14 @@ def _check_store_section(section: dict, path: str | None) -> None:
 
 def configured_group(taskfile: str) -> str | None:
     """`group` of `[tool.taskflow.store]` beside the taskfile: the group a new store is shared with."""
-    section, path = read_section(taskfile, "store")
-    if not section:
-        return None
-    _check_store_section(section, path)
-    return section.get("group")
+    return _store_setting(taskfile, "group")[0]
 
 
 def configured_key_file(taskfile: str) -> str | None:
     """`key_file` of `[tool.taskflow.store]` beside the taskfile (relative to its folder, ~ expanded):
     the key its store's results are signed with (signing.py). Only the file's name is in
     pyproject.toml, which gets committed; the key stays in the file."""
-    section, path = read_section(taskfile, "store")
-    if not section:
-        return None
-    _check_store_section(section, path)
-    name = section.get("key_file")
+    name = _store_setting(taskfile, "key_file")[0]
     if name is None:
         return None
     return os.path.join(os.path.dirname(os.path.abspath(taskfile)), os.path.expanduser(name))

@@ -354,3 +354,17 @@ def test_a_claim_made_without_the_key_is_taken_over_at_once_and_a_signed_one_hol
     assert b'"mac": "hmac-sha256:' in raw and raw.startswith(b'{"renewal": "00000002"')
     open(signed.lock_path(A), "wb").write(raw.replace(b'"pid": ', b'"pid": 1'))  # changed without the key
     assert other.inspect(A).reason.startswith("a claim its signature does not match")
+
+
+def test_key_file_in_pyproject_is_found_beside_the_taskfile(tmp_path):
+    write_taskfile(tmp_path, TASKFILE)
+    made = new_key(str(tmp_path / "run.key"))
+    (tmp_path / "pyproject.toml").write_text('[tool.taskflow.store]\nkey_file = "run.key"\n')
+    run_cli("execute", "taskfile.py", "-q", cwd=tmp_path, check=1)
+    store = keyed(tmp_path / "taskfile.taskflow", None)
+    heads = [open(store.result_path(h), "rb").read() for h in store.finished_hashes()]
+    assert len(heads) == 5 and {encoding.parse_header("r", raw, len(raw)).mac.split(":")[1] for raw in heads} == {made.id}
+    assert _load(tmp_path, {}).stdout.strip() == "[0, 10, 20, 30]"
+    (tmp_path / "pyproject.toml").write_text('[tool.taskflow.store]\nkey_file = 5\n')
+    proc = run_cli("status", "taskfile.py", cwd=tmp_path, check=2)
+    assert "key_file = \"PATH\" (not key_file)" in proc.stderr
