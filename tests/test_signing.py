@@ -368,3 +368,19 @@ def test_key_file_in_pyproject_is_found_beside_the_taskfile(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.taskflow.store]\nkey_file = 5\n')
     proc = run_cli("status", "taskfile.py", cwd=tmp_path, check=2)
     assert "key_file = \"PATH\" (not key_file)" in proc.stderr
+
+
+def test_workers_elsewhere_are_told_where_the_key_is_and_sign_with_it(tmp_path, key):
+    """Engines started apart from the command (Dask workers here) get the key file's path through
+    Store.worker_environment, never its bytes, and sign what they save."""
+    store = keyed(tmp_path / "s", key)
+    assert store.worker_environment() == {"TASKFLOW_KEY_FILE": key.path}
+    assert keyed(tmp_path / "s", None).worker_environment() == {}
+    write_taskfile(tmp_path, TASKFILE)
+    run_cli("execute", "taskfile.py", "-q", "--dask", "local:2", "--key-file", key.path, cwd=tmp_path, check=1,
+            timeout=300)
+    done = keyed(tmp_path / "taskfile.taskflow", key)
+    assert len(done.finished_hashes()) == 5 and done.failed_hashes() != set()
+    for h in done.finished_hashes():
+        done.verify_result(h)
+    assert _load(tmp_path, {"TASKFLOW_KEY_FILE": key.path}).stdout.strip() == "[0, 10, 20, 30]"

@@ -152,8 +152,10 @@ class Store(ResultStore, RecordStore, WorkerRecords):
 
     def worker_environment(self) -> dict[str, str]:
         """What a worker started from `url` in another process (--jobs, `taskflow web`, an array
-        job) needs in its environment to open this store: secrets `url` leaves out."""
-        return {}
+        job) needs in its environment to open this store: secrets `url` leaves out, and where its
+        key is (the key file's path: engines on other hosts read the same file, never its bytes)."""
+        key = self.key
+        return {} if key is None else {"TASKFLOW_KEY_FILE": key.path}
 
     def __reduce__(self) -> tuple:
         # Opened again from its url on the other side; fsync and taskfile set as they were.

@@ -76,7 +76,8 @@ class RedisStore(Deaths, RecordMethods, WorkerFields, Store):
     def worker_environment(self) -> dict[str, str]:
         from .url import PASSWORD_VARIABLE
 
-        return {PASSWORD_VARIABLE: self.address.password} if self.address.password else {}
+        password = {PASSWORD_VARIABLE: self.address.password} if self.address.password else {}
+        return {**super().worker_environment(), **password}
 
     def __reduce__(self) -> tuple:
         # The password travels with the object (to --jobs workers), never in its url.
