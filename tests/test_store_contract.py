@@ -904,3 +904,19 @@ def test_with_a_key_results_and_failures_are_signed_and_those_written_without_it
     assert signed.move_aside(H) is not None
     with pytest.raises(FileNotFoundError):
         signed.load_value(H)
+
+
+def test_with_a_key_a_claim_made_without_it_is_stale_at_once_and_a_signed_one_holds(kind, store):
+    from taskflow.signing import Key
+
+    signed = open_store(kind.url)
+    signed.use_key(Key(b"k" * 32, "(test key)"))
+    plain = store.claims(lease=600)
+    assert plain.claim(H) is not None and store.claims(lease=600).claim(H) is None, "live without a key"
+    info = signed.claims(lease=600).inspect(H)
+    assert info.stale and info.reason == "a claim not signed, and this store's results must be signed with key " \
+                                         f"{signed.key.id}"
+    mine = signed.claims(lease=600).claim(H)
+    assert mine is not None
+    assert signed.claims(lease=600).claim(H) is None and signed.claims(lease=600).inspect(H).reason == "live"
+    assert store.claims(lease=600).claim(H) is None, "a worker without a key leaves a signed claim alone"

@@ -121,8 +121,10 @@ class RedisClaims(Claims):
             owner = json.dumps({"host": HOST, "boot": BOOT_ID, "pid": process.pid, "worker": self.worker,
                                 "lease": self.lease})
             self._owner_json = (process.pid, owner[:-1])
-        return (f'{token} {self._owner_json[1]}, "started": {float(self.clock())!r}, '
-                f'"fs_started": {self.now():.3f}, "task": {json.dumps(task_hash)}}}').encode()
+        value = (f'{token} {self._owner_json[1]}, "started": {float(self.clock())!r}, '
+                 f'"fs_started": {self.now():.3f}, "task": {json.dumps(task_hash)}}}').encode()
+        key = self.store.key
+        return value if key is None else key.sign_claim(value, 0)
 
     # -- claiming --------------------------------------------------------
 
@@ -167,8 +169,9 @@ class RedisClaims(Claims):
     def _stale_below(self, info: ClaimInfo) -> int:
         """What the scripts check again before taking or removing a claim judged stale: 0 when its
         owner is gone (nobody can renew it), else the time to live in ms under which it is stale."""
-        if gone_from_here(info.owner):
-            return 0
+        key = self.store.key
+        if gone_from_here(info.owner) or key is not None and key.claim_problem(info.raw, 0) is not None:
+            return 0  # nobody can renew it, or nobody who holds the key would
         return max(1, int(self._lease_of(info.owner) * 1000))
 
     def _lease_of(self, owner: dict) -> float:
@@ -207,6 +210,10 @@ class RedisClaims(Claims):
         age = max(0.0, 2 * lease - left_ms / 1000) if left_ms >= 0 else 0.0
         if gone_from_here(owner):
             return ClaimInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", raw)
+        key = self.store.key
+        problem = None if key is None else key.claim_problem(raw, 0)
+        if problem is not None:  # made without the key: nobody who holds it renews it
+            return ClaimInfo(task_hash, owner, age, True, f"a claim {problem}", raw)
         if age > lease:
             return ClaimInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", raw)
         return ClaimInfo(task_hash, owner, age, False, "live", raw, left=lease - age)
