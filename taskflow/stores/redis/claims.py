@@ -61,6 +61,16 @@ def _token_of(raw: bytes) -> str:
     return raw.split(b" ", 1)[0].decode("ascii", "replace")
 
 
+def _signed(key: Any, value: bytes) -> bytes:
+    """A claim's value with the MAC of the store's key (signing.py), if it has one."""
+    return value if key is None else key.sign_claim(value, 0)
+
+
+def _unsigned(key: Any, raw: bytes) -> str | None:
+    """Why a claim's value is not signed with the store's key; None when it is, or there is none."""
+    return None if key is None else key.claim_problem(raw, 0)
+
+
 def owner_of(raw: bytes | None) -> dict | None:
     """The owner record in a claim's value; {} when unreadable, None when there is no claim."""
     if raw is None:
@@ -123,8 +133,7 @@ class RedisClaims(Claims):
             self._owner_json = (process.pid, owner[:-1])
         value = (f'{token} {self._owner_json[1]}, "started": {float(self.clock())!r}, '
                  f'"fs_started": {self.now():.3f}, "task": {json.dumps(task_hash)}}}').encode()
-        key = self.store.key
-        return value if key is None else key.sign_claim(value, 0)
+        return _signed(self.store.key, value)
 
     # -- claiming --------------------------------------------------------
 
@@ -169,8 +178,7 @@ class RedisClaims(Claims):
     def _stale_below(self, info: ClaimInfo) -> int:
         """What the scripts check again before taking or removing a claim judged stale: 0 when its
         owner is gone (nobody can renew it), else the time to live in ms under which it is stale."""
-        key = self.store.key
-        if gone_from_here(info.owner) or key is not None and key.claim_problem(info.raw, 0) is not None:
+        if gone_from_here(info.owner) or _unsigned(self.store.key, info.raw) is not None:
             return 0  # nobody can renew it, or nobody who holds the key would
         return max(1, int(self._lease_of(info.owner) * 1000))
 
@@ -210,9 +218,7 @@ class RedisClaims(Claims):
         age = max(0.0, 2 * lease - left_ms / 1000) if left_ms >= 0 else 0.0
         if gone_from_here(owner):
             return ClaimInfo(task_hash, owner, age, True, f"process {owner['pid']} on {HOST} is gone", raw)
-        key = self.store.key
-        problem = None if key is None else key.claim_problem(raw, 0)
-        if problem is not None:  # made without the key: nobody who holds it renews it
+        if (problem := _unsigned(self.store.key, raw)) is not None:  # made without the key
             return ClaimInfo(task_hash, owner, age, True, f"a claim {problem}", raw)
         if age > lease:
             return ClaimInfo(task_hash, owner, age, True, f"not renewed for {age:.0f}s (lease {lease:.0f}s)", raw)
